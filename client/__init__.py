@@ -1,0 +1,1 @@
+"""pocketscan's messaging client: crypto core, store, network, TUI and CLI."""

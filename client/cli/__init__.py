@@ -1,0 +1,1 @@
+"""The `pocketscan` command line: one console script, subcommands registered per package."""

@@ -1,0 +1,1 @@
+"""The dumb relay: store-and-forward of opaque envelopes over WebSockets."""

@@ -1,0 +1,1 @@
+"""Research toolkit: evaluations, attacks, benchmarks and reports."""

@@ -1,0 +1,1 @@
+"""On-device perceptual hashing, the hash bank, its signed snapshot and the matcher."""
