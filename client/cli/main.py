@@ -13,7 +13,6 @@ __all__ = ["build_parser", "main"]
 
 #: Modules that contribute subcommands, each with ``register(registry)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "scanner.cli",
 )
 
 
