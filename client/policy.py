@@ -1,0 +1,141 @@
+"""The scanning policy: a scan result and the user's policy in, a decision out (pure).
+
+Policies (chosen in settings):
+
+``off``
+    The control arm of an experiment: images are not scanned at all and are sent.
+``warn``
+    A match is shown to the sender with its reason; the sender may still send or cancel.
+``block``
+    A match is not sent; the sender is told which snapshot and how many votes.
+``report``
+    A match is blocked, and a report sealed to the authority's key goes through the relay.
+
+Images that cannot be scanned are never a silent pass. The stated rule:
+
+=============  =========  ==========  ===========  ===========
+outcome        off        warn        block        report
+=============  =========  ==========  ===========  ===========
+no_match       send       send        send         send
+match          send       confirm     block        report
+low_quality    send       confirm     confirm      confirm
+error          send       confirm     block        block
+=============  =========  ==========  ===========  ===========
+
+``low_quality`` (PDQ quality below 50: flat colours, blank screenshots) cannot be matched
+reliably, so the sender must confirm, knowingly, that an unchecked image leaves the device.
+``error`` (corrupt file, decompression bomb, unsupported format) is blocked under ``block``
+and ``report``: a file the scanner cannot decode is exactly what an evasion would send. No
+report is filed for an error or low quality: there is no match to report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+__all__ = [
+    "POLICIES",
+    "Action",
+    "Decision",
+    "Outcome",
+    "PolicyName",
+    "ScanResult",
+    "decide",
+    "parse_policy",
+]
+
+PolicyName = Literal["off", "warn", "block", "report"]
+POLICIES: tuple[PolicyName, ...] = get_args(PolicyName)
+
+Outcome = Literal["match", "no_match", "low_quality", "error", "skipped"]
+Action = Literal["send", "confirm", "block", "report"]
+
+_RULES: dict[PolicyName, dict[str, Action]] = {
+    "off": {"no_match": "send", "match": "send", "low_quality": "send", "error": "send", "skipped": "send"},
+    "warn": {"no_match": "send", "match": "confirm", "low_quality": "confirm", "error": "confirm",
+             "skipped": "confirm"},
+    "block": {"no_match": "send", "match": "block", "low_quality": "confirm", "error": "block",
+              "skipped": "block"},
+    "report": {"no_match": "send", "match": "report", "low_quality": "confirm", "error": "block",
+               "skipped": "block"},
+}
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What the on-device scan found for one image.
+
+    Attributes:
+        outcome: ``match``, ``no_match``, ``low_quality``, ``error`` or ``skipped`` (not scanned).
+        votes: LSH tables hit by the best dihedral variant.
+        min_votes: votes needed for a match in this snapshot.
+        quality: PDQ quality 0..100 (None if the image could not be hashed).
+        snapshot_version: version of the snapshot used (None without a snapshot).
+        snapshot_fingerprint: hex SHA-256 of the snapshot file used.
+        reason: a person-readable explanation for errors and low quality.
+    """
+
+    outcome: Outcome
+    votes: int = 0
+    min_votes: int | None = None
+    quality: int | None = None
+    snapshot_version: int | None = None
+    snapshot_fingerprint: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the client does with one outgoing image, and why (shown to the sender)."""
+
+    action: Action
+    policy: PolicyName
+    outcome: Outcome
+    explanation: str
+
+    @property
+    def may_send(self) -> bool:
+        """True when the image may leave the device without asking (``send``)."""
+        return self.action == "send"
+
+
+def parse_policy(value: str) -> PolicyName:
+    """Validate a policy name from settings or the command line."""
+    name = value.strip().lower()
+    for policy in POLICIES:
+        if policy == name:
+            return policy
+    raise ValueError(f"unknown policy {value!r}: choose one of {', '.join(POLICIES)}")
+
+
+def _explain(scan: ScanResult, action: Action) -> str:
+    snap = ""
+    if scan.snapshot_version is not None:
+        fp = (scan.snapshot_fingerprint or "")[:16]
+        snap = f"snapshot v{scan.snapshot_version} ({fp})"
+    if scan.outcome == "match":
+        what = f"matches the hash bank: {scan.votes}/{scan.min_votes or '?'} votes in {snap or 'the snapshot'}"
+    elif scan.outcome == "no_match":
+        what = f"no match in {snap or 'the snapshot'} ({scan.votes} votes)"
+    elif scan.outcome == "low_quality":
+        what = f"could not be checked: image quality {scan.quality} is below the matching threshold"
+    elif scan.outcome == "error":
+        what = f"could not be scanned: {scan.reason or 'unreadable image'}"
+    else:
+        what = "not scanned" + (f" ({scan.reason})" if scan.reason else "")
+    tail = {
+        "send": "sent",
+        "confirm": "send anyway?",
+        "block": "not sent",
+        "report": "not sent; a sealed report goes to the authority",
+    }[action]
+    return f"{what}; {tail}"
+
+
+def decide(scan: ScanResult, policy: PolicyName) -> Decision:
+    """Apply ``policy`` to ``scan`` following the table in this module's docstring."""
+    if policy not in _RULES:
+        raise ValueError(f"unknown policy {policy!r}")
+    action = _RULES[policy][scan.outcome]
+    return Decision(action=action, policy=policy, outcome=scan.outcome, explanation=_explain(scan, action))
