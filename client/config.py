@@ -58,7 +58,8 @@ class Settings:
         return self
 
 
-_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_BOOL = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False}
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -115,7 +115,8 @@ def _explain(scan: ScanResult, action: Action) -> str:
         fp = (scan.snapshot_fingerprint or "")[:16]
         snap = f"snapshot v{scan.snapshot_version} ({fp})"
     if scan.outcome == "match":
-        what = f"matches the hash bank: {scan.votes}/{scan.min_votes or '?'} votes in {snap or 'the snapshot'}"
+        need = scan.min_votes or "?"
+        what = f"matches the hash bank: {scan.votes}/{need} votes in {snap or 'the snapshot'}"
     elif scan.outcome == "no_match":
         what = f"no match in {snap or 'the snapshot'} ({scan.votes} votes)"
     elif scan.outcome == "low_quality":

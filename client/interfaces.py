@@ -1,0 +1,213 @@
+"""The shapes the client's parts agree on: view objects, events and collaborator Protocols.
+
+``ChatCore`` is what front ends (the Textual TUI, the headless CLI, tests) use; ``core.Core`` is
+the real one and ``tests/tui`` drives the TUI with a fake. The collaborator Protocols
+(``ScannerPort``, ``RelayLink``) exist so that a test can wire one real part to recorders and
+check the exact order of calls (scan, match, policy, encrypt, send).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from client.policy import Decision, PolicyName, ScanResult
+
+if TYPE_CHECKING:
+    from scanner.verdict import ScanVerdict
+
+__all__ = [
+    "ChatCore",
+    "ConnectionChanged",
+    "ContactView",
+    "CoreEvent",
+    "DeliveryChanged",
+    "Direction",
+    "KeyChanged",
+    "MessageReceived",
+    "MessageView",
+    "RelayLink",
+    "ScannerPort",
+    "ScannerStatus",
+    "SendOutcome",
+    "SendStatus",
+    "SnapshotChanged",
+]
+
+Direction = Literal["in", "out"]
+DeliveryState = Literal["sending", "sent", "delivered", "failed", "blocked", "received"]
+SendStatus = Literal["sent", "blocked", "reported", "error", "confirm"]
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """A contact as the UI shows it."""
+
+    account_id: str
+    name: str
+    unread: int = 0
+    verified: bool = False
+    key_changed: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name or self.account_id
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One message of a conversation."""
+
+    id: str
+    peer: str
+    direction: Direction
+    kind: Literal["text", "image"]
+    text: str = ""
+    path: str | None = None
+    state: DeliveryState = "sent"
+    sent_at: float = 0.0
+    verdict: str | None = None
+    """For images: the scan outcome (match, no_match, ...), as recorded at send time."""
+    votes: int | None = None
+
+
+@dataclass(frozen=True)
+class ScannerStatus:
+    """What the scanner panel shows."""
+
+    policy: PolicyName
+    dihedral: bool
+    version: int | None = None
+    fingerprint: str | None = None
+    created_at: float | None = None
+    expires_at: float | None = None
+    min_votes: int | None = None
+    authority_key_id: str = ""
+    note: str = ""
+
+    def age_seconds(self, now: float) -> float | None:
+        return None if self.created_at is None else max(0.0, now - self.created_at)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """The result of sending one message (text or image).
+
+    ``status`` is one of the CLI contract's values (``sent``, ``blocked``, ``reported``, ``error``)
+    or ``confirm`` (policy ``warn``: the sender must confirm before anything leaves).
+    """
+
+    status: SendStatus
+    message: MessageView | None = None
+    scan: ScanResult | None = None
+    decision: Decision | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    message: MessageView
+
+
+@dataclass(frozen=True)
+class DeliveryChanged:
+    message_id: str
+    peer: str
+    state: DeliveryState
+
+
+@dataclass(frozen=True)
+class KeyChanged:
+    """A known contact's identity key changed: the UI must warn loudly."""
+
+    peer: str
+    old_fingerprint: str
+    new_fingerprint: str
+
+
+@dataclass(frozen=True)
+class SnapshotChanged:
+    status: ScannerStatus
+
+
+@dataclass(frozen=True)
+class ConnectionChanged:
+    connected: bool
+    detail: str = ""
+
+
+CoreEvent = MessageReceived | DeliveryChanged | KeyChanged | SnapshotChanged | ConnectionChanged
+
+
+class ChatCore(Protocol):
+    """What a front end may ask of the client (all network and crypto behind it)."""
+
+    @property
+    def account_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    def subscribe(self, listener: Callable[[CoreEvent], None]) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def contacts(self) -> list[ContactView]: ...
+
+    def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]: ...
+
+    def mark_read(self, peer: str) -> None: ...
+
+    async def add_contact(self, account_or_invite: str, name: str = "") -> ContactView: ...
+
+    def invite_code(self) -> str: ...
+
+    async def send_text(self, peer: str, text: str) -> SendOutcome: ...
+
+    async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome: ...
+
+    def scanner_status(self) -> ScannerStatus: ...
+
+    async def set_policy(self, policy: PolicyName) -> None: ...
+
+    def safety_number(self, peer: str) -> str: ...
+
+    def set_verified(self, peer: str, verified: bool) -> None: ...
+
+
+class ScannerPort(Protocol):
+    """On-device scanning: hash, match against the current snapshot, seal a verdict."""
+
+    def scan(self, data: bytes, *, name: str, dihedral: bool) -> ScanResult: ...
+
+    def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict: ...
+
+
+class RelayLink(Protocol):
+    """The network edge as the pipeline sees it (``client.net.Net`` is the real one)."""
+
+    async def send_envelope(self, recipient: str, payload: bytes, *, local_id: str) -> None: ...
+
+    async def upload_blob(self, data: bytes) -> str: ...
+
+
+Listener = Callable[[CoreEvent], None]
+AsyncAction = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class EventHub:
+    """Fan-out of core events to front-end listeners."""
+
+    listeners: list[Listener] = field(default_factory=list)
+
+    def subscribe(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def emit(self, event: CoreEvent) -> None:
+        for listener in list(self.listeners):
+            listener(event)

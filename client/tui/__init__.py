@@ -1,0 +1,1 @@
+"""The Textual front end (``pocketscan chat`` / ``pocketscan demo``); imports the core, never the reverse."""

@@ -1,0 +1,1 @@
+"""Screens: onboarding, chat, add contact, safety number, verdict, file picker."""

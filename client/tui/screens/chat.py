@@ -1,0 +1,294 @@
+"""The main screen: contacts and scanner panel on the left, conversation and composer on the right."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+
+from client.interfaces import (
+    ChatCore,
+    ConnectionChanged,
+    CoreEvent,
+    DeliveryChanged,
+    KeyChanged,
+    MessageReceived,
+    SendOutcome,
+    SnapshotChanged,
+)
+from client.policy import POLICIES, parse_policy
+from client.tui.messages import ContactAdded, CoreEventArrived, OperationFailed, SendFinished
+from client.tui.screens.add_contact import AddContactRequest, AddContactScreen
+from client.tui.screens.confirm import ConfirmSendScreen
+from client.tui.screens.file_picker import FilePickerScreen
+from client.tui.screens.safety import SafetyNumberScreen
+from client.tui.widgets.banner import VerdictBanner
+from client.tui.widgets.contacts import ContactList
+from client.tui.widgets.conversation import Conversation
+from client.tui.widgets.scanner_panel import ScannerPanel
+
+__all__ = ["ChatScreen"]
+
+HELP = "Commands: /image PATH · /policy off|warn|block|report · /safety · /add ACCOUNT [NAME] · /invite"
+
+
+class ChatScreen(Screen[None]):
+    """Everything a conversation needs; talks to the core only from workers."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "add_contact", "Add contact", priority=True),
+        Binding("ctrl+o", "attach", "Attach image", priority=True),
+        Binding("ctrl+g", "safety", "Safety no.", priority=True),
+        Binding("ctrl+r", "cycle_policy", "Policy", priority=True),
+        Binding("tab", "app.focus_next", "Focus", show=False),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, core: ChatCore, *, image_dir: Path | None = None) -> None:
+        super().__init__()
+        self.core = core
+        self.image_dir = image_dir or Path.cwd()
+        self.current: str | None = None
+        self.connected = False
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◈")
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield ContactList(id="contacts")
+                yield ScannerPanel(id="scanner")
+            with Vertical(id="chat"):
+                yield Conversation(id="conversation")
+                banner = VerdictBanner("", id="banner")
+                banner.display = False
+                yield banner
+                yield Input(placeholder="Message, or /image PATH  (/help)", id="composer")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.title = "pocketscan"
+        self._update_subtitle()
+        def _listener(event: CoreEvent) -> None:
+            self.post_message(CoreEventArrived(event))
+
+        self.core.subscribe(_listener)
+        self.query_one(ScannerPanel).show(self.core.scanner_status())
+        contacts = self.core.contacts()
+        if contacts:
+            await self.open_conversation(contacts[0].account_id)
+        else:
+            await self.query_one(Conversation).show(None, [], "Add a contact with ctrl+n")
+            self.refresh_contacts()
+        self.query_one("#composer", Input).focus()
+        self.set_interval(30, self._tick)
+
+    def _tick(self) -> None:
+        self.query_one(ScannerPanel).show(self.core.scanner_status())
+
+    def _update_subtitle(self) -> None:
+        link = "connected" if self.connected else "offline"
+        self.sub_title = f"{self.core.display_name} · {self.core.account_id} · {link}"
+
+    def refresh_contacts(self) -> None:
+        self.query_one(ContactList).show(self.core.contacts(), self.current)
+
+    async def open_conversation(self, peer: str) -> None:
+        self.current = peer
+        self.core.mark_read(peer)
+        contact = next((c for c in self.core.contacts() if c.account_id == peer), None)
+        title = contact.label if contact else peer
+        if contact and contact.key_changed:
+            title += "  ⚠ KEY CHANGED"
+        elif contact and contact.verified:
+            title += "  ✓ verified"
+        await self.query_one(Conversation).show(peer, self.core.messages(peer), title)
+        self.refresh_contacts()
+
+    # -- composer ---------------------------------------------------------------------------------
+    @on(Input.Submitted, "#composer")
+    async def _submit(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.value = ""
+        if not text:
+            return
+        if text.startswith("/"):
+            await self._command(text)
+            return
+        if self.current is None:
+            self.banner().show_text("Choose or add a contact first (ctrl+n).")
+            return
+        self.send_text(self.current, text)
+
+    async def _command(self, text: str) -> None:
+        try:
+            parts = shlex.split(text)
+        except ValueError:
+            parts = text.split()
+        cmd, args = parts[0].lower(), parts[1:]
+        if cmd == "/image" and args:
+            path = Path(" ".join(args)).expanduser()
+            if self.current is None:
+                self.banner().show_text("Choose or add a contact first (ctrl+n).")
+            else:
+                self.send_image(self.current, path)
+        elif cmd == "/policy" and args:
+            try:
+                policy = parse_policy(args[0])
+            except ValueError as exc:
+                self.banner().show_text(str(exc))
+                return
+            self.set_policy(policy)
+        elif cmd == "/safety":
+            self.action_safety()
+        elif cmd == "/add" and args:
+            self.add_contact(AddContactRequest(args[0], " ".join(args[1:])))
+        elif cmd == "/invite":
+            self.banner().show_text(f"Your invite code: {self.core.invite_code()}", "sent")
+        else:
+            self.banner().show_text(HELP, "confirm")
+
+    def banner(self) -> VerdictBanner:
+        return self.query_one(VerdictBanner)
+
+    # -- workers (the only callers of the core's async API) ---------------------------------------
+    @work(group="send")
+    async def send_text(self, peer: str, text: str) -> None:
+        try:
+            outcome = await self.core.send_text(peer, text)
+        except Exception as exc:  # shown to the user, never swallowed
+            self.post_message(OperationFailed(f"Could not send: {exc}"))
+            return
+        self.post_message(SendFinished(peer, outcome))
+
+    @work(group="send")
+    async def send_image(self, peer: str, path: Path, confirmed: bool = False) -> None:
+        self.banner().show_text(f"Scanning {path.name}…", "confirm")
+        try:
+            outcome = await self.core.send_image(peer, path, confirmed=confirmed)
+        except Exception as exc:
+            self.post_message(OperationFailed(f"Could not send {path.name}: {exc}"))
+            return
+        self.post_message(SendFinished(peer, outcome, path=str(path)))
+
+    @work(group="contacts")
+    async def add_contact(self, request: AddContactRequest) -> None:
+        try:
+            contact = await self.core.add_contact(request.account_or_invite, request.name)
+        except Exception as exc:
+            self.post_message(OperationFailed(f"Could not add contact: {exc}"))
+            return
+        self.post_message(ContactAdded(contact))
+
+    @work(group="settings")
+    async def set_policy(self, policy: str) -> None:
+        await self.core.set_policy(parse_policy(policy))
+        self.query_one(ScannerPanel).show(self.core.scanner_status())
+        self.banner().show_text(f"Policy is now {policy}.", "sent")
+
+    # -- results ----------------------------------------------------------------------------------
+    @on(SendFinished)
+    async def _sent(self, message: SendFinished) -> None:
+        outcome: SendOutcome = message.outcome
+        name = Path(message.path).name if message.path else ""
+        if outcome.message is not None:
+            await self.query_one(Conversation).add(outcome.message)
+        if message.path is None and outcome.status == "sent":
+            return
+        if outcome.status == "confirm" and message.path:
+            self.banner().show_outcome(outcome, name)
+            path = Path(message.path)
+
+            def _answer(send: bool | None) -> None:
+                if send:
+                    self.send_image(message.peer, path, True)
+                else:
+                    self.banner().show_text(f"Cancelled: {name} was not sent.", "blocked")
+
+            self.app.push_screen(ConfirmSendScreen(outcome, name), _answer)
+            return
+        self.banner().show_outcome(outcome, name)
+
+    @on(ContactAdded)
+    async def _contact_added(self, message: ContactAdded) -> None:
+        self.banner().show_text(f"Added {message.contact.label}.", "sent")
+        await self.open_conversation(message.contact.account_id)
+
+    @on(OperationFailed)
+    def _failed(self, message: OperationFailed) -> None:
+        self.banner().show_text(message.text, "error")
+
+    @on(CoreEventArrived)
+    async def _core_event(self, message: CoreEventArrived) -> None:
+        event = message.event
+        if isinstance(event, MessageReceived):
+            if event.message.peer == self.current:
+                await self.query_one(Conversation).add(event.message)
+                self.core.mark_read(event.message.peer)
+            self.refresh_contacts()
+        elif isinstance(event, DeliveryChanged):
+            if event.peer == self.current:
+                self.query_one(Conversation).set_state(event.message_id, event.state)
+        elif isinstance(event, KeyChanged):
+            self.refresh_contacts()
+            self.banner().show_text(
+                f"⚠ SAFETY NUMBER CHANGED for {event.peer}: verify it before trusting (ctrl+g).", "error")
+            contact = next((c for c in self.core.contacts() if c.account_id == event.peer), None)
+            if contact is not None:
+                self.app.push_screen(SafetyNumberScreen(contact, self.core.safety_number(event.peer)))
+        elif isinstance(event, SnapshotChanged):
+            self.query_one(ScannerPanel).show(event.status)
+        elif isinstance(event, ConnectionChanged):
+            self.connected = event.connected
+            self._update_subtitle()
+
+    @on(ContactList.Chosen)
+    async def _chosen(self, message: ContactList.Chosen) -> None:
+        await self.open_conversation(message.peer)
+        self.query_one("#composer", Input).focus()
+
+    # -- actions ----------------------------------------------------------------------------------
+    def action_add_contact(self) -> None:
+        def _done(request: AddContactRequest | None) -> None:
+            if request is not None:
+                self.add_contact(request)
+
+        self.app.push_screen(AddContactScreen(self.core.invite_code()), _done)
+
+    def action_attach(self) -> None:
+        if self.current is None:
+            self.banner().show_text("Choose or add a contact first (ctrl+n).")
+            return
+        peer = self.current
+
+        def _done(path: Path | None) -> None:
+            if path is not None:
+                self.send_image(peer, path)
+
+        self.app.push_screen(FilePickerScreen(self.image_dir), _done)
+
+    def action_safety(self) -> None:
+        if self.current is None:
+            return
+        contact = next((c for c in self.core.contacts() if c.account_id == self.current), None)
+        if contact is None:
+            return
+        peer = contact.account_id
+
+        async def _done(verified: bool | None) -> None:
+            if verified is not None:
+                self.core.set_verified(peer, verified)
+                await self.open_conversation(peer)
+
+        self.app.push_screen(SafetyNumberScreen(contact, self.core.safety_number(peer)), _done)
+
+    def action_cycle_policy(self) -> None:
+        current = self.core.scanner_status().policy
+        self.set_policy(POLICIES[(POLICIES.index(current) + 1) % len(POLICIES)])

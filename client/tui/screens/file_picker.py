@@ -1,0 +1,49 @@
+"""Pick an image file to attach."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DirectoryTree, Static
+
+__all__ = ["FilePickerScreen", "ImageTree"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class ImageTree(DirectoryTree):
+    """Folders and image files only, no hidden entries."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths if not p.name.startswith(".")
+                and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
+
+
+class FilePickerScreen(ModalScreen[Path | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="picker"):
+            yield Static(f"[b]Attach an image[/b]  ({self.root})  Enter: choose, Esc: cancel")
+            yield ImageTree(self.root, id="tree")
+
+    def on_mount(self) -> None:
+        self.query_one(ImageTree).focus()
+
+    @on(DirectoryTree.FileSelected)
+    def _chosen(self, event: DirectoryTree.FileSelected) -> None:
+        self.dismiss(event.path)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,69 @@
+"""First run: choose a profile name and a passphrase for the encrypted store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+__all__ = ["OnboardingResult", "OnboardingScreen"]
+
+
+@dataclass(frozen=True)
+class OnboardingResult:
+    name: str
+    passphrase: str
+
+
+class OnboardingScreen(Screen[OnboardingResult]):
+    """Welcome, name and passphrase (twice). Dismisses with an :class:`OnboardingResult`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [("escape", "app.quit", "Quit")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="onboarding"):
+            yield Static("[b]Welcome to pocketscan[/b]", id="welcome")
+            yield Static(
+                "An end-to-end encrypted messenger that scans outgoing images on this device "
+                "before they are encrypted. Your keys and history stay in an encrypted store.",
+                id="welcome-text",
+            )
+            yield Label("Profile name")
+            yield Input(placeholder="e.g. alice", id="name")
+            yield Label("Passphrase (protects the local store; empty = no passphrase)")
+            yield Input(password=True, id="passphrase")
+            yield Input(password=True, placeholder="repeat passphrase", id="passphrase2")
+            yield Static("", id="onboarding-error")
+            yield Button("Create account", variant="primary", id="create")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+
+    @on(Input.Submitted)
+    def _next(self, event: Input.Submitted) -> None:
+        order = ["name", "passphrase", "passphrase2"]
+        if event.input.id in order[:-1]:
+            self.query_one(f"#{order[order.index(event.input.id) + 1]}", Input).focus()
+        else:
+            self._create()
+
+    @on(Button.Pressed, "#create")
+    def _create(self) -> None:
+        name = self.query_one("#name", Input).value.strip()
+        p1 = self.query_one("#passphrase", Input).value
+        p2 = self.query_one("#passphrase2", Input).value
+        error = self.query_one("#onboarding-error", Static)
+        if not name:
+            error.update("Choose a profile name.")
+            return
+        if p1 != p2:
+            error.update("The two passphrases differ.")
+            return
+        self.dismiss(OnboardingResult(name=name, passphrase=p1))

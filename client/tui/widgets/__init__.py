@@ -1,0 +1,1 @@
+"""Widgets of the chat screen, one area per module."""

@@ -1,0 +1,53 @@
+"""The verdict banner shown above the composer after each image."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+
+from client.interfaces import SendOutcome
+
+__all__ = ["VerdictBanner", "banner_text"]
+
+_TITLES = {
+    "sent": "SENT",
+    "blocked": "BLOCKED",
+    "reported": "BLOCKED + REPORTED",
+    "confirm": "WARNING",
+    "error": "ERROR",
+}
+
+
+def banner_text(outcome: SendOutcome, name: str = "") -> str:
+    """One line: title, file, scan outcome with votes and snapshot, and what happened."""
+    title = _TITLES.get(outcome.status, outcome.status.upper())
+    if outcome.decision is not None:
+        body = outcome.decision.explanation
+    elif outcome.error:
+        body = outcome.error
+    else:
+        body = ""
+    if outcome.status == "confirm":
+        body += " (cancelled)" if not body.endswith("?") else ""
+    file = f" {name}:" if name else ""
+    return f"{title}{file} {body}".strip()
+
+
+class VerdictBanner(Static):
+    """Hidden until an image verdict arrives; colour by what happened."""
+
+    def show_outcome(self, outcome: SendOutcome, name: str = "") -> None:
+        for cls in ("sent", "blocked", "reported", "confirm", "error"):
+            self.remove_class(cls)
+        self.add_class(outcome.status)
+        self.update(banner_text(outcome, name))
+        self.display = True
+
+    def show_text(self, text: str, kind: str = "error") -> None:
+        for cls in ("sent", "blocked", "reported", "confirm", "error"):
+            self.remove_class(cls)
+        self.add_class(kind)
+        self.update(text)
+        self.display = True
+
+    def hide(self) -> None:
+        self.display = False
