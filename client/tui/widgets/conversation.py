@@ -55,7 +55,7 @@ class MessageBubble(Static):
         else:
             label = Path(m.path).name if m.path else "image"
             verdict = f" · scan: {m.verdict}" if m.verdict else ""
-            parts.append(Text(f"🖼 {label}{verdict}", style="bold"))
+            parts.append(Text(f"▣ {label}{verdict}", style="bold"))
             if self._thumb is not None:
                 parts.append(self._thumb)
         parts.append(meta)

@@ -42,7 +42,7 @@ class ScannerPanel(Static):
             snap = f"snapshot: v{status.version}"
             fp = f"\nfp: {(status.fingerprint or '')[:16]}"
             age = f"\nage: {format_age(status.age_seconds(now))}"
-        key = f"\nauthority: {status.authority_key_id[:16] or '—'}"
+        key = f"\nkey: {status.authority_key_id[:16] or '—'}"
         dihedral = "on" if status.dihedral else "off"
         note = f"\n{status.note}" if status.note else ""
         self.set_class(status.policy == "off", "policy-off")

@@ -1,0 +1,126 @@
+"""A fake ChatCore for TUI snapshot tests: fixed data, no network, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from client.interfaces import (
+    ContactView,
+    CoreEvent,
+    EventHub,
+    MessageView,
+    ScannerStatus,
+    SendOutcome,
+)
+from client.policy import PolicyName, ScanResult, decide
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = 1_790_000_000.0
+
+ALICE = "aliceaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+BOB = "bobbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+CAROL = "carolccccccccccccccccccccccccccc"
+
+
+class FakeCore:
+    """Deterministic data for screenshots; ``banked`` names are reported as matches."""
+
+    def __init__(self, *, banked: tuple[str, ...] = ("rocket.jpg",), key_changed: bool = False) -> None:
+        self.hub = EventHub()
+        self.policy: PolicyName = "block"
+        self.banked = banked
+        self._contacts = {
+            BOB: ContactView(BOB, "bob", unread=0, verified=True),
+            CAROL: ContactView(CAROL, "carol", unread=2, key_changed=key_changed),
+        }
+        self._messages: dict[str, list[MessageView]] = {
+            BOB: [
+                MessageView("m1", BOB, "in", "text", text="hi! send me the coffee photo?", sent_at=T0,
+                            state="received"),
+                MessageView("m2", BOB, "out", "text", text="sure, one sec", sent_at=T0 + 60,
+                            state="delivered"),
+                MessageView("m3", BOB, "out", "image", path=str(REPO / "samples" / "coffee.jpg"),
+                            sent_at=T0 + 90, state="sent", verdict="no_match", votes=0),
+            ],
+            CAROL: [],
+        }
+        self.sent: list[tuple[str, str]] = []
+        self._n = 10
+
+    @property
+    def account_id(self) -> str:
+        return ALICE
+
+    @property
+    def display_name(self) -> str:
+        return "alice"
+
+    def subscribe(self, listener: Callable[[CoreEvent], None]) -> None:
+        self.hub.subscribe(listener)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def contacts(self) -> list[ContactView]:
+        return list(self._contacts.values())
+
+    def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
+        return list(self._messages.get(peer, []))[-limit:]
+
+    def mark_read(self, peer: str) -> None:
+        from dataclasses import replace
+
+        self._contacts[peer] = replace(self._contacts[peer], unread=0)
+
+    async def add_contact(self, account_or_invite: str, name: str = "") -> ContactView:
+        contact = ContactView(account_or_invite, name)
+        self._contacts[account_or_invite] = contact
+        self._messages[account_or_invite] = []
+        return contact
+
+    def invite_code(self) -> str:
+        return f"psinv:{ALICE}"
+
+    def _next(self) -> str:
+        self._n += 1
+        return f"m{self._n}"
+
+    async def send_text(self, peer: str, text: str) -> SendOutcome:
+        self.sent.append((peer, text))
+        msg = MessageView(self._next(), peer, "out", "text", text=text, sent_at=T0 + 120, state="sent")
+        self._messages[peer].append(msg)
+        return SendOutcome("sent", msg)
+
+    async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
+        matched = path.name in self.banked
+        scan = ScanResult("match" if matched else "no_match", votes=5 if matched else 0, min_votes=2,
+                          quality=100, snapshot_version=3, snapshot_fingerprint="5e" * 32)
+        decision = decide(scan, self.policy)
+        if decision.action == "confirm" and not confirmed:
+            return SendOutcome("confirm", None, scan, decision)
+        if decision.action in ("block", "report"):
+            return SendOutcome("blocked" if decision.action == "block" else "reported", None, scan, decision)
+        msg = MessageView(self._next(), peer, "out", "image", path=str(path), sent_at=T0 + 120, state="sent",
+                          verdict=scan.outcome, votes=scan.votes)
+        self._messages[peer].append(msg)
+        self.sent.append((peer, str(path)))
+        return SendOutcome("sent", msg, scan, decision)
+
+    def scanner_status(self) -> ScannerStatus:
+        return ScannerStatus(policy=self.policy, dihedral=True, version=3, fingerprint="5e" * 32,
+                             created_at=T0 - 3600, min_votes=2, authority_key_id="a1b2c3d4e5f60718")
+
+    async def set_policy(self, policy: PolicyName) -> None:
+        self.policy = policy
+
+    def safety_number(self, peer: str) -> str:
+        return "".join(str(i % 10) for i in range(60))
+
+    def set_verified(self, peer: str, verified: bool) -> None:
+        from dataclasses import replace
+
+        self._contacts[peer] = replace(self._contacts[peer], verified=verified, key_changed=False)
