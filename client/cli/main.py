@@ -13,6 +13,7 @@ __all__ = ["build_parser", "main"]
 
 #: Modules that contribute subcommands, each with ``register(registry)``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "scanner.commands.hashing",
 )
 
 

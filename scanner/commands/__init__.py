@@ -1,0 +1,1 @@
+"""`pocketscan` subcommands contributed by the scanner package (cheap to import)."""

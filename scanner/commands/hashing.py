@@ -1,0 +1,102 @@
+"""`pocketscan hash`: perceptual hashes of image files as JSON Lines.
+
+Contract (kept exactly): ``pocketscan hash [--algo NAME] [--mode fast|exact] [--dihedral] PATH...``.
+Directories are walked recursively for image files (sorted). One JSON object per file on stdout, in
+input order: ``{"path", "algo", "hash", "quality"}`` (+ ``"dihedral"``: 8 hex strings with
+``--dihedral``), or ``{"path", "error"}`` for a file that cannot be hashed. Exit status 2 once all
+files are processed if any failed, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from client.cli.registry import CommandRegistry
+
+__all__ = ["iter_image_paths", "register", "run_hash"]
+
+_EPILOG = """\
+output (JSON Lines, one object per file, in input order):
+  {"path": "a.jpg", "algo": "pdq", "hash": "<hex>", "quality": 100}
+  {"path": "b.jpg", "algo": "pdq", "hash": "<hex>", "quality": 87, "dihedral": ["<hex>", ... 8]}
+  {"path": "c.txt", "error": "c.txt: not an image Pillow can read (unknown or corrupt format)"}
+dihedral order: original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1
+exit status: 0 when every file was hashed, 2 when any failed (after processing all of them)
+
+modes: fast (default) decodes large JPEGs at reduced scale (>= 512 px on the shorter side), within a
+few bits of the full-resolution hash; exact decodes at full resolution and equals Meta's reference.
+"""
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add ``pocketscan hash``."""
+    from scanner.hashers.registry import hasher_names
+
+    parser = registry.command(
+        "hash",
+        _handle,
+        help="perceptual hashes (PDQ by default) of image files and directories, as JSON Lines",
+        epilog=_EPILOG,
+    )
+    parser.add_argument(
+        "--algo", choices=hasher_names(), default="pdq", help="hash algorithm (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("fast", "exact"),
+        default="fast",
+        help="fast: reduced-scale JPEG decode (default); exact: full resolution, equal to the reference",
+    )
+    parser.add_argument(
+        "--dihedral", action="store_true", help="also output the 8 rotated/mirrored variants of each hash"
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories (recursive)")
+
+
+def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
+    """Files in input order; each directory expands to its image files, recursively and sorted."""
+    from scanner.image import IMAGE_SUFFIXES
+
+    for path in paths:
+        if os.path.isdir(path):
+            found: list[str] = []
+            for root, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for name in files:
+                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                        found.append(os.path.join(root, name))
+            yield from sorted(found)
+        else:
+            yield path
+
+
+def run_hash(paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: object = None) -> int:
+    """Hash every file, print one JSON line each, return 2 if any failed else 0."""
+    from scanner.errors import ImageError
+    from scanner.hashing import hash_file
+
+    stream = out if out is not None else sys.stdout
+    failed = False
+    for path in iter_image_paths(paths):
+        record: dict[str, object]
+        try:
+            result = hash_file(path, algo=algo, mode=mode, dihedral=dihedral)
+        except ImageError as exc:
+            failed = True
+            record = {"path": path, "error": str(exc)}
+        else:
+            record = {"path": path, "algo": result.algo, "hash": result.hex, "quality": result.quality}
+            if result.dihedral is not None:
+                record["dihedral"] = [h.hex() for h in result.dihedral]
+        print(json.dumps(record), file=stream, flush=True)  # type: ignore[call-overload]
+    return 2 if failed else 0
+
+
+def _handle(args: argparse.Namespace) -> int:
+    return run_hash(args.paths, algo=args.algo, mode=args.mode, dihedral=args.dihedral)
