@@ -125,7 +125,7 @@ def _decode(fp: IO[bytes], name: str, mode: DecodeMode, orient: bool) -> np.ndar
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)
         try:
-            im = Image.open(fp)
+            im: Image.Image = Image.open(fp)
         except Image.DecompressionBombError as exc:
             raise ImageError(name, f"decompression bomb refused before decoding ({exc})") from None
         except Image.UnidentifiedImageError:

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
@@ -76,7 +76,9 @@ def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
             yield path
 
 
-def run_hash(paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: object = None) -> int:
+def run_hash(
+    paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: TextIO | None = None
+) -> int:
     """Hash every file, print one JSON line each, return 2 if any failed else 0."""
     from scanner.errors import ImageError
     from scanner.hashing import hash_file
@@ -94,7 +96,7 @@ def run_hash(paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out:
             record = {"path": path, "algo": result.algo, "hash": result.hex, "quality": result.quality}
             if result.dihedral is not None:
                 record["dihedral"] = [h.hex() for h in result.dihedral]
-        print(json.dumps(record), file=stream, flush=True)  # type: ignore[call-overload]
+        print(json.dumps(record), file=stream, flush=True)
     return 2 if failed else 0
 
 

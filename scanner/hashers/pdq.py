@@ -203,10 +203,8 @@ def pdq_float(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     rgb = check_rgb(rgb)
     rows, cols = rgb.shape[:2]
     y = luma(rgb)
-    if rows == 64 and cols == 64:
-        a = y  # the reference skips the filter when the input already is 64x64
-    else:
-        a = jarosz_filter(y)
+    # The reference skips the filter when the input already is 64x64.
+    a = y if rows == 64 and cols == 64 else jarosz_filter(y)
     return dct16(a), quality_metric(a)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ def _load_plugins() -> None:
             if importlib.util.find_spec(module) is None:
                 continue
             importlib.import_module(module)
-        except ImportError:
-            continue
+        except Exception as exc:  # a broken optional plugin must not take the built-in hashers down
+            warnings.warn(f"hasher plugin {module} failed to load: {exc}", RuntimeWarning, stacklevel=2)
 
 
 def hasher_names() -> tuple[str, ...]:
