@@ -2,18 +2,18 @@
 
 Two families of method, named in every report:
 
-* ``whitebox-linear`` (PDQ only): :mod:`research.pdq_linear` gives PDQ's coefficients as an exact linear function
-  of the luma, so the smallest (L2) luma change that moves chosen coefficients across the median is solved in
-  closed form. Evasion flips the bits closest to the median (balanced up/down so the median stays put) until the
-  distance exceeds the threshold; collision pushes every disagreeing bit toward the target's side except the
-  costliest few that the distance budget allows to stay wrong. A geometric search over the push size keeps the
-  distortion small.
+* ``whitebox-linear`` (PDQ only): :mod:`research.pdq_linear` gives PDQ's coefficients as an exact linear
+  function of the luma, so the smallest (L2) luma change that moves chosen coefficients across the median is
+  solved in closed form. Evasion flips the bits closest to the median (balanced up/down so the median stays
+  put) until the distance exceeds the threshold; collision pushes every disagreeing bit toward the target's
+  side except the costliest few that the distance budget allows to stay wrong. A geometric search over the
+  push size keeps the distortion small.
 * ``blackbox-nes`` (any hasher, PDQ included): the attacker sees only hashes. The perturbation lives on a
   coarse grid (smooth, low-frequency, grey), is estimated with antithetic NES on the Hamming distance (the
   spirit of Jain et al. 2022 and Madden et al. 2024), and is bounded in L-infinity.
 
-Success is judged only by the *oracle*: the project's real hasher applied to the image after it is saved as PNG
-and decoded again (:func:`png_roundtrip`). Every oracle call counts as one query.
+Success is judged only by the *oracle*: the project's real hasher applied to the image after it is saved as
+PNG and decoded again (:func:`png_roundtrip`). Every oracle call counts as one query.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ Oracle = Callable[[np.ndarray], tuple[bytes, int]]
 def png_roundtrip(rgb: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Encode ``rgb`` as PNG and decode it again: (png bytes, decoded pixels)."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(buf, format="PNG", compress_level=1)
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB")
+    img.save(buf, format="PNG", compress_level=1)
     data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as im:
         back = np.asarray(im.convert("RGB"))
@@ -243,7 +244,7 @@ def collide_whitebox(source: np.ndarray, target_hash: bytes, oracle: Oracle, *, 
                 target[k] = med + sign[k] * delta * scale
         x = _refine_clipped(model, _apply_luma(src, model.luma_delta(target - c)), target, tol=0.1 * scale,
                             iters=10)
-        hh, q = oracle(x)  # lossless PNG: same pixels as the reloaded file (re-checked on the file at the end)
+        hh, q = oracle(x)  # lossless PNG: same pixels as the reloaded file (re-checked on it at the end)
         return x, hamming_bytes(hh, target_hash), q
 
     delta, lo_fail = 0.05, 0.0
@@ -323,7 +324,8 @@ def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queri
             grad += (dp - dm) * u
         if best_d > threshold:
             break
-        theta = theta + lr * grad / (2 * samples * sigma) / max(1.0, float(np.abs(grad).max()) / (2 * samples))
+        norm = max(1.0, float(np.abs(grad).max()) / (2 * samples))
+        theta = theta + lr * grad / (2 * samples * sigma) / norm
         d, q, x = score(theta)
         queries += 1
         if d > best_d and q >= min_quality:

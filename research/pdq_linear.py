@@ -1,17 +1,17 @@
 """PDQ as a linear map plus one threshold: the white-box model behind the attacks.
 
-In PDQ (facebook/ThreatExchange ``pdq/cpp/hashing/pdqhashing.cpp``) every step before the hash bits is linear
-in the pixels: luma ``Y = 0.299 R + 0.587 G + 0.114 B``; two passes of a Jarosz box filter (a moving mean whose
-window ``(dim + 127) // 128`` is truncated at the borders) along rows and columns; decimation to 64x64 by
-sampling rows ``int((i + 0.5) * H / 64)``; a 16x64 DCT matrix ``D[i][j] = sqrt(2/64) cos(pi/128 (i+1)(2j+1))``.
-The filter and decimation act on rows and columns separately, so the 16x16 coefficients are
+In PDQ (facebook/ThreatExchange ``pdq/cpp/hashing/pdqhashing.cpp``) every step before the hash bits is
+linear in the pixels: luma ``Y = 0.299 R + 0.587 G + 0.114 B``; two passes of a Jarosz box filter (a moving
+mean whose window ``(dim + 127) // 128`` is truncated at the borders) along rows and columns; decimation to
+64x64 by sampling rows ``int((i + 0.5) * H / 64)``; a 16x64 DCT matrix ``D[i][j] = sqrt(2/64) cos(pi/128
+(i+1)(2j+1))``. The filter and decimation act on rows and columns separately, so the 16x16 coefficients are
 
     C = A_y  Y  A_x^T        with A_y = D S_y B_y^2 (16 x H), A_x = D S_x B_x^2 (16 x W)
 
-and bit ``k = 16 i + j`` is ``C[i, j] > median(C)``. Only the median comparison is non-linear. This gives the
-attacks exact gradients, and the minimum-L2 luma change that moves the coefficients by ``dC`` in closed form:
-``dY = pinv(A_y) dC pinv(A_x)^T``. The attacks still judge success only with the project's real hasher after
-a PNG save and reload; this model only proposes perturbations.
+and bit ``k = 16 i + j`` is ``C[i, j] > median(C)``. Only the median comparison is non-linear. This gives
+the attacks exact gradients, and the minimum-L2 luma change that moves the coefficients by ``dC`` in closed
+form: ``dY = pinv(A_y) dC pinv(A_x)^T``. The attacks still judge success only with the project's real hasher
+after a PNG save and reload; this model only proposes perturbations.
 
 Bit order: PDQ's hex prints word 15 first, so bit ``k`` sits at position ``255 - k`` of the big-endian
 bitstring of ``HashResult.hash`` (:func:`bits_from_hash`).
