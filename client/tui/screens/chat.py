@@ -86,7 +86,7 @@ class ChatScreen(Screen[None]):
             await self.open_conversation(contacts[0].account_id)
         else:
             await self.query_one(Conversation).show(None, [], "Add a contact with ctrl+n")
-            self.refresh_contacts()
+            await self.refresh_contacts()
         self.query_one("#composer", Input).focus()
         self.set_interval(30, self._tick)
 
@@ -97,8 +97,8 @@ class ChatScreen(Screen[None]):
         link = "connected" if self.connected else "offline"
         self.sub_title = f"{self.core.display_name} · {self.core.account_id} · {link}"
 
-    def refresh_contacts(self) -> None:
-        self.query_one(ContactList).show(self.core.contacts(), self.current)
+    async def refresh_contacts(self) -> None:
+        await self.query_one(ContactList).show(self.core.contacts(), self.current)
 
     async def open_conversation(self, peer: str) -> None:
         self.current = peer
@@ -110,7 +110,7 @@ class ChatScreen(Screen[None]):
         elif contact and contact.verified:
             title += "  ✓ verified"
         await self.query_one(Conversation).show(peer, self.core.messages(peer), title)
-        self.refresh_contacts()
+        await self.refresh_contacts()
 
     # -- composer ---------------------------------------------------------------------------------
     @on(Input.Submitted, "#composer")
@@ -232,12 +232,12 @@ class ChatScreen(Screen[None]):
             if event.message.peer == self.current:
                 await self.query_one(Conversation).add(event.message)
                 self.core.mark_read(event.message.peer)
-            self.refresh_contacts()
+            await self.refresh_contacts()
         elif isinstance(event, DeliveryChanged):
             if event.peer == self.current:
                 self.query_one(Conversation).set_state(event.message_id, event.state)
         elif isinstance(event, KeyChanged):
-            self.refresh_contacts()
+            await self.refresh_contacts()
             self.banner().show_text(
                 f"⚠ SAFETY NUMBER CHANGED for {event.peer}: verify it before trusting (ctrl+g).", "error")
             contact = next((c for c in self.core.contacts() if c.account_id == event.peer), None)

@@ -40,12 +40,11 @@ class ContactList(ListView):
         self.border_title = "Contacts"
         self._ids: list[str] = []
 
-    def show(self, contacts: list[ContactView], current: str | None) -> None:
+    async def show(self, contacts: list[ContactView], current: str | None) -> None:
         """Replace the items (keeps the highlighted contact)."""
-        self.clear()
+        await self.clear()
         self._ids = [c.account_id for c in contacts]
-        for contact in contacts:
-            self.append(ContactItem(contact))
+        await self.extend([ContactItem(contact) for contact in contacts])
         if current in self._ids:
             self.index = self._ids.index(current)
 

@@ -27,8 +27,9 @@ def load_thumbnail_pixels(path: Path, *, width: int, max_rows: int) -> list[list
         rows = max(2, min(max_rows * 2, round(h / w * cols / 1.0)))
         rows -= rows % 2
         small = img.resize((cols, rows), Image.Resampling.BILINEAR)
-        data = list(small.getdata())
-    return [data[r * cols:(r + 1) * cols] for r in range(rows)]
+        raw = small.tobytes()
+    pixels = [(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), 3)]
+    return [pixels[r * cols:(r + 1) * cols] for r in range(rows)]
 
 
 class HalfBlockImage:
