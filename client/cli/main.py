@@ -14,6 +14,7 @@ __all__ = ["build_parser", "main"]
 #: Modules that contribute subcommands, each with ``register(registry)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.hashing",
+    "relay.commands",
 )
 
 

@@ -1,0 +1,73 @@
+"""`pocketscan relay` and `pocketscan snapshot publish` (cheap to import: heavy modules load in handlers)."""
+
+from __future__ import annotations
+
+import argparse
+
+from client.cli.registry import CommandRegistry
+
+__all__ = ["register"]
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add the relay commands."""
+    parser = registry.command(
+        "relay", _relay,
+        help="run the store-and-forward relay (WebSocket server)",
+        description=(
+            "Run the pocketscan relay: a WebSocket server that stores and forwards end-to-end encrypted\n"
+            "envelopes, serves prekey bundles, attachment blobs and the signed scanning snapshot.\n"
+            "It never sees plaintext. Protocol: docs/protocol.md."
+        ),
+        epilog=(
+            "examples:\n"
+            "  pocketscan relay --db relay.sqlite\n"
+            "  pocketscan relay --port 8766 --redis redis://127.0.0.1:6379/0   # a fleet sharing Redis\n"
+            "  pocketscan relay --authority-pubkey HEX --metadata-log relay-meta.jsonl"
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument("--db", default="relay.sqlite", help="SQLite database file (default relay.sqlite)")
+    store.add_argument("--redis", metavar="URL", help="share mailboxes through Redis, e.g. redis://127.0.0.1:6379/0")
+    parser.add_argument("--authority-pubkey", metavar="HEX", action="append", default=[],
+                        help="Ed25519 public key (64 hex) allowed to publish snapshots (repeatable)")
+    parser.add_argument("--metadata-log", metavar="PATH",
+                        help="append what the relay learns (who, to whom, sizes, times; never contents) as JSON lines")
+    parser.add_argument("--sync", choices=("full", "normal"), default="full",
+                        help="SQLite synchronous mode: full survives power loss, normal only process crashes")
+    parser.add_argument("--ttl-days", type=float, default=30.0, help="lifetime of undelivered envelopes and blobs")
+    parser.add_argument("--mailbox-max", type=int, default=10_000, help="per-mailbox quota (envelopes)")
+    parser.add_argument("--account-rate", type=float, default=2000.0,
+                        help="requests per second per account (0 = unlimited)")
+    parser.add_argument("--address-rate", type=float, default=50_000.0,
+                        help="requests per second per client address (0 = unlimited)")
+    parser.add_argument("--max-connections", type=int, default=10_000, help="simultaneous connections")
+    parser.add_argument("--ping-interval", type=float, default=20.0,
+                        help="seconds between keepalive pings (a peer silent for two intervals is dropped)")
+    parser.add_argument("--quiet", action="store_true", help="print only the listening line")
+
+    snapshot = registry.group("snapshot", help="build, verify, publish and fetch signed scanning snapshots")
+    pub = snapshot.command(
+        "publish", _publish,
+        help="publish a signed snapshot file to a relay (authenticated by the authority key)",
+        epilog="example:\n  pocketscan snapshot publish SNAP.bin --relay ws://127.0.0.1:8765 --key AUTHORITY.key",
+    )
+    pub.add_argument("snapshot", metavar="SNAP.bin", help="signed snapshot file")
+    pub.add_argument("--relay", required=True, metavar="URL", help="relay address, ws://HOST:PORT")
+    pub.add_argument("--key", required=True, metavar="AUTHORITY.key", help="authority private key file")
+    pub.add_argument("--version", type=int, help="snapshot version (default: read from the file's header)")
+    pub.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from relay.serve import run_from_args
+
+    return run_from_args(args)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from relay.publish import main
+
+    return main(args)
