@@ -56,6 +56,10 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument(
         "--dihedral", action="store_true", help="also output the 8 rotated/mirrored variants of each hash"
     )
+    parser.add_argument("--model", metavar="PATH", help="--algo onnx: an ONNX model with its JSON sidecar "
+                        "(default: the shipped pocketscan-embed model)")
+    parser.add_argument("--seed", metavar="PATH", help="--algo onnx: hyperplane seed file (.npy, or the "
+                        "NeuralHash layout: 128-byte header + float32 rows)")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories (recursive)")
 
 
@@ -77,18 +81,35 @@ def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
 
 
 def run_hash(
-    paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: TextIO | None = None
+    paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: TextIO | None = None,
+    options: dict[str, object] | None = None,
 ) -> int:
-    """Hash every file, print one JSON line each, return 2 if any failed else 0."""
-    from scanner.errors import ImageError
+    """Hash every file, print one JSON line each, return 2 if any failed else 0.
+
+    ``options`` go to the hasher (``get_hasher(algo, **options)``, e.g. ``model``/``seed`` for onnx).
+    """
+    from scanner.errors import ImageError, ScannerError
+    from scanner.hashers.registry import get_hasher
     from scanner.hashing import hash_file
+    from scanner.image import load_rgb
 
     stream = out if out is not None else sys.stdout
     failed = False
+    hasher = None
+    if options:
+        try:
+            hasher = get_hasher(algo, **options)
+        except ScannerError as exc:
+            print(f"pocketscan hash: {exc}", file=sys.stderr)
+            return 2
     for path in iter_image_paths(paths):
         record: dict[str, object]
         try:
-            result = hash_file(path, algo=algo, mode=mode, dihedral=dihedral)
+            if hasher is None:
+                result = hash_file(path, algo=algo, mode=mode, dihedral=dihedral)
+            else:
+                result = hasher.hash_rgb(load_rgb(path, mode="exact" if mode == "exact" else "fast"),
+                                         dihedral=dihedral)
         except ImageError as exc:
             failed = True
             record = {"path": path, "error": str(exc)}
@@ -101,4 +122,8 @@ def run_hash(
 
 
 def _handle(args: argparse.Namespace) -> int:
-    return run_hash(args.paths, algo=args.algo, mode=args.mode, dihedral=args.dihedral)
+    options = {k: v for k, v in (("model", args.model), ("seed", args.seed)) if v is not None}
+    if options and args.algo != "onnx":
+        print("pocketscan hash: --model/--seed apply to --algo onnx only", file=sys.stderr)
+        return 2
+    return run_hash(args.paths, algo=args.algo, mode=args.mode, dihedral=args.dihedral, options=options)

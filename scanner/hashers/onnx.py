@@ -81,7 +81,7 @@ MAX_SIDECAR_BYTES = 64 * 1024
 ONNX_MIN_QUALITY = 50
 """Same gate as PDQ: below this flatness score the hash is unreliable."""
 ONNX_MATCH_DISTANCE = 36
-"""Match threshold of the shipped model at 128 bits (calibrated on a benign corpus; see scanner/models/MODEL.md)."""
+"""Match threshold of the shipped model at its default width (calibrated on a benign corpus; see MODEL.md)."""
 DEFAULT_MODEL = "pocketscan-embed-v1"
 _MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
@@ -162,8 +162,12 @@ def load_sidecar(path: str | os.PathLike[str]) -> ModelSpec:
     size = raw.get("input_size")
     if isinstance(size, int):
         size = [size, size]
-    if (not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) for v in size)
-            or not all(8 <= v <= 2048 for v in size)):
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, int) for v in size)
+        or not all(8 <= v <= 2048 for v in size)
+    ):
         raise ModelError(f"{p}: 'input_size' must be [height, width] with sides of 8..2048 pixels")
     if "mean" in raw or "std" in raw:
         mean = _floats(raw.get("mean", 0.0), 3, "mean", p)
@@ -232,7 +236,9 @@ def load_seed(path: str | os.PathLike[str], dim: int) -> np.ndarray:
         except ValueError as exc:
             raise ModelError(f"{p}: not a valid .npy seed ({exc})") from None
         if mat.ndim != 2 or mat.shape[1] != dim or not np.issubdtype(mat.dtype, np.floating):
-            raise ModelError(f"{p}: seed must be a 2-D float array with {dim} columns, got {mat.shape} {mat.dtype}")
+            raise ModelError(
+                f"{p}: seed must be a 2-D float array with {dim} columns, got {mat.shape} {mat.dtype}"
+            )
     else:
         body = len(data) - NEURALHASH_HEADER
         if body <= 0 or body % (4 * dim):
@@ -248,7 +254,7 @@ def load_seed(path: str | os.PathLike[str], dim: int) -> np.ndarray:
 
 
 def save_seed(path: str | os.PathLike[str], matrix: np.ndarray, *, layout: str = "npy") -> None:
-    """Write a hyperplane matrix as ``.npy`` (``layout="npy"``) or in the NeuralHash layout (``"neuralhash"``)."""
+    """Write hyperplanes as ``.npy`` (``layout="npy"``) or in the NeuralHash layout (``"neuralhash"``)."""
     mat = np.ascontiguousarray(matrix, dtype="<f4")
     if mat.ndim != 2:
         raise ValueError("seed matrix must be 2-D (bits x embedding dim)")
@@ -256,7 +262,9 @@ def save_seed(path: str | os.PathLike[str], matrix: np.ndarray, *, layout: str =
         with open(path, "wb") as fh:
             np.save(fh, mat, allow_pickle=False)
     elif layout == "neuralhash":
-        header = f"pocketscan seed rows={mat.shape[0]} dim={mat.shape[1]}".encode().ljust(NEURALHASH_HEADER, b"\0")
+        header = f"pocketscan seed rows={mat.shape[0]} dim={mat.shape[1]}".encode().ljust(
+            NEURALHASH_HEADER, b"\0"
+        )
         Path(path).write_bytes(header + mat.tobytes())
     else:
         raise ValueError(f"unknown seed layout {layout!r} (npy or neuralhash)")
@@ -273,6 +281,8 @@ def clear_session_cache() -> None:
     """Forget every cached onnxruntime session (tests; reloading a model file changed on disk)."""
     with _SESSIONS_LOCK:
         _SESSIONS.clear()
+    with _HASHERS_LOCK:
+        _HASHERS.clear()
 
 
 def _resolve_providers(providers: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -286,8 +296,9 @@ def _resolve_providers(providers: str | Sequence[str] | None) -> tuple[str, ...]
     wanted = (providers,) if isinstance(providers, str) else tuple(providers)
     missing = [p for p in wanted if p not in available]
     if missing:
-        raise ModelError(f"onnxruntime provider(s) not available: {', '.join(missing)} "
-                         f"(available: {', '.join(available)})")
+        raise ModelError(
+            f"onnxruntime provider(s) not available: {', '.join(missing)} (available: {', '.join(available)})"
+        )
     return wanted
 
 
@@ -311,7 +322,9 @@ def _session(model: Path, providers: tuple[str, ...], threads: int) -> Any:
             try:
                 sess = ort.InferenceSession(str(model), sess_options=opts, providers=list(providers))
             except Exception as exc:  # onnxruntime raises its own exception types for bad files
-                raise ModelError(f"{model}: onnxruntime cannot load this model ({str(exc).strip()[:300]})") from None
+                raise ModelError(
+                    f"{model}: onnxruntime cannot load this model ({str(exc).strip()[:300]})"
+                ) from None
             _SESSIONS[key] = sess
     return sess
 
@@ -356,7 +369,7 @@ class OnnxHasher:
         seed: hyperplane file (default: the sidecar's ``seed``).
         sidecar: the JSON sidecar (default: ``model.json`` or ``model.onnx.json`` beside the model).
         bits: hash width, 64..256, a multiple of 8, at most the seed's rows (default: sidecar, else all rows).
-        providers: ``None``/``"cpu"`` (CPU provider), ``"auto"`` (every available provider), or a list of names.
+        providers: ``None``/``"cpu"`` (CPU provider), ``"auto"`` (every available provider) or a list.
         threads: onnxruntime intra-op threads (0 = onnxruntime's default).
 
     Raises:
@@ -390,7 +403,9 @@ class OnnxHasher:
         if self.input_name not in names_in:
             raise ModelError(f"{self.model_path}: no input named {self.input_name!r} (inputs: {names_in})")
         if self.output_name not in names_out:
-            raise ModelError(f"{self.model_path}: no output named {self.output_name!r} (outputs: {names_out})")
+            raise ModelError(
+                f"{self.model_path}: no output named {self.output_name!r} (outputs: {names_out})"
+            )
         shape = next(i.shape for i in inputs if i.name == self.input_name)
         self.batch_size = self._check_input_shape(shape)
         self.dim = self._embedding_dim(sess)
@@ -404,7 +419,9 @@ class OnnxHasher:
         if not MIN_BITS <= want <= MAX_BITS or want % 8:
             raise ModelError(f"bits must be a multiple of 8 from {MIN_BITS} to {MAX_BITS}, got {want}")
         if want > planes.shape[0]:
-            raise ModelError(f"{self.seed_path}: seed has {planes.shape[0]} hyperplanes, fewer than bits={want}")
+            raise ModelError(
+                f"{self.seed_path}: seed has {planes.shape[0]} hyperplanes, fewer than bits={want}"
+            )
         self.bits = int(want)
         self.planes = np.ascontiguousarray(planes[: self.bits])
         default_width = self.spec.bits or planes.shape[0]
@@ -414,14 +431,18 @@ class OnnxHasher:
     # -- setup helpers ---------------------------------------------------------------------------
     def _check_input_shape(self, shape: Sequence[Any]) -> int:
         if len(shape) != 4:
-            raise ModelError(f"{self.model_path}: input {self.input_name!r} has rank {len(shape)}, expected 4")
+            raise ModelError(
+                f"{self.model_path}: input {self.input_name!r} has rank {len(shape)}, expected 4"
+            )
         h, w = self.spec.input_size
         spatial = (shape[2], shape[3]) if self.spec.layout == "NCHW" else (shape[1], shape[2])
         chans = shape[1] if self.spec.layout == "NCHW" else shape[3]
         for got, want in zip(spatial, (h, w), strict=True):
             if isinstance(got, int) and got != want:
-                raise ModelError(f"{self.model_path}: input is {tuple(shape)} but the sidecar says input_size "
-                                 f"{h}x{w} ({self.spec.layout})")
+                raise ModelError(
+                    f"{self.model_path}: input is {tuple(shape)} but the sidecar says input_size "
+                    f"{h}x{w} ({self.spec.layout})"
+                )
         if isinstance(chans, int) and chans != 3:
             raise ModelError(f"{self.model_path}: input has {chans} channels, expected 3 (RGB)")
         return int(shape[0]) if isinstance(shape[0], int) and shape[0] > 0 else self.spec.batch_size
@@ -501,7 +522,11 @@ class OnnxHasher:
         return self.hash_many([rgb], dihedral=dihedral)[0]
 
     def hash_files(
-        self, paths: Sequence[str | os.PathLike[str]], *, mode: str = "fast", dihedral: bool = False,
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        mode: str = "fast",
+        dihedral: bool = False,
         batch: int = 64,
     ) -> list[HashResult]:
         """Decode and hash files, ``batch`` images in memory at a time.
@@ -518,4 +543,31 @@ class OnnxHasher:
         return out
 
     def __repr__(self) -> str:
-        return f"OnnxHasher(model={self.model_path.name!r}, bits={self.bits}, providers={list(self.providers)})"
+        return (
+            f"OnnxHasher(model={self.model_path.name!r}, bits={self.bits}, providers={list(self.providers)})"
+        )
+
+
+_HASHERS: dict[tuple[tuple[str, str], ...], OnnxHasher] = {}
+_HASHERS_LOCK = threading.Lock()
+
+
+def _registry_factory(**options: Any) -> OnnxHasher:
+    """``get_hasher("onnx", **options)``: one hasher per distinct options (model and seed loaded once)."""
+    key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+    with _HASHERS_LOCK:
+        hasher = _HASHERS.get(key)
+    if hasher is None:
+        hasher = OnnxHasher(**options)
+        with _HASHERS_LOCK:
+            _HASHERS[key] = hasher
+    return hasher
+
+
+def _register() -> None:
+    from scanner.hashers.registry import register_hasher
+
+    register_hasher("onnx", _registry_factory, replace=True)
+
+
+_register()
