@@ -1,0 +1,330 @@
+"""The client's one network edge: a supervised relay connection (the only importer of relay.client).
+
+:class:`Net` keeps one authenticated :class:`relay.client.RelayConnection` alive:
+
+* **reconnect with backoff**: exponential from ``backoff_initial`` to ``backoff_max`` seconds with
+  +-20 % jitter, reset after a successful connect;
+* **resend from the persisted outbox**: every envelope is written to the store's outbox *before*
+  it is sent (by the core) and deleted only when the relay acknowledged it; on every (re)connect
+  the flusher resends whatever is pending, in order, with the same idempotency key (``cid``) so
+  the relay stores it once even if the first attempt got through before the link dropped;
+* **inbound dedupe**: pushed envelopes whose relay id was already processed are acknowledged and
+  dropped (the store remembers seen ids; the ratchet also refuses replays);
+* **snapshot updates**: on connect and on every announcement, a newer snapshot is downloaded
+  (SHA-256 checked) and handed to ``install_snapshot``, which verifies the signature against the
+  pinned authority key and swaps it in atomically, or raises and keeps the last good one.
+
+Everything above this module is I/O-free with respect to the network: the core gives ``Net`` an
+:class:`OutboxPort` (persisted envelopes) and callbacks, and calls its request methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import nacl.signing
+
+from relay.client import Delivery, RelayConnection, SnapshotAnnouncement
+from relay.errors import (
+    AuthError,
+    ConnectionLost,
+    LimitExceeded,
+    NotFound,
+    ProtocolError,
+    RelayError,
+    RequestFailed,
+)
+
+__all__ = ["Inbound", "Net", "NetError", "OutboxPort", "PendingEnvelope"]
+
+T = TypeVar("T")
+
+
+class NetError(Exception):
+    """The relay could not be reached in time, or refused a request (the message says which)."""
+
+
+@dataclass(frozen=True)
+class PendingEnvelope:
+    """One persisted, not yet acknowledged envelope."""
+
+    envelope_id: str
+    """Hex of the idempotency key (``cid``) reused on every resend."""
+    peer: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One envelope pushed by the relay (the relay-authenticated sender and its server id)."""
+
+    mid: str
+    sender: str
+    ts: float
+    env: bytes
+
+
+class OutboxPort(Protocol):
+    """The persisted outbox, owned by the core's store."""
+
+    def pending(self) -> list[PendingEnvelope]: ...
+
+    def acknowledged(self, envelope_id: str, server_id: str, ts: float) -> None: ...
+
+    def rejected(self, envelope_id: str, reason: str) -> None: ...
+
+
+class Net:
+    """A self-healing connection to one relay.
+
+    Args:
+        url: ``ws://host:port`` of the relay.
+        signing_key: the account's Ed25519 identity key (authenticates the connection).
+        outbox: the persisted outbox to flush.
+        on_inbound: processes one pushed envelope; returns when it is durably handled (then it is
+            acknowledged to the relay). Raising ``ConnectionLost`` leaves it for redelivery.
+        seen: True if an inbound relay id was already processed (dedupe before ``on_inbound``).
+        on_state: told ``(connected, detail)`` on every change.
+        wants_snapshot: True if a snapshot of this version would be newer than the current one.
+        install_snapshot: verify and swap in a downloaded snapshot file (raise to refuse it).
+        on_connected: run once per connection after authentication (e.g. prekey top-up).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        signing_key: nacl.signing.SigningKey,
+        outbox: OutboxPort,
+        *,
+        on_inbound: Callable[[Inbound], Awaitable[None]],
+        seen: Callable[[str], bool],
+        on_state: Callable[[bool, str], None] = lambda connected, detail: None,
+        wants_snapshot: Callable[[int], bool] = lambda version: False,
+        install_snapshot: Callable[[bytes], None] = lambda data: None,
+        on_connected: Callable[[], Awaitable[None]] | None = None,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.url = url
+        self._key = signing_key
+        self._outbox = outbox
+        self._on_inbound = on_inbound
+        self._seen = seen
+        self._on_state = on_state
+        self._wants_snapshot = wants_snapshot
+        self._install_snapshot = install_snapshot
+        self._on_connected = on_connected
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.request_timeout = request_timeout
+        self._conn: RelayConnection | None = None
+        self._connected = asyncio.Event()
+        self._kick = asyncio.Event()
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self.last_error = ""
+        self.connects = 0
+        """How many times a connection was established (reconnects = connects - 1)."""
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start connecting in the background (returns at once)."""
+        if self._supervisor is None:
+            self._stopping = False
+            self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name="net")
+
+    async def stop(self) -> None:
+        """Close the connection and stop reconnecting (the outbox stays persisted)."""
+        self._stopping = True
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+            self._supervisor = None
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._connected.is_set()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a live connection."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def kick(self) -> None:
+        """New envelopes are in the outbox: flush now (if connected)."""
+        self._kick.set()
+
+    async def _supervise(self) -> None:
+        delay = self.backoff_initial
+        while not self._stopping:
+            try:
+                conn = await RelayConnection.connect(self.url, self._key,
+                                                     request_timeout=self.request_timeout)
+            except (ConnectionLost, AuthError, ProtocolError, OSError, TimeoutError) as exc:
+                self.last_error = str(exc)
+                self._on_state(False, f"offline: {exc}; retrying in {delay:.1f} s")
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            delay = self.backoff_initial
+            self.connects += 1
+            self._conn = conn
+            self._connected.set()
+            self._on_state(True, f"connected to {self.url}")
+            tasks = [
+                asyncio.create_task(self._consume(conn), name="net-inbound"),
+                asyncio.create_task(self._flush(conn), name="net-outbox"),
+                asyncio.create_task(self._snapshots(conn), name="net-snapshots"),
+            ]
+            if self._on_connected is not None:
+                tasks.append(asyncio.create_task(self._guard(self._on_connected()), name="net-hook"))
+            self._kick.set()
+            try:
+                await conn.closed.wait()
+            finally:
+                self._connected.clear()
+                self._conn = None
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            if not self._stopping:
+                self.last_error = conn.close_reason or "connection closed"
+                self._on_state(False, f"disconnected ({self.last_error}); reconnecting")
+                await asyncio.sleep(self.backoff_initial * random.uniform(0.8, 1.2))
+
+    async def _guard(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except (RelayError, NetError) as exc:
+            self.last_error = str(exc)
+
+    # --- outbound ------------------------------------------------------------------------------
+    async def _flush(self, conn: RelayConnection) -> None:
+        """Send every pending envelope, oldest first; wait for the next kick; repeat."""
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            for item in self._outbox.pending():
+                while True:
+                    try:
+                        mid, ts, _dup = await conn.send(item.peer, item.payload,
+                                                        cid=bytes.fromhex(item.envelope_id))
+                    except LimitExceeded as exc:
+                        if exc.code == "rate_limited":
+                            await asyncio.sleep(0.5)
+                            continue
+                        self._outbox.rejected(item.envelope_id, str(exc))
+                    except RequestFailed as exc:
+                        self._outbox.rejected(item.envelope_id, str(exc))
+                    except ConnectionLost:
+                        return  # the supervisor reconnects; pending envelopes stay in the outbox
+                    else:
+                        self._outbox.acknowledged(item.envelope_id, mid, ts)
+                    break
+
+    # --- inbound -------------------------------------------------------------------------------
+    async def _consume(self, conn: RelayConnection) -> None:
+        while True:
+            delivery: Delivery | None = await conn.messages.get()
+            if delivery is None:
+                return
+            if not self._seen(delivery.mid):
+                try:
+                    await self._on_inbound(Inbound(delivery.mid, delivery.sender, delivery.ts, delivery.env))
+                except ConnectionLost:
+                    return  # not acknowledged: the relay redelivers after reconnect
+                except Exception as exc:  # a bug must not stop the inbound stream; retried next connect
+                    self.last_error = f"inbound envelope not processed: {type(exc).__name__}: {exc}"
+                    continue
+            try:
+                await conn.ack([delivery.mid])
+            except ConnectionLost:
+                return
+
+    # --- snapshots -----------------------------------------------------------------------------
+    async def _snapshots(self, conn: RelayConnection) -> None:
+        info: SnapshotAnnouncement | None = await conn.snapshot_info()
+        while True:
+            if info is not None and self._wants_snapshot(info.version):
+                try:
+                    fetched = await conn.fetch_snapshot(info)
+                except (ProtocolError, NotFound) as exc:
+                    self._on_state(True, f"snapshot v{info.version} download failed: {exc}")
+                else:
+                    if fetched is not None:
+                        try:
+                            self._install_snapshot(fetched[1])
+                        except Exception as exc:  # refused: the last good snapshot stays in use
+                            self._on_state(True, f"snapshot v{info.version} refused: {exc}")
+            info = await conn.snapshots.get()
+
+    # --- requests ------------------------------------------------------------------------------
+    async def call(self, op: Callable[[RelayConnection], Awaitable[T]], *, what: str,
+                   timeout: float = 30.0) -> T:
+        """Run ``op`` on a live connection, waiting for one and retrying across reconnects.
+
+        Raises:
+            NetError: no connection within ``timeout``, or the relay refused the request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await self.wait_connected(remaining):
+                detail = f" ({self.last_error})" if self.last_error else ""
+                raise NetError(f"cannot {what}: the relay {self.url} is not reachable{detail}")
+            conn = self._conn
+            if conn is None:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                return await op(conn)
+            except ConnectionLost:
+                await asyncio.sleep(0.05)
+                continue
+            except NotFound as exc:
+                raise NetError(f"cannot {what}: not found at the relay ({exc})") from None
+            except RelayError as exc:
+                raise NetError(f"cannot {what}: {exc}") from None
+
+    async def upload_blob(self, blob: bytes) -> str:
+        return await self.call(lambda c: c.put_blob(blob), what="upload the attachment", timeout=120)
+
+    async def download_blob(self, blob_id: str) -> bytes:
+        return await self.call(lambda c: c.get_blob(blob_id), what="download the attachment", timeout=120)
+
+    async def fetch_bundle(self, account: str) -> tuple[bytes, bytes | None]:
+        return await self.call(lambda c: c.get_prekeys(account), what=f"fetch the keys of {account}")
+
+    async def publish_prekeys(self, bundle: bytes | None, one_time: list[bytes], *, replace: bool) -> int:
+        return await self.call(lambda c: c.put_prekeys(bundle, one_time, replace=replace),
+                               what="publish prekeys")
+
+    async def count_prekeys(self) -> int:
+        return await self.call(lambda c: c.count_prekeys(), what="count prekeys")
+
+    async def send_now(self, to: str, payload: bytes, cid: bytes) -> tuple[str, float, bool]:
+        """Send one envelope directly (used by tools; the core goes through the outbox)."""
+        return await self.call(lambda c: c.send(to, payload, cid=cid), what="send")
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "connected": self.connected, "connects": self.connects,
+                "last_error": self.last_error}
