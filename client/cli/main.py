@@ -15,6 +15,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.hashing",
     "relay.commands",
+    "research.bench_learned",
 )
 
 
