@@ -57,6 +57,7 @@ MAX_PAYLOAD = 256 * 1024
 MAX_PREVIOUS_SESSIONS = 4
 """Older sessions kept per peer for messages still in flight after a re-setup."""
 _PAD_BLOCK = 160
+_PAYLOAD_KEYS = frozenset({"v", "b", "h", "c", "x"})
 
 ContentType = Literal["text", "image", "receipt"]
 
@@ -81,16 +82,20 @@ class Session:
     ratchet: RatchetState
     pending: InitialHeader | None = None
     """The X3DH header to repeat until the peer's first reply (initiator only)."""
+    setup: InitialHeader | None = None
+    """The X3DH header this session was created from (responder only); repeats must equal it."""
 
     def _to_obj(self) -> list[Any]:
         pending = None if self.pending is None else self.pending.to_list()
-        return [self.base_key, self.ratchet.to_bytes(), pending]
+        setup = None if self.setup is None else self.setup.to_list()
+        return [self.base_key, self.ratchet.to_bytes(), pending, setup]
 
     @classmethod
     def _from_obj(cls, obj: list[Any]) -> Session:
-        base, ratchet, pending = obj
-        initial = None if pending is None else InitialHeader.from_list(pending)
-        return cls(base, RatchetState.from_bytes(ratchet), initial)
+        base, ratchet, pending, setup = obj
+        return cls(base, RatchetState.from_bytes(ratchet),
+                   None if pending is None else InitialHeader.from_list(pending),
+                   None if setup is None else InitialHeader.from_list(setup))
 
 
 @dataclass
@@ -176,6 +181,8 @@ def _parse(payload: bytes) -> tuple[bytes, Header, bytes, InitialHeader | None]:
         raise DecryptionFailed("message could not be decrypted (malformed payload)") from None
     if not isinstance(d, dict) or d.get("v") != PAYLOAD_VERSION:
         raise DecryptionFailed("message could not be decrypted (unknown payload version)")
+    if not set(d) <= _PAYLOAD_KEYS:
+        raise DecryptionFailed("message could not be decrypted (malformed payload)")
     base, hdr, ct = d.get("b"), d.get("h"), d.get("c")
     if not (isinstance(base, bytes) and len(base) == 32 and isinstance(hdr, bytes) and isinstance(ct, bytes)):
         raise DecryptionFailed("message could not be decrypted (malformed payload)")
@@ -209,6 +216,8 @@ def decrypt_message(identity: IdentityKeyPair, prekeys: PreKeyState, record: Ses
             raise CryptoError("session record does not belong to the sender")
         for session in record.sessions:
             if session.base_key == base:
+                if x3dh is not None and x3dh != session.setup:
+                    raise DecryptionFailed("message could not be decrypted (session setup does not match)")
                 plaintext = session.ratchet.decrypt(header, ct, rng=rng)
                 session.pending = None
                 record._promote(session)
@@ -227,7 +236,7 @@ def decrypt_message(identity: IdentityKeyPair, prekeys: PreKeyState, record: Ses
     if x3dh.one_time_prekey_id is not None:
         prekeys.remove_one_time(x3dh.one_time_prekey_id)
     rec = record if record is not None else SessionRecord(x3dh.identity_key)
-    rec._promote(Session(base, ratchet))
+    rec._promote(Session(base, ratchet, setup=x3dh))
     return Decrypted(rec, plaintext, x3dh.one_time_prekey_id, True)
 
 
