@@ -173,10 +173,6 @@ def _handle(args: argparse.Namespace) -> int:
         f"onnxruntime {res['onnxruntime']})"
     )
     print(f"{'':22}{'PDQ':>10}{'learned':>10}{'learned/PDQ':>13}")
-    print(
-        f"{'hash (decoded), img/s':22}{ips['pdq_hash']:>10.1f}{ips['learned_hash']:>10.1f}{ratio['hash']:>12.2f}x"
-    )
-    print(
-        f"{'decode+hash, img/s':22}{ips['pdq_file']:>10.1f}{ips['learned_file']:>10.1f}{ratio['file']:>12.2f}x"
-    )
+    for label, key in (("hash (decoded), img/s", "hash"), ("decode+hash, img/s", "file")):
+        print(f"{label:22}{ips['pdq_' + key]:>10.1f}{ips['learned_' + key]:>10.1f}{ratio[key]:>12.2f}x")
     return 0
