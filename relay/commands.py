@@ -31,6 +31,7 @@ def register(registry: CommandRegistry) -> None:
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--db", default="relay.sqlite", help="SQLite database file (default relay.sqlite)")
     store.add_argument("--redis", metavar="URL", help="share mailboxes through Redis, e.g. redis://127.0.0.1:6379/0")
+    parser.add_argument("--redis-prefix", default="pocketscan:", help="key prefix in Redis (default pocketscan:)")
     parser.add_argument("--authority-pubkey", metavar="HEX", action="append", default=[],
                         help="Ed25519 public key (64 hex) allowed to publish snapshots (repeatable)")
     parser.add_argument("--metadata-log", metavar="PATH",

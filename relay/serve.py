@@ -35,13 +35,14 @@ def parse_authority_keys(values: list[str]) -> frozenset[bytes]:
 
 def build_server(*, host: str = "127.0.0.1", port: int = 0, db: str | None = None, redis: str | None = None,
                  limits: Limits | None = None, authorities: frozenset[bytes] = frozenset(),
-                 metadata_log: str | None = None, sync: str = "full") -> RelayServer:
+                 metadata_log: str | None = None, sync: str = "full",
+                 redis_prefix: str = "pocketscan:") -> RelayServer:
     """A relay server (not started) over SQLite ``db`` or the Redis at ``redis``."""
     store: MailStore
     if redis:
         from relay.store_redis import RedisStore
 
-        store = RedisStore(redis)
+        store = RedisStore(redis, prefix=redis_prefix)
     else:
         from relay.store_sqlite import SqliteStore
 
@@ -61,7 +62,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                         ping_timeout=args.ping_interval)
         server = build_server(host=args.host, port=args.port, db=args.db, redis=args.redis, limits=limits,
                               authorities=parse_authority_keys(args.authority_pubkey),
-                              metadata_log=args.metadata_log, sync=args.sync)
+                              metadata_log=args.metadata_log, sync=args.sync,
+                              redis_prefix=args.redis_prefix)
         return asyncio.run(_serve(server, quiet=args.quiet, store_desc=args.redis or args.db))
     except RelayError as exc:
         print(f"pocketscan relay: {exc}", file=sys.stderr)
