@@ -217,7 +217,9 @@ class Store:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        return cls.open(target, passphrase=passphrase)
+        conn = cls._connect(str(target))
+        conn.execute("PRAGMA journal_mode=WAL")
+        return cls(conn, data_key, target)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, passphrase: str | bytes | None) -> Store:

@@ -45,7 +45,8 @@ def test_forged_signed_prekey_is_refused() -> None:
                           bundle.signed_prekey_signature, 1, bundle.one_time_prekey)
     with pytest.raises(InvalidSignature):
         initiate(ALICE, forged)
-    resigned = PreKeyBundle(BOB.public, 1, bundle.signed_prekey, MALLORY.sign(bundle.signed_prekey), None, None)
+    bad_sig = MALLORY.sign(bundle.signed_prekey)
+    resigned = PreKeyBundle(BOB.public, 1, bundle.signed_prekey, bad_sig, None, None)
     with pytest.raises(InvalidSignature):
         initiate(ALICE, resigned)
 
@@ -113,7 +114,8 @@ def test_initial_header_repeated_until_first_reply() -> None:
     assert decrypt_message(BOB, pk, d.record, p1, sender_account_id=ALICE.account_id).plaintext == b"1"
     reply = d.record.encrypt(b"r")
     assert "x" not in cbor2.loads(reply)
-    assert decrypt_message(ALICE, bob_prekeys(), rec, reply, sender_account_id=BOB.account_id).plaintext == b"r"
+    back = decrypt_message(ALICE, bob_prekeys(), rec, reply, sender_account_id=BOB.account_id)
+    assert back.plaintext == b"r"
     assert "x" not in cbor2.loads(rec.encrypt(b"3"))
 
 
@@ -143,9 +145,11 @@ def test_simultaneous_setup_converges() -> None:
     b_rec = decrypt_message(BOB, b_pk, b_rec, from_a, sender_account_id=ALICE.account_id).record
     for i in range(3):
         msg = a_rec.encrypt(b"a%d" % i)
-        assert decrypt_message(BOB, b_pk, b_rec, msg, sender_account_id=ALICE.account_id).plaintext == b"a%d" % i
+        got = decrypt_message(BOB, b_pk, b_rec, msg, sender_account_id=ALICE.account_id)
+        assert got.plaintext == b"a%d" % i
         msg = b_rec.encrypt(b"b%d" % i)
-        assert decrypt_message(ALICE, a_pk, a_rec, msg, sender_account_id=BOB.account_id).plaintext == b"b%d" % i
+        got = decrypt_message(ALICE, a_pk, a_rec, msg, sender_account_id=BOB.account_id)
+        assert got.plaintext == b"b%d" % i
 
 
 def test_no_session_and_garbage_payloads() -> None:
@@ -164,7 +168,8 @@ def test_record_serialisation_round_trip() -> None:
     assert rec2.to_bytes() == rec.to_bytes()
     d = decrypt_message(BOB, pk, None, p, sender_account_id=ALICE.account_id)
     b2 = SessionRecord.from_bytes(d.record.to_bytes())
-    assert decrypt_message(ALICE, pk, rec2, b2.encrypt(b"y"), sender_account_id=BOB.account_id).plaintext == b"y"
+    got = decrypt_message(ALICE, pk, rec2, b2.encrypt(b"y"), sender_account_id=BOB.account_id)
+    assert got.plaintext == b"y"
 
 
 def test_content_round_trip_and_padding() -> None:
