@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.hashing",
     "relay.commands",
     "research.bench_learned",
+    "research.bench_crypto",
     "research.commands",
 )
 
