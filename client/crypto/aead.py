@@ -9,7 +9,6 @@ The tag is verified in constant time *before* anything is decrypted; every failu
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from cryptography.hazmat.primitives import padding
@@ -29,7 +28,7 @@ def cbc_hmac_encrypt(cipher_key: bytes, mac_key: bytes, iv: bytes, plaintext: by
     padded = padder.update(plaintext) + padder.finalize()
     enc = Cipher(algorithms.AES(cipher_key), modes.CBC(iv)).encryptor()
     ct = enc.update(padded) + enc.finalize()
-    tag = hmac.new(mac_key, ad + ct, hashlib.sha256).digest()
+    tag = hmac.digest(mac_key, ad + ct, "sha256")
     return ct + tag
 
 
@@ -38,7 +37,7 @@ def cbc_hmac_decrypt(cipher_key: bytes, mac_key: bytes, iv: bytes, data: bytes, 
     if len(data) < 16 + TAG_SIZE or (len(data) - TAG_SIZE) % 16:
         raise DecryptionFailed("message could not be decrypted (malformed ciphertext)")
     ct, tag = data[:-TAG_SIZE], data[-TAG_SIZE:]
-    expected = hmac.new(mac_key, ad + ct, hashlib.sha256).digest()
+    expected = hmac.digest(mac_key, ad + ct, "sha256")
     if not hmac.compare_digest(tag, expected):
         raise DecryptionFailed("message could not be decrypted (authentication failed)")
     dec = Cipher(algorithms.AES(cipher_key), modes.CBC(iv)).decryptor()

@@ -15,6 +15,7 @@ groups of four with ``-`` (:func:`format_account_id`); :func:`parse_account_id` 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -47,6 +48,7 @@ ACCOUNT_ID_LENGTH = 32
 _ACCOUNT_RE = re.compile(r"^[a-z2-7]{32}$")
 
 
+@functools.lru_cache(maxsize=4096)
 def account_id_from_public_key(pub: bytes) -> str:
     """Canonical account id of a 32-byte Ed25519 identity public key (formula in the module docstring)."""
     if len(pub) != 32:
@@ -101,11 +103,11 @@ class IdentityKeyPair:
     def __repr__(self) -> str:
         return f"IdentityKeyPair(account_id={self.account_id!r})"
 
-    @property
+    @functools.cached_property
     def _signing(self) -> nacl.signing.SigningKey:
         return nacl.signing.SigningKey(self.seed)
 
-    @property
+    @functools.cached_property
     def public(self) -> bytes:
         """The 32-byte Ed25519 public key."""
         return bytes(self._signing.verify_key)
@@ -119,10 +121,13 @@ class IdentityKeyPair:
         """A 64-byte Ed25519 signature of ``message``."""
         return bytes(self._signing.sign(message).signature)
 
+    @functools.cached_property
+    def _x25519_private(self) -> bytes:
+        return bytes(nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(self.seed + self.public))
+
     def x25519_private(self) -> bytes:
         """The X25519 private scalar (for X3DH)."""
-        sk = self.seed + self.public
-        return bytes(nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(sk))
+        return self._x25519_private
 
     def x25519_public(self) -> bytes:
         """The X25519 public key (for X3DH)."""

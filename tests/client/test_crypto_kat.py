@@ -88,3 +88,12 @@ def test_account_id_formula() -> None:
     expected = base64.b32encode(hashlib.sha256(pub).digest()[:20]).decode().rstrip("=").lower()
     assert account_id_from_public_key(pub) == expected
     assert len(expected) == 32
+
+
+def test_hkdf_agrees_with_cryptography() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    for length, salt in ((32, None), (80, b"s" * 32), (64, b"\x01"), (100, b"")):
+        ref = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None, info=b"i").derive(b"ikm")
+        assert hkdf(b"ikm", salt=salt, info=b"i", length=length) == ref
