@@ -40,13 +40,17 @@ from relay.errors import (
     RequestFailed,
 )
 
-__all__ = ["Inbound", "Net", "NetError", "OutboxPort", "PendingEnvelope"]
+__all__ = ["Inbound", "MissingAtRelay", "Net", "NetError", "OutboxPort", "PendingEnvelope"]
 
 T = TypeVar("T")
 
 
 class NetError(Exception):
     """The relay could not be reached in time, or refused a request (the message says which)."""
+
+
+class MissingAtRelay(NetError):
+    """The relay has no such blob, bundle or snapshot (expired, never uploaded, or not published)."""
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ class Net:
                 await asyncio.sleep(0.05)
                 continue
             except NotFound as exc:
-                raise NetError(f"cannot {what}: not found at the relay ({exc})") from None
+                raise MissingAtRelay(f"cannot {what}: not found at the relay ({exc})") from None
             except RelayError as exc:
                 raise NetError(f"cannot {what}: {exc}") from None
 

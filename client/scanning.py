@@ -16,7 +16,7 @@ from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult
 from scanner.verdict import ScanVerdict, issue_verdict
 
-__all__ = ["LocalScanner", "MatcherLike", "SnapshotSlot", "SnapshotView"]
+__all__ = ["LocalScanner", "MatcherLike", "SnapshotSlot", "SnapshotView", "load_snapshot_view"]
 
 PDQ_MIN_QUALITY = 50
 
@@ -116,3 +116,25 @@ class LocalScanner:
             quality=scan.quality,
             reason=scan.reason,
         )
+
+
+def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
+                       min_version: int = 0) -> SnapshotView:
+    """Verify a snapshot file against the pinned authority key and build its matcher.
+
+    Raises:
+        scanner.errors.SnapshotInvalid: bad signature, truncated, expired or older than ``min_version``.
+    """
+    from scanner.matcher import Matcher
+
+    matcher = Matcher.from_bytes(data, authority_key, now=now, min_version=min_version)
+    header = matcher.header
+    return SnapshotView(
+        matcher=matcher,
+        version=int(header.version),
+        fingerprint=str(matcher.fingerprint),
+        created_at=float(header.created_at) if header.created_at is not None else None,
+        expires_at=float(header.expires_at) if header.expires_at is not None else None,
+        min_votes=int(header.min_votes),
+        authority_key_id=bytes(header.authority_key_id).hex(),
+    )

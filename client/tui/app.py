@@ -24,7 +24,8 @@ class CoreLauncher(Protocol):
 
     def needs_passphrase(self) -> bool: ...
 
-    async def create(self, name: str, passphrase: str) -> ChatCore: ...
+    async def create(self, name: str, passphrase: str, relay: str = "",
+                     authority_pubkey: str = "") -> ChatCore: ...
 
     async def unlock(self, passphrase: str) -> ChatCore: ...
 
@@ -49,11 +50,15 @@ class PocketscanApp(App[None]):
         if self.core is not None:
             self.start_core(self.core)
         elif self.launcher is not None and self.launcher.needs_onboarding():
-            self.push_screen(OnboardingScreen(), self._onboarded)
+            self.push_screen(self._onboarding(), self._onboarded)
         elif self.launcher is not None and self.launcher.needs_passphrase():
             self.push_screen(UnlockScreen(), self._unlocked)
         else:
             self._unlock_worker("")
+
+    def _onboarding(self) -> OnboardingScreen:
+        missing = getattr(self.launcher, "missing_server", None)
+        return OnboardingScreen(ask_server=bool(missing and missing()))
 
     def _onboarded(self, result: OnboardingResult | None) -> None:
         if result is not None:
@@ -67,10 +72,11 @@ class PocketscanApp(App[None]):
     async def _create_worker(self, result: OnboardingResult) -> None:
         assert self.launcher is not None
         try:
-            core = await self.launcher.create(result.name, result.passphrase)
+            core = await self.launcher.create(result.name, result.passphrase, result.relay,
+                                              result.authority_pubkey)
         except Exception as exc:  # shown, then the user retries
             self.notify(f"Could not create the account: {exc}", severity="error")
-            self.push_screen(OnboardingScreen(), self._onboarded)
+            self.push_screen(self._onboarding(), self._onboarded)
             return
         self.start_core(core)
 

@@ -33,7 +33,7 @@ class OnboardingLauncher:
     def needs_passphrase(self) -> bool:
         return False
 
-    async def create(self, name: str, passphrase: str) -> Any:
+    async def create(self, name: str, passphrase: str, relay: str = "", authority_pubkey: str = "") -> Any:
         return StableFake()
 
     async def unlock(self, passphrase: str) -> Any:

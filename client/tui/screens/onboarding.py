@@ -19,12 +19,18 @@ __all__ = ["OnboardingResult", "OnboardingScreen"]
 class OnboardingResult:
     name: str
     passphrase: str
+    relay: str = ""
+    authority_pubkey: str = ""
 
 
 class OnboardingScreen(Screen[OnboardingResult]):
     """Welcome, name and passphrase (twice). Dismisses with an :class:`OnboardingResult`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "app.quit", "Quit")]
+
+    def __init__(self, *, ask_server: bool = False) -> None:
+        super().__init__()
+        self.ask_server = ask_server
 
     def compose(self) -> ComposeResult:
         with Vertical(id="onboarding"):
@@ -39,6 +45,10 @@ class OnboardingScreen(Screen[OnboardingResult]):
             yield Label("Passphrase (protects the local store; empty = no passphrase)")
             yield Input(password=True, id="passphrase")
             yield Input(password=True, placeholder="repeat passphrase", id="passphrase2")
+            if self.ask_server:
+                yield Label("Relay URL and the bank authority's public key")
+                yield Input(placeholder="ws://127.0.0.1:8765", id="relay")
+                yield Input(placeholder="authority public key (64 hex)", id="authority")
             yield Static("", id="onboarding-error")
             yield Button("Create account", variant="primary", id="create")
         yield Footer()
@@ -48,7 +58,7 @@ class OnboardingScreen(Screen[OnboardingResult]):
 
     @on(Input.Submitted)
     def _next(self, event: Input.Submitted) -> None:
-        order = ["name", "passphrase", "passphrase2"]
+        order = ["name", "passphrase", "passphrase2"] + (["relay", "authority"] if self.ask_server else [])
         if event.input.id in order[:-1]:
             self.query_one(f"#{order[order.index(event.input.id) + 1]}", Input).focus()
         else:
@@ -66,4 +76,11 @@ class OnboardingScreen(Screen[OnboardingResult]):
         if p1 != p2:
             error.update("The two passphrases differ.")
             return
-        self.dismiss(OnboardingResult(name=name, passphrase=p1))
+        relay = authority = ""
+        if self.ask_server:
+            relay = self.query_one("#relay", Input).value.strip()
+            authority = self.query_one("#authority", Input).value.strip()
+            if not relay.startswith(("ws://", "wss://")) or len(authority) != 64:
+                error.update("Give the relay (ws://HOST:PORT) and the authority key (64 hex characters).")
+                return
+        self.dismiss(OnboardingResult(name=name, passphrase=p1, relay=relay, authority_pubkey=authority))
