@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "research.bench_learned",
     "research.bench_crypto",
     "research.commands",
+    "client.cli.messaging",
 )
 
 
