@@ -53,11 +53,19 @@ _TWO55 = np.float32(255.0)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
-    """Float32 luminance of an ``HxWx3`` uint8 array, rounded exactly like the reference bindings."""
-    r = rgb[:, :, 0] * 0.299
-    r += rgb[:, :, 1] * 0.587
-    r += rgb[:, :, 2] * 0.114
-    return r.astype(np.float32)
+    """Float32 luminance of an ``HxWx3`` uint8 array, equal to the reference's rounding.
+
+    The reference bindings evaluate ``0.299 R + 0.587 G + 0.114 B`` in float64 and round to float32.
+    Over all 2^24 colours that equals ``float32(N / 1000)`` with the integer ``N = 299 R + 587 G +
+    114 B`` (checked exhaustively in the tests). ``N`` is exact in float32 (< 2^24) and float32 division
+    is correctly rounded, so computing it in float32 gives the same bits with half the memory traffic.
+    """
+    n = np.empty(rgb.shape[:2], dtype=np.float32)
+    np.multiply(rgb[:, :, 0], _F32(299), out=n)
+    n += rgb[:, :, 1] * _F32(587)
+    n += rgb[:, :, 2] * _F32(114)
+    n /= _F32(1000)
+    return n
 
 
 def window_size(dim: int) -> int:
@@ -72,65 +80,171 @@ def _counts(length: int, window: int) -> np.ndarray:
     head = np.arange(half, window + 1)
     mid = np.full(length - window, window)
     tail = np.arange(window - 1, window - half, -1)
-    return np.concatenate([head, mid, tail]).astype(np.float32)[:, None]
+    return np.concatenate([head, mid, tail]).astype(np.float32)
 
 
-def box_axis0(x: np.ndarray, window: int) -> np.ndarray:
-    """One reference box-filter pass along axis 0 of a C-contiguous float32 ``(L, W)`` array.
+# The reference's box1DFloat, for one vector of `length` samples and a window `w` (half = (w + 2) // 2),
+# performs this sequence of float32 operations on a running sum that starts at 0:
+#   phases 1-2: + in[0], + in[1], ..., + in[w-1]      outputs 0 .. w-half after + in[half-1] .. + in[w-1]
+#   phase 3:    + in[w+i], - in[i]    (i < length-w)  output  w-half+1+i after each subtraction
+#   phase 4:    - in[length-w+j]      (j < half-1)    one output after each subtraction
+# then divides each output by the number of samples in its window (_counts). Every implementation below
+# replays exactly this sequence, vectorised over independent vectors ("lanes").
 
-    Replays ``box1DFloat`` for all ``W`` columns at once: the running sums are float32 and updated in
-    the reference's order (``sum += in[ri]; sum -= in[li]``), then divided by the true window count.
+
+def box_sums(x: np.ndarray, window: int) -> np.ndarray:
+    """Undivided running sums of a box pass along axis 0 of a C-contiguous float32 ``(L, lanes)`` array.
+
+    One step per output, each one vector operation over all lanes (many lanes, any length).
     """
     length = x.shape[0]
     half = (window + 2) // 2
     s = np.empty_like(x)
+    xs = list(x)
+    ss = list(s)
     add = np.add
     sub = np.subtract
-    # Phases 1 and 2: only adds; outputs start once `half` samples are in.
-    acc = x[0].copy()
-    o = 0
-    if half - 1 == 0:
-        s[0] = acc
-        o = 1
-    for ri in range(1, window):
-        add(acc, x[ri], out=acc)
-        if ri >= half - 1:
-            s[o] = acc
-            o += 1
-    # Phase 3: add the entering sample then subtract the leaving one.
-    li = 0
-    for ri in range(window, length):
-        add(s[o - 1], x[ri], out=s[o])
-        sub(s[o], x[li], out=s[o])
-        li += 1
+    np.add.accumulate(x[:window], axis=0, out=s[:window])  # phases 1-2 (a short prefix)
+    if half > 1:
+        s[: window - half + 1] = s[half - 1 : window]
+    o = window - half + 1
+    for li, ri in enumerate(range(window, length)):  # phase 3
+        so = ss[o]
+        add(ss[o - 1], xs[ri], so)
+        sub(so, xs[li], so)
         o += 1
-    # Phase 4: only subtracts.
-    for _ in range(half - 1):
-        sub(s[o - 1], x[li], out=s[o])
-        li += 1
+    for li in range(length - window, length - window + half - 1):  # phase 4
+        sub(ss[o - 1], xs[li], ss[o])
         o += 1
-    np.divide(s, _counts(length, window), out=s)
     return s
 
 
+def box_axis0(x: np.ndarray, window: int) -> np.ndarray:
+    """One reference box-filter pass along axis 0 of a C-contiguous float32 ``(L, lanes)`` array."""
+    s = box_sums(x, window)
+    s /= _counts(x.shape[0], window)[:, None]
+    return s
+
+
+def _transpose(x: np.ndarray, *, block: int = 48) -> np.ndarray:
+    """C-contiguous transpose of a 2-D array, copied in blocks of rows (cache friendly)."""
+    rows, cols = x.shape
+    out = np.empty((cols, rows), dtype=x.dtype)
+    for i in range(0, rows, block):
+        out[:, i : i + block] = x[i : i + block].T
+    return out
+
+
+def _sequence_length(length: int, window: int) -> int:
+    half = (window + 2) // 2
+    return window + 2 * (length - window) + half - 1
+
+
+def _sequence_positions(length: int, window: int, outputs: np.ndarray) -> np.ndarray:
+    """Index, in the interleaved operation sequence, after which each output is written."""
+    half = (window + 2) // 2
+    mid = length - window
+    p2 = window - half + 1
+    o = np.asarray(outputs)
+    pos = np.where(o < p2, half - 1 + o, window + 2 * (o - p2) + 1)  # phases 2 and 3
+    return np.where(o >= p2 + mid, window + 2 * mid + (o - p2 - mid), pos)  # phase 4
+
+
+def _interleave_rows(v: np.ndarray, z: np.ndarray, window: int) -> None:
+    """Write the operation sequence of each row of ``v`` (lanes, length) into ``z`` rows (lanes, M)."""
+    length = v.shape[1]
+    half = (window + 2) // 2
+    mid = length - window
+    z[:, :window] = v[:, :window]
+    z[:, window : window + 2 * mid : 2] = v[:, window:]
+    np.negative(v[:, :mid], out=z[:, window + 1 : window + 2 * mid : 2])
+    np.negative(v[:, mid : mid + half - 1], out=z[:, window + 2 * mid :])
+
+
+def _interleave_lanes(v: np.ndarray, window: int) -> np.ndarray:
+    """The operation sequence of a box pass along axis 0 of ``v`` (``(length, lanes)``), as an
+    ``(M, lanes)`` array of whole rows (``+v[ri]`` and ``-v[li]`` rows in the reference's order)."""
+    length = v.shape[0]
+    half = (window + 2) // 2
+    mid = length - window
+    z = np.empty((_sequence_length(length, window), v.shape[1]), dtype=np.float32)
+    z[:window] = v[:window]
+    z[window : window + 2 * mid : 2] = v[window:]
+    np.negative(v[:mid], out=z[window + 1 : window + 2 * mid : 2])
+    np.negative(v[mid : mid + half - 1], out=z[window + 2 * mid :])
+    return z
+
+
+def sequence_states_at(z: np.ndarray, length: int, window: int, keep: np.ndarray) -> np.ndarray:
+    """Box outputs at positions ``keep`` from an operation sequence ``z`` of shape ``(M, lanes)``.
+
+    Only the running sums at kept outputs are needed, so each stretch between two kept outputs is one
+    ``add.reduce`` along axis 0, which numpy evaluates row after row (lanes >= 2 keep the reduced axis
+    outermost), i.e. in the reference's order. ``z`` is overwritten. Returns ``(len(keep), lanes)``.
+    """
+    uniq, inverse = np.unique(np.asarray(keep), return_inverse=True)
+    positions = _sequence_positions(length, window, uniq)
+    counts = _counts(length, window)[uniq]
+    out = np.empty((len(uniq), z.shape[1]), dtype=np.float32)
+    start = 0
+    for i, pos in enumerate(positions.tolist()):
+        state = np.add.reduce(z[start : pos + 1], axis=0)
+        z[pos] = state  # the next stretch starts from this running sum
+        start = pos
+        np.divide(state, counts[i], out=out[i])
+    return out[inverse]
+
+
+def box_lanes_at(x: np.ndarray, window: int, keep: np.ndarray) -> np.ndarray:
+    """The box pass along axis 1 of ``x`` (``(lanes, L)``), evaluated at positions ``keep``.
+
+    For few lanes and long sequences: each lane's operation sequence (``+in[ri], -in[li], ...``) is
+    summed by a float32 cumulative sum, which numpy evaluates strictly left to right.
+    """
+    lanes, length = x.shape
+    z = np.empty((lanes, _sequence_length(length, window)), dtype=np.float32)
+    _interleave_rows(x, z, window)
+    np.add.accumulate(z, axis=1, dtype=np.float32, out=z)
+    o = np.asarray(keep)
+    return z[:, _sequence_positions(length, window, o)] / _counts(length, window)[o]
+
+
+@lru_cache(maxsize=256)
 def _decimation_indices(dim: int) -> np.ndarray:
     return np.array([int(((i + 0.5) * dim) / 64) for i in range(64)], dtype=np.intp)
 
 
 def jarosz_filter(y: np.ndarray) -> np.ndarray:
     """Two rows-then-columns box passes and decimation: the 64x64 float32 downsample of ``y``."""
-    rows, cols = y.shape
+    return jarosz_filter_t(np.ascontiguousarray(y.T))
+
+
+_MIN_REDUCE_LANES = 16
+
+
+def jarosz_filter_t(yt: np.ndarray) -> np.ndarray:
+    """:func:`jarosz_filter` taking the luminance transposed (``(cols, rows)``, C-contiguous).
+
+    Pass 1 needs every output, so it steps (one vector op per output) over all rows, then all columns.
+    Pass 2 only feeds the 64x64 decimation: along rows only the 64 sampled columns are materialised
+    (one ``add.reduce`` per stretch between them), and along those columns only the 64 sampled rows.
+    """
+    cols, rows = yt.shape
     wr = window_size(cols)
     wc = window_size(rows)
     ri = _decimation_indices(rows)
     ci = _decimation_indices(cols)
-    # Pass 1 (rows then columns), on transposed copies so each step is one contiguous vector op.
-    a = box_axis0(np.ascontiguousarray(y.T), wr)  # (cols, rows)
-    b = box_axis0(np.ascontiguousarray(a.T), wc)  # (rows, cols)
-    # Pass 2: rows, then columns only where decimation samples them.
-    c = box_axis0(np.ascontiguousarray(b.T), wr)  # (cols, rows)
-    d = box_axis0(np.ascontiguousarray(c[ci].T), wc)  # (rows, 64)
-    return np.ascontiguousarray(d[ri])
+    s1 = box_sums(yt, wr)  # pass 1 along rows: (cols, rows) running sums
+    s1 /= _counts(cols, wr)[:, None]
+    s2 = box_sums(_transpose(s1), wc)  # pass 1 along columns: (rows, cols)
+    s2 /= _counts(rows, wc)[:, None]
+    if rows >= _MIN_REDUCE_LANES:
+        z = _interleave_lanes(_transpose(s2), wr)  # pass 2 along rows, as (M, rows) operation rows
+        c = sequence_states_at(z, cols, wr, ci)  # ... at the 64 sampled columns only: (64, rows)
+    else:
+        c = np.ascontiguousarray(box_lanes_at(s2, wr, ci).T)
+    d = box_lanes_at(c, wc, ri)  # pass 2 along those columns at the sampled rows: (64 cols, 64 rows)
+    return np.ascontiguousarray(d.T)
 
 
 def quality_metric(a: np.ndarray) -> int:
@@ -202,9 +316,8 @@ def pdq_float(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """The 16x16 float32 DCT and the quality of an RGB array (the reference's ``pdqFloat256``)."""
     rgb = check_rgb(rgb)
     rows, cols = rgb.shape[:2]
-    y = luma(rgb)
     # The reference skips the filter when the input already is 64x64.
-    a = y if rows == 64 and cols == 64 else jarosz_filter(y)
+    a = luma(rgb) if rows == 64 and cols == 64 else jarosz_filter_t(_transpose(luma(rgb)))
     return dct16(a), quality_metric(a)
 
 
