@@ -36,7 +36,8 @@ def test_unscannable_is_never_a_silent_pass() -> None:
 
 
 def test_block_names_snapshot_and_votes() -> None:
-    scan = ScanResult(outcome="match", votes=5, min_votes=2, snapshot_version=7, snapshot_fingerprint="ab" * 32)
+    scan = ScanResult(outcome="match", votes=5, min_votes=2, snapshot_version=7,
+                      snapshot_fingerprint="ab" * 32)
     text = decide(scan, "block").explanation
     assert "5/2 votes" in text and "v7" in text and "abababab" in text and "not sent" in text
 

@@ -1,0 +1,151 @@
+"""The outgoing-image pipeline wired to recorders: exact order of steps, and what each policy lets out."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.crypto.attachments import EncryptedAttachment, encrypt_image
+from client.interfaces import MessageView
+from client.outbox import ImagePipeline, SendError, read_image_file, send_image
+from client.policy import Decision, PolicyName, ScanResult, decide
+from scanner.errors import ImageError
+from scanner.hashers.base import HashResult
+from scanner.verdict import ScanVerdict, issue_verdict
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "coffee.jpg"
+
+
+class Recorder:
+    """Collaborators that append each call to one shared ``events`` list (magic-wormhole's Dummy)."""
+
+    def __init__(self, outcome: str = "no_match", *, fail_hash: bool = False) -> None:
+        self.events: list[str] = []
+        self.outcome = outcome
+        self.fail_hash = fail_hash
+        self.verdicts: list[ScanVerdict] = []
+        self.sealed: list[bytes] = []
+
+    # scanner
+    def hash(self, data: bytes, *, name: str, dihedral: bool) -> HashResult:
+        self.events.append("scanner.hash")
+        if self.fail_hash:
+            raise ImageError(name, "truncated image data")
+        return HashResult("pdq", 256, bytes(32), 90)
+
+    def match(self, hashed: HashResult) -> ScanResult:
+        self.events.append("scanner.match")
+        return ScanResult(self.outcome, votes=4 if self.outcome == "match" else 0, min_votes=2,  # type: ignore[arg-type]
+                          quality=hashed.quality, snapshot_version=1, snapshot_fingerprint="ff" * 32)
+
+    def error(self, exc: Exception) -> ScanResult:
+        self.events.append("scanner.error")
+        return ScanResult("error", reason=str(exc))
+
+    def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict:
+        self.events.append("scanner.verdict")
+        verdict = issue_verdict(data, scan.outcome, votes=scan.votes)
+        self.verdicts.append(verdict)
+        return verdict
+
+    # policy
+    def decide(self, scan: ScanResult, policy: PolicyName) -> Decision:
+        self.events.append("policy.decide")
+        return decide(scan, policy)
+
+    # crypto seam
+    def seal(self, data: bytes, verdict: ScanVerdict, *, content_type: str, width: int | None,
+             height: int | None) -> EncryptedAttachment:
+        self.events.append("session.encrypt")
+        self.sealed.append(data)
+        return encrypt_image(data, verdict, content_type=content_type, width=width, height=height)
+
+    # courier
+    async def upload_blob(self, blob: bytes) -> str:
+        self.events.append("net.upload")
+        return "blob1"
+
+    async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
+                            name: str, scan: ScanResult) -> MessageView:
+        self.events.append("net.send")
+        return MessageView("m1", peer, "out", "image", path=name, state="sending")
+
+    async def send_report(self, peer: str, data: bytes, scan: ScanResult, hashed: HashResult | None) -> None:
+        self.events.append("net.report")
+
+
+def _pipe(rec: Recorder, policy: PolicyName) -> ImagePipeline:
+    return ImagePipeline(scanner=rec, seal=rec.seal, courier=rec, policy=lambda: policy,  # type: ignore[arg-type]
+                         dihedral=lambda: True, decide=rec.decide)
+
+
+def run(rec: Recorder, policy: PolicyName, **kw: Any) -> Any:
+    return asyncio.run(send_image(_pipe(rec, policy), "peer", SAMPLE, **kw))
+
+
+def test_allowed_image_order() -> None:
+    rec = Recorder("no_match")
+    out = run(rec, "block")
+    assert rec.events == ["scanner.hash", "scanner.match", "policy.decide", "scanner.verdict",
+                          "session.encrypt", "net.upload", "net.send"]
+    assert out.status == "sent" and out.scan.outcome == "no_match"
+    # the encrypted bytes are exactly the file's bytes, and the verdict is bound to them
+    assert rec.sealed == [SAMPLE.read_bytes()]
+    assert rec.verdicts[0].content_digest == hashlib.sha256(SAMPLE.read_bytes()).digest()
+
+
+def test_block_leaves_nothing() -> None:
+    rec = Recorder("match")
+    out = run(rec, "block")
+    assert rec.events == ["scanner.hash", "scanner.match", "policy.decide", "scanner.verdict"]
+    assert out.status == "blocked" and out.decision.action == "block" and out.scan.votes == 4
+
+
+def test_report_sends_only_the_report() -> None:
+    rec = Recorder("match")
+    out = run(rec, "report")
+    assert rec.events[-1] == "net.report"
+    assert "session.encrypt" not in rec.events and "net.send" not in rec.events
+    assert out.status == "reported"
+
+
+def test_warn_asks_then_sends_when_confirmed() -> None:
+    rec = Recorder("match")
+    assert run(rec, "warn").status == "confirm"
+    assert "session.encrypt" not in rec.events
+    rec2 = Recorder("match")
+    out = run(rec2, "warn", confirmed=True)
+    assert out.status == "sent" and rec2.events[-3:] == ["session.encrypt", "net.upload", "net.send"]
+    assert rec2.events.index("scanner.hash") < rec2.events.index("session.encrypt")
+
+
+def test_off_does_not_scan_but_still_seals_a_verdict() -> None:
+    rec = Recorder("match")
+    out = run(rec, "off")
+    assert "scanner.hash" not in rec.events and out.status == "sent"
+    assert out.scan.outcome == "skipped" and rec.verdicts[0].outcome == "skipped"
+
+
+@pytest.mark.parametrize(("policy", "status"), [("off", "sent"), ("warn", "confirm"), ("block", "blocked"),
+                                                ("report", "blocked")])
+def test_unscannable_rule(policy: PolicyName, status: str) -> None:
+    rec = Recorder(fail_hash=True)
+    out = run(rec, policy)
+    assert out.status == status
+    if policy != "off":
+        assert out.scan.outcome == "error" and "truncated" in out.scan.reason
+
+
+def test_read_errors(tmp_path: Path) -> None:
+    with pytest.raises(SendError, match="no such file"):
+        read_image_file(tmp_path / "missing.jpg")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(SendError, match="empty"):
+        read_image_file(tmp_path / "empty.jpg")
+    with pytest.raises(SendError, match="folder"):
+        read_image_file(tmp_path)
