@@ -329,7 +329,15 @@ class Store:
             if self._depth == 0:
                 db.execute("COMMIT")
 
-    # ----- sealing helpers -------------------------------------------------------------------
+    # ----- query and sealing helpers ---------------------------------------------------------
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
     def _mac(self, label: str, value: str) -> bytes:
         return hmac.new(self._idx, f"{label}\x00{value}".encode(), hashlib.sha256).digest()
 
@@ -345,7 +353,7 @@ class Store:
                              (self._mac(kind, name), kind, self._seal(f"secret:{kind}", value)))
 
     def _get_secret(self, kind: str, name: str) -> bytes | None:
-        row = self._db.execute("SELECT v FROM secrets WHERE k = ?", (self._mac(kind, name),)).fetchone()
+        row = self._one("SELECT v FROM secrets WHERE k = ?", (self._mac(kind, name),))
         return None if row is None else self._open(f"secret:{kind}", row[0])
 
     # ----- identity and prekeys --------------------------------------------------------------
@@ -379,7 +387,7 @@ class Store:
 
     def settings(self) -> dict[str, Any]:
         """All settings."""
-        rows = self._db.execute("SELECT v FROM secrets WHERE kind = 'setting'").fetchall()
+        rows = self._all("SELECT v FROM secrets WHERE kind = 'setting'")
         return dict(cbor2.loads(self._open("secret:setting", r[0])) for r in rows)
 
     # ----- sessions --------------------------------------------------------------------------
@@ -392,7 +400,7 @@ class Store:
     def load_session(self, account_id: str) -> SessionRecord | None:
         """The session record with ``account_id``, or None."""
         peer = self._mac("peer", account_id)
-        row = self._db.execute("SELECT v FROM sessions WHERE peer = ?", (peer,)).fetchone()
+        row = self._one("SELECT v FROM sessions WHERE peer = ?", (peer,))
         return None if row is None else SessionRecord.from_bytes(self._open("session", row[0]))
 
     def delete_session(self, account_id: str) -> None:
@@ -406,9 +414,9 @@ class Store:
         name_mac = None if c.name is None else self._mac("name", c.name.casefold())
         peer = self._mac("peer", c.account_id)
         if seq is None:
-            row = self._db.execute("SELECT seq FROM contacts WHERE peer = ?", (peer,)).fetchone()
+            row = self._one("SELECT seq FROM contacts WHERE peer = ?", (peer,))
             if row is None:
-                row = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM contacts").fetchone()
+                row = self._one("SELECT COALESCE(MAX(seq), 0) + 1 FROM contacts")
             seq = int(row[0])
         self._db.execute("INSERT OR REPLACE INTO contacts (peer, name, seq, v) VALUES (?, ?, ?, ?)",
                          (peer, name_mac, seq, self._seal("contact", bytes(data))))
@@ -486,7 +494,7 @@ class Store:
     def get_contact(self, account_id: str) -> Contact | None:
         """The contact with ``account_id``, or None."""
         peer = self._mac("peer", account_id)
-        row = self._db.execute("SELECT v FROM contacts WHERE peer = ?", (peer,)).fetchone()
+        row = self._one("SELECT v FROM contacts WHERE peer = ?", (peer,))
         return None if row is None else self._read_contact(row[0])
 
     def require_contact(self, account_id: str) -> Contact:
@@ -498,8 +506,7 @@ class Store:
 
     def contact_by_name(self, name: str) -> Contact | None:
         """The contact named ``name`` (case-insensitive), or None."""
-        row = self._db.execute("SELECT v FROM contacts WHERE name = ?",
-                               (self._mac("name", name.casefold()),)).fetchone()
+        row = self._one("SELECT v FROM contacts WHERE name = ?", (self._mac("name", name.casefold()),))
         return None if row is None else self._read_contact(row[0])
 
     def find_contact(self, name_or_id: str) -> Contact:
@@ -516,7 +523,7 @@ class Store:
 
     def list_contacts(self) -> list[Contact]:
         """All contacts in the order they were added."""
-        return [self._read_contact(r[0]) for r in self._db.execute("SELECT v FROM contacts ORDER BY seq")]
+        return [self._read_contact(r[0]) for r in self._all("SELECT v FROM contacts ORDER BY seq")]
 
     def remove_contact(self, account_id: str) -> None:
         """Delete a contact and its sessions (history stays)."""
@@ -547,7 +554,7 @@ class Store:
 
     def get_message(self, msg_id: str) -> MessageRecord | None:
         """A message by id, or None."""
-        row = self._db.execute("SELECT v FROM messages WHERE mid = ?", (self._mac("msg", msg_id),)).fetchone()
+        row = self._one("SELECT v FROM messages WHERE mid = ?", (self._mac("msg", msg_id),))
         return None if row is None else MessageRecord._from_bytes(self._open("message", row[0]))
 
     def update_message(self, msg_id: str, *, state: DeliveryState | None = None,
@@ -579,7 +586,7 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
-        rows = self._db.execute(sql, params).fetchall()
+        rows = self._all(sql, params)
         return [MessageRecord._from_bytes(self._open("message", r[0])) for r in reversed(rows)]
 
     def mark_read(self, peer: str) -> None:
@@ -604,7 +611,7 @@ class Store:
     def outbox_pending(self) -> list[OutboxItem]:
         """Unacknowledged envelopes, oldest first (resend them on reconnect)."""
         items = []
-        for (blob,) in self._db.execute("SELECT v FROM outbox ORDER BY seq"):
+        for (blob,) in self._all("SELECT v FROM outbox ORDER BY seq"):
             e, p, pl, t, a, m = cbor2.loads(self._open("outbox", blob))
             items.append(OutboxItem(e, p, pl, t, a, m))
         return items
@@ -613,7 +620,7 @@ class Store:
         """Count one more send attempt of an envelope."""
         with self.transaction():
             eid = self._mac("env", envelope_id)
-            row = self._db.execute("SELECT v FROM outbox WHERE eid = ?", (eid,)).fetchone()
+            row = self._one("SELECT v FROM outbox WHERE eid = ?", (eid,))
             if row is None:
                 return
             e, p, pl, t, a, m = cbor2.loads(self._open("outbox", row[0]))
@@ -630,7 +637,7 @@ class Store:
     # ----- inbound dedupe --------------------------------------------------------------------
     def seen(self, envelope_id: str) -> bool:
         """True if an inbound envelope with this id was already processed."""
-        row = self._db.execute("SELECT 1 FROM seen WHERE iid = ?", (self._mac("in", envelope_id),)).fetchone()
+        row = self._one("SELECT 1 FROM seen WHERE iid = ?", (self._mac("in", envelope_id),))
         return row is not None
 
     def mark_seen(self, envelope_id: str) -> bool:
