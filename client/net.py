@@ -40,7 +40,8 @@ from relay.errors import (
     RequestFailed,
 )
 
-__all__ = ["Inbound", "MissingAtRelay", "Net", "NetError", "OutboxPort", "PendingEnvelope"]
+__all__ = ["Inbound", "MissingAtRelay", "Net", "NetError", "OutboxPort", "PendingEnvelope", "fetch_mailbox",
+           "publish_snapshot"]
 
 T = TypeVar("T")
 
@@ -332,3 +333,36 @@ class Net:
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "connected": self.connected, "connects": self.connects,
                 "last_error": self.last_error}
+
+
+async def publish_snapshot(url: str, authority_seed: bytes, data: bytes, version: int, *,
+                           timeout: float = 30.0) -> int:
+    """Authority side: upload a signed snapshot file to the relay and make it the newest."""
+    try:
+        conn = await RelayConnection.connect(url, nacl.signing.SigningKey(authority_seed),
+                                             open_timeout=timeout)
+    except RelayError as exc:
+        raise NetError(f"cannot publish the snapshot: {exc}") from None
+    try:
+        return await conn.publish_snapshot(data, version)
+    except RelayError as exc:
+        raise NetError(f"the relay refused the snapshot: {exc}") from None
+    finally:
+        await conn.close()
+
+
+async def fetch_mailbox(url: str, signing_seed: bytes, *, quiet: float = 0.5,
+                        timeout: float = 10.0) -> list[Inbound]:
+    """Read (and acknowledge) every envelope waiting in a mailbox: the authority reads reports this way."""
+    conn = await RelayConnection.connect(url, nacl.signing.SigningKey(signing_seed), open_timeout=timeout)
+    out: list[Inbound] = []
+    try:
+        while True:
+            delivery = await conn.next_message(quiet)
+            if delivery is None:
+                break
+            out.append(Inbound(delivery.mid, delivery.sender, delivery.ts, delivery.env))
+            await conn.ack([delivery.mid])
+    finally:
+        await conn.close()
+    return out
