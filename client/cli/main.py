@@ -15,10 +15,12 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.hashing",
     "relay.commands",
+    "research.bench_relay",
     "research.bench_learned",
     "research.bench_crypto",
     "research.commands",
     "client.cli.messaging",
+    "client.cli.demo",
 )
 
 

@@ -61,9 +61,10 @@ class AuthorityIdentity:
 def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, version: int = 1,
                    work_dir: Path) -> bytes:
     """Hash ``images`` into a bank and build a signed snapshot of it (the authority's job)."""
-    from scanner.authority import AuthorityKey
     from scanner.bank import Bank
     from scanner.snapshot import build_snapshot as build
+
+    from scanner.authority import AuthorityKey
 
     bank_path = work_dir / "bank.sqlite"
     bank_path.unlink(missing_ok=True)

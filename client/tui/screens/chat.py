@@ -135,6 +135,8 @@ class ChatScreen(Screen[None]):
         cmd, args = parts[0].lower(), parts[1:]
         if cmd == "/image" and args:
             path = Path(" ".join(args)).expanduser()
+            if not path.exists() and (self.image_dir / path).exists():
+                path = self.image_dir / path
             if self.current is None:
                 self.banner().show_text("Choose or add a contact first (ctrl+n).")
             else:
