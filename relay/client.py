@@ -66,10 +66,15 @@ def _error(frame: dict[str, Any]) -> Exception:
 class RelayConnection:
     """One authenticated connection to a relay. Create it with :meth:`connect`."""
 
-    def __init__(self, ws: ClientConnection, signing_key: nacl.signing.SigningKey, *,
-                 request_timeout: float = 60.0,
-                 on_message: Callable[[Delivery], Awaitable[None] | None] | None = None,
-                 on_snapshot: Callable[[SnapshotAnnouncement], Awaitable[None] | None] | None = None) -> None:
+    def __init__(
+        self,
+        ws: ClientConnection,
+        signing_key: nacl.signing.SigningKey,
+        *,
+        request_timeout: float = 60.0,
+        on_message: Callable[[Delivery], Awaitable[None] | None] | None = None,
+        on_snapshot: Callable[[SnapshotAnnouncement], Awaitable[None] | None] | None = None,
+    ) -> None:
         self._ws = ws
         self._key = signing_key
         self.public_key = bytes(signing_key.verify_key)
@@ -94,8 +99,9 @@ class RelayConnection:
     # --- connecting ----------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, url: str, signing_key: nacl.signing.SigningKey, *, open_timeout: float = 10.0,
-                      **kwargs: Any) -> RelayConnection:
+    async def connect(
+        cls, url: str, signing_key: nacl.signing.SigningKey, *, open_timeout: float = 10.0, **kwargs: Any
+    ) -> RelayConnection:
         """Connect to ``url`` (``ws://host:port``) and authenticate.
 
         Raises:
@@ -104,8 +110,15 @@ class RelayConnection:
             ProtocolError: the relay does not speak this protocol.
         """
         try:
-            ws = await connect(url, max_size=p.MAX_FRAME, compression=None, open_timeout=open_timeout,
-                               ping_interval=20, ping_timeout=20, close_timeout=2)
+            ws = await connect(
+                url,
+                max_size=p.MAX_FRAME,
+                compression=None,
+                open_timeout=open_timeout,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=2,
+            )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to relay {url}: {exc}") from None
         self = cls(ws, signing_key, **kwargs)
@@ -129,8 +142,9 @@ class RelayConnection:
             raise ProtocolError("malformed hello from relay")
         common = sorted(set(offered) & set(p.SUPPORTED_VERSIONS))
         if not common:
-            raise AuthError(f"no common protocol version (relay offers {offered}, we speak "
-                            f"{list(p.SUPPORTED_VERSIONS)})")
+            raise AuthError(
+                f"no common protocol version (relay offers {offered}, we speak {list(p.SUPPORTED_VERSIONS)})"
+            )
         version = common[-1]
         limits = hello.get("limits")
         self.limits = dict(limits) if isinstance(limits, dict) else {}
@@ -218,8 +232,12 @@ class RelayConnection:
 
     async def _deliver(self, frame: dict[str, Any]) -> None:
         mid, sender, ts, env = frame.get("mid"), frame.get("from"), frame.get("ts"), frame.get("env")
-        if not (isinstance(mid, str) and isinstance(sender, str) and isinstance(env, bytes)
-                and isinstance(ts, (int, float))):
+        if not (
+            isinstance(mid, str)
+            and isinstance(sender, str)
+            and isinstance(env, bytes)
+            and isinstance(ts, (int, float))
+        ):
             return
         delivery = Delivery(mid, sender, float(ts), env)
         if self._on_message is None:
@@ -231,8 +249,9 @@ class RelayConnection:
 
     async def _announce(self, frame: dict[str, Any]) -> None:
         try:
-            info = SnapshotAnnouncement(int(frame["version"]), str(frame["blob"]), int(frame["size"]),
-                                        bytes(frame["sha256"]))
+            info = SnapshotAnnouncement(
+                int(frame["version"]), str(frame["blob"]), int(frame["size"]), bytes(frame["sha256"])
+            )
         except (KeyError, TypeError, ValueError):
             return
         if self._on_snapshot is None:
@@ -258,7 +277,7 @@ class RelayConnection:
         done: list[str] = []
         for start in range(0, len(mids), p.MAX_ACK_BATCH):
             try:
-                reply = await self.request(p.Ack(id=0, mids=tuple(mids[start:start + p.MAX_ACK_BATCH])))
+                reply = await self.request(p.Ack(id=0, mids=tuple(mids[start : start + p.MAX_ACK_BATCH])))
             except NotFound:
                 continue
             done.extend(reply.get("acked", []))
@@ -273,16 +292,20 @@ class RelayConnection:
 
     # --- prekeys -------------------------------------------------------------------------------
 
-    async def put_prekeys(self, bundle: bytes | None, one_time: list[bytes] | None = None, *,
-                          replace: bool = False) -> int:
+    async def put_prekeys(
+        self, bundle: bytes | None, one_time: list[bytes] | None = None, *, replace: bool = False
+    ) -> int:
         """Publish our signed bundle and add one-time prekeys; return how many are stored."""
         otks = list(one_time or [])
         count = 0
         first = True
         while first or otks:
-            chunk, otks = otks[:p.MAX_OTKS], otks[p.MAX_OTKS:]
-            reply = await self.request(p.PrekeysPut(id=0, bundle=bundle if first else None, otks=tuple(chunk),
-                                                    replace=replace and first))
+            chunk, otks = otks[: p.MAX_OTKS], otks[p.MAX_OTKS :]
+            reply = await self.request(
+                p.PrekeysPut(
+                    id=0, bundle=bundle if first else None, otks=tuple(chunk), replace=replace and first
+                )
+            )
             count = int(reply["otks"])
             first = False
         return count
@@ -304,7 +327,7 @@ class RelayConnection:
         chunk = p.BLOB_CHUNK
         offset = 0
         while True:
-            piece = data[offset:offset + chunk]
+            piece = data[offset : offset + chunk]
             offset += len(piece)
             final = offset >= len(data)
             reply = await self.request(p.BlobPut(id=0, data=piece, blob=blob, final=final))
@@ -335,11 +358,13 @@ class RelayConnection:
             reply = await self.request(p.SnapshotGet(id=0))
         except NotFound:
             return None
-        return SnapshotAnnouncement(int(reply["version"]), str(reply["blob"]), int(reply["size"]),
-                                    bytes(reply["sha256"]))
+        return SnapshotAnnouncement(
+            int(reply["version"]), str(reply["blob"]), int(reply["size"]), bytes(reply["sha256"])
+        )
 
-    async def fetch_snapshot(self, info: SnapshotAnnouncement | None = None
-                             ) -> tuple[SnapshotAnnouncement, bytes] | None:
+    async def fetch_snapshot(
+        self, info: SnapshotAnnouncement | None = None
+    ) -> tuple[SnapshotAnnouncement, bytes] | None:
         """Download the newest (or the announced) snapshot file; its SHA-256 is checked here, its
         signature must be checked by the caller against the pinned authority key."""
         info = info or await self.snapshot_info()
@@ -353,6 +378,7 @@ class RelayConnection:
     async def publish_snapshot(self, data: bytes, version: int) -> int:
         """Authority only: upload a signed snapshot file and make it the newest."""
         blob = await self.put_blob(data)
-        reply = await self.request(p.SnapshotPublish(id=0, version=version, blob=blob,
-                                                     sha256=hashlib.sha256(data).digest()))
+        reply = await self.request(
+            p.SnapshotPublish(id=0, version=version, blob=blob, sha256=hashlib.sha256(data).digest())
+        )
         return int(reply["version"])

@@ -12,7 +12,8 @@ __all__ = ["register"]
 def register(registry: CommandRegistry) -> None:
     """Add the relay commands."""
     parser = registry.command(
-        "relay", _relay,
+        "relay",
+        _relay,
         help="run the store-and-forward relay (WebSocket server)",
         description=(
             "Run the pocketscan relay: a WebSocket server that stores and forwards end-to-end encrypted\n"
@@ -30,30 +31,60 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--db", default="relay.sqlite", help="SQLite database file (default relay.sqlite)")
-    store.add_argument("--redis", metavar="URL", help="share mailboxes through Redis, e.g. redis://127.0.0.1:6379/0")
-    parser.add_argument("--redis-prefix", default="pocketscan:", help="key prefix in Redis (default pocketscan:)")
-    parser.add_argument("--authority-pubkey", metavar="HEX", action="append", default=[],
-                        help="Ed25519 public key (64 hex) allowed to publish snapshots (repeatable)")
-    parser.add_argument("--metadata-log", metavar="PATH",
-                        help="append what the relay learns (who, to whom, sizes, times; never contents) as JSON lines")
-    parser.add_argument("--sync", choices=("full", "normal"), default="full",
-                        help="SQLite synchronous mode: full survives power loss, normal only process crashes")
-    parser.add_argument("--ttl-days", type=float, default=30.0, help="lifetime of undelivered envelopes and blobs")
+    store.add_argument(
+        "--redis", metavar="URL", help="share mailboxes through Redis, e.g. redis://127.0.0.1:6379/0"
+    )
+    parser.add_argument(
+        "--redis-prefix", default="pocketscan:", help="key prefix in Redis (default pocketscan:)"
+    )
+    parser.add_argument(
+        "--authority-pubkey",
+        metavar="HEX",
+        action="append",
+        default=[],
+        help="Ed25519 public key (64 hex) allowed to publish snapshots (repeatable)",
+    )
+    parser.add_argument(
+        "--metadata-log",
+        metavar="PATH",
+        help="append what the relay learns (who, to whom, sizes, times; never contents) as JSON lines",
+    )
+    parser.add_argument(
+        "--sync",
+        choices=("full", "normal"),
+        default="full",
+        help="SQLite synchronous mode: full survives power loss, normal only process crashes",
+    )
+    parser.add_argument(
+        "--ttl-days", type=float, default=30.0, help="lifetime of undelivered envelopes and blobs"
+    )
     parser.add_argument("--mailbox-max", type=int, default=10_000, help="per-mailbox quota (envelopes)")
-    parser.add_argument("--account-rate", type=float, default=2000.0,
-                        help="requests per second per account (0 = unlimited)")
-    parser.add_argument("--address-rate", type=float, default=50_000.0,
-                        help="requests per second per client address (0 = unlimited)")
+    parser.add_argument(
+        "--account-rate", type=float, default=2000.0, help="requests per second per account (0 = unlimited)"
+    )
+    parser.add_argument(
+        "--address-rate",
+        type=float,
+        default=50_000.0,
+        help="requests per second per client address (0 = unlimited)",
+    )
     parser.add_argument("--max-connections", type=int, default=10_000, help="simultaneous connections")
-    parser.add_argument("--ping-interval", type=float, default=20.0,
-                        help="seconds between keepalive pings (a peer silent for two intervals is dropped)")
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        help="seconds between keepalive pings (a peer silent for two intervals is dropped)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
 
     snapshot = registry.group("snapshot", help="build, verify, publish and fetch signed scanning snapshots")
     pub = snapshot.command(
-        "publish", _publish,
+        "publish",
+        _publish,
         help="publish a signed snapshot file to a relay (authenticated by the authority key)",
-        epilog="example:\n  pocketscan snapshot publish SNAP.bin --relay ws://127.0.0.1:8765 --key AUTHORITY.key",
+        epilog=(
+            "example:\n  pocketscan snapshot publish SNAP.bin --relay ws://127.0.0.1:8765 --key AUTHORITY.key"
+        ),
     )
     pub.add_argument("snapshot", metavar="SNAP.bin", help="signed snapshot file")
     pub.add_argument("--relay", required=True, metavar="URL", help="relay address, ws://HOST:PORT")

@@ -19,7 +19,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import nacl.exceptions
 import nacl.signing
@@ -61,8 +61,14 @@ class Session:
 class RelayCore:
     """The relay's rules over a ``MailStore``."""
 
-    def __init__(self, store: MailStore, *, limits: Limits | None = None,
-                 authorities: frozenset[bytes] = frozenset(), metadata: MetadataLog | None = None) -> None:
+    def __init__(
+        self,
+        store: MailStore,
+        *,
+        limits: Limits | None = None,
+        authorities: frozenset[bytes] = frozenset(),
+        metadata: MetadataLog | None = None,
+    ) -> None:
         self.store = store
         self.limits = limits or Limits()
         self.authorities = authorities
@@ -148,11 +154,15 @@ class RelayCore:
             return self._refuse(session, req.id, p.ErrorCode.BAD_REQUEST, "already authenticated")
         if req.v not in p.SUPPORTED_VERSIONS:
             session.close_reason = "unsupported protocol version"
-            return p.error_frame(req.id, p.ErrorCode.VERSION,
-                                 f"protocol version {req.v} is not supported; use one of {list(p.SUPPORTED_VERSIONS)}")
+            return p.error_frame(
+                req.id,
+                p.ErrorCode.VERSION,
+                f"protocol version {req.v} is not supported; use one of {list(p.SUPPORTED_VERSIONS)}",
+            )
         try:
             nacl.signing.VerifyKey(req.pk).verify(
-                p.auth_transcript(session.nonce, session.connection_id, req.v), req.sig)
+                p.auth_transcript(session.nonce, session.connection_id, req.v), req.sig
+            )
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
             session.close_reason = "authentication failed"
             return p.error_frame(req.id, p.ErrorCode.AUTH_FAILED, "the signature does not verify")
@@ -169,12 +179,18 @@ class RelayCore:
     async def _send(self, session: Session, req: p.Send, now: float) -> Frame:
         assert session.account is not None
         if len(req.env) > self.limits.envelope_max:
-            raise LimitExceeded(p.ErrorCode.TOO_LARGE, f"envelopes are limited to {self.limits.envelope_max} bytes")
+            raise LimitExceeded(
+                p.ErrorCode.TOO_LARGE, f"envelopes are limited to {self.limits.envelope_max} bytes"
+            )
         stored, new = await self.store.put_envelope(
-            sender=session.account, recipient=req.to, cid=req.cid, env=req.env, now=now, limits=self.limits)
+            sender=session.account, recipient=req.to, cid=req.cid, env=req.env, now=now, limits=self.limits
+        )
         if new:
-            self._log("send", now, **{"from": session.account, "to": req.to, "size": len(req.env),
-                                      "mid": stored.mid})
+            self._log(
+                "send",
+                now,
+                **{"from": session.account, "to": req.to, "size": len(req.env), "mid": stored.mid},
+            )
             self.mail_arrived(stored, now)
             if self.store.shared:
                 await self.store.notify_mail([req.to])
@@ -197,8 +213,9 @@ class RelayCore:
 
     async def _prekeys_put(self, session: Session, req: p.PrekeysPut, now: float) -> Frame:
         assert session.account is not None
-        count = await self.store.put_prekeys(session.account, req.bundle, list(req.otks), req.replace, now,
-                                             self.limits)
+        count = await self.store.put_prekeys(
+            session.account, req.bundle, list(req.otks), req.replace, now, self.limits
+        )
         self._log("prekeys.put", now, account=session.account, otks=len(req.otks))
         return p.ok_frame(req.id, otks=count)
 
@@ -222,8 +239,9 @@ class RelayCore:
         if blob_id is None:
             blob_id = secrets.token_urlsafe(24)
             await self.store.blob_create(session.account, blob_id, now, self.limits)
-        size = await self.store.blob_append(session.account, blob_id, req.data, req.final, max_size, now,
-                                            self.limits)
+        size = await self.store.blob_append(
+            session.account, blob_id, req.data, req.final, max_size, now, self.limits
+        )
         if req.final:
             self._log("blob.put", now, account=session.account, size=size)
         return p.ok_frame(req.id, blob=blob_id, size=size)
@@ -250,7 +268,9 @@ class RelayCore:
     async def _snapshot_publish(self, session: Session, req: p.SnapshotPublish, now: float) -> Frame:
         assert session.account is not None
         if not session.authority:
-            raise RequestFailed(p.ErrorCode.FORBIDDEN, "only a configured authority key may publish snapshots")
+            raise RequestFailed(
+                p.ErrorCode.FORBIDDEN, "only a configured authority key may publish snapshots"
+            )
         found = await self.store.blob_get(req.blob, 0, now)
         if found is None:
             raise NotFound("no such blob")
@@ -262,7 +282,7 @@ class RelayCore:
             await self.store.notify_snapshot(info)
         return p.ok_frame(req.id, version=req.version)
 
-    _handlers: dict[type[p.Request], Any] = {
+    _handlers: ClassVar[dict[type[p.Request], Any]] = {
         p.Send: _send,
         p.Ack: _ack,
         p.PrekeysPut: _prekeys_put,
@@ -279,10 +299,16 @@ class RelayCore:
     def mail_arrived(self, stored: Stored, now: float) -> None:
         """A committed envelope: push it to its recipient's connections on this process."""
         for session in self.sessions.get(stored.recipient, ()):
-            if (self._direct and not session.draining and not session.backlog
-                    and len(session.inflight) < self.limits.push_window
-                    and (session.cursor is None or self.store.order_key(stored.mid)
-                         > self.store.order_key(session.cursor))):
+            if (
+                self._direct
+                and not session.draining
+                and not session.backlog
+                and len(session.inflight) < self.limits.push_window
+                and (
+                    session.cursor is None
+                    or self.store.order_key(stored.mid) > self.store.order_key(session.cursor)
+                )
+            ):
                 self._push(session, stored)
             else:
                 session.dirty = True

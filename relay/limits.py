@@ -65,9 +65,13 @@ class Limits:
 
     def hello(self) -> dict[str, int]:
         """The limits announced to clients in ``hello``."""
-        return {"envelope_max": self.envelope_max, "blob_max": self.blob_max,
-                "chunk": protocol.BLOB_CHUNK, "ack_batch": protocol.MAX_ACK_BATCH,
-                "ttl": int(self.ttl)}
+        return {
+            "envelope_max": self.envelope_max,
+            "blob_max": self.blob_max,
+            "chunk": protocol.BLOB_CHUNK,
+            "ack_batch": protocol.MAX_ACK_BATCH,
+            "ttl": int(self.ttl),
+        }
 
 
 class TokenBucket:

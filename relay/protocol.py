@@ -297,8 +297,13 @@ class PrekeysPut(Request):
         )
 
     def to_frame(self) -> dict[str, Any]:
-        return {"t": self.TYPE, "id": self.id, "bundle": self.bundle, "otks": list(self.otks),
-                "replace": self.replace}
+        return {
+            "t": self.TYPE,
+            "id": self.id,
+            "bundle": self.bundle,
+            "otks": list(self.otks),
+            "replace": self.replace,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +346,12 @@ class BlobPut(Request):
         final = frame.get("final", False)
         if not isinstance(final, bool):
             raise ProtocolError("'final' must be a boolean")
-        return cls(id=frame["id"], data=_check_bytes(frame.get("data"), "data", 0, BLOB_CHUNK),
-                   blob=blob, final=final)
+        return cls(
+            id=frame["id"],
+            data=_check_bytes(frame.get("data"), "data", 0, BLOB_CHUNK),
+            blob=blob,
+            final=final,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +364,11 @@ class BlobGet(Request):
 
     @classmethod
     def parse(cls, frame: dict[str, Any]) -> BlobGet:
-        return cls(id=frame["id"], blob=_check_token(frame.get("blob"), "blob"),
-                   chunk=_check_int(frame.get("chunk", 0), "chunk", 0, MAX_SNAPSHOT // BLOB_CHUNK + 1))
+        return cls(
+            id=frame["id"],
+            blob=_check_token(frame.get("blob"), "blob"),
+            chunk=_check_int(frame.get("chunk", 0), "chunk", 0, MAX_SNAPSHOT // BLOB_CHUNK + 1),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,8 +403,18 @@ class SnapshotPublish(Request):
 
 REQUEST_TYPES: dict[str, type[Request]] = {
     cls.TYPE: cls
-    for cls in (Auth, Send, Ack, PrekeysPut, PrekeysGet, PrekeysCount, BlobPut, BlobGet,
-                SnapshotGet, SnapshotPublish)
+    for cls in (
+        Auth,
+        Send,
+        Ack,
+        PrekeysPut,
+        PrekeysGet,
+        PrekeysCount,
+        BlobPut,
+        BlobGet,
+        SnapshotGet,
+        SnapshotPublish,
+    )
 }
 
 
@@ -437,8 +459,13 @@ __all__ += ["REQUEST_TYPES", "UnknownType", "request_id_of"]
 
 def hello_frame(nonce: bytes, connection_id: bytes, limits: dict[str, int]) -> dict[str, Any]:
     """First frame of every connection: versions offered, fresh nonce and connection id."""
-    return {"t": "hello", "versions": list(SUPPORTED_VERSIONS), "nonce": nonce, "conn": connection_id,
-            "limits": limits}
+    return {
+        "t": "hello",
+        "versions": list(SUPPORTED_VERSIONS),
+        "nonce": nonce,
+        "conn": connection_id,
+        "limits": limits,
+    }
 
 
 def ok_frame(request_id: int, **result: Any) -> dict[str, Any]:

@@ -61,8 +61,10 @@ async def publish(url: str, key: nacl.signing.SigningKey, data: bytes, version: 
     conn = await RelayConnection.connect(url, key)
     try:
         if not conn.authority:
-            raise RelayError("the relay does not list this authority key (start it with --authority-pubkey "
-                             f"{bytes(key.verify_key).hex()})")
+            raise RelayError(
+                "the relay does not list this authority key (start it with --authority-pubkey "
+                f"{bytes(key.verify_key).hex()})"
+            )
         return await conn.publish_snapshot(data, version)
     finally:
         await conn.close()

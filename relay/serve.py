@@ -28,15 +28,25 @@ def parse_authority_keys(values: list[str]) -> frozenset[bytes]:
         except ValueError:
             key = b""
         if len(key) != 32:
-            raise RelayError(f"--authority-pubkey needs 64 hex characters (an Ed25519 public key), got {value!r}")
+            raise RelayError(
+                f"--authority-pubkey needs 64 hex characters (an Ed25519 public key), got {value!r}"
+            )
         keys.add(key)
     return frozenset(keys)
 
 
-def build_server(*, host: str = "127.0.0.1", port: int = 0, db: str | None = None, redis: str | None = None,
-                 limits: Limits | None = None, authorities: frozenset[bytes] = frozenset(),
-                 metadata_log: str | None = None, sync: str = "full",
-                 redis_prefix: str = "pocketscan:") -> RelayServer:
+def build_server(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    db: str | None = None,
+    redis: str | None = None,
+    limits: Limits | None = None,
+    authorities: frozenset[bytes] = frozenset(),
+    metadata_log: str | None = None,
+    sync: str = "full",
+    redis_prefix: str = "pocketscan:",
+) -> RelayServer:
     """A relay server (not started) over SQLite ``db`` or the Redis at ``redis``."""
     store: MailStore
     if redis:
@@ -47,23 +57,40 @@ def build_server(*, host: str = "127.0.0.1", port: int = 0, db: str | None = Non
         from relay.store_sqlite import SqliteStore
 
         store = SqliteStore(db or "relay.sqlite", synchronous=sync)
-    core = RelayCore(store, limits=limits, authorities=authorities,
-                     metadata=MetadataLog(metadata_log) if metadata_log else None)
+    core = RelayCore(
+        store,
+        limits=limits,
+        authorities=authorities,
+        metadata=MetadataLog(metadata_log) if metadata_log else None,
+    )
     return RelayServer(core, host=host, port=port)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Handler of `pocketscan relay`: run until SIGINT/SIGTERM."""
     try:
-        limits = Limits(ttl=args.ttl_days * DAY, mailbox_max_messages=args.mailbox_max,
-                        account_rate=args.account_rate, account_burst=max(1.0, args.account_rate * 2),
-                        address_rate=args.address_rate, address_burst=max(1.0, args.address_rate * 2),
-                        max_connections=args.max_connections, ping_interval=args.ping_interval,
-                        ping_timeout=args.ping_interval)
-        server = build_server(host=args.host, port=args.port, db=args.db, redis=args.redis, limits=limits,
-                              authorities=parse_authority_keys(args.authority_pubkey),
-                              metadata_log=args.metadata_log, sync=args.sync,
-                              redis_prefix=args.redis_prefix)
+        limits = Limits(
+            ttl=args.ttl_days * DAY,
+            mailbox_max_messages=args.mailbox_max,
+            account_rate=args.account_rate,
+            account_burst=max(1.0, args.account_rate * 2),
+            address_rate=args.address_rate,
+            address_burst=max(1.0, args.address_rate * 2),
+            max_connections=args.max_connections,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_interval,
+        )
+        server = build_server(
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            redis=args.redis,
+            limits=limits,
+            authorities=parse_authority_keys(args.authority_pubkey),
+            metadata_log=args.metadata_log,
+            sync=args.sync,
+            redis_prefix=args.redis_prefix,
+        )
         return asyncio.run(_serve(server, quiet=args.quiet, store_desc=args.redis or args.db))
     except RelayError as exc:
         print(f"pocketscan relay: {exc}", file=sys.stderr)
@@ -82,8 +109,11 @@ async def _serve(server: RelayServer, *, quiet: bool, store_desc: str) -> int:
             loop.add_signal_handler(sig, stop.set)
     print(json.dumps({"listening": server.url}), flush=True)
     if not quiet:
-        print(f"pocketscan relay on {server.url} (store: {store_desc}); Ctrl-C to stop", file=sys.stderr,
-              flush=True)
+        print(
+            f"pocketscan relay on {server.url} (store: {store_desc}); Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         await stop.wait()
     finally:

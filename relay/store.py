@@ -62,8 +62,9 @@ class MailStore(Protocol):
     def order_key(self, mid: str) -> tuple[int, int]:
         """Sort key of a message id within one mailbox (ids grow in commit order)."""
 
-    async def put_envelope(self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float,
-                           limits: Limits) -> tuple[Stored, bool]:
+    async def put_envelope(
+        self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
+    ) -> tuple[Stored, bool]:
         """Store an envelope; return it and True, or the earlier one and False for a repeated ``cid``.
 
         Raises:
@@ -76,8 +77,9 @@ class MailStore(Protocol):
     async def ack(self, recipient: str, mids: list[str]) -> list[str]:
         """Delete these ids from ``recipient``'s mailbox; return those that were there."""
 
-    async def put_prekeys(self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool,
-                          now: float, limits: Limits) -> int:
+    async def put_prekeys(
+        self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool, now: float, limits: Limits
+    ) -> int:
         """Store the bundle and add one-time prekeys; return how many are stored."""
 
     async def get_prekeys(self, account: str) -> tuple[bytes, bytes | None] | None:
@@ -89,8 +91,9 @@ class MailStore(Protocol):
     async def blob_create(self, owner: str, blob_id: str, now: float, limits: Limits) -> None:
         """Start an upload owned by ``owner`` (LimitExceeded beyond the unfinished-upload bound)."""
 
-    async def blob_append(self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int,
-                          now: float, limits: Limits) -> int:
+    async def blob_append(
+        self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int, now: float, limits: Limits
+    ) -> int:
         """Append a chunk to an unfinished upload of ``owner``; seal it if ``final``; return its size."""
 
     async def blob_get(self, blob_id: str, chunk: int, now: float) -> tuple[bytes, int, int] | None:
@@ -112,4 +115,4 @@ class MailStore(Protocol):
         """Tell other relay processes that these mailboxes got mail (no-op when not shared)."""
 
     async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
-        """Run until cancelled, calling back on wake-ups from other processes (returns at once if not shared)."""
+        """Run until cancelled, calling back on wake-ups from other processes (returns if not shared)."""

@@ -194,9 +194,16 @@ class RedisStore:
             await self._redis.aclose()
             self._redis = None
             raise RelayError(f"cannot reach Redis at {self.url}: {exc}") from None
-        for name, source in (("put", _PUT), ("ack", _ACK), ("pk_put", _PREKEYS_PUT), ("pk_get", _PREKEYS_GET),
-                             ("blob_create", _BLOB_CREATE), ("blob_append", _BLOB_APPEND),
-                             ("blob_get", _BLOB_GET), ("snap", _SNAPSHOT_PUBLISH)):
+        for name, source in (
+            ("put", _PUT),
+            ("ack", _ACK),
+            ("pk_put", _PREKEYS_PUT),
+            ("pk_get", _PREKEYS_GET),
+            ("blob_create", _BLOB_CREATE),
+            ("blob_append", _BLOB_APPEND),
+            ("blob_get", _BLOB_GET),
+            ("snap", _SNAPSHOT_PUBLISH),
+        ):
             self._scripts[name] = self._redis.register_script(source)
 
     async def close(self) -> None:
@@ -222,15 +229,28 @@ class RedisStore:
         except ValueError:
             return (-1, -1)
 
-    async def put_envelope(self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float,
-                           limits: Limits) -> tuple[Stored, bool]:
+    async def put_envelope(
+        self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
+    ) -> tuple[Stored, bool]:
         ttl = max(1, int(limits.ttl))
         status, value = await self._run(
             "put",
-            [self.k("cid", sender, cid.hex()), self.k("mb", recipient), self.k("mbb", recipient),
-             self.k("mailboxes")],
-            [sender, recipient, repr(now), env, limits.mailbox_max_messages, limits.mailbox_max_bytes, ttl,
-             repr(now + limits.ttl)],
+            [
+                self.k("cid", sender, cid.hex()),
+                self.k("mb", recipient),
+                self.k("mbb", recipient),
+                self.k("mailboxes"),
+            ],
+            [
+                sender,
+                recipient,
+                repr(now),
+                env,
+                limits.mailbox_max_messages,
+                limits.mailbox_max_bytes,
+                ttl,
+                repr(now + limits.ttl),
+            ],
         )
         if status == -1:
             raise LimitExceeded(ErrorCode.QUOTA, "the recipient's mailbox is full; try again later")
@@ -261,11 +281,19 @@ class RedisStore:
 
     # --- prekeys -------------------------------------------------------------------------------
 
-    async def put_prekeys(self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool,
-                          now: float, limits: Limits) -> int:
+    async def put_prekeys(
+        self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool, now: float, limits: Limits
+    ) -> int:
         result = await self._run(
-            "pk_put", [self.k("bundle", account), self.k("otk", account)],
-            ["1" if bundle is not None else "0", bundle or b"", "1" if replace else "0", limits.max_otks, *otks],
+            "pk_put",
+            [self.k("bundle", account), self.k("otk", account)],
+            [
+                "1" if bundle is not None else "0",
+                bundle or b"",
+                "1" if replace else "0",
+                limits.max_otks,
+                *otks,
+            ],
         )
         if result == -2:
             raise RequestFailed(ErrorCode.BAD_REQUEST, "upload a signed bundle before one-time prekeys")
@@ -290,16 +318,19 @@ class RedisStore:
 
     async def blob_create(self, owner: str, blob_id: str, now: float, limits: Limits) -> None:
         result = await self._run(
-            "blob_create", [self.k("uploads", owner), self.k("blob", blob_id)],
+            "blob_create",
+            [self.k("uploads", owner), self.k("blob", blob_id)],
             [owner, UPLOAD_TTL, limits.uploads_per_account, self.k("blob", ""), blob_id],
         )
         if result == -1:
             raise LimitExceeded(ErrorCode.QUOTA, f"at most {limits.uploads_per_account} unfinished uploads")
 
-    async def blob_append(self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int,
-                          now: float, limits: Limits) -> int:
+    async def blob_append(
+        self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int, now: float, limits: Limits
+    ) -> int:
         result = await self._run(
-            "blob_append", [self.k("blob", blob_id), self.k("blobc", blob_id), self.k("uploads", owner)],
+            "blob_append",
+            [self.k("blob", blob_id), self.k("blobc", blob_id), self.k("uploads", owner)],
             [owner, data, "1" if final else "0", max_size, max(1, int(limits.ttl)), UPLOAD_TTL, blob_id],
         )
         if result == -1:
@@ -318,9 +349,19 @@ class RedisStore:
 
     async def snapshot_publish(self, info: SnapshotInfo, publisher: str, now: float, limits: Limits) -> None:
         status, current = await self._run(
-            "snap", [self.k("snapshot"), self.k("blob", info.blob), self.k("blobc", info.blob)],
-            [info.version, info.blob, info.size, info.sha256, publisher, repr(now), self.k("blob", ""),
-             max(1, int(limits.ttl)), self.k("blobc", "")],
+            "snap",
+            [self.k("snapshot"), self.k("blob", info.blob), self.k("blobc", info.blob)],
+            [
+                info.version,
+                info.blob,
+                info.size,
+                info.sha256,
+                publisher,
+                repr(now),
+                self.k("blob", ""),
+                max(1, int(limits.ttl)),
+                self.k("blobc", ""),
+            ],
         )
         if status == -1:
             raise RequestFailed(ErrorCode.STALE, f"version {info.version} is not newer than {_s(current)}")
@@ -334,8 +375,13 @@ class RedisStore:
             raise RelayError(f"Redis failure: {exc}") from None
         if not fields:
             return None
-        return SnapshotInfo(int(fields[b"version"]), _s(fields[b"blob"]), int(fields[b"size"]),
-                            bytes(fields[b"sha256"]), float(fields[b"published"]))
+        return SnapshotInfo(
+            int(fields[b"version"]),
+            _s(fields[b"blob"]),
+            int(fields[b"size"]),
+            bytes(fields[b"sha256"]),
+            float(fields[b"published"]),
+        )
 
     # --- maintenance and wake-ups --------------------------------------------------------------
 
@@ -366,8 +412,16 @@ class RedisStore:
             raise RelayError(f"Redis failure: {exc}") from None
 
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
-        payload = cbor2.dumps({"origin": self.origin, "version": info.version, "blob": info.blob,
-                               "size": info.size, "sha256": info.sha256, "published": info.published})
+        payload = cbor2.dumps(
+            {
+                "origin": self.origin,
+                "version": info.version,
+                "blob": info.blob,
+                "size": info.size,
+                "sha256": info.sha256,
+                "published": info.published,
+            }
+        )
         try:
             await self.r.publish(self.k("snap"), payload)
         except (RedisError, OSError) as exc:
@@ -391,8 +445,15 @@ class RedisStore:
                     elif message["channel"] == snap:
                         data = cbor2.loads(message["data"])
                         if data.get("origin") != self.origin:
-                            result = on_snapshot(SnapshotInfo(data["version"], data["blob"], data["size"],
-                                                              data["sha256"], data["published"]))
+                            result = on_snapshot(
+                                SnapshotInfo(
+                                    data["version"],
+                                    data["blob"],
+                                    data["size"],
+                                    data["sha256"],
+                                    data["published"],
+                                )
+                            )
                             if result is not None:
                                 await result
             except (RedisError, OSError):

@@ -178,8 +178,9 @@ class SqliteStore:
         except ValueError:
             return (-1, 0)
 
-    async def put_envelope(self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float,
-                           limits: Limits) -> tuple[Stored, bool]:
+    async def put_envelope(
+        self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
+    ) -> tuple[Stored, bool]:
         def op(conn: sqlite3.Connection) -> tuple[Stored, bool]:
             row = conn.execute(
                 "SELECT mid, recipient, ts FROM sent_ids WHERE sender = ? AND cid = ?", (sender, cid)
@@ -254,8 +255,9 @@ class SqliteStore:
 
     # --- prekeys -------------------------------------------------------------------------------
 
-    async def put_prekeys(self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool,
-                          now: float, limits: Limits) -> int:
+    async def put_prekeys(
+        self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool, now: float, limits: Limits
+    ) -> int:
         def op(conn: sqlite3.Connection) -> int:
             if bundle is not None:
                 conn.execute(
@@ -297,9 +299,11 @@ class SqliteStore:
 
     async def count_prekeys(self, account: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(
-                "SELECT count(*) FROM one_time_prekeys WHERE account = ?", (account,)
-            ).fetchone()[0])
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM one_time_prekeys WHERE account = ?", (account,)
+                ).fetchone()[0]
+            )
 
         result: int = await self._call(op)
         return result
@@ -312,7 +316,9 @@ class SqliteStore:
                 "SELECT count(*) FROM blobs WHERE owner = ? AND complete = 0", (owner,)
             ).fetchone()
             if open_uploads >= limits.uploads_per_account:
-                raise LimitExceeded(ErrorCode.QUOTA, f"at most {limits.uploads_per_account} unfinished uploads")
+                raise LimitExceeded(
+                    ErrorCode.QUOTA, f"at most {limits.uploads_per_account} unfinished uploads"
+                )
             conn.execute(
                 "INSERT INTO blobs (blob_id, owner, size, chunks, complete, created, expires) "
                 "VALUES (?, ?, 0, 0, 0, ?, ?)",
@@ -321,8 +327,9 @@ class SqliteStore:
 
         await self._call(op)
 
-    async def blob_append(self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int,
-                          now: float, limits: Limits) -> int:
+    async def blob_append(
+        self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int, now: float, limits: Limits
+    ) -> int:
         def op(conn: sqlite3.Connection) -> int:
             row = conn.execute(
                 "SELECT size, chunks FROM blobs WHERE blob_id = ? AND owner = ? AND complete = 0",
@@ -334,8 +341,9 @@ class SqliteStore:
             if size + len(data) > max_size:
                 raise LimitExceeded(ErrorCode.TOO_LARGE, f"blob exceeds the {max_size}-byte limit")
             if data:
-                conn.execute("INSERT INTO blob_chunks (blob_id, idx, data) VALUES (?, ?, ?)",
-                             (blob_id, chunks, data))
+                conn.execute(
+                    "INSERT INTO blob_chunks (blob_id, idx, data) VALUES (?, ?, ?)", (blob_id, chunks, data)
+                )
                 chunks += 1
             expires = now + limits.ttl if final else now + UPLOAD_TTL
             conn.execute(
@@ -408,7 +416,8 @@ class SqliteStore:
     async def snapshot_latest(self) -> SnapshotInfo | None:
         def op(conn: sqlite3.Connection) -> SnapshotInfo | None:
             row = conn.execute(
-                "SELECT version, blob_id, size, sha256, published FROM snapshots ORDER BY version DESC LIMIT 1"
+                "SELECT version, blob_id, size, sha256, published FROM snapshots "
+                "ORDER BY version DESC LIMIT 1"
             ).fetchone()
             return None if row is None else SnapshotInfo(row[0], row[1], row[2], bytes(row[3]), row[4])
 
@@ -419,20 +428,28 @@ class SqliteStore:
 
     async def prune(self, now: float) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
-            touched = [r[0] for r in conn.execute(
-                "SELECT DISTINCT recipient FROM messages WHERE expires <= ?", (now,))]
+            touched = [
+                r[0]
+                for r in conn.execute("SELECT DISTINCT recipient FROM messages WHERE expires <= ?", (now,))
+            ]
             messages = conn.execute("DELETE FROM messages WHERE expires <= ?", (now,)).rowcount
             for recipient in touched:
                 count, size = conn.execute(
                     "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM messages WHERE recipient = ?",
                     (recipient,),
                 ).fetchone()
-                conn.execute("UPDATE mailbox_usage SET count = ?, bytes = ? WHERE recipient = ?",
-                             (count, size, recipient))
+                conn.execute(
+                    "UPDATE mailbox_usage SET count = ?, bytes = ? WHERE recipient = ?",
+                    (count, size, recipient),
+                )
             conn.execute("DELETE FROM mailbox_usage WHERE count = 0")
             ids = conn.execute("DELETE FROM sent_ids WHERE expires <= ?", (now,)).rowcount
-            dead = [r[0] for r in conn.execute(
-                "SELECT blob_id FROM blobs WHERE expires IS NOT NULL AND expires <= ?", (now,))]
+            dead = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT blob_id FROM blobs WHERE expires IS NOT NULL AND expires <= ?", (now,)
+                )
+            ]
             for blob_id in dead:
                 self._drop_blob(conn, blob_id)
             conn.execute("DELETE FROM snapshots WHERE blob_id NOT IN (SELECT blob_id FROM blobs)")

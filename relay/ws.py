@@ -92,8 +92,15 @@ class _Connection:
 class RelayServer:
     """Serves a :class:`RelayCore` on ``ws://host:port`` (port 0 picks a free one)."""
 
-    def __init__(self, core: RelayCore, *, host: str = "127.0.0.1", port: int = 8765,
-                 clock: Callable[[], float] = time.time, prune_interval: float = 60.0) -> None:
+    def __init__(
+        self,
+        core: RelayCore,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        clock: Callable[[], float] = time.time,
+        prune_interval: float = 60.0,
+    ) -> None:
         self.core = core
         self.host = host
         self.port = port
@@ -113,9 +120,15 @@ class RelayServer:
         await self.core.store.open()
         limits = self.core.limits
         self._server = await serve(
-            self._serve_connection, self.host, self.port,
-            max_size=p.MAX_FRAME, max_queue=64, compression=None,
-            ping_interval=limits.ping_interval, ping_timeout=limits.ping_timeout, close_timeout=2,
+            self._serve_connection,
+            self.host,
+            self.port,
+            max_size=p.MAX_FRAME,
+            max_queue=64,
+            compression=None,
+            ping_interval=limits.ping_interval,
+            ping_timeout=limits.ping_timeout,
+            close_timeout=2,
         )
         sockets = list(self._server.sockets)
         if sockets:

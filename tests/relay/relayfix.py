@@ -37,12 +37,25 @@ def new_key() -> nacl.signing.SigningKey:
 
 
 @contextlib.asynccontextmanager
-async def relay(db: str | Path, *, limits: Limits | None = None, redis: str | None = None,
-                authorities: frozenset[bytes] = frozenset(), metadata_log: str | None = None,
-                prefix: str = "pocketscan:") -> AsyncIterator[RelayServer]:
+async def relay(
+    db: str | Path,
+    *,
+    limits: Limits | None = None,
+    redis: str | None = None,
+    authorities: frozenset[bytes] = frozenset(),
+    metadata_log: str | None = None,
+    prefix: str = "pocketscan:",
+) -> AsyncIterator[RelayServer]:
     """A real relay on an ephemeral loopback port, in this process."""
-    server = build_server(port=0, db=str(db), redis=redis, limits=limits, authorities=authorities,
-                          metadata_log=metadata_log, redis_prefix=prefix)
+    server = build_server(
+        port=0,
+        db=str(db),
+        redis=redis,
+        limits=limits,
+        authorities=authorities,
+        metadata_log=metadata_log,
+        redis_prefix=prefix,
+    )
     await server.start()
     try:
         yield server
@@ -55,9 +68,20 @@ class RelayProcess:
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from client.cli.main import main; raise SystemExit(main())", "relay",
-             "--port", "0", "--quiet", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
+            [
+                sys.executable,
+                "-c",
+                "from client.cli.main import main; raise SystemExit(main())",
+                "relay",
+                "--port",
+                "0",
+                "--quiet",
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -97,8 +121,23 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("no Redis: install redis-server or set POCKETSCAN_TEST_REDIS=redis://host:port/db")
     port = _free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 10
     while time.time() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):

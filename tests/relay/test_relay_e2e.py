@@ -10,13 +10,13 @@ from pathlib import Path
 
 import cbor2
 import pytest
+from relayfix import new_key, relay, run
 from websockets.asyncio.client import connect
 
 from relay import protocol as p
 from relay.client import RelayConnection
-from relay.errors import AuthError, ConnectionLost, LimitExceeded, NotFound, RequestFailed
+from relay.errors import ConnectionLost, LimitExceeded, NotFound, RequestFailed
 from relay.limits import Limits
-from relayfix import new_key, relay, run
 
 
 async def _drain(conn: RelayConnection, n: int, timeout: float = 10.0) -> list:
@@ -154,7 +154,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             async with connect(server.url) as ws:
                 hello = p.decode(await ws.recv())
                 sig = key.sign(p.auth_transcript(os.urandom(32), hello["conn"], 1)).signature
-                await ws.send(p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig}))
+                await ws.send(
+                    p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig})
+                )
                 reply = p.decode(await ws.recv())
                 assert reply["t"] == "error" and reply["code"] == p.ErrorCode.AUTH_FAILED
                 await asyncio.wait_for(ws.wait_closed(), 5)
@@ -162,7 +164,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             async with connect(server.url) as ws:
                 hello = p.decode(await ws.recv())
                 sig = key.sign(p.auth_transcript(hello["nonce"], hello["conn"], 99)).signature
-                await ws.send(p.encode({"t": "auth", "id": 1, "v": 99, "pk": bytes(key.verify_key), "sig": sig}))
+                await ws.send(
+                    p.encode({"t": "auth", "id": 1, "v": 99, "pk": bytes(key.verify_key), "sig": sig})
+                )
                 reply = p.decode(await ws.recv())
                 assert reply["code"] == p.ErrorCode.VERSION
             # A request before auth.
@@ -177,7 +181,9 @@ def test_auth_failures(tmp_path: Path) -> None:
                 good = key.sign(p.auth_transcript(first["nonce"], first["conn"], 1)).signature
             async with connect(server.url) as ws:
                 await ws.recv()
-                await ws.send(p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": good}))
+                await ws.send(
+                    p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": good})
+                )
                 assert p.decode(await ws.recv())["code"] == p.ErrorCode.AUTH_FAILED
             # The client library raises AuthError on refusal; a correct key still works afterwards.
             conn = await RelayConnection.connect(server.url, key)
@@ -252,7 +258,9 @@ def test_blob_roundtrip_and_snapshot_distribution(tmp_path: Path) -> None:
     authority = new_key()
 
     async def body() -> None:
-        async with relay(tmp_path / "r.sqlite", authorities=frozenset({bytes(authority.verify_key)})) as server:
+        async with relay(
+            tmp_path / "r.sqlite", authorities=frozenset({bytes(authority.verify_key)})
+        ) as server:
             user = await RelayConnection.connect(server.url, new_key())
             data = os.urandom(3 * p.BLOB_CHUNK + 17)
             blob = await user.put_blob(data)
@@ -332,8 +340,10 @@ def test_hostile_clients_are_closed_others_served(tmp_path: Path) -> None:
             await still_served()
             # Half-open: a TCP peer that completes the handshake and then never answers pings.
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            writer.write(
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
             assert b"101" in await asyncio.wait_for(reader.read(4096), 5)
             # The auth timeout is 10 s, so within 5 s only the missing pongs can drop it.
             before = server.core.connections

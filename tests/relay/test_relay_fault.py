@@ -50,6 +50,7 @@ def test_kill9_with_1000_in_flight(tmp_path: Path) -> None:
 
     relay1 = RelayProcess("--db", db)
     try:
+
         async def before_crash() -> None:
             ca = await RelayConnection.connect(relay1.url, a)
             cb = await RelayConnection.connect(relay1.url, b)
@@ -69,6 +70,7 @@ def test_kill9_with_1000_in_flight(tmp_path: Path) -> None:
 
     relay2 = RelayProcess("--db", db)
     try:
+
         async def after_restart() -> None:
             ca = await RelayConnection.connect(relay2.url, a)
             # The outbox resends everything not acknowledged, with the same idempotency keys.

@@ -16,10 +16,17 @@ from relay.client import RelayConnection
 @pytest.mark.slow
 def test_two_relays_share_one_redis(redis_server: str, redis_prefix: str) -> None:
     authority = new_key()
-    common = ["--redis", redis_server, "--redis-prefix", redis_prefix,
-              "--authority-pubkey", bytes(authority.verify_key).hex()]
+    common = [
+        "--redis",
+        redis_server,
+        "--redis-prefix",
+        redis_prefix,
+        "--authority-pubkey",
+        bytes(authority.verify_key).hex(),
+    ]
     one, two = RelayProcess(*common), RelayProcess(*common)
     try:
+
         async def body() -> None:
             a, b = new_key(), new_key()
             b_id = p.account_id_from_public_key(bytes(b.verify_key))

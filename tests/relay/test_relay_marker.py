@@ -71,8 +71,10 @@ async def _conversation(url: str) -> None:
     ca = await RelayConnection.connect(url, nacl.signing.SigningKey(alice.seed))
     cb = await RelayConnection.connect(url, nacl.signing.SigningKey(bob.seed))
     prekeys = PreKeyState.create(bob, now, one_time_count=3)
-    await cb.put_prekeys(cbor2.dumps(prekeys.bundle(bob.public).to_dict()),
-                         [cbor2.dumps({"id": k.key_id, "key": k.keypair.public}) for k in prekeys.one_time.values()])
+    await cb.put_prekeys(
+        cbor2.dumps(prekeys.bundle(bob.public).to_dict()),
+        [cbor2.dumps({"id": k.key_id, "key": k.keypair.public}) for k in prekeys.one_time.values()],
+    )
     bundle_bytes, otk = await ca.get_prekeys(bob.account_id)
     fields = cbor2.loads(bundle_bytes)
     if otk is not None:
@@ -123,8 +125,12 @@ def test_marker_never_reaches_the_relay(backend: str, tmp_path: Path, request: p
 
     async def body() -> None:
         nonlocal redis_dump
-        async with relay(tmp_path / "relay.sqlite", redis=redis_url, prefix=prefix,
-                         metadata_log=str(tmp_path / "meta.jsonl")) as server:
+        async with relay(
+            tmp_path / "relay.sqlite",
+            redis=redis_url,
+            prefix=prefix,
+            metadata_log=str(tmp_path / "meta.jsonl"),
+        ) as server:
             tap = WireTap(server.port)
             url = await tap.start()
             await _conversation(url)

@@ -47,14 +47,17 @@ async def opened(store: MailStore) -> AsyncIterator[MailStore]:
 def test_envelopes(make_store: Callable[[], MailStore]) -> None:
     async def body() -> None:
         async with opened(make_store()) as s:
-            first, new = await s.put_envelope(sender=A, recipient=B, cid=b"c" * 16, env=b"e1", now=NOW,
-                                              limits=LIMITS)
+            first, new = await s.put_envelope(
+                sender=A, recipient=B, cid=b"c" * 16, env=b"e1", now=NOW, limits=LIMITS
+            )
             assert new and first.recipient == B
-            again, new2 = await s.put_envelope(sender=A, recipient=B, cid=b"c" * 16, env=b"e1", now=NOW,
-                                               limits=LIMITS)
+            again, new2 = await s.put_envelope(
+                sender=A, recipient=B, cid=b"c" * 16, env=b"e1", now=NOW, limits=LIMITS
+            )
             assert not new2 and again.mid == first.mid
-            second, _ = await s.put_envelope(sender=C, recipient=B, cid=b"d" * 16, env=b"e2", now=NOW + 1,
-                                             limits=LIMITS)
+            second, _ = await s.put_envelope(
+                sender=C, recipient=B, cid=b"d" * 16, env=b"e2", now=NOW + 1, limits=LIMITS
+            )
             assert s.order_key(second.mid) > s.order_key(first.mid)
             got = await s.fetch(B, None, 10, NOW)
             assert [(m.mid, m.sender, m.env) for m in got] == [(first.mid, A, b"e1"), (second.mid, C, b"e2")]
@@ -76,17 +79,21 @@ def test_quota(make_store: Callable[[], MailStore]) -> None:
     async def body() -> None:
         async with opened(make_store()) as s:
             mids = []
-            for i in range(5):
-                stored, _ = await s.put_envelope(sender=A, recipient=B, cid=os.urandom(16), env=b"x" * 10,
-                                                 now=NOW, limits=LIMITS)
+            for _i in range(5):
+                stored, _ = await s.put_envelope(
+                    sender=A, recipient=B, cid=os.urandom(16), env=b"x" * 10, now=NOW, limits=LIMITS
+                )
                 mids.append(stored.mid)
             with pytest.raises(LimitExceeded):
-                await s.put_envelope(sender=A, recipient=B, cid=os.urandom(16), env=b"x", now=NOW, limits=LIMITS)
+                await s.put_envelope(
+                    sender=A, recipient=B, cid=os.urandom(16), env=b"x", now=NOW, limits=LIMITS
+                )
             await s.ack(B, mids[:1])
             await s.put_envelope(sender=A, recipient=B, cid=os.urandom(16), env=b"x", now=NOW, limits=LIMITS)
             with pytest.raises(LimitExceeded):  # bytes quota
-                await s.put_envelope(sender=A, recipient=C, cid=os.urandom(16), env=b"x" * 1001, now=NOW,
-                                     limits=LIMITS)
+                await s.put_envelope(
+                    sender=A, recipient=C, cid=os.urandom(16), env=b"x" * 1001, now=NOW, limits=LIMITS
+                )
             assert len(await s.fetch(B, None, 10, NOW)) == 5
 
     run(body())
@@ -134,7 +141,11 @@ def test_blobs_and_snapshots(make_store: Callable[[], MailStore]) -> None:
             info = SnapshotInfo(3, "blob1", 11, b"h" * 32, NOW)
             await s.snapshot_publish(info, A, NOW, LIMITS)
             latest = await s.snapshot_latest()
-            assert latest is not None and (latest.version, latest.blob, latest.sha256) == (3, "blob1", b"h" * 32)
+            assert latest is not None and (latest.version, latest.blob, latest.sha256) == (
+                3,
+                "blob1",
+                b"h" * 32,
+            )
             with pytest.raises(RequestFailed):
                 await s.snapshot_publish(SnapshotInfo(3, "blob1", 11, b"h" * 32, NOW), A, NOW, LIMITS)
             # The current snapshot outlives the TTL.

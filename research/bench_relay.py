@@ -1,0 +1,328 @@
+"""`pocketscan bench relay`: relay messages/s and latency beside a bare `websockets` echo server.
+
+In one run, on loopback, with the same client code and load shape:
+
+* ``echo``: a bare ``websockets`` server (a subprocess) that sends every binary frame back; each of
+  the N clients keeps ``--window`` frames in flight. This is the ceiling: one frame in, one out,
+  no storage.
+* ``relay``: a real ``pocketscan relay`` subprocess (SQLite in WAL mode, synchronous=FULL, group
+  commit); client i sends to client i+1 through ``RelayConnection``, keeping ``--window`` sends in
+  flight; each message is stored durably before the sender's ``ok``, pushed to the recipient, and
+  deleted on the recipient's ``ack``. Latency is from ``send`` to the recipient's receipt.
+
+Messages/s counts messages that reached their recipient during the measured seconds (after a
+warm-up). The clients run in this process; the servers in their own processes (2 cores: the
+figures are bounded by both). Ratio = relay / echo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from client.cli.registry import CommandRegistry
+
+__all__ = ["BenchResult", "register", "run_bench"]
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add ``pocketscan bench relay``."""
+    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    parser = bench.command(
+        "relay",
+        _handle,
+        help="relay msgs/s and p50/p99 latency beside a bare websockets echo",
+        description=__doc__,
+    )
+    parser.add_argument(
+        "--clients", type=int, default=100, help="concurrent client connections (default 100)"
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per system (default 5)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds before measuring")
+    parser.add_argument("--window", type=int, default=1, help="messages in flight per client (default 1)")
+    parser.add_argument("--size", type=int, default=256, help="envelope bytes (default 256)")
+    parser.add_argument("--redis", metavar="URL", help="also measure a relay on this Redis")
+    parser.add_argument("--sync", choices=("full", "normal"), default="full", help="SQLite synchronous mode")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+@dataclass
+class BenchResult:
+    """One system's figures."""
+
+    system: str
+    messages: int
+    seconds: float
+    msgs_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _summarise(system: str, latencies: list[float], seconds: float) -> BenchResult:
+    return BenchResult(
+        system,
+        len(latencies),
+        seconds,
+        len(latencies) / seconds,
+        _percentile(latencies, 0.5) * 1000,
+        _percentile(latencies, 0.99) * 1000,
+    )
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+def _spawn(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"server did not start: {err}")
+    return proc, json.loads(line)["listening"]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+async def _echo_server() -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0, compression=None, max_size=2**20) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(json.dumps({"listening": f"ws://127.0.0.1:{port}"}), flush=True)
+        await server.serve_forever()
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+async def _load_echo(
+    url: str, clients: int, window: int, size: int, warmup: float, seconds: float
+) -> BenchResult:
+    from websockets.asyncio.client import ClientConnection, connect
+
+    conns = [await connect(url, compression=None, max_size=2**20) for _ in range(clients)]
+    latencies: list[float] = []
+    start = time.perf_counter()
+    measure_from, measure_to = start + warmup, start + warmup + seconds
+    pad = os.urandom(max(0, size - 8))
+
+    async def run(ws: ClientConnection) -> None:
+        # Closed loop with `window` frames in flight: each echo carries its send time and triggers the next.
+        for _ in range(window):
+            await ws.send(struct.pack("d", time.perf_counter()) + pad)
+        outstanding = window
+        while outstanding:
+            reply = await ws.recv()
+            outstanding -= 1
+            t1 = time.perf_counter()
+            (t0,) = struct.unpack("d", reply[:8])
+            if measure_from <= t1 < measure_to:
+                latencies.append(t1 - t0)
+            if t1 < measure_to:
+                await ws.send(struct.pack("d", time.perf_counter()) + pad)
+                outstanding += 1
+
+    await asyncio.gather(*(run(ws) for ws in conns))
+    for ws in conns:
+        await ws.close()
+    return _summarise("echo (bare websockets)", latencies, seconds)
+
+
+async def _load_relay(
+    url: str, clients: int, window: int, size: int, warmup: float, seconds: float, system: str
+) -> BenchResult:
+    import nacl.signing
+
+    from relay.client import Delivery, RelayConnection
+
+    latencies: list[float] = []
+    start = time.perf_counter()
+    measure_from, measure_to = start + warmup, start + warmup + seconds
+    sent_at: dict[bytes, float] = {}
+    done_waiters: dict[bytes, asyncio.Future[None]] = {}
+    conns: list[RelayConnection] = []
+    pending_acks: dict[int, list[str]] = {}
+    loop = asyncio.get_running_loop()
+
+    def make_handler(index: int) -> object:
+        def on_message(msg: Delivery) -> None:
+            now = time.perf_counter()
+            tag = msg.env[:16]
+            t0 = sent_at.pop(tag, None)
+            if t0 is not None and measure_from <= now < measure_to:
+                latencies.append(now - t0)
+            waiter = done_waiters.pop(tag, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            batch = pending_acks.setdefault(index, [])
+            batch.append(msg.mid)
+            if len(batch) == 1:
+                loop.call_soon(flush_acks, index)
+
+        return on_message
+
+    def flush_acks(index: int) -> None:
+        mids = pending_acks.pop(index, [])
+        if mids:
+            task = loop.create_task(conns[index].ack(mids))
+            task.add_done_callback(lambda t: t.exception())
+
+    for i in range(clients):
+        conns.append(
+            await RelayConnection.connect(url, nacl.signing.SigningKey.generate(), on_message=make_handler(i))
+        )  # type: ignore[arg-type]
+    pad = os.urandom(max(0, size - 16))
+
+    async def lane(i: int) -> None:
+        conn, peer = conns[i], conns[(i + 1) % clients].account
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= measure_to:
+                return
+            tag = os.urandom(16)
+            sent_at[tag] = t0
+            waiter = loop.create_future()
+            done_waiters[tag] = waiter
+            await conn.send(peer, tag + pad)
+            await asyncio.wait_for(waiter, 30)
+
+    await asyncio.gather(*(lane(i) for i in range(clients) for _ in range(window)))
+    await asyncio.sleep(0.2)
+    for conn in conns:
+        await conn.close()
+    return _summarise(system, latencies, seconds)
+
+
+def run_bench(
+    *,
+    clients: int = 100,
+    seconds: float = 5.0,
+    warmup: float = 1.0,
+    window: int = 1,
+    size: int = 256,
+    redis: str | None = None,
+    sync: str = "full",
+) -> list[BenchResult]:
+    """Measure the echo ceiling and the relay (SQLite, and Redis if given) in one run."""
+    results = []
+    echo, echo_url = _spawn(["-m", "research.bench_relay", "echo-server"])
+    try:
+        results.append(asyncio.run(_load_echo(echo_url, clients, window, size, warmup, seconds)))
+    finally:
+        _stop(echo)
+    with tempfile.TemporaryDirectory(prefix="pocketscan-bench-relay-") as tmp:
+        base = [
+            "-c",
+            "from client.cli.main import main; raise SystemExit(main())",
+            "relay",
+            "--port",
+            "0",
+            "--quiet",
+            "--account-rate",
+            "0",
+            "--address-rate",
+            "0",
+        ]
+        relay, relay_url = _spawn([*base, "--db", os.path.join(tmp, "relay.sqlite"), "--sync", sync])
+        try:
+            results.append(
+                asyncio.run(
+                    _load_relay(
+                        relay_url,
+                        clients,
+                        window,
+                        size,
+                        warmup,
+                        seconds,
+                        f"relay (SQLite WAL, synchronous={sync})",
+                    )
+                )
+            )
+        finally:
+            _stop(relay)
+        if redis:
+            prefix = f"bench:{os.urandom(4).hex()}:"
+            relay, relay_url = _spawn([*base, "--redis", redis, "--redis-prefix", prefix])
+            try:
+                results.append(
+                    asyncio.run(
+                        _load_relay(relay_url, clients, window, size, warmup, seconds, "relay (Redis)")
+                    )
+                )
+            finally:
+                _stop(relay)
+    return results
+
+
+def _handle(args: argparse.Namespace) -> int:
+    results = run_bench(
+        clients=args.clients,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        window=args.window,
+        size=args.size,
+        redis=args.redis,
+        sync=args.sync,
+    )
+    ceiling = results[0].msgs_per_s
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "clients": args.clients,
+                    "window": args.window,
+                    "size": args.size,
+                    "results": [asdict(r) | {"ratio_to_echo": r.msgs_per_s / ceiling} for r in results],
+                }
+            )
+        )
+        return 0
+    print(
+        f"{args.clients} clients on loopback, {args.window} in flight each, {args.size}-byte messages, "
+        f"{args.seconds:g} s measured after {args.warmup:g} s warm-up"
+    )
+    print(f"{'system':42} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7}")
+    for r in results:
+        print(
+            f"{r.system:42} {r.msgs_per_s:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.msgs_per_s / ceiling:7.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["echo-server"]:
+        asyncio.run(_echo_server())
+    else:
+        print("usage: pocketscan bench relay [--help]", file=sys.stderr)
+        sys.exit(2)
