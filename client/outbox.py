@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -167,8 +167,11 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
         pipe._t("report")
         await pipe.courier.send_report(peer, data, scan, hashed)
         return SendOutcome("reported", None, scan, decision)
-    if decision.action == "confirm" and not confirmed:
-        return SendOutcome("confirm", None, scan, decision)
+    if decision.action == "confirm":
+        if not confirmed:
+            return SendOutcome("confirm", None, scan, decision)
+        decision = replace(decision, explanation=decision.explanation.replace(
+            "send anyway?", "sent after the sender confirmed"))
 
     # 6. encrypt behind the seam, upload the opaque blob, send the pointer in an E2E message
     pipe._t("encrypt")
