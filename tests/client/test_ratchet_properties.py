@@ -138,3 +138,67 @@ def test_any_interleaving_decrypts_exactly_once(ops: list[tuple[str, object]], s
     if bob.record is not None:
         assert deliver(alice, bob, alice.record.encrypt(b"final-a")) == b"final-a"  # type: ignore[union-attr]
         assert deliver(bob, alice, bob.record.encrypt(b"final-b")) == b"final-b"
+
+
+@settings(max_examples=40, deadline=None)
+@given(gaps=st.lists(st.integers(0, 45), min_size=1, max_size=8), seed=st.integers(0, 2**16),
+       late=st.lists(st.integers(0, 400), max_size=6))
+def test_skips_beyond_max_skip_are_refused_and_caps_hold(gaps: list[int], seed: int, late: list[int]) -> None:
+    """With small caps (MAX_SKIP=30, 10 stored): jumps over the cap are refused without changing
+    state; every message within it decrypts once; late messages decrypt iff their key is still stored.
+    """
+    import pytest
+
+    from client.crypto import ratchet as rmod
+    from client.crypto.curve import generate_keypair
+    from client.crypto.ratchet import RatchetState
+    from client.errors import DecryptionFailed, TooFarAhead
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rmod, "MAX_SKIP", 30)
+        mp.setattr(rmod, "MAX_STORED_SKIPPED", 10)
+        r = random.Random(seed)
+        spk = generate_keypair(r.randbytes)
+        alice = RatchetState.init_initiator(b"k" * 32, b"ad", spk.public, rng=r.randbytes)
+        bob = RatchetState.init_responder(b"k" * 32, b"ad", spk)
+        sent: list[tuple[object, bytes, bytes]] = []
+        opened: set[int] = set()
+        for gap in gaps:
+            start = len(sent)
+            for i in range(gap + 1):
+                h, c = alice.encrypt(b"%d" % (start + i))
+                sent.append((h, c, b"%d" % (start + i)))
+            h, c, p = sent[-1]
+            before = bob.to_bytes()
+            would_skip = len(sent) - 1 - (max(opened) + 1 if opened else 0)
+            if would_skip > 30:
+                with pytest.raises(TooFarAhead):
+                    bob.decrypt(h, c)  # type: ignore[arg-type]
+                assert bob.to_bytes() == before
+                # Deliver an earlier one inside the window so the session moves on.
+                idx = (max(opened) + 1 if opened else 0) + 30
+                h, c, p = sent[idx]
+                assert bob.decrypt(h, c) == p  # type: ignore[arg-type]
+                opened.add(idx)
+            else:
+                assert bob.decrypt(h, c) == p  # type: ignore[arg-type]
+                opened.add(len(sent) - 1)
+            assert len(bob.skipped) <= 10
+        for k in late:
+            idx = k % len(sent)
+            h, c, p = sent[idx]
+            stored = (h.dh, h.n) in bob.skipped  # type: ignore[attr-defined]
+            nr = max(opened) + 1
+            if stored or nr <= idx <= nr + 30:  # a kept skipped key, or ahead within MAX_SKIP
+                assert bob.decrypt(h, c) == p  # type: ignore[arg-type]
+                opened.add(idx)
+            else:
+                before = bob.to_bytes()
+                with pytest.raises(DecryptionFailed):
+                    bob.decrypt(h, c)  # type: ignore[arg-type]
+                assert bob.to_bytes() == before
+        # Still usable both ways.
+        h, c = alice.encrypt(b"after")
+        if (h.n - (max(opened) + 1)) <= 30:
+            assert bob.decrypt(h, c) == b"after"
+            assert alice.decrypt(*bob.encrypt(b"back")) == b"back"
