@@ -75,6 +75,9 @@ class MessageKeys:
     mac_key: bytes
     iv: bytes
 
+    def __repr__(self) -> str:
+        return "MessageKeys(<secret>)"
+
 
 def message_keys(seed: bytes, *, info: bytes = MESSAGE_KEYS_INFO) -> MessageKeys:
     """Expand a message-key seed into cipher key, MAC key and IV (80 bytes of HKDF)."""

@@ -129,6 +129,10 @@ class MessageRecord:
     verdict: dict[str, Any] | None = None
     """Scan verdict summary (outcome, votes, snapshot), never the image hash."""
 
+    def __repr__(self) -> str:  # never print message bodies
+        return (f"MessageRecord(msg_id={self.msg_id!r}, peer={self.peer!r}, direction={self.direction!r}, "
+                f"kind={self.kind!r}, state={self.state!r})")
+
     def _to_bytes(self) -> bytes:
         return bytes(cbor2.dumps({
             "id": self.msg_id, "peer": self.peer, "dir": self.direction, "kind": self.kind,

@@ -97,3 +97,30 @@ def test_hkdf_agrees_with_cryptography() -> None:
     for length, salt in ((32, None), (80, b"s" * 32), (64, b"\x01"), (100, b"")):
         ref = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None, info=b"i").derive(b"ikm")
         assert hkdf(b"ikm", salt=salt, info=b"i", length=length) == ref
+
+
+def test_account_id_display_and_parse() -> None:
+    import pytest
+
+    from client.crypto.identity import format_account_id, parse_account_id
+
+    aid = IdentityKeyPair(b"\x09" * 32).account_id
+    shown = format_account_id(aid)
+    assert shown.count("-") == 7 and shown.replace("-", "") == aid
+    assert parse_account_id(shown.upper()) == aid
+    assert parse_account_id(" ".join(shown.split("-"))) == aid
+    for bad in ("", "abc", aid[:-1], aid[:-1] + "1", aid + "a"):
+        with pytest.raises(ValueError):
+            parse_account_id(bad)
+
+
+def test_reprs_never_show_secrets() -> None:
+    from client.crypto.curve import generate_keypair
+    from client.crypto.ratchet import RatchetState
+
+    ident = IdentityKeyPair(b"\x05" * 32)
+    assert ident.seed.hex() not in repr(ident) and "0505" not in repr(ident)
+    kp = generate_keypair()
+    state = RatchetState.init_initiator(b"\x11" * 32, b"ad", kp.public)
+    text = repr(state) + repr(kp)
+    assert state.rk.hex()[:8] not in text and kp.private.hex()[:8] not in text
