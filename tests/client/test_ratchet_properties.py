@@ -15,7 +15,7 @@ from client.crypto.x3dh import PreKeyState
 from client.errors import CryptoError, DuplicateMessage
 from client.session import SessionRecord, decrypt_message, initiate_session
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass
@@ -140,7 +140,7 @@ def test_any_interleaving_decrypts_exactly_once(ops: list[tuple[str, object]], s
         assert deliver(bob, alice, bob.record.encrypt(b"final-b")) == b"final-b"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(gaps=st.lists(st.integers(0, 45), min_size=1, max_size=8), seed=st.integers(0, 2**16),
        late=st.lists(st.integers(0, 400), max_size=6))
 def test_skips_beyond_max_skip_are_refused_and_caps_hold(gaps: list[int], seed: int, late: list[int]) -> None:
