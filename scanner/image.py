@@ -36,6 +36,7 @@ from scanner.errors import ImageError
 __all__ = [
     "FAST_MIN_SIDE",
     "IMAGE_SUFFIXES",
+    "JPEG_MAX_PIXELS_PER_BYTE",
     "MAX_PIXELS",
     "MIN_SIDE",
     "DecodeMode",
@@ -49,6 +50,11 @@ MAX_PIXELS = 100_000_000
 """Images with more pixels than this (from the header) are refused before decoding."""
 MIN_SIDE = 5
 """Images with a side shorter than this cannot be hashed meaningfully (PDQ gives all zeros)."""
+JPEG_MAX_PIXELS_PER_BYTE = 4096
+"""A JPEG declaring more pixels per byte of file than this (over 4 megapixels) is refused as a forged or
+truncated header: even a flat, progressive, optimised JPEG needs about 1 bit per 8x8 block per component,
+i.e. one byte per ~40 pixels, so this leaves a 100x margin while sparing libjpeg from padding out
+megapixels of nothing."""
 FAST_MIN_SIDE = 512
 """Fast mode never decodes below this many pixels on the shorter side."""
 IMAGE_SUFFIXES = frozenset(
@@ -97,7 +103,7 @@ def load_rgb(
         raise ImageError(name, "empty file (0 bytes)")
     try:
         with open(name, "rb") as fp:
-            return _decode(fp, name, mode, orient)
+            return _decode(fp, name, mode, orient, size)
     except OSError as exc:
         if isinstance(exc, ImageError):  # pragma: no cover - ImageError is not an OSError
             raise
@@ -111,7 +117,7 @@ def load_rgb_bytes(
     _check_mode(mode)
     if not data:
         raise ImageError(name, "empty file (0 bytes)")
-    return _decode(io.BytesIO(data), name, mode, orient)
+    return _decode(io.BytesIO(data), name, mode, orient, len(data))
 
 
 def _check_mode(mode: str) -> None:
@@ -119,7 +125,7 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be 'fast' or 'exact', not {mode!r}")
 
 
-def _decode(fp: IO[bytes], name: str, mode: DecodeMode, orient: bool) -> np.ndarray:
+def _decode(fp: IO[bytes], name: str, mode: DecodeMode, orient: bool, nbytes: int) -> np.ndarray:
     with warnings.catch_warnings():
         # Our own limit (MAX_PIXELS) replaces Pillow's warning; Pillow's hard error still applies.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -144,6 +150,13 @@ def _decode(fp: IO[bytes], name: str, mode: DecodeMode, orient: bool) -> np.ndar
             if min(width, height) < MIN_SIDE:
                 raise ImageError(
                     name, f"image is {width}x{height} px, too small to hash (each side needs >= {MIN_SIDE})"
+                )
+            pixels = width * height
+            if im.format == "JPEG" and pixels > 4_000_000 and pixels > JPEG_MAX_PIXELS_PER_BYTE * nbytes:
+                raise ImageError(
+                    name,
+                    f"JPEG data ({nbytes} bytes) is far too small for its declared {width}x{height} "
+                    "size (forged or truncated header)",
                 )
             if mode == "fast" and im.format == "JPEG" and min(width, height) >= 2 * FAST_MIN_SIDE:
                 im.draft("RGB", (FAST_MIN_SIDE, FAST_MIN_SIDE))
