@@ -1,0 +1,120 @@
+"""Scan before encrypt, on every path: CLI, core API, retries across a relay restart, forwards.
+
+The TUI path is checked in ``tests/tui/test_pilot.py`` with the same guard. The guard fails the
+test if any image is encrypted without a verdict issued by the scanner for its exact bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import scanner.verdict as sv
+from client.cli.main import main as cli
+from client.crypto.attachments import encrypt_image
+from client.demo.world import AuthorityIdentity, RelayHandle
+from client.errors import ScanVerdictRequired
+from tests.client.seam import SeamGuard
+from tests.client.test_core import Pair, pair, until
+
+REPO = Path(__file__).resolve().parents[2]
+COFFEE = REPO / "samples" / "coffee.jpg"
+GRAVEL = REPO / "samples" / "gravel.jpg"
+
+
+@pytest.fixture
+def guard(monkeypatch: pytest.MonkeyPatch) -> SeamGuard:
+    return SeamGuard(monkeypatch)
+
+
+def test_guard_catches_an_unscanned_encryption(guard: SeamGuard) -> None:
+    data = COFFEE.read_bytes()
+    with pytest.raises(ScanVerdictRequired):  # the seam itself refuses a verdict for other bytes
+        encrypt_image(data, sv.issue_verdict(b"other bytes", "no_match"), content_type="image/jpeg")
+    assert guard.sealed == []
+    encrypt_image(data, sv.issue_verdict(data, "no_match"), content_type="image/jpeg")
+    assert guard.sealed_count(data) == 1
+
+
+@contextlib.contextmanager
+def background_relay(tmp: Path, authority: AuthorityIdentity) -> Iterator[RelayHandle]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    relay = RelayHandle(tmp / "relay.sqlite", authorities=[authority.public_key])
+    asyncio.run_coroutine_threadsafe(relay.start(), loop).result(20)
+    try:
+        yield relay
+    finally:
+        asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(20)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def run_cli(*args: str) -> tuple[int, list[dict[str, Any]]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cli(list(args))
+    return status, [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def test_cli_path(tmp_path: Path, guard: SeamGuard) -> None:
+    authority = AuthorityIdentity.generate()
+    with background_relay(tmp_path, authority) as relay:
+        ids = {}
+        for who in ("a", "b"):
+            status, out = run_cli("account", "create", "--profile", str(tmp_path / who), "--relay", relay.url,
+                                  "--authority-pubkey", authority.public_hex, "--no-passphrase")
+            assert status == 0 and out[0]["published"] is True
+            ids[who] = out[0]["account_id"]
+        assert run_cli("contact", "add", "--profile", str(tmp_path / "a"), ids["b"], "--name", "b")[0] == 0
+        assert run_cli("config", "set", "--profile", str(tmp_path / "a"), "policy", "warn")[0] == 0
+        status, out = run_cli("send", "--profile", str(tmp_path / "a"), "--to", "b", "--image", str(COFFEE))
+        assert status == 0 and out[0]["status"] == "blocked" and out[0]["needs_confirmation"] is True
+        assert guard.sealed_count(COFFEE.read_bytes()) == 0
+        status, out = run_cli("send", "--profile", str(tmp_path / "a"), "--to", "b", "--image", str(COFFEE),
+                              "--yes")
+        assert status == 0 and out[0]["status"] == "sent"
+        assert guard.sealed_count(COFFEE.read_bytes()) == 1
+        status, out = run_cli("inbox", "--profile", str(tmp_path / "b"), "--wait", "5")
+        assert status == 0 and out[0]["type"] == "image"
+        assert Path(out[0]["path"]).read_bytes() == COFFEE.read_bytes()
+
+
+def test_retries_and_forwards(tmp_path: Path, guard: SeamGuard) -> None:
+    async def body(p: Pair) -> None:
+        bob = p.bob.account_id
+        await p.alice.send_text(bob, "hi")  # a session exists
+        # a relay restart in the middle of an image send: the upload waits, nothing is re-encrypted
+        await p.relay.stop()
+        send = asyncio.create_task(p.alice.send_image(bob, GRAVEL, confirmed=True))
+        await asyncio.sleep(0.5)
+        await p.relay.restart()
+        out = await send
+        assert out.status == "sent", out
+        await until(lambda: any(m.kind == "image" and m.path for m in p.bob.messages(p.alice.account_id)))
+        assert guard.sealed_count(GRAVEL.read_bytes()) == 1
+        # bob forwards the received image back: it is scanned again for this send
+        got = next(m for m in p.bob.messages(p.alice.account_id) if m.kind == "image")
+        issued_before = len(guard.outcomes(GRAVEL.read_bytes()))
+        fwd = await p.bob.forward_image(got.id, p.alice.account_id, confirmed=True)
+        assert fwd.status == "sent", fwd
+        assert len(guard.outcomes(GRAVEL.read_bytes())) == issued_before + 1
+        assert guard.sealed_count(GRAVEL.read_bytes()) == 2
+
+    async def main() -> None:
+        p = await pair(tmp_path, "warn")
+        try:
+            await body(p)
+        finally:
+            await p.close()
+
+    asyncio.run(main())
