@@ -23,7 +23,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from relay import protocol as p
-from relay.errors import AuthError, ConnectionLost, LimitExceeded, NotFound, ProtocolError, RequestFailed
+from relay.errors import (
+    AuthError,
+    ConnectionLost,
+    LimitExceeded,
+    NotFound,
+    ProtocolError,
+    RelayError,
+    RequestFailed,
+)
 
 __all__ = ["Delivery", "RelayConnection", "SnapshotAnnouncement"]
 
@@ -72,6 +80,7 @@ class RelayConnection:
         signing_key: nacl.signing.SigningKey,
         *,
         request_timeout: float = 60.0,
+        ack_delay: float = 0.05,
         on_message: Callable[[Delivery], Awaitable[None] | None] | None = None,
         on_snapshot: Callable[[SnapshotAnnouncement], Awaitable[None] | None] | None = None,
     ) -> None:
@@ -93,6 +102,11 @@ class RelayConnection:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.ack_delay = ack_delay
+        """Seconds :meth:`ack_soon` waits for a ``send`` to carry acknowledgements before sending them."""
+        self._ack_queue: list[str] = []
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self.closed = asyncio.Event()
         self.close_reason = ""
 
@@ -157,7 +171,10 @@ class RelayConnection:
         self.authority = bool(reply.get("authority"))
 
     async def close(self) -> None:
-        """Close the connection (unacknowledged envelopes stay stored at the relay)."""
+        """Flush pending acknowledgements and close (unacknowledged envelopes stay stored at the relay)."""
+        if self._ack_queue and not self.closed.is_set():
+            with contextlib.suppress(RelayError):
+                await self.flush_acks()
         await self._ws.close()
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -269,7 +286,11 @@ class RelayConnection:
         Pass the same ``cid`` (8..32 random bytes, persisted in the outbox) when retrying, so a
         send that reached the relay before a disconnect is not stored twice.
         """
-        reply = await self.request(p.Send(id=0, to=to, env=envelope, cid=cid or os.urandom(16)))
+        piggyback = tuple(self._ack_queue[: p.MAX_ACK_BATCH])
+        del self._ack_queue[: len(piggyback)]
+        reply = await self.request(
+            p.Send(id=0, to=to, env=envelope, cid=cid or os.urandom(16), ack=piggyback)
+        )
         return str(reply["mid"]), float(reply["ts"]), bool(reply.get("dup", False))
 
     async def ack(self, mids: list[str]) -> list[str]:
@@ -282,6 +303,36 @@ class RelayConnection:
                 continue
             done.extend(reply.get("acked", []))
         return done
+
+    def ack_soon(self, mids: list[str]) -> None:
+        """Acknowledge later: on the next :meth:`send` (piggybacked, no extra frame) or after ``ack_delay``.
+
+        Use it once the envelopes are stored durably by the application; if the connection drops
+        first they are simply delivered again (clients drop duplicates by id).
+        """
+        self._ack_queue.extend(mids)
+        if self._ack_timer is None and not self.closed.is_set():
+            self._ack_timer = asyncio.get_running_loop().call_later(self.ack_delay, self._ack_timer_fired)
+
+    def _ack_timer_fired(self) -> None:
+        self._ack_timer = None
+        if self._ack_queue and not self.closed.is_set():
+            task = asyncio.get_running_loop().create_task(self.flush_acks())
+            self._background.add(task)
+            task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()  # connection loss: the relay redelivers, nothing to report
+
+    async def flush_acks(self) -> list[str]:
+        """Send the acknowledgements queued by :meth:`ack_soon` now."""
+        mids, self._ack_queue = self._ack_queue, []
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        return await self.ack(mids) if mids else []
 
     async def next_message(self, timeout: float | None = None) -> Delivery | None:
         """The next pushed envelope, or None when the connection closed or ``timeout`` passed."""

@@ -182,9 +182,13 @@ class RelayCore:
             raise LimitExceeded(
                 p.ErrorCode.TOO_LARGE, f"envelopes are limited to {self.limits.envelope_max} bytes"
             )
-        stored, new = await self.store.put_envelope(
+        put = self.store.put_envelope(
             sender=session.account, recipient=req.to, cid=req.cid, env=req.env, now=now, limits=self.limits
         )
+        if req.ack:  # piggybacked acknowledgements: committed in the same batch as the envelope
+            _, (stored, new) = await asyncio.gather(self._acknowledge(session, req.ack, now), put)
+        else:
+            stored, new = await put
         if new:
             self._log(
                 "send",
@@ -197,19 +201,25 @@ class RelayCore:
         return p.ok_frame(req.id, mid=stored.mid, ts=stored.ts, dup=not new)
 
     async def _ack(self, session: Session, req: p.Ack, now: float) -> Frame:
+        done = await self._acknowledge(session, req.mids, now)
+        if not done:
+            raise NotFound("no such message in your mailbox")
+        return p.ok_frame(req.id, acked=done)
+
+    async def _acknowledge(self, session: Session, mids: tuple[str, ...], now: float) -> list[str]:
+        """Delete delivered envelopes from the caller's own mailbox and open the push window."""
         assert session.account is not None
-        done = await self.store.ack(session.account, list(req.mids))
+        done = await self.store.ack(session.account, list(mids))
         freed = False
-        for mid in req.mids:
+        for mid in mids:
             if mid in session.inflight:
                 session.inflight.discard(mid)
                 freed = True
         if freed and (session.backlog or session.dirty):
             self._schedule_drain(session, now)
-        if not done:
-            raise NotFound("no such message in your mailbox")
-        self._log("ack", now, account=session.account, count=len(done))
-        return p.ok_frame(req.id, acked=done)
+        if done:
+            self._log("ack", now, account=session.account, count=len(done))
+        return done
 
     async def _prekeys_put(self, session: Session, req: p.PrekeysPut, now: float) -> Frame:
         assert session.account is not None

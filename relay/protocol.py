@@ -194,6 +194,13 @@ def _check_token(value: object, name: str) -> str:
     return value
 
 
+def _parse_mids(value: object, *, allow_empty: bool) -> tuple[str, ...]:
+    lo = 0 if allow_empty else 1
+    if not isinstance(value, list) or not lo <= len(value) <= MAX_ACK_BATCH:
+        raise ProtocolError(f"message ids must be a list of {lo}..{MAX_ACK_BATCH} ids")
+    return tuple(_check_token(m, "mid") for m in value)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """Base of every client request; ``id`` is echoed in the reply."""
@@ -240,6 +247,8 @@ class Send(Request):
     to: str
     env: bytes
     cid: bytes
+    ack: tuple[str, ...] = ()
+    """Optional piggybacked acknowledgements of the caller's own delivered messages."""
 
     @classmethod
     def parse(cls, frame: dict[str, Any]) -> Send:
@@ -248,7 +257,14 @@ class Send(Request):
             to=_check_account(frame.get("to"), "to"),
             env=_check_bytes(frame.get("env"), "env", 1, MAX_ENVELOPE),
             cid=_check_bytes(frame.get("cid"), "cid", 8, CID_MAX),
+            ack=_parse_mids(frame.get("ack", []), allow_empty=True),
         )
+
+    def to_frame(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"t": self.TYPE, "id": self.id, "to": self.to, "env": self.env, "cid": self.cid}
+        if self.ack:
+            out["ack"] = list(self.ack)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,10 +276,7 @@ class Ack(Request):
 
     @classmethod
     def parse(cls, frame: dict[str, Any]) -> Ack:
-        mids = frame.get("mids")
-        if not isinstance(mids, list) or not 1 <= len(mids) <= MAX_ACK_BATCH:
-            raise ProtocolError(f"'mids' must be a list of 1..{MAX_ACK_BATCH} message ids")
-        return cls(id=frame["id"], mids=tuple(_check_token(m, "mids[]") for m in mids))
+        return cls(id=frame["id"], mids=_parse_mids(frame.get("mids"), allow_empty=False))
 
     def to_frame(self) -> dict[str, Any]:
         return {"t": self.TYPE, "id": self.id, "mids": list(self.mids)}

@@ -66,6 +66,10 @@ class BenchResult:
     msgs_per_s: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float = float("nan")
+    """Server process CPU time (user+system) per message, in microseconds: robust to a busy machine."""
+    client_cpu_us: float = float("nan")
+    """Load generator CPU time per message (all clients run in this process)."""
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -75,7 +79,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _summarise(system: str, latencies: list[float], seconds: float) -> BenchResult:
+def _summarise(system: str, latencies: list[float], seconds: float, cpu: dict[str, float]) -> BenchResult:
+    n = max(1, len(latencies))
     return BenchResult(
         system,
         len(latencies),
@@ -83,7 +88,27 @@ def _summarise(system: str, latencies: list[float], seconds: float) -> BenchResu
         len(latencies) / seconds,
         _percentile(latencies, 0.5) * 1000,
         _percentile(latencies, 0.99) * 1000,
+        cpu.get("server", float("nan")) / n * 1e6,
+        cpu.get("client", float("nan")) / n * 1e6,
     )
+
+
+def _proc_cpu(pid: int) -> float:
+    """User+system CPU seconds of a process (Linux /proc), NaN elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+async def _measure_cpu(pid: int, measure_from: float, measure_to: float, out: dict[str, float]) -> None:
+    await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+    server0, client0 = _proc_cpu(pid), time.process_time()
+    await asyncio.sleep(max(0.0, measure_to - time.perf_counter()))
+    out["server"] = _proc_cpu(pid) - server0
+    out["client"] = time.process_time() - client0
 
 
 # --- servers ----------------------------------------------------------------------------------
@@ -127,7 +152,7 @@ async def _echo_server() -> None:
 
 
 async def _load_echo(
-    url: str, clients: int, window: int, size: int, warmup: float, seconds: float
+    url: str, clients: int, window: int, size: int, warmup: float, seconds: float, pid: int
 ) -> BenchResult:
     from websockets.asyncio.client import ClientConnection, connect
 
@@ -153,14 +178,15 @@ async def _load_echo(
                 await ws.send(struct.pack("d", time.perf_counter()) + pad)
                 outstanding += 1
 
-    await asyncio.gather(*(run(ws) for ws in conns))
+    cpu: dict[str, float] = {}
+    await asyncio.gather(_measure_cpu(pid, measure_from, measure_to, cpu), *(run(ws) for ws in conns))
     for ws in conns:
         await ws.close()
-    return _summarise("echo (bare websockets)", latencies, seconds)
+    return _summarise("echo (bare websockets)", latencies, seconds, cpu)
 
 
 async def _load_relay(
-    url: str, clients: int, window: int, size: int, warmup: float, seconds: float, system: str
+    url: str, clients: int, window: int, size: int, warmup: float, seconds: float, system: str, pid: int
 ) -> BenchResult:
     import nacl.signing
 
@@ -172,7 +198,6 @@ async def _load_relay(
     sent_at: dict[bytes, float] = {}
     done_waiters: dict[bytes, asyncio.Future[None]] = {}
     conns: list[RelayConnection] = []
-    pending_acks: dict[int, list[str]] = {}
     loop = asyncio.get_running_loop()
 
     def make_handler(index: int) -> object:
@@ -185,18 +210,9 @@ async def _load_relay(
             waiter = done_waiters.pop(tag, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            batch = pending_acks.setdefault(index, [])
-            batch.append(msg.mid)
-            if len(batch) == 1:
-                loop.call_soon(flush_acks, index)
+            conns[index].ack_soon([msg.mid])  # piggybacked on this client's next send
 
         return on_message
-
-    def flush_acks(index: int) -> None:
-        mids = pending_acks.pop(index, [])
-        if mids:
-            task = loop.create_task(conns[index].ack(mids))
-            task.add_done_callback(lambda t: t.exception())
 
     for i in range(clients):
         conns.append(
@@ -217,11 +233,15 @@ async def _load_relay(
             await conn.send(peer, tag + pad)
             await asyncio.wait_for(waiter, 30)
 
-    await asyncio.gather(*(lane(i) for i in range(clients) for _ in range(window)))
+    cpu: dict[str, float] = {}
+    await asyncio.gather(
+        _measure_cpu(pid, measure_from, measure_to, cpu),
+        *(lane(i) for i in range(clients) for _ in range(window)),
+    )
     await asyncio.sleep(0.2)
     for conn in conns:
         await conn.close()
-    return _summarise(system, latencies, seconds)
+    return _summarise(system, latencies, seconds, cpu)
 
 
 def run_bench(
@@ -238,7 +258,7 @@ def run_bench(
     results = []
     echo, echo_url = _spawn(["-m", "research.bench_relay", "echo-server"])
     try:
-        results.append(asyncio.run(_load_echo(echo_url, clients, window, size, warmup, seconds)))
+        results.append(asyncio.run(_load_echo(echo_url, clients, window, size, warmup, seconds, echo.pid)))
     finally:
         _stop(echo)
     with tempfile.TemporaryDirectory(prefix="pocketscan-bench-relay-") as tmp:
@@ -266,6 +286,7 @@ def run_bench(
                         warmup,
                         seconds,
                         f"relay (SQLite WAL, synchronous={sync})",
+                        relay.pid,
                     )
                 )
             )
@@ -277,7 +298,9 @@ def run_bench(
             try:
                 results.append(
                     asyncio.run(
-                        _load_relay(relay_url, clients, window, size, warmup, seconds, "relay (Redis)")
+                        _load_relay(
+                            relay_url, clients, window, size, warmup, seconds, "relay (Redis)", relay.pid
+                        )
                     )
                 )
             finally:
@@ -312,11 +335,16 @@ def _handle(args: argparse.Namespace) -> int:
         f"{args.clients} clients on loopback, {args.window} in flight each, {args.size}-byte messages, "
         f"{args.seconds:g} s measured after {args.warmup:g} s warm-up"
     )
-    print(f"{'system':42} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7}")
+    print(
+        f"{'system':40} {'msgs/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'x echo':>6}"
+        f" {'server us/msg':>13} {'client us/msg':>13}"
+    )
     for r in results:
         print(
-            f"{r.system:42} {r.msgs_per_s:9.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} {r.msgs_per_s / ceiling:7.2f}"
+            f"{r.system:40} {r.msgs_per_s:8.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.msgs_per_s / ceiling:6.2f}"
+            f" {r.server_cpu_us:13.0f} {r.client_cpu_us:13.0f}"
         )
+    print("server/client us/msg: CPU time per delivered message (robust to other load on the machine)")
     return 0
 
 

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import cbor2
@@ -404,3 +405,25 @@ def test_metadata_log_has_no_contents(tmp_path: Path) -> None:
     sends = [e for e in lines if e["event"] == "send"]
     assert len(sends) == 1 and sends[0]["size"] == len(b"SECRET-CONTENT-123")
     assert "SECRET" not in log.read_text()
+
+
+def test_piggybacked_and_delayed_acks(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with relay(tmp_path / "r.sqlite") as server:
+            a, b = new_key(), new_key()
+            ca = await RelayConnection.connect(server.url, a, ack_delay=0.2)
+            cb = await RelayConnection.connect(server.url, b, ack_delay=0.2)
+            await ca.send(cb.account, b"one")
+            first = await _drain(cb, 1)
+            cb.ack_soon([first[0].mid])
+            await cb.send(ca.account, b"reply carrying the ack")  # no separate ack frame
+            assert await server.core.store.fetch(cb.account, None, 10, time.time()) == []
+            await ca.send(cb.account, b"two")
+            second = await _drain(cb, 1)
+            cb.ack_soon([second[0].mid])  # no send follows: acknowledged alone after ack_delay
+            await asyncio.sleep(0.6)
+            assert await server.core.store.fetch(cb.account, None, 10, time.time()) == []
+            await ca.close()
+            await cb.close()
+
+    run(body())

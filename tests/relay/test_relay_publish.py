@@ -14,13 +14,18 @@ from relayfix import REPO, RelayProcess, new_key, run
 
 from relay.client import RelayConnection
 
-authority_mod = pytest.importorskip("scanner.authority", reason="the authority key module is not in this tree")
+authority_mod = pytest.importorskip(
+    "scanner.authority", reason="the authority key module is not in this tree"
+)
 
 
 def _publish(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "client.cli.main", "snapshot", "publish", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -34,7 +39,12 @@ def test_snapshot_publish_cli(tmp_path: Path) -> None:
     try:
         done = _publish(str(snap), "--relay", relay.url, "--key", str(key_file), "--version", "3", "--json")
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout) == {"published": True, "version": 3, "size": 700_000, "relay": relay.url}
+        assert json.loads(done.stdout) == {
+            "published": True,
+            "version": 3,
+            "size": 700_000,
+            "relay": relay.url,
+        }
 
         async def fetch() -> None:
             conn = await RelayConnection.connect(relay.url, new_key())
@@ -52,10 +62,14 @@ def test_snapshot_publish_cli(tmp_path: Path) -> None:
         # A key the relay does not list cannot publish.
         other = authority_mod.AuthorityKey.generate()
         other.save(tmp_path / "OTHER.key")
-        refused = _publish(str(snap), "--relay", relay.url, "--key", str(tmp_path / "OTHER.key"), "--version", "4")
+        refused = _publish(
+            str(snap), "--relay", relay.url, "--key", str(tmp_path / "OTHER.key"), "--version", "4"
+        )
         assert refused.returncode == 2 and "does not list this authority key" in refused.stderr
         # Missing file, unreachable relay.
-        assert _publish(str(tmp_path / "nope.bin"), "--relay", relay.url, "--key", str(key_file)).returncode == 2
+        assert (
+            _publish(str(tmp_path / "nope.bin"), "--relay", relay.url, "--key", str(key_file)).returncode == 2
+        )
     finally:
         relay.stop()
     down = _publish(str(snap), "--relay", relay.url, "--key", str(key_file), "--version", "5")
