@@ -153,8 +153,8 @@ def initiate_session(identity: IdentityKeyPair, bundle: PreKeyBundle, *, account
     ratchet = RatchetState.init_initiator(result.shared_secret, result.associated_data,
                                           result.remote_signed_prekey, rng=rng)
     session = Session(result.header.ephemeral_key, ratchet, pending=result.header)
-    rec = record if record is not None and record.peer_identity == bundle.identity_key else SessionRecord(
-        bundle.identity_key)
+    same_peer = record is not None and record.peer_identity == bundle.identity_key
+    rec = record if record is not None and same_peer else SessionRecord(bundle.identity_key)
     rec._promote(session)
     return rec
 
@@ -230,7 +230,8 @@ def decrypt_message(identity: IdentityKeyPair, prekeys: PreKeyState, record: Ses
     check_identity(sender_account_id, x3dh.identity_key, known)
     sk, ad = respond(identity, prekeys, x3dh)
     spk = prekeys.signed_by_id(x3dh.signed_prekey_id)
-    assert spk is not None
+    if spk is None:  # respond() already checked; kept explicit for -O runs
+        raise DecryptionFailed("message could not be decrypted (its signed prekey has expired)")
     ratchet = RatchetState.init_responder(sk, ad, spk.keypair)
     plaintext = ratchet.decrypt(header, ct, rng=rng)
     if x3dh.one_time_prekey_id is not None:
