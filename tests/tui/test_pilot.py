@@ -37,6 +37,7 @@ from client.tui.screens.chat import ChatScreen
 from client.tui.screens.confirm import ConfirmSendScreen
 from client.tui.screens.safety import SafetyNumberScreen
 from client.tui.widgets.contacts import ContactList
+from client.tui.widgets.conversation import MessageBubble
 from tests.client.seam import SeamGuard
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -153,7 +154,8 @@ def test_add_contact_send_text_and_allowed_image(tmp_path: Path, monkeypatch: py
                 await until(lambda: [m.text for m in inbox()] == ["hello from the TUI"], pilot)
                 await until(lambda: w.alice.messages(w.bob.account_id)[-1].state == "delivered", pilot)
                 last = w.alice.messages(w.bob.account_id)[-1].id
-                assert "delivered" in str(app.screen.query_one(f"#msg-{last}").render())
+                await until(lambda: app.screen.query_one(f"#msg-{last}", MessageBubble).message.state
+                            == "delivered", pilot)
                 await type_line(pilot, f"/image {CLEAN.name}")
                 await until(lambda: banner(pilot).startswith("SENT"), pilot)
                 assert "no match" in banner(pilot)
