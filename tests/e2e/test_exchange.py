@@ -66,7 +66,8 @@ def test_exchange_across_relay_restart(tmp_path: Path) -> None:
             check(w, w.bob, w.alice.account_id, sent_a, got["bob"])
             check(w, w.alice, w.bob.account_id, sent_b, got["alice"])
             for core, peer in ((w.alice, w.bob.account_id), (w.bob, w.alice.account_id)):
-                await until(lambda c=core, p=peer: all(m.state == "delivered" for m in c.messages(p, limit=1000)
+                await until(lambda c=core, p=peer: all(m.state == "delivered"
+                                                       for m in c.messages(p, limit=1000)
                                                        if m.direction == "out"), timeout=60)
             assert w.alice.net.connects >= 2 and w.bob.net.connects >= 2
 
