@@ -71,6 +71,11 @@ def _error(frame: dict[str, Any]) -> Exception:
     return RequestFailed(code, msg)
 
 
+def _expire(fut: asyncio.Future[dict[str, Any]], kind: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(ConnectionLost(f"no reply to {kind} within {timeout} s"))
+
+
 class RelayConnection:
     """One authenticated connection to a relay. Create it with :meth:`connect`."""
 
@@ -207,11 +212,13 @@ class RelayConnection:
         except ConnectionClosed as exc:
             self._pending.pop(rid, None)
             raise ConnectionLost(f"connection to relay closed: {exc}") from None
+        timer = asyncio.get_running_loop().call_later(
+            self.request_timeout, _expire, fut, req.TYPE, self.request_timeout
+        )
         try:
-            reply = await asyncio.wait_for(fut, self.request_timeout)
-        except TimeoutError:
-            raise ConnectionLost(f"no reply to {req.TYPE} within {self.request_timeout} s") from None
+            reply = await fut
         finally:
+            timer.cancel()
             self._pending.pop(rid, None)
         if reply.get("t") == "error":
             raise _error(reply)

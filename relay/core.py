@@ -14,6 +14,7 @@ order) or by re-reading its mailbox after a wake-up (shared Redis store). At mos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import os
 import secrets
@@ -185,10 +186,10 @@ class RelayCore:
         put = self.store.put_envelope(
             sender=session.account, recipient=req.to, cid=req.cid, env=req.env, now=now, limits=self.limits
         )
-        if req.ack:  # piggybacked acknowledgements: committed in the same batch as the envelope
-            _, (stored, new) = await asyncio.gather(self._acknowledge(session, req.ack, now), put)
-        else:
-            stored, new = await put
+        if req.ack:  # piggybacked acknowledgements (SQLite: committed in the same batch as the envelope)
+            with contextlib.suppress(RelayError):  # best effort: a lost ack only means a redelivery
+                await self._acknowledge(session, req.ack, now)
+        stored, new = await put
         if new:
             self._log(
                 "send",

@@ -2,7 +2,8 @@
 
 ``store_sqlite.SqliteStore`` (embedded default, WAL, group commit) and ``store_redis.RedisStore``
 (shared by a fleet of relay processes) implement it; ``tests/relay/test_store_contract.py`` runs
-one suite against both. Every method is a coroutine; every write is durable when it returns.
+one suite against both. Every method returns an awaitable (SQLite's hot-path ones queue their
+work at once, so operations issued together commit together); a write is durable when it completes.
 Items the caller may not see (another account's message, an unfinished or expired blob) are
 reported exactly like missing ones.
 """
@@ -62,19 +63,19 @@ class MailStore(Protocol):
     def order_key(self, mid: str) -> tuple[int, int]:
         """Sort key of a message id within one mailbox (ids grow in commit order)."""
 
-    async def put_envelope(
+    def put_envelope(
         self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
-    ) -> tuple[Stored, bool]:
+    ) -> Awaitable[tuple[Stored, bool]]:
         """Store an envelope; return it and True, or the earlier one and False for a repeated ``cid``.
 
         Raises:
             LimitExceeded: the recipient's mailbox quota is full.
         """
 
-    async def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> list[Stored]:
+    def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> Awaitable[list[Stored]]:
         """Up to ``limit`` unexpired envelopes of ``recipient`` with ids after ``after``, oldest first."""
 
-    async def ack(self, recipient: str, mids: list[str]) -> list[str]:
+    def ack(self, recipient: str, mids: list[str]) -> Awaitable[list[str]]:
         """Delete these ids from ``recipient``'s mailbox; return those that were there."""
 
     async def put_prekeys(

@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -49,7 +49,9 @@ class SqliteStore:
         self.synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[tuple[_Op, bool], asyncio.Future[Any]]] = []
+        self._usage: dict[str, list[int]] = {}
+        """Per-mailbox [count, bytes], owned by the writer thread (loaded lazily from the table)."""
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0
         """Transactions committed (for profiling: operations per batch = ops / batches)."""
@@ -113,12 +115,18 @@ class SqliteStore:
 
     # --- group commit --------------------------------------------------------------------------
 
-    def _call(self, op: _Op) -> asyncio.Future[Any]:
+    def _call(self, op: _Op, *, savepoint: bool = True) -> asyncio.Future[Any]:
+        """Queue ``op`` for the next transaction.
+
+        ``savepoint=False`` is for operations that raise only ``RelayError`` and only before they
+        write (a quota check, a lookup): they skip the SAVEPOINT; any other exception from them
+        aborts the whole batch, so a half-done write is never committed.
+        """
         if self._conn is None:
             raise RelayError("the store is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((op, fut))
+        self._pending.append(((op, savepoint), fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         return fut
@@ -130,6 +138,7 @@ class SqliteStore:
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, [op for op, _ in batch])
             except BaseException as exc:  # the commit itself failed: nobody's operation is durable
+                self._usage.clear()
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(RelayError(f"storage failure: {exc}"))
@@ -144,13 +153,19 @@ class SqliteStore:
                 else:
                     fut.set_exception(value)
 
-    def _run_batch(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
+    def _run_batch(self, ops: list[tuple[_Op, bool]]) -> list[tuple[bool, Any]]:
         conn = self._conn
         assert conn is not None
         results: list[tuple[bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for op in ops:
+            for op, savepoint in ops:
+                if not savepoint:
+                    try:
+                        results.append((True, op(conn)))
+                    except RelayError as exc:
+                        results.append((False, exc))
+                    continue
                 conn.execute("SAVEPOINT op")
                 try:
                     value = op(conn)
@@ -178,20 +193,17 @@ class SqliteStore:
         except ValueError:
             return (-1, 0)
 
-    async def put_envelope(
+    def put_envelope(
         self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
-    ) -> tuple[Stored, bool]:
+    ) -> Awaitable[tuple[Stored, bool]]:
         def op(conn: sqlite3.Connection) -> tuple[Stored, bool]:
             row = conn.execute(
                 "SELECT mid, recipient, ts FROM sent_ids WHERE sender = ? AND cid = ?", (sender, cid)
             ).fetchone()
             if row is not None:
                 return Stored(str(row[0]), sender, row[1], row[2], b""), False
-            usage = conn.execute(
-                "SELECT count, bytes FROM mailbox_usage WHERE recipient = ?", (recipient,)
-            ).fetchone()
-            count, size = usage if usage is not None else (0, 0)
-            if count + 1 > limits.mailbox_max_messages or size + len(env) > limits.mailbox_max_bytes:
+            usage = self._usage_of(conn, recipient)
+            if usage[0] + 1 > limits.mailbox_max_messages or usage[1] + len(env) > limits.mailbox_max_bytes:
                 raise LimitExceeded(ErrorCode.QUOTA, "the recipient's mailbox is full; try again later")
             cur = conn.execute(
                 "INSERT INTO messages (recipient, sender, ts, expires, envelope) VALUES (?, ?, ?, ?, ?)",
@@ -202,17 +214,26 @@ class SqliteStore:
                 "INSERT INTO sent_ids (sender, cid, mid, recipient, ts, expires) VALUES (?, ?, ?, ?, ?, ?)",
                 (sender, cid, mid, recipient, now, now + limits.ttl),
             )
-            conn.execute(
-                "INSERT INTO mailbox_usage (recipient, count, bytes) VALUES (?, 1, ?) "
-                "ON CONFLICT (recipient) DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes",
-                (recipient, len(env)),
-            )
+            usage[0] += 1
+            usage[1] += len(env)
             return Stored(str(mid), sender, recipient, now, env), True
 
-        result: tuple[Stored, bool] = await self._call(op)
-        return result
+        return self._call(op, savepoint=False)
 
-    async def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> list[Stored]:
+    def _usage_of(self, conn: sqlite3.Connection, recipient: str) -> list[int]:
+        """[count, bytes] of a mailbox: cached by the writer thread, counted from the table once."""
+        usage = self._usage.get(recipient)
+        if usage is None:
+            count, size = conn.execute(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM messages WHERE recipient = ?",
+                (recipient,),
+            ).fetchone()
+            usage = self._usage[recipient] = [int(count), int(size)]
+            if len(self._usage) > 100_000:  # bound the cache; evicted entries are recounted
+                self._usage.pop(next(iter(self._usage)))
+        return usage
+
+    def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> Awaitable[list[Stored]]:
         start = self.order_key(after)[0] if after is not None else 0
 
         def op(conn: sqlite3.Connection) -> list[Stored]:
@@ -223,10 +244,9 @@ class SqliteStore:
             ).fetchall()
             return [Stored(str(mid), sender, recipient, ts, env) for mid, sender, ts, env in rows]
 
-        result: list[Stored] = await self._call(op)
-        return result
+        return self._call(op, savepoint=False)
 
-    async def ack(self, recipient: str, mids: list[str]) -> list[str]:
+    def ack(self, recipient: str, mids: list[str]) -> Awaitable[list[str]]:
         def op(conn: sqlite3.Connection) -> list[str]:
             done: list[str] = []
             freed = 0
@@ -242,16 +262,13 @@ class SqliteStore:
                 if row is not None:
                     done.append(mid)
                     freed += row[0]
-            if done:
-                conn.execute(
-                    "UPDATE mailbox_usage SET count = max(0, count - ?), bytes = max(0, bytes - ?) "
-                    "WHERE recipient = ?",
-                    (len(done), freed, recipient),
-                )
+            usage = self._usage.get(recipient)
+            if usage is not None:
+                usage[0] -= len(done)
+                usage[1] -= freed
             return done
 
-        result: list[str] = await self._call(op)
-        return result
+        return self._call(op, savepoint=False)
 
     # --- prekeys -------------------------------------------------------------------------------
 
@@ -428,21 +445,9 @@ class SqliteStore:
 
     async def prune(self, now: float) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
-            touched = [
-                r[0]
-                for r in conn.execute("SELECT DISTINCT recipient FROM messages WHERE expires <= ?", (now,))
-            ]
             messages = conn.execute("DELETE FROM messages WHERE expires <= ?", (now,)).rowcount
-            for recipient in touched:
-                count, size = conn.execute(
-                    "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM messages WHERE recipient = ?",
-                    (recipient,),
-                ).fetchone()
-                conn.execute(
-                    "UPDATE mailbox_usage SET count = ?, bytes = ? WHERE recipient = ?",
-                    (count, size, recipient),
-                )
-            conn.execute("DELETE FROM mailbox_usage WHERE count = 0")
+            if messages:
+                self._usage.clear()
             ids = conn.execute("DELETE FROM sent_ids WHERE expires <= ?", (now,)).rowcount
             dead = [
                 r[0]

@@ -13,13 +13,6 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_recipient ON messages (recipient, mid);
 CREATE INDEX messages_by_expiry ON messages (expires);
 
--- Per-mailbox usage for the quota (kept in step with messages inside each transaction).
-CREATE TABLE mailbox_usage (
-    recipient TEXT PRIMARY KEY,
-    count     INTEGER NOT NULL,
-    bytes     INTEGER NOT NULL
-) WITHOUT ROWID;
-
 -- Idempotency keys: a retried send with the same (sender, cid) returns the first mid.
 CREATE TABLE sent_ids (
     sender    TEXT NOT NULL,
