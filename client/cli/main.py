@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "research.commands",
     "client.cli.messaging",
     "client.cli.demo",
+    "research.bench_overhead",
 )
 
 
