@@ -131,10 +131,10 @@ def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
     header = matcher.header
     return SnapshotView(
         matcher=matcher,
-        version=int(header.version),
+        version=int(header.snapshot_version),
         fingerprint=str(matcher.fingerprint),
-        created_at=float(header.created_at) if header.created_at is not None else None,
-        expires_at=float(header.expires_at) if header.expires_at is not None else None,
+        created_at=float(header.created),
+        expires_at=float(header.expires),
         min_votes=int(header.min_votes),
-        authority_key_id=bytes(header.authority_key_id).hex(),
+        authority_key_id=bytes(header.key_id).hex(),
     )
