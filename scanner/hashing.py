@@ -6,7 +6,7 @@ import os
 
 from scanner.hashers.base import HashResult
 from scanner.hashers.registry import get_hasher
-from scanner.image import DecodeMode, load_rgb, load_rgb_bytes
+from scanner.image import DecodeMode, load_luma_or_rgb, load_luma_or_rgb_bytes, load_rgb, load_rgb_bytes
 
 __all__ = ["hash_bytes", "hash_file"]
 
@@ -29,6 +29,8 @@ def hash_file(
         KeyError: ``algo`` is not a registered hasher.
     """
     hasher = get_hasher(algo)
+    if getattr(hasher, "accepts_luma", False):  # PDQ: reduced-scale JPEGs decode to luminance only
+        return hasher.hash_rgb(load_luma_or_rgb(path, mode=_mode(mode)), dihedral=dihedral)
     return hasher.hash_rgb(load_rgb(path, mode=_mode(mode)), dihedral=dihedral)
 
 
@@ -37,4 +39,7 @@ def hash_bytes(
 ) -> HashResult:
     """Hash an encoded image held in memory; same behaviour and errors as :func:`hash_file`."""
     hasher = get_hasher(algo)
+    if getattr(hasher, "accepts_luma", False):
+        pixels = load_luma_or_rgb_bytes(data, name=name, mode=_mode(mode))
+        return hasher.hash_rgb(pixels, dihedral=dihedral)
     return hasher.hash_rgb(load_rgb_bytes(data, name=name, mode=_mode(mode)), dihedral=dihedral)

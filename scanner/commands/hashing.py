@@ -29,7 +29,7 @@ output (JSON Lines, one object per file, in input order):
 dihedral order: original, rot90, rot180, rot270, flipX, flipY, flipPlus1, flipMinus1
 exit status: 0 when every file was hashed, 2 when any failed (after processing all of them)
 
-modes: fast (default) decodes large JPEGs at reduced scale (>= 512 px on the shorter side), within a
+modes: fast (default) decodes large JPEGs at reduced scale (>= 720 px on the shorter side), within a
 few bits of the full-resolution hash; exact decodes at full resolution and equals Meta's reference.
 """
 

@@ -312,18 +312,36 @@ def _bits(b: np.ndarray) -> bytes:
     return bits_to_bytes(flat > median)
 
 
+def _checked(pixels: np.ndarray) -> np.ndarray:
+    if isinstance(pixels, np.ndarray) and pixels.ndim == 2 and pixels.dtype == np.uint8 and pixels.size:
+        return pixels  # a luminance plane
+    return check_rgb(pixels)
+
+
+def _luma_of(pixels: np.ndarray) -> np.ndarray:
+    # A grey level v is its own luma: (299 + 587 + 114) v / 1000 == v exactly, as in the reference.
+    return pixels.astype(np.float32) if pixels.ndim == 2 else luma(pixels)
+
+
 def pdq_float(rgb: np.ndarray) -> tuple[np.ndarray, int]:
-    """The 16x16 float32 DCT and the quality of an RGB array (the reference's ``pdqFloat256``)."""
-    rgb = check_rgb(rgb)
-    rows, cols = rgb.shape[:2]
+    """The 16x16 float32 DCT and the quality of an image (the reference's ``pdqFloat256``).
+
+    ``rgb`` is ``HxWx3`` uint8 RGB, or an ``HxW`` uint8 luminance plane.
+    """
+    pixels = _checked(rgb)
+    rows, cols = pixels.shape[:2]
+    y = _luma_of(pixels)
     # The reference skips the filter when the input already is 64x64.
-    a = luma(rgb) if rows == 64 and cols == 64 else jarosz_filter_t(_transpose(luma(rgb)))
+    a = y if rows == 64 and cols == 64 else jarosz_filter_t(_transpose(y))
     return dct16(a), quality_metric(a)
 
 
 def pdq_hash(rgb: np.ndarray, *, dihedral: bool = False) -> HashResult:
-    """PDQ hash and quality of an ``HxWx3`` uint8 array (with the 8 dihedral variants if asked)."""
-    rgb = check_rgb(rgb)
+    """PDQ hash and quality of an ``HxWx3`` uint8 RGB array or ``HxW`` uint8 luminance plane.
+
+    With ``dihedral=True`` the 8 dihedral variants are computed from the same DCT.
+    """
+    rgb = _checked(rgb)
     rows, cols = rgb.shape[:2]
     if rows < MIN_HASHABLE_DIM or cols < MIN_HASHABLE_DIM:
         zero = bytes(32)
@@ -340,6 +358,8 @@ class PdqHasher:
 
     name = "pdq"
     bits = 256
+    accepts_luma = True
+    """``hash_rgb`` also takes an ``HxW`` luminance plane (see ``scanner.image.load_luma_or_rgb``)."""
     match_distance = PDQ_MATCH_DISTANCE
     min_quality = PDQ_MIN_QUALITY
 

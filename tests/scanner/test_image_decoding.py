@@ -110,7 +110,7 @@ def test_animated_images_use_the_first_frame(fmt, tmp_path):
 # ----- fast mode -----------------------------------------------------------------------------------
 
 
-def test_fast_mode_keeps_at_least_512_px_and_stays_close(upright, tmp_path):
+def test_fast_mode_keeps_fast_min_side_and_stays_close(upright, tmp_path):
     big = upright.resize((upright.width * 5, upright.height * 5), Image.Resampling.BICUBIC)
     path = _save(big, tmp_path / "big.jpg", quality=92)
     fast = load_rgb(path, mode="fast")

@@ -103,9 +103,19 @@ def test_non_contiguous_input_is_accepted(make_image, ref_pdq):
 
 def test_rejects_wrong_arrays():
     with pytest.raises(ValueError):
-        pdq_hash(np.zeros((10, 10), dtype=np.uint8))
+        pdq_hash(np.zeros((10, 10), dtype=np.float32))
+    with pytest.raises(ValueError):
+        pdq_hash(np.zeros((10, 10, 4), dtype=np.uint8))
     with pytest.raises(ValueError):
         pdq_hash(np.zeros((10, 10, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (333, 517), (4, 7)])
+def test_luminance_plane_hashes_like_its_grey_rgb(shape, make_image, ref_pdq):
+    grey = make_image("noise", *shape)[:, :, 0].copy()
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    assert pdq_hash(grey, dihedral=True) == pdq_hash(rgb, dihedral=True)
+    assert pdq_hash(grey).hex == ref_pdq(rgb)[0]
 
 
 def _expected_rows() -> list[tuple[str, str, int]]:

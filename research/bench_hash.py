@@ -1,0 +1,391 @@
+"""`pocketscan bench hash` (also ``python -m research.bench_hash``): PDQ speed and fidelity beside Meta's C++.
+
+Everything runs in one process, in one run, on the same inputs, alternating pocketscan and the reference
+(``pdqhash``, the Python bindings of Meta's C++ PDQ) item by item so that machine load hits both alike:
+
+(a) **arrays**: decoded RGB arrays of about 1024 px (the shared corpus, else the repo samples scaled to
+    1024 px, else generated images): ``scanner.hashers.pdq.pdq_hash`` (exact) vs ``pdqhash.compute``.
+    Every hash and quality must be identical; the figure is images/s and the ratio.
+(b) **files**: whole 12-megapixel JPEG files, decoding included: ``scanner.hashing.hash_file`` in fast
+    mode vs a full Pillow decode + ``convert("RGB")`` + ``pdqhash.compute``. Reported with the bit
+    distance of each fast hash to the full-resolution reference hash (EXIF orientation applied to both).
+(c) **fidelity**: fast-mode hash vs full-resolution reference hash over every image of the shared corpus
+    and pdq-data, plus ``--large`` of them re-encoded at 12 MP (where fast mode really decodes at reduced
+    scale): share within 10 bits among images of quality >= 50, max and percentiles.
+
+Each timing is the best of ``--repeat`` passes per item (the machine is shared). Ratios are
+reference time / pocketscan time, so higher is better for pocketscan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from client.cli.registry import CommandRegistry
+
+__all__ = ["BenchConfig", "main", "register", "run_bench"]
+
+_REPO = Path(__file__).resolve().parents[1]
+_SHARED = _REPO.parent / "shared"
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class BenchConfig:
+    """What to measure."""
+
+    corpus: Path = _SHARED / "corpus"
+    pdq_data: Path = _SHARED / "pdq-data"
+    photos: Path = _SHARED / "pdq-data" / "reg-test-input" / "exif-rotn"
+    repeat: int = 3
+    arrays: int = 24
+    """At most this many ~1024 px arrays for (a)."""
+    large: int = 8
+    """Corpus images re-encoded at 12 MP for the fidelity check (c) and, without photos, for (b)."""
+    progress: bool = True
+
+
+@dataclass
+class Results:
+    """Figures of one run (``--json`` prints this)."""
+
+    machine: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    arrays: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
+    fidelity: dict[str, Any] = field(default_factory=dict)
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add ``pocketscan bench hash``."""
+    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    parser = bench.command(
+        "hash", _handle, help="PDQ throughput and fidelity beside Meta's C++ reference", description=__doc__
+    )
+    _add_arguments(parser)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = BenchConfig()
+    parser.add_argument("--corpus", type=Path, default=defaults.corpus, help="folder of ~1024 px images")
+    parser.add_argument("--pdq-data", type=Path, default=defaults.pdq_data, help="ThreatExchange PDQ data")
+    parser.add_argument("--photos", type=Path, default=defaults.photos, help="folder of 12 MP JPEG photos")
+    parser.add_argument("--repeat", type=int, default=defaults.repeat, help="passes per item; best kept")
+    parser.add_argument("--arrays", type=int, default=defaults.arrays, help="max arrays for (a)")
+    parser.add_argument("--large", type=int, default=defaults.large, help="corpus images re-encoded at 12 MP")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def _handle(args: argparse.Namespace) -> int:
+    cfg = BenchConfig(
+        corpus=args.corpus,
+        pdq_data=args.pdq_data,
+        photos=args.photos,
+        repeat=max(1, args.repeat),
+        arrays=max(1, args.arrays),
+        large=max(0, args.large),
+        progress=not args.json,
+    )
+    results = run_bench(cfg)
+    if args.json:
+        print(json.dumps(asdict(results), indent=2))
+    else:
+        _print(results)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _ref_hash(rgb: np.ndarray) -> tuple[bytes, int]:
+    import numpy as np
+    import pdqhash
+
+    vector, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    bits = "".join("1" if int(b) else "0" for b in vector)
+    return int(bits, 2).to_bytes(32, "big"), int(quality)
+
+
+def _ref_file(path: Path) -> tuple[bytes, int]:
+    """The reference pipeline on a file: full decode, convert('RGB'), pdqhash (timed in (b))."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    return _ref_hash(rgb)
+
+
+def _ref_file_oriented(path: Path) -> tuple[bytes, int]:
+    """Full-resolution reference hash with the EXIF orientation applied (what fast mode approximates)."""
+    from scanner.image import load_rgb
+
+    return _ref_hash(load_rgb(path, mode="exact"))
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, value
+
+
+def _side_by_side(
+    items: Sequence[Any], ours: Callable[[Any], Any], ref: Callable[[Any], Any], repeat: int, label: str,
+    progress: bool,
+) -> tuple[list[float], list[float], list[Any], list[Any]]:
+    """Best-of-``repeat`` time per item for each side, alternating sides item by item."""
+    best_ours = [float("inf")] * len(items)
+    best_ref = [float("inf")] * len(items)
+    out_ours: list[Any] = [None] * len(items)
+    out_ref: list[Any] = [None] * len(items)
+    with _progress(progress) as advance:
+        task = advance(label, total=repeat * len(items))
+        for r in range(repeat):
+            for i, item in enumerate(items):
+                order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
+                for side in order:
+                    if side == 0:
+                        dt, out_ours[i] = _timed(lambda item=item: ours(item))
+                        best_ours[i] = min(best_ours[i], dt)
+                    else:
+                        dt, out_ref[i] = _timed(lambda item=item: ref(item))
+                        best_ref[i] = min(best_ref[i], dt)
+                task()
+    return best_ours, best_ref, out_ours, out_ref
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[..., Callable[[], None]]]:
+    if not enabled:
+        yield lambda *a, **k: (lambda: None)
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+
+        def add(label: str, total: int) -> Callable[[], None]:
+            task = bar.add_task(label, total=total)
+            return lambda: bar.advance(task)
+
+        yield add
+
+
+def _images_under(folder: Path) -> list[Path]:
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+
+
+def _arrays(cfg: BenchConfig, notes: list[str]) -> list[np.ndarray]:
+    import numpy as np
+    from PIL import Image
+
+    from scanner.image import load_rgb
+
+    paths = _images_under(cfg.corpus)
+    if paths:
+        out = []
+        for p in paths:
+            rgb = load_rgb(p, mode="exact")
+            if 700 <= max(rgb.shape[:2]) <= 1400:
+                out.append(rgb)
+            if len(out) >= cfg.arrays:
+                break
+        if out:
+            return out
+    notes.append(f"(a) {cfg.corpus} absent: repo samples scaled to 1024 px (long side) instead")
+    out = []
+    for p in sorted((_REPO / "samples").glob("*.jpg"))[: cfg.arrays]:
+        with Image.open(p) as im:
+            rgb = im.convert("RGB")
+            scale = 1024 / max(rgb.size)
+            rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.BICUBIC)
+            out.append(np.asarray(rgb))
+    if not out:  # pragma: no cover - the repo ships samples
+        rng = np.random.default_rng(0)
+        out = [rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8) for _ in range(4)]
+    return out
+
+
+def _make_large(sources: Sequence[Path], folder: Path, count: int) -> list[Path]:
+    """Re-encode ``count`` images at about 12 MP (4032x3024-ish) as JPEG q90, like phone photos."""
+    from PIL import Image
+
+    out = []
+    for i, src in enumerate(sources[:count]):
+        with Image.open(src) as im:
+            rgb = im.convert("RGB")
+        scale = (12_000_000 / (rgb.width * rgb.height)) ** 0.5
+        big = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS)
+        path = folder / f"large-{i:02d}-{src.stem}.jpg"
+        big.save(path, quality=90)
+        out.append(path)
+    return out
+
+
+def _percentiles(values: Sequence[int]) -> dict[str, float]:
+    import numpy as np
+
+    if not values:
+        return {}
+    arr = np.asarray(values, dtype=float)
+    return {
+        "max": float(arr.max()),
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)),
+        "mean": float(arr.mean()),
+    }
+
+
+def run_bench(cfg: BenchConfig | None = None) -> Results:
+    """Run (a), (b) and (c); return the figures."""
+    cfg = cfg or BenchConfig()
+    import numpy as np
+
+    from scanner.hamming import hamming
+    from scanner.hashers.pdq import PDQ_MIN_QUALITY, pdq_hash
+    from scanner.hashing import hash_file
+
+    res = Results()
+    res.machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+    # (a) decoded arrays, exact mode vs pdqhash.compute
+    arrays = _arrays(cfg, res.notes)
+    t_ours, t_ref, h_ours, h_ref = _side_by_side(
+        arrays, lambda a: pdq_hash(a), _ref_hash, cfg.repeat, "(a) arrays", cfg.progress
+    )
+    identical = sum((o.hash, o.quality) == r for o, r in zip(h_ours, h_ref, strict=True))
+    res.arrays = {
+        "images": len(arrays),
+        "mean_megapixels": float(np.mean([a.shape[0] * a.shape[1] for a in arrays]) / 1e6),
+        "ours_ms": 1000 * sum(t_ours) / len(arrays),
+        "ref_ms": 1000 * sum(t_ref) / len(arrays),
+        "ours_per_s": len(arrays) / sum(t_ours),
+        "ref_per_s": len(arrays) / sum(t_ref),
+        "ratio": sum(t_ref) / sum(t_ours),
+        "identical": identical,
+    }
+
+    with tempfile.TemporaryDirectory(prefix="pocketscan-bench-") as tmp:
+        # (b) whole 12 MP JPEG files, fast mode (decode included) vs full decode + pdqhash
+        photos = [p for p in _images_under(cfg.photos) if p.suffix.lower() in (".jpg", ".jpeg")]
+        corpus = _images_under(cfg.corpus)
+        large = _make_large(corpus or sorted((_REPO / "samples").glob("*.jpg")), Path(tmp), cfg.large)
+        if not photos:
+            res.notes.append(f"(b) {cfg.photos} absent: corpus/sample images re-encoded at 12 MP instead")
+            photos = large[: max(4, cfg.large)]
+        t_ours, t_ref, h_ours, _ = _side_by_side(
+            photos, lambda p: hash_file(p, mode="fast"), _ref_file, cfg.repeat, "(b) 12 MP files",
+            cfg.progress,
+        )
+        dists = []
+        with _progress(cfg.progress) as advance:
+            task = advance("(b) reference hashes", total=len(photos))
+            for p, h in zip(photos, h_ours, strict=True):
+                dists.append(hamming(h.hash, _ref_file_oriented(p)[0]))
+                task()
+        res.files = {
+            "files": len(photos),
+            "names": [p.name for p in photos],
+            "ours_ms": 1000 * sum(t_ours) / len(photos),
+            "ref_ms": 1000 * sum(t_ref) / len(photos),
+            "ours_per_s": len(photos) / sum(t_ours),
+            "ref_per_s": len(photos) / sum(t_ref),
+            "ratio": sum(t_ref) / sum(t_ours),
+            "bits_fast_vs_full": dists,
+        }
+
+        # (c) fidelity of fast mode over the shared images and the 12 MP re-encodings
+        fidelity_inputs = _images_under(cfg.corpus) + _images_under(cfg.pdq_data) + large
+        rows = []
+        with _progress(cfg.progress) as advance:
+            task = advance("(c) fast vs full-resolution", total=len(fidelity_inputs))
+            for p in fidelity_inputs:
+                try:
+                    ref_hash, quality = _ref_file_oriented(p)
+                    fast = hash_file(p, mode="fast")
+                except Exception as exc:  # unreadable inputs are reported, not fatal
+                    res.notes.append(f"(c) skipped {p.name}: {exc}")
+                    task()
+                    continue
+                rows.append((p, quality, hamming(fast.hash, ref_hash)))
+                task()
+    good = [d for _, q, d in rows if q >= PDQ_MIN_QUALITY]
+    res.fidelity = {
+        "images": len(rows),
+        "quality_ge_50": len(good),
+        "within_10_bits": sum(d <= 10 for d in good),
+        "share_within_10_bits": (sum(d <= 10 for d in good) / len(good)) if good else None,
+        "bits": _percentiles(good),
+        "large_12mp": _percentiles([d for p, q, d in rows if p.name.startswith("large-") and q >= 50]),
+        "worst": sorted(((d, p.name, q) for p, q, d in rows if q >= 50), reverse=True)[:5],
+    }
+    return res
+
+
+def _print(res: Results) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    m = res.machine
+    console.print(f"[bold]pocketscan bench hash[/] on {m['processor']}, {m['cpus']} CPUs, {m['platform']}, "
+                  f"Python {m['python']}, numpy {m['numpy']}, load {m['load_average']}")
+    for note in res.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    table = Table("benchmark", "inputs", "pocketscan", "reference", "ratio", "check")
+    a, b = res.arrays, res.files
+    table.add_row(
+        "(a) RGB arrays, exact", f"{a['images']} x {a['mean_megapixels']:.2f} MP",
+        f"{a['ours_ms']:.1f} ms ({a['ours_per_s']:.1f}/s)", f"{a['ref_ms']:.1f} ms ({a['ref_per_s']:.1f}/s)",
+        f"{a['ratio']:.2f}x", f"identical {a['identical']}/{a['images']}",
+    )
+    table.add_row(
+        "(b) 12 MP JPEG files, fast", f"{b['files']} files",
+        f"{b['ours_ms']:.0f} ms ({b['ours_per_s']:.2f}/s)", f"{b['ref_ms']:.0f} ms ({b['ref_per_s']:.2f}/s)",
+        f"{b['ratio']:.2f}x", f"bits vs full-res {b['bits_fast_vs_full']}",
+    )
+    console.print(table)
+    f = res.fidelity
+    share = f["share_within_10_bits"]
+    console.print(
+        f"(c) fast vs full-resolution reference: {f['within_10_bits']}/{f['quality_ge_50']} images of quality"
+        f" >= 50 within 10 bits ({100 * share:.1f}%); bits {f['bits']}; 12 MP re-encodings {f['large_12mp']}"
+        if share is not None else "(c) no images"
+    )
+    if f.get("worst"):
+        console.print(f"    largest distances (bits, file, quality): {f['worst']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m research.bench_hash``."""
+    parser = argparse.ArgumentParser(prog="python -m research.bench_hash", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(parser)
+    return _handle(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
