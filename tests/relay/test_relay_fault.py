@@ -40,6 +40,8 @@ def test_kill9_with_1000_in_flight(tmp_path: Path) -> None:
             except RelayError:
                 return
 
+    kill_after: list[RelayProcess] = []  # set during the first phase: kill -9 once 100 sends were acked
+
     async def send_one(conn: RelayConnection, i: int) -> None:
         cid, payload = outbox[i]
         try:
@@ -47,6 +49,8 @@ def test_kill9_with_1000_in_flight(tmp_path: Path) -> None:
         except RelayError:
             return
         acked.add(i)
+        if kill_after and len(acked) >= 100:
+            kill_after.pop().kill9()  # synchronously, in the middle of the stream of replies
 
     relay1 = RelayProcess("--db", db)
     try:
@@ -55,17 +59,18 @@ def test_kill9_with_1000_in_flight(tmp_path: Path) -> None:
             ca = await RelayConnection.connect(relay1.url, a)
             cb = await RelayConnection.connect(relay1.url, b)
             receiver = asyncio.ensure_future(receive(cb, None))
+            kill_after.append(relay1)
             senders = [asyncio.ensure_future(send_one(ca, i)) for i in range(N)]
-            while len(acked) < N // 4:
-                await asyncio.sleep(0.002)
-            relay1.kill9()  # mid-flight: hundreds of sends unanswered, deliveries and acks in transit
             await asyncio.gather(*senders, return_exceptions=True)
+            assert not kill_after, "the relay was not killed"
             await asyncio.wait_for(receiver, 10)
 
         run(before_crash())
     finally:
         relay1.stop()
     acked_before = set(acked)
+    seen_before = len(app)
+    print(f"kill -9 with {N - len(acked_before)} of {N} sends unacknowledged; {seen_before} delivered before")
     assert 0 < len(acked_before) < N, "the crash must happen with messages in flight"
 
     relay2 = RelayProcess("--db", db)
