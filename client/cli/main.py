@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "research.bench_relay",
     "research.bench_learned",
     "research.bench_crypto",
+    "research.bench_hash",
     "research.commands",
     "client.cli.messaging",
     "client.cli.demo",
