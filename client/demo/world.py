@@ -59,19 +59,28 @@ class AuthorityIdentity:
 
 
 def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, version: int = 1,
-                   work_dir: Path) -> bytes:
-    """Hash ``images`` into a bank and build a signed snapshot of it (the authority's job)."""
-    from scanner.bank import Bank
-    from scanner.snapshot import build_snapshot as build
+                   work_dir: Path | None = None, valid_days: float = 30.0) -> bytes:
+    """Hash ``images`` (the demo bank) and build a signed snapshot of them (the authority's job).
+
+    Parameters come from the scanner's calibration for this bank size; only hashes of quality
+    >= 50 enter the bank, as PDQ recommends.
+    """
+    import time
 
     from scanner.authority import AuthorityKey
+    from scanner.calibration import calibrate
+    from scanner.hashing import hash_file
+    from scanner.snapshot.builder import build_snapshot as build
 
-    bank_path = work_dir / "bank.sqlite"
-    bank_path.unlink(missing_ok=True)
-    with Bank.open(bank_path) as bank:
-        bank.import_images([str(p) for p in images], source="demo")
-        data: bytes = build(bank, AuthorityKey(authority.seed), version=version)
-    return data
+    hashes = []
+    for path in images:
+        hashed = hash_file(path, algo="pdq", mode="exact")
+        if hashed.quality >= 50:
+            hashes.append(hashed.hash)
+    params = calibrate(max(1, len(hashes))).params
+    now = int(time.time())
+    return build(hashes, params=params, key=AuthorityKey(authority.seed), version=version, created=now,
+                 expires=now + int(valid_days * 86400))
 
 
 class RelayHandle:
