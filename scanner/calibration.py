@@ -38,6 +38,7 @@ __all__ = [
     "CalibrationError",
     "Params",
     "binomial_tail",
+    "blocked_bloom_fpr",
     "bloom_geometry",
     "calibrate",
     "default_max_size_bytes",
@@ -61,6 +62,10 @@ FLOOR_RECALL = 0.95
 DIHEDRAL_VARIANTS = 8
 #: Bytes of the snapshot outside the Bloom body (header + signature), see docs/snapshot-format.md.
 OVERHEAD_BYTES = 256 + 64
+#: Bits per block of the blocked Bloom filter (all probes of one key fall in one 64-byte block).
+BLOCK_BITS = 512
+#: Largest number of Bloom probes per key.
+MAX_BLOOM_HASHES = 32
 #: Entry counts are rounded up to a multiple of this before they are written or used to size the filter.
 ENTRY_ROUNDING = 1024
 
@@ -194,19 +199,63 @@ def binomial_tail(n: int, p: float, v: int) -> float:
     return min(1.0, total)
 
 
+def blocked_bloom_fpr(keys: int, m: int, h: int) -> float:
+    """False-positive rate of a blocked Bloom filter (512-bit blocks, ``h`` distinct probes per key in one block).
+
+    Keys per block follow Poisson(λ = keys / blocks); a block holding ``j`` keys has each bit still clear with
+    probability ``(1 - h/512)^j``, and a lookup is a false positive when its ``h`` bits are all set.
+    """
+    blocks = max(1, m // BLOCK_BITS)
+    lam = max(1, keys) / blocks
+    clear = 1.0 - h / BLOCK_BITS
+    top = int(lam + 12.0 * math.sqrt(lam) + 30)
+    lo = max(0, int(lam - 12.0 * math.sqrt(lam) - 30))
+    total = 0.0
+    for j in range(lo, top + 1):
+        log_pj = -lam + j * math.log(lam) - math.lgamma(j + 1)
+        total += math.exp(log_pj) * (1.0 - clear**j) ** h
+    return float(min(1.0, total))
+
+
+_QUANTA_PER_DECADE = 50
+_LOG_FACTORIAL = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, 20001, dtype=np.float64)))])
+
+
+@lru_cache(maxsize=8192)
+def _bits_per_key(log_fpr_q: int) -> tuple[float, int]:
+    """Bits per key and probes that reach ``fpr = 10 ** (-log_fpr_q / 50)`` in a blocked filter (large n)."""
+    fpr = 10.0 ** (-log_fpr_q / _QUANTA_PER_DECADE)
+    hs = np.arange(1, MAX_BLOOM_HASHES + 1, dtype=np.float64)
+    lo, hi = 0.5, 200.0
+    best_h = 1
+    while hi - lo > 1e-3:
+        mid = (lo + hi) / 2
+        lam = BLOCK_BITS / mid
+        j = np.arange(max(0, int(lam - 12 * math.sqrt(lam) - 30)), int(lam + 12 * math.sqrt(lam) + 30) + 1)
+        log_pj = -lam + j * math.log(lam) - _LOG_FACTORIAL[j]
+        fill = 1.0 - (1.0 - hs[:, None] / BLOCK_BITS) ** j[None, :]
+        rates = (np.exp(log_pj)[None, :] * fill ** hs[:, None]).sum(axis=1)
+        h_index = int(np.argmin(rates))
+        if rates[h_index] <= fpr:
+            hi, best_h = mid, h_index + 1
+        else:
+            lo = mid
+    return hi, best_h
+
+
 def bloom_geometry(keys: int, fpr: float) -> tuple[int, int]:
-    """Bloom bits ``m`` (a multiple of 8) and probes ``h`` for ``keys`` entries at false-positive rate ``fpr``."""
+    """Bloom bits ``m`` (a multiple of 512) and probes ``h`` for ``keys`` entries at false-positive rate ``fpr``."""
     if not 0.0 < fpr < 1.0:
         raise ValueError("the Bloom false-positive rate must lie strictly between 0 and 1")
     keys = max(1, keys)
-    m = math.ceil(keys * math.log(1.0 / fpr) / math.log(2) ** 2)
-    m = max(64, -(-m // 8) * 8)
-    h = max(1, round(m / keys * math.log(2)))
+    # Quantise towards the stricter rate so the geometry never falls short.
+    per_key, h = _bits_per_key(math.ceil(-_QUANTA_PER_DECADE * math.log10(fpr)))
+    m = max(BLOCK_BITS, -(-math.ceil(keys * per_key) // BLOCK_BITS) * BLOCK_BITS)
     return m, h
 
 
 def _bloom_fpr(keys: int, m: int, h: int) -> float:
-    return float((1.0 - math.exp(-h * max(1, keys) / m)) ** h)
+    return blocked_bloom_fpr(keys, m, h)
 
 
 def _per_image(rate: float, variants: int) -> float:
@@ -274,12 +323,13 @@ def _step_curves(tables: np.ndarray, q: np.ndarray, noise: float, votes: int) ->
     log_hit = np.log(np.clip(hit, 1e-300, 1.0))
     log_miss = np.log(np.clip(1.0 - hit, 1e-300, 1.0))
     for i in range(votes):
-        log_c = np.array([math.lgamma(t + 1) - math.lgamma(i + 1) - math.lgamma(t - i + 1) if t >= i else -np.inf
-                          for t in tables])
+        log_c = np.where(tables >= i, _LOG_FACTORIAL[tables] - _LOG_FACTORIAL[i]
+                         - _LOG_FACTORIAL[np.maximum(tables - i, 0)], -np.inf)
         lower += np.exp(log_c[:, None] + i * log_hit + (n - i) * log_miss)
     return np.clip(1.0 - lower, 0.0, 1.0)
 
 
+@lru_cache(maxsize=64)
 def calibrate(
     bank_size: int,
     *,
@@ -336,11 +386,10 @@ def calibrate(
                     p = -math.expm1(math.log1p(-r_bloom) / probes)
                     if p <= 1e-12:
                         continue
-                    m, h = _fit_bloom(n_rounded * tables, min(p, 0.5), bank_size, tables, votes, probes,
-                                      r_bank, per_variant)
+                    m, _ = bloom_geometry(n_rounded * tables, min(p, 0.5))
                     if (m + 7) // 8 + OVERHEAD_BYTES > budget_bytes:
                         continue
-                    feasible.append((tables, m, h))
+                    feasible.append((tables, m, 0))
                 if not feasible:
                     continue
                 curves = _step_curves(np.array([f[0] for f in feasible]), q, r_bank, votes)
@@ -356,10 +405,25 @@ def calibrate(
             f"{false_match_budget:g} false matches per image and {max_lookups} lookups per variant: "
             "raise --max-size-mb or the false-match budget"
         )
-    return predict(best[1], bank_size, target_distance=target_distance)
+    chosen = best[1]
+    probes = chosen.probes_per_table
+    r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0 ** -chosen.bits))
+    r_max = _max_noise(chosen.tables, chosen.min_votes, per_variant)
+    r_bloom = 1.0 - (1.0 - r_max) / (1.0 - r_bank)
+    p = -math.expm1(math.log1p(-r_bloom) / probes)
+    m, h = _fit_bloom(n_rounded * chosen.tables, min(p, 0.5), chosen.tables, chosen.min_votes, probes, r_bank,
+                      per_variant)
+    chosen = Params(chosen.tables, chosen.bits, chosen.min_votes, chosen.probe_radius, m, h, hash_bits)
+    return predict(chosen, bank_size, target_distance=target_distance)
 
 
-def _fit_bloom(keys: int, p: float, bank_size: int, tables: int, votes: int, probes: int, r_bank: float,
+def _classic_bits(keys: int, fpr: float) -> int:
+    """Bits of a blocked filter at ``fpr``: the classic sizing plus a 6% margin for blocking (refined later)."""
+    m = math.ceil(1.06 * max(1, keys) * math.log(1.0 / fpr) / math.log(2) ** 2)
+    return max(BLOCK_BITS, -(-m // BLOCK_BITS) * BLOCK_BITS)
+
+
+def _fit_bloom(keys: int, p: float, tables: int, votes: int, probes: int, r_bank: float,
                per_variant: float) -> tuple[int, int]:
     """Bloom geometry for false-positive rate ``p``, grown until the rounded geometry meets the budget."""
     m, h = bloom_geometry(keys, p)
@@ -368,6 +432,6 @@ def _fit_bloom(keys: int, p: float, bank_size: int, tables: int, votes: int, pro
         r = 1.0 - (1.0 - r_bank) * (1.0 - r_bloom)
         if binomial_tail(tables, r, votes) <= per_variant:
             break
-        m = -(-int(m * 1.01) // 8) * 8
-        h = max(1, round(m / keys * math.log(2)))
+        m = -(-int(m * 1.01) // BLOCK_BITS) * BLOCK_BITS
+        h = min(MAX_BLOOM_HASHES, max(1, round(m / keys * math.log(2))))
     return m, h

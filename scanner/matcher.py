@@ -1,0 +1,254 @@
+"""The on-device matcher: a pure object that holds the last good snapshot and matches hashes against it.
+
+API (used by the client pipeline and the research toolkit)::
+
+    from scanner.matcher import Matcher
+    from scanner.snapshot import map_snapshot_file
+
+    matcher = Matcher(pinned_public_key, min_version=last_version_seen)  # 32-byte Ed25519 key
+    info = matcher.load(map_snapshot_file(path), now=time.time())        # or bytes; raises SnapshotInvalid
+    result = matcher.match(hash_result)          # a scanner.hashers.base.HashResult (dihedral or not)
+    result.verdict, result.votes, result.matched, result.snapshot_fingerprint
+    verdict = matcher.verdict_for(image_bytes, hash_result)             # sealed scanner.verdict.ScanVerdict
+
+* :meth:`Matcher.load` verifies the buffer (size, header, pinned key id, Ed25519 signature, body digest), then
+  refuses expired snapshots (``now >= expires``), snapshots created more than a day in the future, versions
+  lower than the last accepted one (rollback, including ``min_version`` given at construction), and a
+  different file reusing the accepted version. Any refusal raises :class:`~scanner.errors.SnapshotInvalid`
+  and leaves the previous snapshot in use. The buffer (bytes or a read-only ``mmap``) must stay unchanged
+  while loaded: the Bloom body is read in place through ``bloom_filter2``, never copied.
+* :meth:`Matcher.match` never matches hashes of quality below 50 (verdict ``low_quality``, zero votes: flat
+  images collide at distance 0). Otherwise it derives the snapshot's L keys of each hash variant (the 8
+  dihedral variants when the result carries them), counts the tables whose key the Bloom filter holds, keeps
+  the best variant, and decides ``match`` when votes >= the snapshot's minimum votes.
+* The matcher holds no clock, file or socket: time comes in as ``now``; :meth:`is_expired` lets the caller
+  decide what to do when a loaded snapshot expires in use.
+
+The matching model behind the parameters is in ``docs/matching.md``; the file format in
+``docs/snapshot-format.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from bloom_filter2 import BloomFilter
+
+from scanner.authority import key_id
+from scanner.errors import ScannerError, SnapshotInvalid
+from scanner.hashers.base import HashResult
+from scanner.snapshot.bloom import open_filter
+from scanner.snapshot.format import Header
+from scanner.snapshot.lsh import KeyDigester, neighbour_keys, table_positions
+from scanner.snapshot.reader import Buffer, verify_snapshot
+from scanner.verdict import ScanVerdict, issue_verdict
+
+__all__ = ["MIN_QUALITY", "MatchResult", "Matcher", "SnapshotInfo"]
+
+#: Hashes below this quality are never matched (PDQ's recommended gate).
+MIN_QUALITY = 50
+#: Tolerated clock skew for snapshots whose creation time lies in the device's future (seconds).
+MAX_CLOCK_SKEW = 86_400
+
+MatchVerdict = Literal["match", "no_match", "low_quality"]
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What a device knows about its loaded snapshot.
+
+    Attributes:
+        header: the verified header.
+        fingerprint: hex SHA-256 of the whole file.
+    """
+
+    header: Header
+    fingerprint: str
+
+    @property
+    def version(self) -> int:
+        """The snapshot version."""
+        return self.header.snapshot_version
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict: the fingerprint and every header field."""
+        return {"fingerprint": self.fingerprint, "header": self.header.to_json()}
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The outcome of matching one hash.
+
+    Attributes:
+        verdict: ``match``, ``no_match`` or ``low_quality``.
+        votes: tables hit by the best variant (0 for low quality).
+        min_votes: the snapshot's decision threshold.
+        snapshot_fingerprint: hex SHA-256 of the snapshot used.
+        snapshot_version: its version.
+        variant: index of the best dihedral variant (0 = as sent), or None for low quality.
+        quality: the hash quality.
+        reason: a person-readable explanation.
+    """
+
+    verdict: MatchVerdict
+    votes: int
+    min_votes: int
+    snapshot_fingerprint: str
+    snapshot_version: int
+    variant: int | None
+    quality: int
+    reason: str = ""
+
+    @property
+    def matched(self) -> bool:
+        """True when the verdict is ``match``."""
+        return self.verdict == "match"
+
+
+class _Loaded:
+    """A verified snapshot ready for lookups."""
+
+    def __init__(self, info: SnapshotInfo, bloom: BloomFilter) -> None:
+        header = info.header
+        self.info = info
+        self.bloom = bloom
+        self.positions = table_positions(header.seed, header.tables, header.bits, header.hash_bits)
+        self.width = (header.bits + 7) // 8
+
+    def votes(self, hashes: list[bytes]) -> tuple[int, int]:
+        """Best (votes, variant index) over ``hashes``."""
+        header = self.info.header
+        arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), -1)
+        bits = np.unpackbits(arr, axis=1, bitorder="big")
+        keys = np.packbits(bits[:, self.positions], axis=2, bitorder="big")  # (V, L, w)
+        raw = keys.tobytes()
+        w = self.width
+        per_variant = header.tables * w
+        bloom = self.bloom
+        best = (-1, 0)
+        for v in range(len(hashes)):
+            base = v * per_variant
+            count = 0
+            for t in range(header.tables):
+                key = raw[base + t * w: base + (t + 1) * w]
+                if (t, key) in bloom or (
+                    header.probe_radius and any((t, nk) in bloom for nk in neighbour_keys(key, header.bits))
+                ):
+                    count += 1
+            if count > best[0]:
+                best = (count, v)
+        return best
+
+    def close(self) -> None:
+        self.bloom.close()
+
+
+class Matcher:
+    """Matches hashes against the last snapshot that passed verification (see the module docstring)."""
+
+    def __init__(self, public_key: bytes, *, min_version: int = 0, min_quality: int = MIN_QUALITY) -> None:
+        if len(public_key) != 32:
+            raise SnapshotInvalid("the pinned authority key must be 32 bytes")
+        self._public_key = bytes(public_key)
+        self._key_id = key_id(self._public_key)
+        self._min_version = min_version
+        self._min_quality = min_quality
+        self._loaded: _Loaded | None = None
+
+    @property
+    def info(self) -> SnapshotInfo | None:
+        """The snapshot in use, or None."""
+        return None if self._loaded is None else self._loaded.info
+
+    @property
+    def last_accepted_version(self) -> int:
+        """The highest version accepted so far (or ``min_version``): persist it to survive restarts."""
+        return self._min_version if self._loaded is None else max(self._min_version, self._loaded.info.version)
+
+    def load(self, data: Buffer, *, now: float) -> SnapshotInfo:
+        """Verify ``data`` and switch to it; on any refusal keep the snapshot in use.
+
+        Raises:
+            SnapshotInvalid: with a message saying why (truncated, tampered, wrong signer, expired, rollback...).
+        """
+        verified = verify_snapshot(data, self._public_key)
+        header = verified.header
+        if now >= header.expires:
+            raise SnapshotInvalid(f"expired snapshot: version {header.snapshot_version} expired at "
+                                  f"{header.expires} (now {int(now)})")
+        if header.created > now + MAX_CLOCK_SKEW:
+            raise SnapshotInvalid("snapshot created in the future: check the device clock")
+        current = self._loaded.info if self._loaded is not None else None
+        floor = self.last_accepted_version
+        if header.snapshot_version < floor:
+            raise SnapshotInvalid(
+                f"rollback refused: snapshot version {header.snapshot_version} is older than version {floor}"
+            )
+        if (current is not None and header.snapshot_version == current.version
+                and verified.fingerprint != current.fingerprint):
+            raise SnapshotInvalid(
+                f"snapshot version {header.snapshot_version} reused with different content: refused"
+            )
+        info = SnapshotInfo(header=header, fingerprint=verified.fingerprint)
+        bloom = open_filter(verified.body, header.bloom_bits, header.bloom_hashes,
+                            KeyDigester(header.salt, header.tables))
+        previous = self._loaded
+        self._loaded = _Loaded(info, bloom)
+        if previous is not None:
+            previous.close()
+        return info
+
+    def is_expired(self, now: float) -> bool:
+        """True when no snapshot is loaded or the loaded one has expired."""
+        return self._loaded is None or now >= self._loaded.info.header.expires
+
+    def match(self, result: HashResult) -> MatchResult:
+        """Match one hash (and its dihedral variants when present).
+
+        Raises:
+            SnapshotInvalid: no snapshot has been loaded.
+            ScannerError: the hash's algorithm or width differs from the snapshot's.
+        """
+        loaded = self._loaded
+        if loaded is None:
+            raise SnapshotInvalid("no snapshot loaded: cannot match")
+        header = loaded.info.header
+        if result.algo != header.algorithm or result.bits != header.hash_bits:
+            raise ScannerError(
+                f"a {result.algo} hash of {result.bits} bits cannot be matched against a "
+                f"{header.algorithm} snapshot of {header.hash_bits}-bit hashes"
+            )
+        common = {"min_votes": header.min_votes, "snapshot_fingerprint": loaded.info.fingerprint,
+                  "snapshot_version": header.snapshot_version, "quality": result.quality}
+        if result.quality < self._min_quality:
+            return MatchResult(verdict="low_quality", votes=0, variant=None,
+                               reason=f"hash quality {result.quality} is below {self._min_quality}: never matched",
+                               **common)  # type: ignore[arg-type]
+        variants = list(result.dihedral) if result.dihedral else [result.hash]
+        votes, variant = loaded.votes(variants)
+        matched = votes >= header.min_votes
+        return MatchResult(
+            verdict="match" if matched else "no_match", votes=votes, variant=variant,
+            reason=f"{votes} of {header.tables} tables hit (match needs {header.min_votes})",
+            **common,  # type: ignore[arg-type]
+        )
+
+    def verdict_for(self, data: bytes, result: HashResult) -> ScanVerdict:
+        """Match ``result`` (the hash of exactly ``data``) and seal the outcome into a :class:`ScanVerdict`."""
+        outcome = self.match(result)
+        return issue_verdict(
+            data,
+            outcome.verdict,
+            votes=outcome.votes,
+            snapshot_fingerprint=outcome.snapshot_fingerprint,
+            algo=result.algo,
+            quality=result.quality,
+            reason=outcome.reason,
+        )
+
+    @staticmethod
+    def error_verdict(data: bytes, reason: str) -> ScanVerdict:
+        """A sealed ``error`` verdict for bytes that could not be hashed (the reason must not hold hashes)."""
+        return issue_verdict(data, "error", reason=reason)
