@@ -8,7 +8,7 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
@@ -33,7 +33,7 @@ class OnboardingScreen(Screen[OnboardingResult]):
         self.ask_server = ask_server
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="onboarding"):
+        with VerticalScroll(id="onboarding"):
             yield Static("[b]Welcome to pocketscan[/b]", id="welcome")
             yield Static(
                 "An end-to-end encrypted messenger that scans outgoing images on this device "
@@ -42,7 +42,7 @@ class OnboardingScreen(Screen[OnboardingResult]):
             )
             yield Label("Profile name")
             yield Input(placeholder="e.g. alice", id="name")
-            yield Label("Passphrase (protects the local store; empty = no passphrase)")
+            yield Label("Passphrase for the local store (empty: none)")
             yield Input(password=True, id="passphrase")
             yield Input(password=True, placeholder="repeat passphrase", id="passphrase2")
             if self.ask_server:
