@@ -168,7 +168,7 @@ class Core:
         self.trace = trace
         self.hub = EventHub()
         self.slot = SnapshotSlot()
-        self.scanner = LocalScanner(self.slot)
+        self.scanner = LocalScanner(self.slot, clock=clock)
         self.outbox = _StoreOutbox(self)
         self.last_error = ""
         self._lock_file = lock

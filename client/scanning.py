@@ -8,6 +8,8 @@ bad download leaves the last good snapshot in use.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,8 +65,10 @@ class SnapshotSlot:
 class LocalScanner:
     """Hash, match and seal, in-process (``ScannerPort``)."""
 
-    def __init__(self, slot: SnapshotSlot, *, algo: str = "pdq", mode: str = "fast") -> None:
+    def __init__(self, slot: SnapshotSlot, *, algo: str = "pdq", mode: str = "fast",
+                 clock: Callable[[], float] = time.time) -> None:
         self.slot = slot
+        self.clock = clock
         self.algo = algo
         self.mode = mode
 
@@ -79,24 +83,26 @@ class LocalScanner:
         snap = self.slot.current
         if snap is None:
             return ScanResult("skipped", quality=hashed.quality, reason="no verified snapshot yet")
+        if snap.expires_at is not None and self.clock() >= snap.expires_at:
+            return ScanResult("skipped", quality=hashed.quality, snapshot_version=snap.version,
+                              snapshot_fingerprint=snap.fingerprint,
+                              reason=f"snapshot v{snap.version} expired; waiting for a newer one")
         common: dict[str, Any] = {
             "quality": hashed.quality,
             "min_votes": snap.min_votes,
             "snapshot_version": snap.version,
             "snapshot_fingerprint": snap.fingerprint,
         }
-        if hashed.quality < PDQ_MIN_QUALITY:
-            return ScanResult("low_quality", reason=f"quality {hashed.quality} < {PDQ_MIN_QUALITY}", **common)
         try:
             result = snap.matcher.match(hashed)
         except ScannerError as exc:
             return ScanResult("error", reason=str(exc), **common)
+        verdict = str(getattr(result, "verdict", "no_match"))
         votes = int(getattr(result, "votes", 0))
-        low = bool(getattr(result, "low_quality", False))
-        if low:
-            return ScanResult("low_quality", votes=votes, reason="below the matching quality", **common)
-        matched = bool(getattr(result, "matched", getattr(result, "decision", False)))
-        return ScanResult("match" if matched else "no_match", votes=votes, **common)
+        if verdict == "low_quality" or hashed.quality < PDQ_MIN_QUALITY:
+            reason = getattr(result, "reason", "") or f"quality {hashed.quality} < {PDQ_MIN_QUALITY}"
+            return ScanResult("low_quality", votes=0, reason=reason, **common)
+        return ScanResult("match" if verdict == "match" else "no_match", votes=votes, **common)
 
     def error(self, exc: Exception) -> ScanResult:
         """The scan result of an image that could not be hashed."""
@@ -127,12 +133,13 @@ def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
     """
     from scanner.matcher import Matcher
 
-    matcher = Matcher.from_bytes(data, authority_key, now=now, min_version=min_version)
-    header = matcher.header
+    matcher = Matcher(authority_key, min_version=min_version)
+    info = matcher.load(data, now=now)
+    header = info.header
     return SnapshotView(
         matcher=matcher,
-        version=int(header.snapshot_version),
-        fingerprint=str(matcher.fingerprint),
+        version=int(info.version),
+        fingerprint=str(info.fingerprint),
         created_at=float(header.created),
         expires_at=float(header.expires),
         min_votes=int(header.min_votes),
