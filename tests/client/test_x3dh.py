@@ -181,3 +181,25 @@ def test_content_round_trip_and_padding() -> None:
     assert Content.from_bytes(r.to_bytes()) == r
     with pytest.raises(DecryptionFailed):
         Content.from_bytes(b"no padding marker")
+
+
+def test_shared_secret_follows_the_spec_formula() -> None:
+    """SK = HKDF(F || DH1 || DH2 || DH3 || DH4), F = 32 x 0xFF, zero salt, our info (X3DH §2.2, §3.3)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    def dh(priv: bytes, pub: bytes) -> bytes:
+        return X25519PrivateKey.from_private_bytes(priv).exchange(X25519PublicKey.from_public_bytes(pub))
+
+    pk = bob_prekeys()
+    ephemeral = bytes(range(1, 33))
+    result = initiate(ALICE, pk.bundle(BOB.public, 1), rng=lambda n: ephemeral[:n])
+    spk, otpk = pk.current.keypair, pk.one_time[1].keypair
+    km = (dh(ALICE.x25519_private(), spk.public) + dh(ephemeral, BOB.x25519_public())
+          + dh(ephemeral, spk.public) + dh(ephemeral, otpk.public))
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=bytes(32),
+                    info=b"pocketscan X3DH v1").derive(b"\xff" * 32 + km)
+    assert result.shared_secret == expected
+    ek_pub = X25519PrivateKey.from_private_bytes(ephemeral).public_key().public_bytes_raw()
+    assert result.header.ephemeral_key == ek_pub
