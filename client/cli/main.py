@@ -14,6 +14,10 @@ __all__ = ["build_parser", "main"]
 #: Modules that contribute subcommands, each with ``register(registry)``.
 COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.hashing",
+    "scanner.commands.bank",
+    "scanner.commands.authority",
+    "scanner.commands.snapshot",
+    "scanner.commands.scan",
     "relay.commands",
     "research.bench_relay",
     "research.bench_learned",

@@ -1,0 +1,69 @@
+"""`pocketscan scan --snapshot SNAP.bin --pubkey HEX [--dihedral] PATH...`: match images against a snapshot.
+
+Prints JSON Lines ``{"path", "hash", "quality", "verdict", "votes"}`` with verdict ``match``, ``no_match``,
+``low_quality`` or ``error`` (then ``"error"`` holds the reason). Exit status 0 even when images match (a
+match is a result), 2 when the snapshot is refused or any file could not be scanned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from client.cli.registry import CommandRegistry
+
+__all__ = ["register"]
+
+_EPILOG = """\
+output (JSON Lines, one object per image, in input order):
+  {"path": "a.jpg", "hash": "<hex>", "quality": 93, "verdict": "match", "votes": 12}
+  {"path": "b.jpg", "hash": "<hex>", "quality": 12, "verdict": "low_quality", "votes": 0}
+  {"path": "c.txt", "hash": null, "quality": null, "verdict": "error", "votes": 0, "error": "..."}
+exit status: 0 when every image was scanned (matches included), 2 on any error
+"""
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add ``pocketscan scan``."""
+    p = registry.command("scan", _scan, help="match images against a signed snapshot (JSON Lines)", epilog=_EPILOG)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories")
+    p.add_argument("--snapshot", required=True, metavar="SNAP.bin")
+    p.add_argument("--pubkey", required=True, metavar="HEX", help="pinned authority public key (64 hex)")
+    p.add_argument("--dihedral", action="store_true", help="also match the 8 rotated/mirrored variants")
+    p.add_argument("--mode", choices=("fast", "exact"), default="fast", help="image decoding mode")
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from scanner.authority import parse_public_key
+    from scanner.commands.hashing import iter_image_paths
+    from scanner.errors import ScannerError
+    from scanner.hashing import hash_file
+    from scanner.matcher import Matcher
+    from scanner.snapshot import map_snapshot_file
+
+    try:
+        matcher = Matcher(parse_public_key(args.pubkey))
+        matcher.load(map_snapshot_file(args.snapshot), now=time.time())
+    except ScannerError as exc:
+        print(f"pocketscan scan: {exc}", file=sys.stderr)
+        return 2
+    algo = matcher.info.header.algorithm if matcher.info else "pdq"
+    status = 0
+    for path in iter_image_paths(args.paths):
+        row: dict[str, object] = {"path": path, "hash": None, "quality": None, "verdict": "error", "votes": 0}
+        try:
+            result = hash_file(path, algo=algo, mode=args.mode, dihedral=args.dihedral)
+            row["hash"] = result.hash.hex()
+            row["quality"] = result.quality
+            outcome = matcher.match(result)
+            row["verdict"] = outcome.verdict
+            row["votes"] = outcome.votes
+        except ScannerError as exc:
+            row["error"] = str(exc)
+            status = 2
+        print(json.dumps(row), flush=True)
+    return status
