@@ -166,6 +166,7 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection, data_key: bytes, path: Path | None) -> None:
         self._conn: sqlite3.Connection | None = conn
+        self._data_key = data_key
         self._key = hashlib.blake2b(data_key, key=b"seal", digest_size=32).digest()
         self._idx = hashlib.blake2b(data_key, key=b"index", digest_size=32).digest()
         self._depth = 0
@@ -264,6 +265,25 @@ class Store:
             conn.close()
             raise WrongPassphrase("wrong passphrase for this profile's store") from None
         return cls(conn, data_key, target)
+
+    def change_passphrase(self, passphrase: str | bytes | None, *, opslimit: int = DEFAULT_OPSLIMIT,
+                          memlimit: int = DEFAULT_MEMLIMIT) -> None:
+        """Re-wrap the data key under a new passphrase (``None``: remove protection). Atomic."""
+        meta: dict[str, bytes]
+        if passphrase is None:
+            meta = {"protection": b"none", "data_key": self._data_key}
+        else:
+            if not passphrase:
+                raise StoreError("the passphrase must not be empty")
+            salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+            kek = _kek(passphrase, salt, opslimit, memlimit)
+            wrapped = _seal(kek, _WRAP_AD.decode(), self._data_key)
+            meta = {"protection": b"argon2id", "salt": salt, "opslimit": str(opslimit).encode(),
+                    "memlimit": str(memlimit).encode(), "wrapped": wrapped}
+        with self.transaction():
+            self._db.execute("DELETE FROM meta WHERE k IN ('protection', 'data_key', 'salt', 'opslimit', "
+                             "'memlimit', 'wrapped')")
+            self._db.executemany("INSERT INTO meta (k, v) VALUES (?, ?)", list(meta.items()))
 
     @staticmethod
     def is_protected(path: str | os.PathLike[str]) -> bool:

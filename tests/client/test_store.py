@@ -232,3 +232,19 @@ def test_memory_store() -> None:
     s = Store.create(":memory:", passphrase=None)
     s.set_setting("a", 1)
     assert s.get_setting("a") == 1
+
+
+def test_change_passphrase(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    s = make(db)
+    s.set_setting("policy", "report")
+    s.change_passphrase("new one", **FAST)
+    s.close()
+    with pytest.raises(WrongPassphrase):
+        Store.open(db, passphrase="correct horse")
+    with Store.open(db, passphrase="new one") as s:
+        assert s.get_setting("policy") == "report"
+        s.change_passphrase(None)
+    assert not Store.is_protected(db)
+    with Store.open(db, passphrase=None) as s:
+        assert s.get_setting("policy") == "report"
