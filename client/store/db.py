@@ -268,7 +268,11 @@ class Store:
 
     def change_passphrase(self, passphrase: str | bytes | None, *, opslimit: int = DEFAULT_OPSLIMIT,
                           memlimit: int = DEFAULT_MEMLIMIT) -> None:
-        """Re-wrap the data key under a new passphrase (``None``: remove protection). Atomic."""
+        """Re-wrap the data key under a new passphrase (``None``: remove protection). Atomic.
+
+        The data key itself is kept, so copies of the file taken before the change open with the
+        old passphrase (or none): re-create the profile if an old copy may have leaked.
+        """
         meta: dict[str, bytes]
         if passphrase is None:
             meta = {"protection": b"none", "data_key": self._data_key}
@@ -284,6 +288,8 @@ class Store:
             self._db.execute("DELETE FROM meta WHERE k IN ('protection', 'data_key', 'salt', 'opslimit', "
                              "'memlimit', 'wrapped')")
             self._db.executemany("INSERT INTO meta (k, v) VALUES (?, ?)", list(meta.items()))
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old key material left in the WAL
 
     @staticmethod
     def is_protected(path: str | os.PathLike[str]) -> bool:
