@@ -78,3 +78,20 @@ def test_malformed_pointer() -> None:
 def test_each_attachment_gets_a_fresh_key() -> None:
     a, b = _encrypt(b"same"), _encrypt(b"same")
     assert a.pointer.key != b.pointer.key and a.blob != b.blob
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=3000), flip=st.integers(0, 10**6), mask=st.integers(1, 255))
+def test_any_size_round_trips_and_any_flip_is_caught(data: bytes, flip: int, mask: int) -> None:
+    enc = _encrypt(data)
+    assert decrypt_attachment(enc.blob, enc.pointer) == data
+    i = flip % len(enc.blob)
+    bad = enc.blob[:i] + bytes([enc.blob[i] ^ mask]) + enc.blob[i + 1:]
+    with pytest.raises(AttachmentCorrupt):
+        decrypt_attachment(bad, enc.pointer)
+    with pytest.raises(AttachmentCorrupt):
+        decrypt_attachment(enc.blob[:i], enc.pointer)
