@@ -22,6 +22,7 @@ The eight dihedral hashes come from the one DCT by transposes and sign flips of 
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -48,6 +49,32 @@ MIN_HASHABLE_DIM = 5
 """Images with a side shorter than this hash to all zeros with quality 0."""
 
 _F32 = np.float32
+
+
+class _Workspace(threading.local):
+    """Per-thread float32 buffers reused from one hash to the next.
+
+    Fresh multi-megabyte arrays cost page faults (the allocator hands large blocks back to the kernel),
+    which measured about a third of the time of a ~1 MP hash. Buffers up to :data:`_WORKSPACE_MAX`
+    elements are kept per thread; larger images allocate as usual.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        size = int(np.prod(shape))
+        if size > _WORKSPACE_MAX:
+            return np.empty(shape, dtype=np.float32)
+        buf = self.buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype=np.float32)
+            self.buffers[name] = buf
+        return buf[:size].reshape(shape)
+
+
+_WORKSPACE_MAX = 4 * 1024 * 1024
+_WS = _Workspace()
 _HUNDRED = np.float32(100.0)
 _TWO55 = np.float32(255.0)
 
@@ -99,14 +126,14 @@ def _counts(length: int, window: int) -> np.ndarray:
 # replays exactly this sequence, vectorised over independent vectors ("lanes").
 
 
-def box_sums(x: np.ndarray, window: int) -> np.ndarray:
+def box_sums(x: np.ndarray, window: int, *, out: np.ndarray | None = None) -> np.ndarray:
     """Undivided running sums of a box pass along axis 0 of a C-contiguous float32 ``(L, lanes)`` array.
 
     One step per output, each one vector operation over all lanes (many lanes, any length).
     """
     length = x.shape[0]
     half = (window + 2) // 2
-    s = np.empty_like(x)
+    s = np.empty_like(x) if out is None else out
     xs = list(x)
     ss = list(s)
     add = np.add
@@ -142,6 +169,26 @@ def _transpose(x: np.ndarray, *, block: int = 48) -> np.ndarray:
     return out
 
 
+def _divide_transpose(s: np.ndarray, counts: np.ndarray, *, block: int = 32, name: str = "") -> np.ndarray:
+    """``(s / counts[:, None]).T`` C-contiguous; ``s`` is divided in place, block by block while cached."""
+    rows, cols = s.shape
+    out = _WS.take(name, (cols, rows)) if name else np.empty((cols, rows), dtype=np.float32)
+    for i in range(0, rows, block):
+        part = s[i : i + block]
+        part /= counts[i : i + block, None]
+        out[:, i : i + block] = part.T
+    return out
+
+
+def _luma_transposed(pixels: np.ndarray, *, block: int = 64) -> np.ndarray:
+    """The float32 luminance, transposed (``(cols, rows)``), computed block by block while cached."""
+    rows, cols = pixels.shape[:2]
+    out = _WS.take("yt", (cols, rows))
+    for i in range(0, rows, block):
+        out[:, i : i + block] = _luma_of(pixels[i : i + block]).T
+    return out
+
+
 def _sequence_length(length: int, window: int) -> int:
     half = (window + 2) // 2
     return window + 2 * (length - window) + half - 1
@@ -171,13 +218,14 @@ def _interleave_rows(v: np.ndarray, z: np.ndarray, window: int) -> None:
 def _interleave_lanes(v: np.ndarray, window: int) -> np.ndarray:
     """The operation sequence of a box pass along axis 0 of ``v`` (``(length, lanes)``), as an
     ``(M, lanes)`` array of whole rows (``+v[ri]`` and ``-v[li]`` rows in the reference's order)."""
-    length = v.shape[0]
+    length, lanes = v.shape
     half = (window + 2) // 2
     mid = length - window
-    z = np.empty((_sequence_length(length, window), v.shape[1]), dtype=np.float32)
+    z = _WS.take("z", (_sequence_length(length, window), lanes))
     z[:window] = v[:window]
-    z[window : window + 2 * mid : 2] = v[window:]
-    np.negative(v[:mid], out=z[window + 1 : window + 2 * mid : 2])
+    pairs = z[window : window + 2 * mid].reshape(mid, 2, lanes)
+    pairs[:, 0] = v[window:]
+    np.negative(v[:mid], out=pairs[:, 1])
     np.negative(v[mid : mid + half - 1], out=z[window + 2 * mid :])
     return z
 
@@ -241,14 +289,15 @@ def jarosz_filter_t(yt: np.ndarray) -> np.ndarray:
     wc = window_size(rows)
     ri = _decimation_indices(rows)
     ci = _decimation_indices(cols)
-    s1 = box_sums(yt, wr)  # pass 1 along rows: (cols, rows) running sums
-    s1 /= _counts(cols, wr)[:, None]
-    s2 = box_sums(_transpose(s1), wc)  # pass 1 along columns: (rows, cols)
-    s2 /= _counts(rows, wc)[:, None]
+    s1 = box_sums(yt, wr, out=_WS.take("s1", yt.shape))  # pass 1 along rows: (cols, rows) running sums
+    a = _divide_transpose(s1, _counts(cols, wr), name="a")  # (rows, cols)
+    s2 = box_sums(a, wc, out=_WS.take("s2", a.shape))  # pass 1 along columns: (rows, cols)
     if rows >= _MIN_REDUCE_LANES:
-        z = _interleave_lanes(_transpose(s2), wr)  # pass 2 along rows, as (M, rows) operation rows
-        c = sequence_states_at(z, cols, wr, ci)  # ... at the 64 sampled columns only: (64, rows)
+        # pass 2 along rows, as (M, rows) operation rows, evaluated at the 64 sampled columns: (64, rows)
+        z = _interleave_lanes(_divide_transpose(s2, _counts(rows, wc), name="b"), wr)
+        c = sequence_states_at(z, cols, wr, ci)
     else:
+        s2 /= _counts(rows, wc)[:, None]
         c = np.ascontiguousarray(box_lanes_at(s2, wr, ci).T)
     d = box_lanes_at(c, wc, ri)  # pass 2 along those columns at the sampled rows: (64 cols, 64 rows)
     return np.ascontiguousarray(d.T)
@@ -337,9 +386,8 @@ def pdq_float(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """
     pixels = _checked(rgb)
     rows, cols = pixels.shape[:2]
-    y = _luma_of(pixels)
     # The reference skips the filter when the input already is 64x64.
-    a = y if rows == 64 and cols == 64 else jarosz_filter_t(_transpose(y))
+    a = _luma_of(pixels) if rows == 64 and cols == 64 else jarosz_filter_t(_luma_transposed(pixels))
     return dct16(a), quality_metric(a)
 
 
