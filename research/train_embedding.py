@@ -228,12 +228,11 @@ def augment(
             left, top, right, bottom = rng.uniform(0, 0.15, size=4)
             box = (w * left, h * top, w * (1 - right), h * (1 - bottom))
         img = img.crop(tuple(round(v) for v in box))  # type: ignore[arg-type]
-    if rng.random() < 0.1 * strength:  # pad with a border
-        p = rng.uniform(0.02, 0.12)
-        canvas = Image.new(
-            "RGB", (int(img.width * (1 + 2 * p)), int(img.height * (1 + 2 * p))), _rand_colour(rng)
-        )
-        canvas.paste(img, (int(img.width * p), int(img.height * p)))
+    if rng.random() < 0.15 * strength:  # pad: bands top/bottom, left/right or all round
+        px, py = rng.uniform(0.02, 0.25, size=2) * [rng.random() < 0.6, rng.random() < 0.6]
+        colour = (0, 0, 0) if rng.random() < 0.6 else _rand_colour(rng)
+        canvas = Image.new("RGB", (int(img.width * (1 + 2 * px)), int(img.height * (1 + 2 * py))), colour)
+        canvas.paste(img, (int(img.width * px), int(img.height * py)))
         img = canvas
     if rng.random() < 0.2 * strength:
         img = img.rotate(
@@ -250,12 +249,17 @@ def augment(
     if rng.random() < 0.6 * strength:  # brightness / contrast / gamma / saturation / small hue mix
         arr = arr * rng.uniform(0.75, 1.25) + rng.uniform(-25, 25)
         if rng.random() < 0.5:
-            arr = 255.0 * (np.clip(arr, 0, 255) / 255.0) ** rng.uniform(0.6, 1.7)
+            arr = 255.0 * (np.clip(arr, 0, 255) / 255.0) ** np.exp(rng.uniform(-0.9, 0.9))
         grey = arr.mean(axis=2, keepdims=True)
         arr = grey + (arr - grey) * rng.uniform(0.5, 1.4)
         if rng.random() < 0.3:
             mix = np.eye(3, dtype=np.float32) + rng.normal(scale=0.08, size=(3, 3)).astype(np.float32)
             arr = arr @ mix.T
+    if rng.random() < 0.1 * strength:  # vignette: darken towards the corners
+        yy = np.linspace(-1, 1, size)[:, None]
+        xx = np.linspace(-1, 1, size)[None, :]
+        s = rng.uniform(0.7, 1.6)
+        arr = arr * np.exp(-(xx**2 + yy**2) / (2 * s * s))[..., None]
     if rng.random() < 0.05 * strength:
         arr = arr.mean(axis=2, keepdims=True).repeat(3, axis=2)
     if rng.random() < 0.2 * strength:
@@ -464,13 +468,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="extra folder of training images (repeatable); never pass the evaluation corpus",
     )
     parser.add_argument("--minutes", type=float, default=22.0, help="wall-clock training budget")
-    parser.add_argument("--steps", type=int, default=100000, help="maximum optimiser steps")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimiser steps (the learning-rate schedule follows them: reproducible); "
+                        "without it, as many as fit in --minutes")
     parser.add_argument("--batch", type=int, default=128, help="images per step (2 views each)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine is shared)")
     parser.add_argument("--seed", type=int, default=20261123)
-    parser.add_argument("--bits", type=int, default=128, help="default hash width written to the sidecar")
+    parser.add_argument("--bits", type=int, default=256, help="default hash width written to the sidecar")
     parser.add_argument(
         "--match-distance",
         type=int,
@@ -485,6 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save the torch weights here")
     args = parser.parse_args(argv)
+    args.steps_given = args.steps is not None
+    if args.steps is None:
+        args.steps = 1_000_000
 
     import torch
 
@@ -507,8 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     losses: list[float] = []
     model.train()
     while step < args.steps and time.monotonic() - t0 < budget:
-        frac = (time.monotonic() - t0) / budget
-        for g in opt.param_groups:  # warm-up then cosine decay over the time budget
+        # cosine over --steps when given (reproducible), else over the wall-clock budget
+        frac = step / args.steps if args.steps_given else (time.monotonic() - t0) / budget
+        for g in opt.param_groups:  # warm-up then cosine decay
             g["lr"] = args.lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         x = _batch(gen, user, rng, args.batch)
         _, z = model(x)
