@@ -187,18 +187,25 @@ class RelayCore:
             sender=session.account, recipient=req.to, cid=req.cid, env=req.env, now=now, limits=self.limits
         )
         if req.ack:  # piggybacked acknowledgements (SQLite: committed in the same batch as the envelope)
-            with contextlib.suppress(RelayError):  # best effort: a lost ack only means a redelivery
-                await self._acknowledge(session, req.ack, now)
-        stored, new = await put
+            acks = self._acknowledge(session, req.ack, now)
+            if self.store.shared:  # Redis: both round trips at once
+                results = await asyncio.gather(acks, put, return_exceptions=True)
+                if isinstance(results[1], BaseException):
+                    raise results[1]
+                stored, new = results[1]
+            else:
+                with contextlib.suppress(RelayError):  # best effort: a lost ack means a redelivery
+                    await acks
+                stored, new = await put
+        else:
+            stored, new = await put
         if new:
             self._log(
                 "send",
                 now,
                 **{"from": session.account, "to": req.to, "size": len(req.env), "mid": stored.mid},
             )
-            self.mail_arrived(stored, now)
-            if self.store.shared:
-                await self.store.notify_mail([req.to])
+            self.mail_arrived(stored, now)  # other processes: the store published a wake-up
         return p.ok_frame(req.id, mid=stored.mid, ts=stored.ts, dup=not new)
 
     async def _ack(self, session: Session, req: p.Ack, now: float) -> Frame:
@@ -308,13 +315,22 @@ class RelayCore:
     # --- delivery ------------------------------------------------------------------------------
 
     def mail_arrived(self, stored: Stored, now: float) -> None:
-        """A committed envelope: push it to its recipient's connections on this process."""
+        """A committed envelope: push it to its recipient's connections on this process.
+
+        Single-process store: commits complete in id order, so a direct push may advance the
+        cursor. Shared store: completions from several connections to Redis may come out of id
+        order, so a direct push leaves the cursor alone; later drains re-read from the cursor and
+        skip what is already in flight (acknowledged envelopes are gone from the stream).
+        """
         for session in self.sessions.get(stored.recipient, ()):
-            if (
-                self._direct
+            if stored.mid in session.inflight:
+                continue
+            room = not session.backlog and len(session.inflight) < self.limits.push_window
+            if room and not self._direct:
+                self._push(session, stored, advance=False)
+            elif (
+                room
                 and not session.draining
-                and not session.backlog
-                and len(session.inflight) < self.limits.push_window
                 and (
                     session.cursor is None
                     or self.store.order_key(stored.mid) > self.store.order_key(session.cursor)
@@ -338,9 +354,10 @@ class RelayCore:
             for session in group:
                 session.send(frame)
 
-    def _push(self, session: Session, stored: Stored) -> None:
+    def _push(self, session: Session, stored: Stored, *, advance: bool = True) -> None:
         session.inflight.add(stored.mid)
-        session.cursor = stored.mid
+        if advance:
+            session.cursor = stored.mid
         session.send(p.msg_frame(stored.mid, stored.sender, stored.ts, stored.env))
 
     def _schedule_drain(self, session: Session, now: float) -> None:

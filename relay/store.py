@@ -112,8 +112,5 @@ class MailStore(Protocol):
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
         """Tell other relay processes that a newer snapshot was published (no-op when not shared)."""
 
-    async def notify_mail(self, recipients: list[str]) -> None:
-        """Tell other relay processes that these mailboxes got mail (no-op when not shared)."""
-
     async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
         """Run until cancelled, calling back on wake-ups from other processes (returns if not shared)."""

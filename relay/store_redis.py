@@ -14,7 +14,7 @@ Keys (``P`` is the prefix, default ``pocketscan:``)::
 Every multi-step change is one Lua script, so it is atomic across processes (one-time prekeys are
 popped with LPOP inside the script: each is handed out once). Stream ids grow in commit order, so
 re-reading a mailbox after a wake-up never skips an envelope. Wake-ups travel on the pub/sub
-channels ``P wake`` (payload ``origin|account``) and ``P snap``.
+channels ``P wake`` (payload ``origin|account``, published by the store script itself) and ``P snap``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
 redis.call('SET', KEYS[1], mid .. '|' .. ARGV[2] .. '|' .. ARGV[3], 'EX', ARGV[7])
 redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('PUBLISH', KEYS[5], ARGV[9] .. '|' .. ARGV[2])
 return {1, mid}
 """
 
@@ -187,11 +188,13 @@ class RedisStore:
         return self._redis
 
     async def open(self) -> None:
-        self._redis = aioredis.from_url(self.url, decode_responses=False, max_connections=64)
+        # A blocking pool: under load, requests wait for one of the 64 connections instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(self.url, max_connections=64, timeout=30)
+        self._redis = aioredis.Redis(connection_pool=pool, decode_responses=False)
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)
             self._redis = None
             raise RelayError(f"cannot reach Redis at {self.url}: {exc}") from None
         for name, source in (
@@ -208,7 +211,7 @@ class RedisStore:
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)
             self._redis = None
 
     def k(self, *parts: str) -> str:
@@ -240,6 +243,7 @@ class RedisStore:
                 self.k("mb", recipient),
                 self.k("mbb", recipient),
                 self.k("mailboxes"),
+                self.k("wake"),
             ],
             [
                 sender,
@@ -250,6 +254,7 @@ class RedisStore:
                 limits.mailbox_max_bytes,
                 ttl,
                 repr(now + limits.ttl),
+                self.origin,
             ],
         )
         if status == -1:
@@ -403,13 +408,6 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise RelayError(f"Redis failure: {exc}") from None
         return {"messages": removed}
-
-    async def notify_mail(self, recipients: list[str]) -> None:
-        try:
-            for recipient in recipients:
-                await self.r.publish(self.k("wake"), f"{self.origin}|{recipient}")
-        except (RedisError, OSError) as exc:
-            raise RelayError(f"Redis failure: {exc}") from None
 
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
         payload = cbor2.dumps(

@@ -463,9 +463,6 @@ class SqliteStore:
         result: dict[str, int] = await self._call(op)
         return result
 
-    async def notify_mail(self, recipients: list[str]) -> None:
-        return None
-
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
         return None
 
