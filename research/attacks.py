@@ -306,9 +306,9 @@ def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queri
         return _apply_luma(rgb, pert)
 
     def score(t: np.ndarray) -> tuple[int, int, np.ndarray]:
-        _png, back = png_roundtrip(image_of(t))
-        hh, q = oracle(back)
-        return hamming_bytes(h0, hh), q, back
+        x = image_of(t)
+        hh, q = oracle(x)  # lossless PNG: the uint8 pixels are what a reload gives (re-checked at the end)
+        return hamming_bytes(h0, hh), q, x
 
     best_d, best_x, best_q = 0, rgb, 100
     while queries + 2 * samples + 1 <= max_queries:
@@ -332,7 +332,10 @@ def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queri
             best_d, best_x, best_q = d, x, q
         if best_d > threshold:
             break
-    ok = best_d > threshold
-    png, _ = png_roundtrip(best_x)
-    return AttackResult(ok, "blackbox-nes", queries, 0, best_d, best_q, best_x, distortion(rgb, best_x),
-                        png=png, note="" if ok else f"best distance {best_d} within {max_queries} queries")
+    png, back = png_roundtrip(best_x)  # the verdict is taken on the saved and reloaded file
+    hh, q = oracle(back)
+    queries += 1
+    d = hamming_bytes(h0, hh)
+    ok = d > threshold and q >= min_quality
+    return AttackResult(ok, "blackbox-nes", queries, 0, d, q, back, distortion(rgb, back), png=png,
+                        note="" if ok else f"best distance {best_d} within {max_queries} queries")

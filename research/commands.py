@@ -115,7 +115,8 @@ def _cmd_fpr(args: argparse.Namespace) -> int:
 def _cmd_robustness(args: argparse.Namespace) -> int:
     from research.evals.robustness import RobustnessConfig, run
 
-    cfg = RobustnessConfig(bank=args.bank, out=args.out, algos=_algos(args), workers=args.workers,
+    algos = _algos(args) if args.algo else None  # default: PDQ and the three 64-bit baselines
+    cfg = RobustnessConfig(bank=args.bank, out=args.out, algos=algos, workers=args.workers,
                            decode=args.decode, snapshot=not args.no_snapshot, quiet=args.quiet, limit=args.limit)
     if args.transforms:
         cfg.transforms = [t.strip() for t in args.transforms.split(",") if t.strip()]

@@ -24,6 +24,7 @@ __all__ = [
     "HashSet",
     "ImageEntry",
     "algo_info",
+    "cheap_dihedral",
     "get_cached_hasher",
     "hash_corpus",
     "list_images",
@@ -94,6 +95,14 @@ class AlgoInfo:
 
 _HASHERS: dict[str, Any] = {}
 
+CHEAP_DIHEDRAL: frozenset[str] = frozenset({"pdq"})
+"""Algorithms whose 8 dihedral variants come almost free (PDQ derives them from one DCT). The others would
+rotate and re-hash the full image 8 times, so research hashes them without variants."""
+
+
+def cheap_dihedral(name: str) -> bool:
+    return name in CHEAP_DIHEDRAL
+
 
 def get_cached_hasher(name: str) -> Any:
     """One hasher per algorithm per process (the ONNX session is created once)."""
@@ -148,7 +157,7 @@ def _hash_one(job: tuple[str, tuple[str, ...], bool, str]) -> tuple[str, dict[st
     out: dict[str, tuple[bytes, int, tuple[bytes, ...] | None]] = {}
     for algo in algos:
         try:
-            r = get_cached_hasher(algo).hash_rgb(rgb, dihedral=dihedral)
+            r = get_cached_hasher(algo).hash_rgb(rgb, dihedral=dihedral and cheap_dihedral(algo))
         except (ImageError, ValueError) as exc:
             return path, f"{algo}: {exc}", (0, 0)
         out[algo] = (r.hash, int(r.quality), r.dihedral)
