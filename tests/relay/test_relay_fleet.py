@@ -43,6 +43,18 @@ def test_two_relays_share_one_redis(redis_server: str, redis_prefix: str) -> Non
             live = [await cb.next_message(5) for _ in range(50)]
             assert [m.env for m in live if m] == [b"live %d" % i for i in range(50)]
             await cb.ack([m.mid for m in live if m])
+            # A burst of 300 pipelined sends (more than the 64 pooled Redis connections): all stored,
+            # all delivered in order through the other process.
+            burst = await asyncio.gather(*(ca.send(b_id, b"burst %03d" % i) for i in range(300)))
+            assert len({mid for mid, _, _ in burst}) == 300
+            got_burst = []
+            while len(got_burst) < 300:
+                msg = await cb.next_message(10)
+                assert msg is not None
+                got_burst.append(msg.env)
+                cb.ack_soon([msg.mid])
+            assert sorted(got_burst) == sorted(b"burst %03d" % i for i in range(300))
+            await cb.flush_acks()
             # Duplicate suppression across processes: the retry goes to the other relay.
             cid = os.urandom(16)
             mid1, _, _ = await ca.send(b_id, b"retry", cid=cid)
