@@ -2,14 +2,19 @@
 
 Hashes are deduplicated, unpacked to bits in chunks, keyed per table, digested with the salt and written into
 the Bloom body by :class:`~scanner.snapshot.bloom.BloomWriter`. Only digests of sampled-bit keys reach the file:
-no raw bank hash is stored.
+no raw bank hash is stored. Large banks are split by table across worker processes (fork), each writing its
+own filter into shared memory; the bodies are OR-ed, which gives the same bits as one process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mmap
+import multiprocessing
 import os
+import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +26,9 @@ from scanner.snapshot.lsh import KeyDigester, hash_bits_matrix, table_positions
 
 __all__ = ["build_snapshot", "pack_bank_hashes"]
 
-_CHUNK = 32768
+_CHUNK = 8192
+#: Below this many keys a build stays in one process.
+_PARALLEL_MIN_KEYS = 2_000_000
 
 
 def pack_bank_hashes(hashes: Sequence[bytes] | np.ndarray, hash_bits: int = 256) -> np.ndarray:
@@ -39,6 +46,68 @@ def pack_bank_hashes(hashes: Sequence[bytes] | np.ndarray, hash_bits: int = 256)
     return np.unique(arr, axis=0)
 
 
+def _fill(writer: BloomWriter, packed: np.ndarray, positions: np.ndarray, digester: KeyDigester,
+          tables: Sequence[int], tick: Callable[[int], None]) -> None:
+    for start in range(0, packed.shape[0], _CHUNK):
+        bits = hash_bits_matrix(packed[start:start + _CHUNK])
+        batch: list[bytes] = []
+        for t in tables:
+            keys = np.packbits(bits[:, positions[t]], axis=1, bitorder="big")
+            batch.append(digester.digest_many(t, keys))
+            tick(keys.shape[0])
+        writer.add_digests(b"".join(batch))
+
+
+_JOB: dict[str, Any] = {}
+
+
+def _worker(index: int) -> None:  # runs in a forked child
+    job = _JOB
+    params: Params = job["params"]
+    writer = BloomWriter(params.bloom_bits, params.bloom_hashes)
+    counter = job["counters"][index]
+
+    def tick(n: int) -> None:
+        with counter.get_lock():
+            counter.value += n
+
+    _fill(writer, job["packed"], job["positions"], KeyDigester(job["salt"], params.tables), job["splits"][index],
+          tick)
+    job["regions"][index][:] = writer.body()
+
+
+def _parallel_body(packed: np.ndarray, positions: np.ndarray, salt: bytes, params: Params, workers: int,
+                   progress: Callable[[int, int], None] | None) -> bytes:
+    ctx = multiprocessing.get_context("fork")
+    nbytes = params.bloom_bits // 8
+    splits = [list(range(i, params.tables, workers)) for i in range(workers)]
+    regions = [mmap.mmap(-1, nbytes) for _ in range(workers)]
+    counters = [ctx.Value("q", 0) for _ in range(workers)]
+    _JOB.update(params=params, packed=packed, positions=positions, salt=salt, splits=splits, regions=regions,
+                counters=counters)
+    total = packed.shape[0] * params.tables
+    try:
+        procs = [ctx.Process(target=_worker, args=(i,), daemon=True) for i in range(workers)]
+        for p in procs:
+            p.start()
+        while any(p.is_alive() for p in procs):
+            if progress is not None:
+                progress(sum(int(c.value) for c in counters), total)
+            time.sleep(0.2)
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError("a snapshot build worker failed")
+        body = np.frombuffer(regions[0], dtype=np.uint8).copy()
+        for region in regions[1:]:
+            body |= np.frombuffer(region, dtype=np.uint8)
+        if progress is not None:
+            progress(total, total)
+        return body.tobytes()
+    finally:
+        _JOB.clear()
+        for region in regions:
+            region.close()
+
+
 def build_snapshot(
     hashes: Sequence[bytes] | np.ndarray,
     *,
@@ -51,6 +120,7 @@ def build_snapshot(
     seed: bytes | None = None,
     salt: bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> bytes:
     """The bytes of a signed snapshot of ``hashes`` (already filtered: quality >= 50, not expired).
 
@@ -65,25 +135,29 @@ def build_snapshot(
         seed: 32-byte position seed (random when omitted).
         salt: 32-byte digest key (random when omitted).
         progress: called with (keys done, keys total).
+        workers: processes for large banks (default: up to 2, the CPU count; 1 disables forking).
     """
     seed = os.urandom(32) if seed is None else seed
     salt = os.urandom(32) if salt is None else salt
     packed = pack_bank_hashes(hashes, params.hash_bits)
     positions = table_positions(seed, params.tables, params.bits, params.hash_bits)
-    digester = KeyDigester(salt, params.tables)
-    writer = BloomWriter(params.bloom_bits, params.bloom_hashes)
-    width = (params.bits + 7) // 8
     total = packed.shape[0] * params.tables
-    done = 0
-    for start in range(0, packed.shape[0], _CHUNK):
-        bits = hash_bits_matrix(packed[start:start + _CHUNK])
-        for t in range(params.tables):
-            keys = np.packbits(bits[:, positions[t]], axis=1, bitorder="big")
-            writer.add_digests(digester.digest_many(t, keys.tobytes(), width))
-            done += keys.shape[0]
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers > 1 and total >= _PARALLEL_MIN_KEYS and "fork" in multiprocessing.get_all_start_methods():
+        body = _parallel_body(packed, positions, salt, params, min(workers, params.tables), progress)
+    else:
+        writer = BloomWriter(params.bloom_bits, params.bloom_hashes)
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
             if progress is not None:
                 progress(done, total)
-    body = writer.body()
+
+        _fill(writer, packed, positions, KeyDigester(salt, params.tables), range(params.tables), tick)
+        body = writer.body()
     header = Header(
         snapshot_version=version,
         created=created,

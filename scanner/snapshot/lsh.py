@@ -89,13 +89,14 @@ class KeyDigester:
         h.update(key)
         return h.digest()
 
-    def digest_many(self, table: int, keys: bytes, width: int) -> bytes:
-        """Digests of consecutive ``width``-byte keys packed in ``keys``, concatenated."""
-        base = self._bases[table]
-        out = bytearray()
-        view = memoryview(keys)
-        for start in range(0, len(keys), width):
-            h = base.copy()
-            h.update(view[start:start + width])
-            out += h.digest()
-        return bytes(out)
+    def digest_many(self, table: int, keys: np.ndarray) -> bytes:
+        """Digests of the rows of an ``(n, width)`` uint8 key array, concatenated (16 bytes each)."""
+        copy = self._bases[table].copy
+
+        def one(key: bytes) -> bytes:
+            h = copy()
+            h.update(key)
+            return h.digest()
+
+        rows = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel().tolist()
+        return b"".join(map(one, rows))
