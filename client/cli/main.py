@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.authority",
     "scanner.commands.snapshot",
     "scanner.commands.scan",
+    "research.bench_snapshot",
     "relay.commands",
     "research.bench_relay",
     "research.bench_learned",
