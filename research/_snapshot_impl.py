@@ -1,0 +1,89 @@
+"""Build a real signed snapshot and load it through the device matcher (see :mod:`research.snapshot_view`).
+
+Everything goes through the scanner's public API: :func:`scanner.calibration.calibrate` (the parameters
+``pocketscan snapshot build`` would pick) unless parameters are given, :func:`scanner.snapshot.build_snapshot`
+signed by a throwaway :class:`scanner.authority.AuthorityKey`, written with
+:func:`scanner.snapshot.write_snapshot_file`, mapped and verified by :class:`scanner.matcher.Matcher`. The
+key, the LSH position seed and the digest salt are derived from the research ``--seed`` so that verdicts are
+reproducible; the key file (mode 0600) and ``snapshot.bin`` are left in the work folder for inspection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ResearchMatcher", "build"]
+
+EXPIRY_S = 30 * 86400
+
+
+def _derive(seed: int, algo: str, what: str) -> bytes:
+    return hashlib.sha256(f"pocketscan-research/{what}/{algo}/{seed}".encode()).digest()
+
+
+class ResearchMatcher:
+    """A loaded snapshot; ``match(hash, dihedral)`` -> (matched, votes)."""
+
+    def __init__(self, matcher: Any, algo: str, bits: int, info: dict[str, Any]) -> None:
+        self._matcher = matcher
+        self._algo = algo
+        self._bits = bits
+        self._info = info
+
+    def match(self, h: bytes, dihedral: Sequence[bytes] | None) -> tuple[bool, int]:
+        from scanner.hashers.base import HashResult
+
+        result = HashResult(algo=self._algo, bits=self._bits, hash=bytes(h), quality=100,
+                            dihedral=tuple(bytes(v) for v in dihedral) if dihedral else None)
+        out = self._matcher.match(result)
+        return bool(out.matched), int(out.votes)
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+
+def build(algo: str, hashes: Sequence[bytes], qualities: Sequence[int], workdir: Path, *, seed: int = 0,
+          params: dict[str, int] | None = None) -> tuple[ResearchMatcher | None, str]:
+    from scanner.authority import AuthorityKey
+    from scanner.calibration import Params, calibrate, predict
+    from scanner.matcher import MIN_QUALITY, Matcher
+    from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
+
+    kept = [bytes(h) for h, q in zip(hashes, qualities, strict=True) if q >= MIN_QUALITY]
+    if not kept:
+        return None, f"no bank hash has quality >= {MIN_QUALITY}: nothing to put in a snapshot"
+    bits = len(kept[0]) * 8
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if params is None:
+        p = calibrate(len(kept), hash_bits=bits).params
+        how = "calibrated default (as `pocketscan snapshot build`)"
+    else:
+        p = Params(hash_bits=bits, **params)
+        how = "explicit"
+    t_cal = time.perf_counter() - t0
+    key = AuthorityKey(_derive(seed, algo, "authority-key"))
+    key.save(workdir / "authority.key", force=True)
+    now = int(time.time())
+    t1 = time.perf_counter()
+    data = build_snapshot(kept, params=p, key=key, version=1, created=now, expires=now + EXPIRY_S,
+                          algorithm=algo, seed=_derive(seed, algo, "lsh-seed"), salt=_derive(seed, algo, "salt"),
+                          workers=1)
+    t_build = time.perf_counter() - t1
+    path = workdir / "snapshot.bin"
+    write_snapshot_file(path, data)
+    matcher = Matcher(key.public_key)
+    matcher.load(map_snapshot_file(path), now=now)
+    cal = predict(p, len(kept))
+    info = {"params": how, "tables": p.tables, "bits": p.bits, "min_votes": p.min_votes,
+            "probe_radius": p.probe_radius, "bloom_bits": p.bloom_bits, "bloom_hashes": p.bloom_hashes,
+            "entries": len(kept), "size_bytes": len(data), "fingerprint": fingerprint_of(data),
+            "public_key": key.public_hex, "calibration_s": round(t_cal, 3), "build_s": round(t_build, 3),
+            "predicted_false_match_per_image": cal.false_match_per_image,
+            "predicted_recall": {str(d): cal.recall_at(round(d * bits / 256)) for d in (8, 16, 24, 31)},
+            "path": str(path)}
+    return ResearchMatcher(matcher, algo, bits, info), ""

@@ -1,0 +1,283 @@
+"""Snapshot size vs recall at each distance vs false-match rate, across LSH parameters.
+
+Predicted: :func:`scanner.calibration.predict` over a grid of (bits sampled per table k, tables L, minimum
+votes v, probe radius) with the Bloom filter sized so that it adds at most as much noise as the bank itself
+(never below a 1e-4 per-lookup rate), for a bank of ``--bank-size`` hashes: file size, recall at
+distances 8/16/24/31, and false matches per image (8 dihedral variants). The default parameters (what
+``pocketscan snapshot build`` picks, :func:`scanner.calibration.calibrate`) are marked.
+
+Measured: for the default and a few grid points, a real signed snapshot is built (through
+:mod:`research.snapshot_view`) from ``bank_size`` generated random hashes; queries are bank hashes with ``d``
+random bits flipped (recall) and fresh random hashes (false-match rate), ``--samples`` of each, with Wilson
+intervals beside the prediction. With ``--bank DIR`` the same snapshots are also measured on the user's
+images: bank images edited by JPEG 70, resize 0.5 and 2%/5% crops as queries (and ``--benign`` images as
+negatives).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from research import stats
+from research.evals.common import environment
+from research.results import Plot, Results, Section, Series, Table
+
+__all__ = ["TradeoffsConfig", "run"]
+
+DISTANCES: tuple[int, ...] = (0, 8, 16, 24, 31, 40)
+IMAGE_EDITS: tuple[str, ...] = ("jpeg70", "resize0.5", "crop0.02", "crop0.05")
+
+
+@dataclass
+class TradeoffsConfig:
+    bank_size: int
+    out: str
+    bank: str | None = None
+    benign: str | None = None
+    algos: list[str] = field(default_factory=lambda: ["pdq"])
+    workers: int | None = None
+    decode: str = "fast"
+    quiet: bool = True
+    samples: int = 2000
+    measure_points: int = 4
+    max_measured_bank: int = 200_000
+    default_timeout_s: float = 600.0
+
+
+def _grid(bank_size: int, hash_bits: int) -> list[Any]:
+    from scanner.calibration import Params, bloom_geometry, rounded_entry_count
+
+    out = []
+    n_rounded = rounded_entry_count(bank_size)
+    for radius in (0, 1):
+        for k in (12, 16, 20, 24, 28, 32):
+            probes = 1 + (k if radius else 0)
+            for votes in (1, 2, 3):
+                for tables in (8, 16, 32, 64, 128):
+                    if tables < votes or tables * probes > 640:
+                        continue
+                    r_bank = -math.expm1(bank_size * math.log1p(-min(probes * 2.0**-k, 1 - 1e-12)))
+                    p = max(1e-4, min(0.05, r_bank / max(1, probes)))
+                    m, h = bloom_geometry(n_rounded * tables, p)
+                    out.append(Params(tables, k, votes, radius, m, h, hash_bits))
+    return out
+
+
+def _default_params(bank_size: int, hash_bits: int, timeout: float) -> tuple[Any | None, str]:
+    """The calibrated default, computed in a child process so a slow search cannot hang the report."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        res = pool.apply_async(_calibrate, (bank_size, hash_bits))
+        try:
+            return res.get(timeout=timeout), ""
+        except mp.TimeoutError:
+            return None, f"scanner.calibration.calibrate({bank_size}) took more than {timeout:.0f} s"
+        except Exception as exc:
+            return None, f"calibration failed: {exc}"
+
+
+def _calibrate(bank_size: int, hash_bits: int) -> Any:
+    from scanner.calibration import calibrate
+
+    return calibrate(bank_size, hash_bits=hash_bits).params
+
+
+def _label(p: Any) -> str:
+    return f"k={p.bits} L={p.tables} v={p.min_votes} r={p.probe_radius}"
+
+
+def _flip(rng: np.random.Generator, h: np.ndarray, d: int, bits: int) -> np.ndarray:
+    flat = np.unpackbits(h)
+    idx = rng.choice(bits, size=d, replace=False)
+    flat[idx] ^= 1
+    return np.packbits(flat)
+
+
+def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
+    from scanner.calibration import predict
+
+    from research.corpus import algo_info
+    from research.snapshot_view import build_matcher
+
+    t0 = time.perf_counter()
+    if cfg.bank_size < 1:
+        raise ValueError("--bank-size must be at least 1")
+    summary: list[str] = []
+    sections: list[Section] = []
+    data: dict[str, Any] = {"bank_size": cfg.bank_size, "algos": {}}
+    for algo in cfg.algos:
+        info = algo_info(algo)
+        bits = info.bits
+        grid = _grid(cfg.bank_size, bits)
+        default, why_default = _default_params(cfg.bank_size, bits, cfg.default_timeout_s)
+        points = []
+        for p in grid + ([default] if default is not None else []):
+            c = predict(p, cfg.bank_size, target_distance=min(info.threshold, bits))
+            points.append({"params": p, "label": _label(p), "default": p is default,
+                           "size_bytes": p.size_bytes, "false_match_per_image": c.false_match_per_image,
+                           "recall": {d: c.recall_at(round(d * bits / 256)) for d in DISTANCES},
+                           "lookups_per_variant": p.lookups_per_variant})
+        # Pareto front on (size, recall at 24 bits) among points within the false-match budget 1e-4.
+        feasible = [pt for pt in points if pt["false_match_per_image"] <= 1e-4]
+        feasible.sort(key=lambda pt: pt["size_bytes"])
+        front, best = [], -1.0
+        for pt in feasible:
+            if pt["recall"][24] > best + 1e-9:
+                front.append(pt)
+                best = pt["recall"][24]
+        rows = [[pt["label"] + (" (default)" if pt["default"] else ""), pt["size_bytes"] / 1e6,
+                 pt["false_match_per_image"], *[pt["recall"][d] for d in DISTANCES], pt["lookups_per_variant"]]
+                for pt in sorted(front + [p for p in points if p["default"] and p not in front],
+                                 key=lambda pt: pt["size_bytes"])]
+        sec = Section(f"{algo}: predicted trade-offs for a bank of {cfg.bank_size:,} hashes")
+        sec.text.append(f"{len(points)} parameter sets evaluated with the calibration model; the table keeps "
+                        "the Pareto front (smallest snapshot for each gain in recall at 24 bits) among sets "
+                        "with at most 1e-4 predicted false matches per image (dihedral on). "
+                        + ("The default is what `pocketscan snapshot build` picks (calibrate)."
+                           if default is not None else f"Default not marked: {why_default}."))
+        sec.tables.append(Table(f"{algo}: Pareto front (predicted)",
+                                ["parameters", "size MB", "false matches / image",
+                                 *[f"recall d={d}" for d in DISTANCES], "lookups / variant"], rows))
+        series = []
+        for votes in (1, 2, 3):
+            pts = sorted((pt for pt in feasible if pt["params"].min_votes == votes),
+                         key=lambda pt: pt["size_bytes"])
+            if pts:
+                series.append(Series(f"v={votes} (within budget)", [pt["recall"][24] for pt in pts],
+                                     x=[pt["size_bytes"] / 1e6 for pt in pts]))
+        marks = [(pt["size_bytes"] / 1e6, pt["recall"][24], "default") for pt in points if pt["default"]]
+        sec.plots.append(Plot("line", f"{algo}: snapshot size vs predicted recall at 24 bits (N={cfg.bank_size:,})",
+                              "snapshot size (MB)", "recall at d=24", series, marks=marks, logx=True,
+                              name=f"tradeoffs-{algo}-size-recall"))
+        curve_series = []
+        chosen = ([pt for pt in points if pt["default"]] + front[:: max(1, len(front) // 4)])[:5]
+        for pt in chosen:
+            c = predict(pt["params"], cfg.bank_size)
+            ds = list(range(0, min(bits, 64) + 1))
+            curve_series.append(Series(pt["label"] + (" default" if pt["default"] else ""),
+                                       [c.recall_at(d) for d in ds], x=[float(d) for d in ds]))
+        sec.plots.append(Plot("line", f"{algo}: predicted match probability by distance", "Hamming distance",
+                              "P(match)", curve_series, vlines=[(info.threshold, f"PDQ rule {info.threshold}")],
+                              name=f"tradeoffs-{algo}-curves"))
+
+        # Measured on generated hashes through real snapshots.
+        measured = []
+        rng = np.random.default_rng(seed)
+        n_bank = min(cfg.bank_size, cfg.max_measured_bank)
+        bank = rng.integers(0, 256, size=(n_bank, bits // 8), dtype=np.uint8)
+        to_measure = chosen[: cfg.measure_points]
+        why_measure = ""
+        for pt in to_measure:
+            p = pt["params"]
+            ts = time.perf_counter()
+            matcher, why = build_matcher(algo, [bytes(h) for h in bank], [100] * n_bank,
+                                         Path(cfg.out) / f"snapshot-{algo}-{len(measured)}", seed=seed,
+                                         params={"tables": p.tables, "bits": p.bits, "min_votes": p.min_votes,
+                                                 "probe_radius": p.probe_radius, "bloom_bits": p.bloom_bits,
+                                                 "bloom_hashes": p.bloom_hashes})
+            if matcher is None:
+                why_measure = why
+                break
+            build_s = time.perf_counter() - ts
+            mrow: dict[str, Any] = {"label": pt["label"], "default": pt["default"], "build_s": build_s,
+                                    "info": matcher.info(), "recall": {}, "predicted": pt["recall"]}
+            for d in DISTANCES:
+                dd = round(d * bits / 256)
+                idx = rng.integers(0, n_bank, size=cfg.samples)
+                hits = sum(matcher.match(bytes(_flip(rng, bank[i], dd, bits)), None)[0] for i in idx)
+                mrow["recall"][d] = stats.rate(int(hits), cfg.samples).as_dict()
+            fresh = rng.integers(0, 256, size=(cfg.samples, bits // 8), dtype=np.uint8)
+            fm = sum(matcher.match(bytes(h), None)[0] for h in fresh)
+            mrow["false_match_per_variant"] = stats.rate(int(fm), cfg.samples).as_dict()
+            measured.append(mrow)
+        if measured:
+            sec.tables.append(Table(
+                f"{algo}: measured on {n_bank:,} generated random hashes (Wilson 95%; predicted in brackets)",
+                ["parameters", *[f"recall d={d}" for d in DISTANCES], "false matches / variant"],
+                [[m["label"] + (" (default)" if m["default"] else ""),
+                  *[f"{100 * m['recall'][d]['p']:.1f}% ({100 * m['predicted'][d]:.1f}%)" for d in DISTANCES],
+                  stats.Rate(**m["false_match_per_variant"]).fmt(pct=False)] for m in measured]))
+        else:
+            sec.text.append(f"Measured figures not available: {why_measure or 'no parameters to measure'}.")
+        image_rows = _measure_images(cfg, algo, to_measure, seed) if cfg.bank and measured else []
+        if image_rows:
+            sec.tables.append(Table(f"{algo}: measured on your images (recall of edited bank images)",
+                                    ["parameters", *IMAGE_EDITS, "benign false matches"], image_rows))
+        data["algos"][algo] = {"points": points, "pareto": [pt["label"] for pt in front],
+                               "default": _label(default) if default is not None else None,
+                               "default_note": why_default, "measured_generated": measured,
+                               "measured_images": image_rows}
+        dflt = [pt for pt in points if pt["default"]]
+        if dflt:
+            d0 = dflt[0]
+            summary.append(f"{algo}: default {d0['label']} for N={cfg.bank_size:,}: {d0['size_bytes'] / 1e6:.1f} MB, "
+                           f"predicted recall {100 * d0['recall'][16]:.0f}% at 16 bits, "
+                           f"{100 * d0['recall'][31]:.0f}% at 31, {d0['false_match_per_image']:.2g} false "
+                           "matches per image")
+        summary.append(f"{algo}: Pareto front of {len(front)} parameter sets within 1e-4 false matches/image; "
+                       + (f"{len(measured)} measured through real snapshots" if measured
+                          else f"not measured ({why_measure})"))
+        sections.append(sec)
+    meta = {"seed": seed, "algos": cfg.algos, "timings": {"total_s": time.perf_counter() - t0}, **environment()}
+    return Results("tradeoffs", "pocketscan research tradeoffs: snapshot size, recall, false matches", summary,
+                   data, sections, meta)
+
+
+def _measure_images(cfg: TradeoffsConfig, algo: str, points: list[dict[str, Any]], seed: int) -> list[list[Any]]:
+    """Recall of edited bank images and benign false matches through snapshots with each parameter set."""
+    from PIL import Image
+
+    from research.corpus import algo_info, cheap_dihedral, get_cached_hasher, hash_corpus, list_images
+    from research.snapshot_view import build_matcher
+    from research.transforms import TRANSFORMS
+    from scanner.image import load_rgb
+
+    assert cfg.bank is not None
+    entries = list_images(cfg.bank)
+    info = algo_info(algo)
+    hasher = get_cached_hasher(algo)
+    originals, edited = [], {t: [] for t in IMAGE_EDITS}
+    for i, e in enumerate(entries):
+        rgb = load_rgb(e.path, mode=cfg.decode)  # type: ignore[arg-type]
+        r = hasher.hash_rgb(rgb)
+        if r.quality < info.min_quality:
+            continue
+        originals.append(r.hash)
+        img = Image.fromarray(rgb, "RGB")
+        for ti, t in enumerate(IMAGE_EDITS):
+            out = np.asarray(TRANSFORMS[t](img, np.random.default_rng([seed, i, ti])))
+            er = hasher.hash_rgb(out, dihedral=cheap_dihedral(algo))
+            edited[t].append(er)
+    benign = []
+    if cfg.benign:
+        sets, _ = hash_corpus(list_images(cfg.benign), [algo], mode=cfg.decode, workers=cfg.workers)
+        hs = sets[algo]
+        benign = [(bytes(hs.hashes[i]), None if hs.dihedral is None else [bytes(v) for v in hs.dihedral[i]])
+                  for i in range(len(hs)) if hs.quality[i] >= info.min_quality]
+    rows = []
+    for j, pt in enumerate(points):
+        p = pt["params"]
+        matcher, _ = build_matcher(algo, originals, [100] * len(originals),
+                                   Path(cfg.out) / f"snapshot-images-{algo}-{j}", seed=seed,
+                                   params={"tables": p.tables, "bits": p.bits, "min_votes": p.min_votes,
+                                           "probe_radius": p.probe_radius, "bloom_bits": p.bloom_bits,
+                                           "bloom_hashes": p.bloom_hashes})
+        if matcher is None:
+            break
+        row: list[Any] = [pt["label"] + (" (default)" if pt["default"] else "")]
+        for t in IMAGE_EDITS:
+            ok = [r for r in edited[t] if r.quality >= info.min_quality]
+            hits = sum(matcher.match(r.hash, list(r.dihedral) if r.dihedral else None)[0] for r in ok)
+            row.append(stats.rate(int(hits), len(edited[t])).fmt())
+        fm = sum(matcher.match(h, d)[0] for h, d in benign)
+        row.append(stats.rate(int(fm), len(benign)).fmt() if benign else "n/a (no --benign)")
+        rows.append(row)
+    return rows
