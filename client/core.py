@@ -306,6 +306,11 @@ class Core:
         return self.identity.account_id
 
     @property
+    def connected(self) -> bool:
+        """True while the relay connection is up."""
+        return self.net.connected
+
+    @property
     def display_name(self) -> str:
         return self.settings.name or self.account_id[:8]
 

@@ -56,6 +56,10 @@ class FakeCore:
     def display_name(self) -> str:
         return "alice"
 
+    @property
+    def connected(self) -> bool:
+        return True
+
     def subscribe(self, listener: Callable[[CoreEvent], None]) -> None:
         self.hub.subscribe(listener)
 

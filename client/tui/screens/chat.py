@@ -80,6 +80,8 @@ class ChatScreen(Screen[None]):
             self.post_message(CoreEventArrived(event))
 
         self.core.subscribe(_listener)
+        self.connected = self.core.connected
+        self._update_subtitle()
         self.query_one(ScannerPanel).show(self.core.scanner_status())
         contacts = self.core.contacts()
         if contacts:
@@ -92,10 +94,13 @@ class ChatScreen(Screen[None]):
 
     def _tick(self) -> None:
         self.query_one(ScannerPanel).show(self.core.scanner_status())
+        if self.core.connected != self.connected:
+            self.connected = self.core.connected
+            self._update_subtitle()
 
     def _update_subtitle(self) -> None:
         link = "connected" if self.connected else "offline"
-        self.sub_title = f"{self.core.display_name} · {self.core.account_id} · {link}"
+        self.sub_title = f"{self.core.display_name} · {self.core.account_id[:8]}… · {link}"
 
     async def refresh_contacts(self) -> None:
         await self.query_one(ContactList).show(self.core.contacts(), self.current)
