@@ -41,7 +41,8 @@ def test_demo_in_tmux(tmp_path: Path) -> None:
     session = f"pocketscan-test-{uuid.uuid4().hex[:8]}"
     demo_dir = tmp_path / "demo"
     # Textual draws on stderr: leave it on the terminal
-    env_cmd = f"cd {tmp_path} && TERM=xterm-256color {sys.executable} -m client.cli.main demo --dir {demo_dir}"
+    env_cmd = (f"cd {tmp_path} && TERM=xterm-256color {sys.executable} -m client.cli.main demo "
+               f"--dir {demo_dir}")
     repo = Path(__file__).resolve().parents[2]
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "32", "-e", f"PYTHONPATH={repo}",
          "-e", f"HOME={os.environ.get('HOME', '/root')}", env_cmd)
