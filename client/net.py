@@ -147,15 +147,15 @@ class Net:
     async def stop(self) -> None:
         """Close the connection and stop reconnecting (the outbox stays persisted)."""
         self._stopping = True
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
-        if self._supervisor is not None:
+        if self._supervisor is not None:  # cancels the per-connection tasks, then closes the link
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
             self._supervisor = None
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     @property
     def connected(self) -> bool:
