@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from client.cli.main import main
+from scanner.hamming import hamming
 from scanner.hashers.pdq import pdq_hash
+from scanner.hashing import hash_file
 from scanner.image import load_rgb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +41,8 @@ def test_directory_walk_sorted_recursive_and_exact_fields(capsys, tmp_path):
         assert set(row) == {"path", "algo", "hash", "quality"}
         assert row["algo"] == "pdq" and isinstance(row["quality"], int)
         assert isinstance(row["hash"], str) and len(row["hash"]) == 64
-    assert rows[0]["hash"] == pdq_hash(load_rgb(SAMPLES / "coffee.jpg")).hex
+    assert rows[0]["hash"] == hash_file(SAMPLES / "coffee.jpg").hex  # the default: fast mode
+    assert hamming(bytes.fromhex(str(rows[0]["hash"])), pdq_hash(load_rgb(SAMPLES / "coffee.jpg")).hash) <= 2
 
 
 def test_exact_mode_and_dihedral_output(capsys):

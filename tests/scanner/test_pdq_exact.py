@@ -136,3 +136,33 @@ def test_shared_expected_hashes_reproduce_in_exact_mode(rel, expected_hex, expec
     """Every row of pdq-data/expected.tsv: full-resolution decode, convert('RGB'), no EXIF rotation."""
     result = pdq_hash(load_rgb(PDQ_DATA / rel, mode="exact", orient=False))
     assert (result.hex, result.quality) == (expected_hex, expected_quality)
+
+
+# ----- the fast evaluation (fast mode): same filter as a linear operator, not bit-exact -------------
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (37, 300), (300, 451), (756, 1008), (1024, 1024), (3000, 40)])
+def test_fast_linear_downsample_equals_the_running_sums_up_to_rounding(shape, make_image):
+    rgb = make_image("blocks", *shape)
+    exact = pdq.jarosz_filter(pdq.luma(rgb)) if min(shape) >= 5 else None
+    index_c, weight_c = pdq._sampled_filter_band(shape[1])
+    index_r, weight_r = pdq._sampled_filter_band(shape[0])
+    np.testing.assert_allclose(weight_c.sum(axis=1), 1.0, rtol=1e-5)  # averages: weights sum to 1
+    y = pdq.luma(rgb)
+    t = np.einsum("rjk,jk->rj", y[:, index_c], weight_c)
+    linear = np.einsum("ikj,ik->ij", t[index_r], weight_r)
+    assert exact is not None
+    np.testing.assert_allclose(linear, exact, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_fast_hash_within_two_bits_of_exact_on_the_same_pixels(path):
+    from scanner.hamming import hamming
+    from scanner.hashers.pdq import pdq_hash_fast
+
+    rgb = load_rgb(path, mode="exact")
+    exact = pdq_hash(rgb, dihedral=True)
+    fast = pdq_hash_fast(rgb, dihedral=True)
+    assert fast.quality == exact.quality
+    assert hamming(fast.hash, exact.hash) <= 2
+    assert fast.dihedral is not None and fast.dihedral[0] == fast.hash
