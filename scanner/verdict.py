@@ -96,7 +96,9 @@ def issue_verdict(
 
 
 def require_verdict_for(verdict: object, data: bytes) -> ScanVerdict:
-    """Return ``verdict`` if it is a genuine verdict for ``data``; raise :class:`VerdictMismatch` otherwise."""
+    """Return ``verdict`` if it is genuinely for ``data``; else raise :class:`VerdictMismatch`."""
     if not isinstance(verdict, ScanVerdict) or not verdict.is_bound_to(data):
-        raise VerdictMismatch("refusing to encrypt an image without a scan verdict for its exact bytes")
+        raise VerdictMismatch(
+            "refusing to encrypt an image without a scan verdict for its exact bytes"
+        )
     return verdict
