@@ -36,12 +36,18 @@ CLOSE_TRY_AGAIN = 1013
 
 
 class _Connection:
-    """One client connection: bounded outgoing queue plus a writer task."""
+    """One client connection: a bounded outgoing queue, flushed once per event-loop tick.
+
+    Frames queued during one tick (say a reply and a push) leave in one socket write. When the
+    socket is congested the writer task takes over and waits for it to drain.
+    """
 
     def __init__(self, ws: ServerConnection, limit: int) -> None:
         self.ws = ws
         self.limit = limit
         self.queue: deque[bytes] = deque()
+        self.scheduled = False
+        self.loop = asyncio.get_running_loop()
         self.wakeup = asyncio.Event()
         self.closing = False
         self.close_args: tuple[int, str] | None = None
@@ -56,8 +62,15 @@ class _Connection:
             self.abort(CLOSE_POLICY, "slow reader: send queue full")
             return False
         self.queue.append(cbor2.dumps(frame))
-        self.wakeup.set()
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
         return True
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        if self.queue and not self.wakeup.is_set() and not self._write_batch():
+            self.wakeup.set()  # congested or closing: the writer task waits for the socket
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued (e.g. the error reply) are written."""
@@ -102,7 +115,7 @@ class _Connection:
                 await self.wakeup.wait()
                 self.wakeup.clear()
                 while queue:
-                    if len(queue) > 1 and self._write_batch():
+                    if self._write_batch():
                         continue
                     await ws.send(queue.popleft())
                 if self.closing:
