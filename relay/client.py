@@ -16,7 +16,7 @@ import itertools
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.signing
 from websockets.asyncio.client import ClientConnection, connect
@@ -33,7 +33,18 @@ from relay.errors import (
     RequestFailed,
 )
 
-__all__ = ["Delivery", "RelayConnection", "SnapshotAnnouncement"]
+__all__ = ["Delivery", "RelayConnection", "Signer", "SnapshotAnnouncement"]
+
+
+class Signer(Protocol):
+    """Anything holding an Ed25519 key that can sign (e.g. ``scanner.authority.AuthorityKey``)."""
+
+    @property
+    def public_key(self) -> bytes:
+        """The 32-byte Ed25519 public key."""
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte detached Ed25519 signature."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +93,7 @@ class RelayConnection:
     def __init__(
         self,
         ws: ClientConnection,
-        signing_key: nacl.signing.SigningKey,
+        signing_key: nacl.signing.SigningKey | Signer,
         *,
         request_timeout: float = 60.0,
         ack_delay: float = 0.05,
@@ -90,8 +101,13 @@ class RelayConnection:
         on_snapshot: Callable[[SnapshotAnnouncement], Awaitable[None] | None] | None = None,
     ) -> None:
         self._ws = ws
-        self._key = signing_key
-        self.public_key = bytes(signing_key.verify_key)
+        if isinstance(signing_key, nacl.signing.SigningKey):
+            nacl_key = signing_key
+            self.public_key = bytes(nacl_key.verify_key)
+            self._sign: Callable[[bytes], bytes] = lambda message: bytes(nacl_key.sign(message).signature)
+        else:
+            self.public_key = bytes(signing_key.public_key)
+            self._sign = signing_key.sign
         self.account = p.account_id_from_public_key(self.public_key)
         """This connection's account id (the digest of the public key)."""
         self.request_timeout = request_timeout
@@ -119,7 +135,12 @@ class RelayConnection:
 
     @classmethod
     async def connect(
-        cls, url: str, signing_key: nacl.signing.SigningKey, *, open_timeout: float = 10.0, **kwargs: Any
+        cls,
+        url: str,
+        signing_key: nacl.signing.SigningKey | Signer,
+        *,
+        open_timeout: float = 10.0,
+        **kwargs: Any,
     ) -> RelayConnection:
         """Connect to ``url`` (``ws://host:port``) and authenticate.
 
@@ -167,7 +188,7 @@ class RelayConnection:
         version = common[-1]
         limits = hello.get("limits")
         self.limits = dict(limits) if isinstance(limits, dict) else {}
-        sig = self._key.sign(p.auth_transcript(nonce, conn_id, version)).signature
+        sig = self._sign(p.auth_transcript(nonce, conn_id, version))
         self._reader = asyncio.get_running_loop().create_task(self._read())
         reply = await self.request(p.Auth(id=0, v=version, pk=self.public_key, sig=sig))
         if reply.get("account") != self.account:

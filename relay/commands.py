@@ -89,7 +89,11 @@ def register(registry: CommandRegistry) -> None:
     pub.add_argument("snapshot", metavar="SNAP.bin", help="signed snapshot file")
     pub.add_argument("--relay", required=True, metavar="URL", help="relay address, ws://HOST:PORT")
     pub.add_argument("--key", required=True, metavar="AUTHORITY.key", help="authority private key file")
-    pub.add_argument("--version", type=int, help="snapshot version (default: read from the file's header)")
+    pub.add_argument(
+        "--version",
+        type=int,
+        help="expected snapshot version (the signed header's version is published; a mismatch is an error)",
+    )
     pub.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -14,56 +14,51 @@ import json
 import sys
 from pathlib import Path
 
-import nacl.signing
-
-from relay.client import RelayConnection
+from relay.client import RelayConnection, Signer
 from relay.errors import RelayError
 from relay.protocol import MAX_SNAPSHOT
 
-__all__ = ["load_authority_signing_key", "main", "publish", "snapshot_version"]
+__all__ = ["check_snapshot", "load_authority_key", "main", "publish"]
 
 
-def load_authority_signing_key(path: str | Path) -> nacl.signing.SigningKey:
-    """Read an authority key file (format of ``scanner/authority.py``) as a pynacl signing key."""
+def load_authority_key(path: str | Path) -> Signer:
+    """Read an authority key file (format of ``scanner/authority.py``)."""
     from scanner.authority import AuthorityKey
     from scanner.errors import ScannerError
 
     try:
-        key = AuthorityKey.load(path)
+        return AuthorityKey.load(path)
     except ScannerError as exc:
         raise RelayError(str(exc)) from None
-    return key._signing  # the Ed25519 key itself, to sign the relay's auth challenge
 
 
-def snapshot_version(data: bytes) -> int | None:
-    """The snapshot version from the file header, when the scanner package can read it."""
+def check_snapshot(data: bytes, public_key: bytes) -> int:
+    """Verify the signed snapshot against the publishing key and return its header's version.
+
+    The relay cannot check what it stores; the publisher refuses to upload a file that devices
+    would refuse (truncated, tampered, signed by another key).
+
+    Raises:
+        RelayError: not a valid snapshot signed by ``public_key``.
+    """
+    from scanner.errors import ScannerError
+    from scanner.snapshot.reader import verify_snapshot
+
     try:
-        from scanner import snapshot as snap  # the snapshot helper's module
-    except ImportError:
-        return None
-    for name in ("read_header", "parse_header", "peek_header"):
-        reader = getattr(snap, name, None)
-        if reader is None:
-            continue
-        try:
-            header = reader(data)
-        except Exception:
-            return None
-        version = getattr(header, "snapshot_version", None)
-        if version is None and isinstance(header, dict):
-            version = header.get("snapshot_version", header.get("version"))
-        return int(version) if version is not None else None
-    return None
+        verified = verify_snapshot(data, public_key)
+    except ScannerError as exc:
+        raise RelayError(f"refusing to publish: {exc}") from None
+    return int(verified.header.snapshot_version)
 
 
-async def publish(url: str, key: nacl.signing.SigningKey, data: bytes, version: int) -> int:
+async def publish(url: str, key: Signer, data: bytes, version: int) -> int:
     """Connect as the authority, upload and publish; return the published version."""
     conn = await RelayConnection.connect(url, key)
     try:
         if not conn.authority:
             raise RelayError(
                 "the relay does not list this authority key (start it with --authority-pubkey "
-                f"{bytes(key.verify_key).hex()})"
+                f"{key.public_key.hex()})"
             )
         return await conn.publish_snapshot(data, version)
     finally:
@@ -79,10 +74,10 @@ def main(args: argparse.Namespace) -> int:
         if path.stat().st_size > MAX_SNAPSHOT:
             raise RelayError(f"{path}: larger than the {MAX_SNAPSHOT}-byte snapshot limit")
         data = path.read_bytes()
-        version = args.version if args.version is not None else snapshot_version(data)
-        if version is None:
-            raise RelayError(f"{path}: cannot read the snapshot version from the header; pass --version N")
-        key = load_authority_signing_key(args.key)
+        key = load_authority_key(args.key)
+        version = check_snapshot(data, key.public_key)
+        if args.version is not None and args.version != version:
+            raise RelayError(f"{path}: the signed header says version {version}, not {args.version}")
         published = asyncio.run(publish(args.relay, key, data, version))
     except RelayError as exc:
         print(f"pocketscan snapshot publish: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,23 @@ from relay.client import RelayConnection
 authority_mod = pytest.importorskip(
     "scanner.authority", reason="the authority key module is not in this tree"
 )
+snapshot_mod = pytest.importorskip("scanner.snapshot", reason="the snapshot module is not in this tree")
+from scanner.calibration import Params  # noqa: E402
+
+
+def _snapshot(key: object, version: int) -> bytes:
+    """A real signed snapshot of a small random bank."""
+    now = int(time.time())
+    params = Params(tables=8, bits=12, min_votes=2, probe_radius=0, bloom_bits=1 << 14, bloom_hashes=3)
+    return snapshot_mod.build_snapshot(
+        [os.urandom(32) for _ in range(50)],
+        params=params,
+        key=key,
+        version=version,
+        created=now,
+        expires=now + 86400,
+        workers=1,
+    )
 
 
 def _publish(*args: str) -> subprocess.CompletedProcess[str]:
@@ -34,17 +52,13 @@ def test_snapshot_publish_cli(tmp_path: Path) -> None:
     key_file = tmp_path / "AUTHORITY.key"
     key.save(key_file)
     snap = tmp_path / "SNAP.bin"
-    snap.write_bytes(os.urandom(700_000))  # the relay treats the signed file as opaque bytes
+    snap.write_bytes(_snapshot(key, 3))  # the relay stores it as opaque bytes; devices verify it
     relay = RelayProcess("--db", str(tmp_path / "r.sqlite"), "--authority-pubkey", key.public_hex)
     try:
-        done = _publish(str(snap), "--relay", relay.url, "--key", str(key_file), "--version", "3", "--json")
+        done = _publish(str(snap), "--relay", relay.url, "--key", str(key_file), "--json")
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout) == {
-            "published": True,
-            "version": 3,
-            "size": 700_000,
-            "relay": relay.url,
-        }
+        size = snap.stat().st_size
+        assert json.loads(done.stdout) == {"published": True, "version": 3, "size": size, "relay": relay.url}
 
         async def fetch() -> None:
             conn = await RelayConnection.connect(relay.url, new_key())
@@ -53,24 +67,33 @@ def test_snapshot_publish_cli(tmp_path: Path) -> None:
             info, data = got
             assert info.version == 3 and data == snap.read_bytes()
             assert info.sha256 == hashlib.sha256(data).digest()
+            assert snapshot_mod.verify_snapshot(data, key.public_key).header.snapshot_version == 3
             await conn.close()
 
         run(fetch())
         # Not newer: refused with a clear message and exit status 2.
-        again = _publish(str(snap), "--relay", relay.url, "--key", str(key_file), "--version", "3")
+        again = _publish(str(snap), "--relay", relay.url, "--key", str(key_file))
         assert again.returncode == 2 and "not newer" in again.stderr
         # A key the relay does not list cannot publish.
         other = authority_mod.AuthorityKey.generate()
         other.save(tmp_path / "OTHER.key")
-        refused = _publish(
-            str(snap), "--relay", relay.url, "--key", str(tmp_path / "OTHER.key"), "--version", "4"
-        )
+        other_snap = tmp_path / "OTHER.bin"
+        other_snap.write_bytes(_snapshot(other, 4))
+        refused = _publish(str(other_snap), "--relay", relay.url, "--key", str(tmp_path / "OTHER.key"))
         assert refused.returncode == 2 and "does not list this authority key" in refused.stderr
-        # Missing file, unreachable relay.
+        # A tampered file is refused before anything is uploaded; so is a missing one.
+        bad = tmp_path / "BAD.bin"
+        raw = bytearray(snap.read_bytes())
+        raw[300] ^= 0xFF
+        bad.write_bytes(bytes(raw))
+        tampered = _publish(str(bad), "--relay", relay.url, "--key", str(key_file))
+        assert tampered.returncode == 2 and "refusing to publish" in tampered.stderr
         assert (
             _publish(str(tmp_path / "nope.bin"), "--relay", relay.url, "--key", str(key_file)).returncode == 2
         )
     finally:
         relay.stop()
-    down = _publish(str(snap), "--relay", relay.url, "--key", str(key_file), "--version", "5")
+    newer = tmp_path / "SNAP5.bin"
+    newer.write_bytes(_snapshot(key, 5))
+    down = _publish(str(newer), "--relay", relay.url, "--key", str(key_file))
     assert down.returncode == 2 and "cannot connect" in down.stderr
