@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
 
-__all__ = ["main", "register", "run_bench"]
+__all__ = ["CORPUS_EDITS", "evaluate_corpus", "main", "register", "run_bench"]
+
+_SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
 def register(registry: CommandRegistry) -> None:
@@ -49,6 +51,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keys added through bloom_filter2 to time the reference (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--corpus", metavar="DIR", nargs="?", const=str(_SHARED_CORPUS),
+                        help="instead: robustness and false matches of a default snapshot of the images in DIR "
+                             "(default DIR: ../shared/corpus)")
 
 
 def _flip(rng: Any, h: bytes, d: int) -> bytes:
@@ -165,7 +170,191 @@ def run_bench(sizes: list[int], *, queries: int = 200, reference_sample: int = 2
     return out
 
 
+def _edit_jpeg70(img: Any) -> Any:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=70)
+    buf.seek(0)
+    with Image.open(buf) as out:
+        return out.convert("RGB")
+
+
+def _edit_resize_half(img: Any) -> Any:
+    from PIL import Image
+
+    w, h = img.size
+    return img.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.LANCZOS)
+
+
+def _edit_crop(fraction: float) -> Any:
+    def run(img: Any) -> Any:
+        w, h = img.size
+        dx, dy = round(w * fraction), round(h * fraction)
+        return img.crop((dx, dy, w - dx, h - dy))
+
+    return run
+
+
+#: Edits of the corpus check: JPEG quality 70, half size (Lanczos), 1% and 2% cropped from every side.
+CORPUS_EDITS: dict[str, Any] = {
+    "jpeg70": _edit_jpeg70,
+    "resize0.5": _edit_resize_half,
+    "crop1%": _edit_crop(0.01),
+    "crop2%": _edit_crop(0.02),
+}
+
+
+def _generated_images(count: int, seed: int) -> list[Any]:
+    """Unrelated synthetic images: smooth random fields plus random shapes (never flat)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        img = Image.fromarray(small).resize((320, 240), Image.Resampling.BICUBIC)
+        draw = ImageDraw.Draw(img)
+        for _ in range(int(rng.integers(2, 8))):
+            x0, y0 = int(rng.integers(0, 280)), int(rng.integers(0, 200))
+            box = (x0, y0, x0 + int(rng.integers(10, 120)), y0 + int(rng.integers(10, 120)))
+            fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+        out.append(img)
+    return out
+
+
+def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, samples: Path | None = None,
+                    log: Any = None) -> dict[str, Any]:
+    """Robustness and false matches of a default-parameter snapshot of the images in ``corpus``.
+
+    Returns a dict with, per edit, snapshot recall and exact PDQ recall (distance <= 31, quality >= 50 on both
+    sides) over bank images of quality >= 50, the median bit distance the edit causes, and false-match counts
+    of unrelated images: the repo samples, generated images, and each corpus image against a snapshot of the
+    other corpus images (leave one out).
+    """
+    import numpy as np
+    from PIL import Image
+
+    from scanner.authority import AuthorityKey
+    from scanner.calibration import calibrate
+    from scanner.hamming import distances_to_many, pack_hashes
+    from scanner.hashers.registry import get_hasher
+    from scanner.image import load_rgb
+    from scanner.matcher import Matcher
+    from scanner.snapshot import build_snapshot
+
+    hasher = get_hasher("pdq")
+    key = AuthorityKey.generate()
+    files = sorted(p for p in corpus.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
+    originals = [Image.fromarray(load_rgb(p, mode="exact")) for p in files]
+    bank = [hasher.hash_rgb(np.asarray(img)) for img in originals]
+    good = [i for i, r in enumerate(bank) if r.quality >= 50]
+    now = int(time.time())
+
+    def snapshot_of(indices: list[int]) -> tuple[Matcher, Any]:
+        cal = calibrate(len(indices))
+        data = build_snapshot([bank[i].hash for i in indices], params=cal.params, key=key, version=1,
+                              created=now, expires=now + 86400)
+        m = Matcher(key.public_key)
+        m.load(data, now=now)
+        return m, cal
+
+    matcher, cal = snapshot_of(good)
+    packed = pack_hashes([bank[i].hash for i in good])
+    result: dict[str, Any] = {
+        "corpus": str(corpus), "images": len(files), "bank_quality_ge_50": len(good),
+        "params": {"tables": cal.params.tables, "bits": cal.params.bits, "min_votes": cal.params.min_votes,
+                   "bloom_bits": cal.params.bloom_bits, "bloom_hashes": cal.params.bloom_hashes},
+        "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (16, 24, 28, 31, 34, 38)},
+        "edits": {},
+    }
+    for name, edit in CORPUS_EDITS.items():
+        if log:
+            log(f"edit {name}...")
+        snap_hits = exact_hits = 0
+        dists = []
+        for i in good:
+            r = hasher.hash_rgb(np.asarray(edit(originals[i])))
+            d = int(distances_to_many(r.hash, packed[good.index(i):good.index(i) + 1])[0])
+            dists.append(d)
+            exact_hits += int(r.quality >= 50 and int(distances_to_many(r.hash, packed).min()) <= 31)
+            snap_hits += int(matcher.match(r).matched)
+        n = len(good)
+        result["edits"][name] = {
+            "snapshot_recall": round(snap_hits / n, 4), "exact_pdq_recall": round(exact_hits / n, 4),
+            "gap_points": round(100 * (snap_hits - exact_hits) / n, 1), "median_distance": float(np.median(dists)),
+            "max_distance": int(max(dists)), "n": n,
+        }
+
+    def false_matches(images: list[Any], m: Matcher, ref: np.ndarray) -> dict[str, int]:
+        snap = exact = low = 0
+        for img in images:
+            r = hasher.hash_rgb(np.asarray(img.convert("RGB")))
+            if r.quality < 50:
+                low += 1
+                continue
+            snap += int(m.match(r).matched)
+            exact += int(int(distances_to_many(r.hash, ref).min()) <= 31)
+        return {"images": len(images), "low_quality": low, "snapshot_matches": snap, "exact_pdq_matches": exact}
+
+    if log:
+        log("unrelated images...")
+    sample_dir = samples or Path(__file__).resolve().parents[1] / "samples"
+    sample_imgs = [Image.open(p) for p in sorted(sample_dir.glob("*.jpg"))]
+    result["unrelated_samples"] = false_matches(sample_imgs, matcher, packed)
+    result["unrelated_generated"] = false_matches(_generated_images(generated, seed), matcher, packed)
+    loo = {"images": 0, "low_quality": 0, "snapshot_matches": 0, "exact_pdq_matches": 0}
+    matched_names = []
+    for i in good:
+        others = [j for j in good if j != i]
+        m, _ = snapshot_of(others)
+        got = false_matches([originals[i]], m, pack_hashes([bank[j].hash for j in others]))
+        for k_, v_ in got.items():
+            loo[k_] += v_
+        if got["snapshot_matches"] or got["exact_pdq_matches"]:
+            dmin = int(distances_to_many(bank[i].hash, pack_hashes([bank[j].hash for j in others])).min())
+            matched_names.append({"image": files[i].name, "snapshot": got["snapshot_matches"],
+                                  "exact": got["exact_pdq_matches"], "nearest_distance": dmin})
+    loo["matched"] = matched_names
+    result["leave_one_out"] = loo
+    return result
+
+
+def _print_corpus(r: dict[str, Any]) -> None:
+    p = r["params"]
+    print(f"corpus {r['corpus']}: {r['images']} images, {r['bank_quality_ge_50']} of quality >= 50 in the bank")
+    print(f"default snapshot: L={p['tables']} k={p['bits']} v={p['min_votes']} m={p['bloom_bits']} "
+          f"h={p['bloom_hashes']}; predicted recall {r['predicted_recall']}")
+    print(f"{'edit':10s} {'snapshot':>9s} {'exact<=31':>10s} {'gap':>6s} {'median d':>9s} {'max d':>6s}")
+    for name, e in r["edits"].items():
+        print(f"{name:10s} {e['snapshot_recall']:9.3f} {e['exact_pdq_recall']:10.3f} {e['gap_points']:+6.1f} "
+              f"{e['median_distance']:9.1f} {e['max_distance']:6d}")
+    for label in ("unrelated_samples", "unrelated_generated", "leave_one_out"):
+        f = r[label]
+        print(f"{label}: {f['snapshot_matches']} snapshot matches, {f['exact_pdq_matches']} exact PDQ matches "
+              f"among {f['images'] - f['low_quality']} images of quality >= 50 ({f['low_quality']} low quality)")
+    for m in r["leave_one_out"]["matched"]:
+        print(f"  {m['image']}: snapshot {m['snapshot']}, exact {m['exact']}, nearest other image at "
+              f"{m['nearest_distance']} bits")
+
+
 def _handle(args: argparse.Namespace) -> int:
+    if args.corpus:
+        corpus = Path(args.corpus)
+        if not corpus.is_dir():
+            print(f"pocketscan bench snapshot: {corpus}: no such folder", file=sys.stderr)
+            return 2
+        res = evaluate_corpus(corpus, seed=args.seed,
+                              log=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
+        if args.json:
+            print(json.dumps(res, indent=2))
+        else:
+            _print_corpus(res)
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
     def log(msg: str) -> None:
