@@ -143,14 +143,15 @@ def box_sums(x: np.ndarray, window: int, *, out: np.ndarray | None = None) -> np
     if half > 1:
         s[: window - half + 1] = s[half - 1 : window]
     o = window - half + 1
-    for li, ri in enumerate(range(window, length)):  # phase 3
-        so = ss[o]
-        add(ss[o - 1], xs[ri], so)
-        sub(so, xs[li], so)
-        o += 1
-    for li in range(length - window, length - window + half - 1):  # phase 4
-        sub(ss[o - 1], xs[li], ss[o])
-        o += 1
+    n3 = length - window
+    steps = zip(ss[o - 1 : o - 1 + n3], xs[window:], ss[o : o + n3], xs[:n3], strict=True)
+    for prev, entering, cur, leaving in steps:
+        add(prev, entering, cur)  # phase 3: add the entering sample, then subtract the leaving one
+        sub(cur, leaving, cur)
+    o += n3
+    n4 = half - 1
+    for prev, cur, leaving in zip(ss[o - 1 : o - 1 + n4], ss[o : o + n4], xs[n3 : n3 + n4], strict=True):
+        sub(prev, leaving, cur)  # phase 4: subtracts only
     return s
 
 
