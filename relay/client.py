@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from relay.errors import (
 )
 
 __all__ = ["Delivery", "RelayConnection", "Signer", "SnapshotAnnouncement"]
+
+log = logging.getLogger("pocketscan.relay.client")
 
 
 class Signer(Protocol):
@@ -288,9 +291,12 @@ class RelayConnection:
         if self._on_message is None:
             self.messages.put_nowait(delivery)
         else:
-            result = self._on_message(delivery)
-            if result is not None:
-                await result
+            try:
+                result = self._on_message(delivery)
+                if result is not None:
+                    await result
+            except Exception:  # the application's bug must not stop the connection; not acked: redelivered
+                log.exception("on_message callback failed for %s", delivery.mid)
 
     async def _announce(self, frame: dict[str, Any]) -> None:
         try:
@@ -302,9 +308,12 @@ class RelayConnection:
         if self._on_snapshot is None:
             self.snapshots.put_nowait(info)
         else:
-            result = self._on_snapshot(info)
-            if result is not None:
-                await result
+            try:
+                result = self._on_snapshot(info)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("on_snapshot callback failed")
 
     # --- mailbox -------------------------------------------------------------------------------
 

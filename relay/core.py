@@ -133,8 +133,8 @@ class RelayCore:
             return await handler(self, session, request, now)
         except LimitExceeded as exc:
             return p.error_frame(request.id, exc.code, str(exc))
-        except NotFound as exc:
-            return self._refuse(session, request.id, p.ErrorCode.NOT_FOUND, str(exc))
+        except NotFound as exc:  # not a strike: a second device or a retry may ack twice
+            return p.error_frame(request.id, p.ErrorCode.NOT_FOUND, str(exc))
         except RequestFailed as exc:
             return self._refuse(session, request.id, exc.code, exc.message)
         except RelayError as exc:
