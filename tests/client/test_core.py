@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,17 @@ from client.core import Core, ProfileInUse, format_invite, parse_contact_ref
 from client.demo.world import AuthorityIdentity, RelayHandle, make_profile, start_relay
 from client.interfaces import CoreEvent, DeliveryChanged, MessageReceived
 from client.locations import Profile
+from scanner.errors import SnapshotInvalid
 
 REPO = Path(__file__).resolve().parents[2]
 COFFEE = REPO / "samples" / "coffee.jpg"
 
 
 class Pair:
-    def __init__(self, relay: RelayHandle, alice: Core, bob: Core, trace: list[str]) -> None:
+    def __init__(self, relay: RelayHandle, alice: Core, bob: Core, trace: list[str],
+                 authority: AuthorityIdentity) -> None:
         self.relay, self.alice, self.bob, self.trace = relay, alice, bob, trace
+        self.authority = authority
         self.events: dict[str, list[CoreEvent]] = {"alice": [], "bob": []}
         alice.subscribe(self.events["alice"].append)
         bob.subscribe(self.events["bob"].append)
@@ -42,7 +46,7 @@ async def pair(tmp: Path, policy: Any = "block") -> Pair:
     await alice.add_contact(bob.account_id, "bob")
     await bob.add_contact(format_invite(alice.account_id, "alice"))
     assert await alice.publish_now() and await bob.publish_now()
-    return Pair(relay, alice, bob, trace)
+    return Pair(relay, alice, bob, trace, authority)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -128,3 +132,79 @@ def test_profile_is_locked_and_contact_refs(tmp_path: Path) -> None:
         assert parse_contact_ref(dashed) == (p.bob.account_id, "")
 
     run(tmp_path, body)
+
+
+def test_report_is_readable_only_by_the_authority(tmp_path: Path) -> None:
+    from client.demo.world import DEMO_BANKED, build_snapshot, sample_images
+    from client.net import fetch_mailbox, publish_snapshot
+    from client.report import open_report
+
+    async def main() -> None:
+        authority = AuthorityIdentity.generate()
+        relay = await start_relay(tmp_path / "relay.sqlite", authorities=[authority.public_key])
+        banked = [x for x in sample_images() if x.name in DEMO_BANKED]
+        await publish_snapshot(relay.url, authority.seed, build_snapshot(banked, authority), 1)
+        alice = make_profile(tmp_path, "alice", relay=relay.url, authority=authority, policy="report")
+        bob = make_profile(tmp_path, "bob", relay=relay.url, authority=authority, policy="block")
+        bob.settings = replace(bob.settings, scan_received=True)
+        try:
+            await alice.add_contact(bob.account_id, "bob")
+            await bob.add_contact(alice.account_id, "alice")
+            assert await alice.publish_now() and await bob.publish_now()
+            await until(lambda: alice.slot.current is not None and bob.slot.current is not None)
+            out = await alice.send_image(bob.account_id, banked[0])
+            assert out.status == "reported" and out.scan is not None and out.scan.outcome == "match"
+            await until(lambda: not alice.store.outbox_pending())
+            mail = await fetch_mailbox(relay.url, authority.seed)
+            assert len(mail) == 1 and mail[0].sender == alice.account_id
+            report = open_report(mail[0].env, authority.seed)
+            assert report.recipient == bob.account_id and report.votes == out.scan.votes
+            assert report.snapshot_fingerprint == alice.slot.current.fingerprint  # type: ignore[union-attr]
+            assert bob.messages(alice.account_id) == []
+            # research setting: bob scans what he receives (alice switches to off and sends it)
+            await alice.set_policy("off")
+            sent = await alice.send_image(bob.account_id, banked[0])
+            assert sent.status == "sent"
+            await until(lambda: any(m.kind == "image" for m in bob.messages(alice.account_id)))
+            got = next(m for m in bob.messages(alice.account_id) if m.kind == "image")
+            assert got.verdict == "match" and got.votes and got.votes >= 1
+        finally:
+            await alice.stop()
+            await bob.stop()
+            await relay.stop()
+
+    asyncio.run(main())
+
+
+def test_snapshot_updates_swap_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    from client.demo.world import DEMO_BANKED, build_snapshot, sample_images
+    from client.interfaces import SnapshotChanged
+    from client.net import publish_snapshot
+
+    async def body(p: Pair) -> None:
+        banked = [x for x in sample_images() if x.name in DEMO_BANKED]
+        seed = p.authority.seed
+        await publish_snapshot(p.relay.url, seed, build_snapshot(banked[:1], p.authority), 1)
+        await until(lambda: p.alice.slot.current is not None and p.alice.slot.current.version == 1)
+        await publish_snapshot(p.relay.url, seed, build_snapshot(banked, p.authority, version=2), 2)
+        await until(lambda: p.alice.slot.current is not None and p.alice.slot.current.version == 2)
+        assert any(isinstance(e, SnapshotChanged) for e in p.events["alice"])
+        good = p.alice.slot.current
+        # a snapshot signed by another key is refused and the last good one stays in use
+        rogue = AuthorityIdentity.generate()
+        with pytest.raises(SnapshotInvalid):
+            p.alice.install_snapshot(build_snapshot(banked, rogue, version=3))
+        assert p.alice.slot.current is good
+        # so is a rollback
+        with pytest.raises(SnapshotInvalid):
+            p.alice.install_snapshot(build_snapshot(banked, p.authority, version=1))
+        assert p.alice.slot.current is good and p.alice.scanner_status().version == 2
+
+    async def main() -> None:
+        p = await pair(tmp_path, "block")
+        try:
+            await body(p)
+        finally:
+            await p.close()
+
+    asyncio.run(main())
