@@ -132,6 +132,22 @@ def test_onboarding_creates_a_protected_account(tmp_path: Path) -> None:
                 assert "carol" in str(app.screen.sub_title)
                 await core.stop()
             assert Store.is_protected(profile.store_file)
+            # the next start asks for the passphrase; a wrong one is refused and asked again
+            app = PocketscanApp(launcher=launcher, image_dir=SAMPLES)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+                assert app.screen.__class__.__name__ == "UnlockScreen"
+                await pilot.press(*"wrong", "enter")
+                def refused() -> bool:
+                    if app.screen.__class__.__name__ != "UnlockScreen":
+                        return False
+                    return "wrong passphrase" in str(app.screen.query_one("#onboarding-error").render())
+
+                await until(refused, pilot, timeout=30)
+                await pilot.press(*"correct horse", "enter")
+                await until(lambda: isinstance(app.screen, ChatScreen), pilot, timeout=30)
+                assert app.core is not None and app.core.account_id
+                await app.core.stop()
 
     asyncio.run(main())
 
