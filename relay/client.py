@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 import nacl.signing
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 
 from relay import protocol as p
 from relay.errors import (
@@ -90,6 +92,9 @@ def _expire(fut: asyncio.Future[dict[str, Any]], kind: str, timeout: float) -> N
         fut.set_exception(ConnectionLost(f"no reply to {kind} within {timeout} s"))
 
 
+_WRITE_HIGH = 64 * 1024
+
+
 class RelayConnection:
     """One authenticated connection to a relay. Create it with :meth:`connect`."""
 
@@ -131,6 +136,9 @@ class RelayConnection:
         self._ack_queue: list[str] = []
         self._ack_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._out: deque[bytes] = deque()
+        self._out_scheduled = False
+        self._slow_writer: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
         self.close_reason = ""
 
@@ -231,11 +239,7 @@ class RelayConnection:
         frame["id"] = rid
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        try:
-            await self._ws.send(p.encode(frame))
-        except ConnectionClosed as exc:
-            self._pending.pop(rid, None)
-            raise ConnectionLost(f"connection to relay closed: {exc}") from None
+        self._queue_frame(p.encode(frame))
         timer = asyncio.get_running_loop().call_later(
             self.request_timeout, _expire, fut, req.TYPE, self.request_timeout
         )
@@ -247,6 +251,32 @@ class RelayConnection:
         if reply.get("t") == "error":
             raise _error(reply)
         return reply
+
+    def _queue_frame(self, data: bytes) -> None:
+        """Queue a frame; all frames queued in one event-loop tick leave in one socket write."""
+        self._out.append(data)
+        if not self._out_scheduled:
+            self._out_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_out)
+
+    def _flush_out(self) -> None:
+        self._out_scheduled = False
+        if not self._out or (self._slow_writer is not None and not self._slow_writer.done()):
+            return  # the slow writer is draining the queue in order
+        ws = self._ws
+        if ws.protocol.state is State.OPEN and ws.transport.get_write_buffer_size() <= _WRITE_HIGH:
+            while self._out:
+                ws.protocol.send_binary(self._out.popleft())
+            ws.transport.write(b"".join(ws.protocol.data_to_send()))
+        else:  # congested (or closing): wait for the socket, frame by frame
+            self._slow_writer = asyncio.get_running_loop().create_task(self._write_slowly())
+
+    async def _write_slowly(self) -> None:
+        try:
+            while self._out:
+                await self._ws.send(self._out.popleft())
+        except ConnectionClosed:
+            self._out.clear()  # the reader fails the pending requests when it sees the close
 
     async def _read(self) -> None:
         try:
