@@ -185,7 +185,7 @@ def _divide_transpose(s: np.ndarray, counts: np.ndarray, *, block: int = 32, nam
 def _luma_transposed(pixels: np.ndarray, *, block: int = 64) -> np.ndarray:
     """The float32 luminance, transposed (``(cols, rows)``), computed block by block while cached."""
     rows, cols = pixels.shape[:2]
-    out = _WS.take("yt", (cols, rows))
+    out = _WS.take("luma", (cols, rows))
     for i in range(0, rows, block):
         out[:, i : i + block] = _luma_of(pixels[i : i + block]).T
     return out
@@ -291,13 +291,22 @@ def jarosz_filter_t(yt: np.ndarray) -> np.ndarray:
     wc = window_size(rows)
     ri = _decimation_indices(rows)
     ci = _decimation_indices(cols)
-    s1 = box_sums(yt, wr, out=_WS.take("s1", yt.shape))  # pass 1 along rows: (cols, rows) running sums
-    a = _divide_transpose(s1, _counts(cols, wr), name="a")  # (rows, cols)
-    s2 = box_sums(a, wc, out=_WS.take("s2", a.shape))  # pass 1 along columns: (rows, cols)
+    # Buffers are dropped (`del`) as soon as they are consumed, and workspace buffers are shared by
+    # stages that never overlap, so a large image peaks at about three float32 planes.
+    s1 = box_sums(yt, wr, out=_WS.take("sums", yt.shape))  # pass 1 along rows: (cols, rows) running sums
+    del yt
+    a = _divide_transpose(s1, _counts(cols, wr), name="plane")  # (rows, cols)
+    del s1
+    s2 = box_sums(a, wc, out=_WS.take("sums", a.shape))  # pass 1 along columns: (rows, cols)
+    del a
     if rows >= _MIN_REDUCE_LANES:
         # pass 2 along rows, as (M, rows) operation rows, evaluated at the 64 sampled columns: (64, rows)
-        z = _interleave_lanes(_divide_transpose(s2, _counts(rows, wc), name="b"), wr)
+        b = _divide_transpose(s2, _counts(rows, wc), name="plane")
+        del s2
+        z = _interleave_lanes(b, wr)
+        del b
         c = sequence_states_at(z, cols, wr, ci)
+        del z
     else:
         s2 /= _counts(rows, wc)[:, None]
         c = np.ascontiguousarray(box_lanes_at(s2, wr, ci).T)
