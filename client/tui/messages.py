@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from client.interfaces import ContactView, CoreEvent, SendOutcome
+from client.interfaces import ContactView, CoreEvent, MessageView, SendOutcome
 
-__all__ = ["ContactAdded", "CoreEventArrived", "OperationFailed", "SendFinished"]
+__all__ = [
+    "ContactAdded",
+    "ContactsLoaded",
+    "ConversationLoaded",
+    "CoreEventArrived",
+    "OperationFailed",
+    "SafetyLoaded",
+    "SendFinished",
+]
 
 
 class CoreEventArrived(Message):
@@ -39,3 +47,30 @@ class OperationFailed(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class ContactsLoaded(Message):
+    """The contact list, read from the store in a worker."""
+
+    def __init__(self, contacts: list[ContactView]) -> None:
+        super().__init__()
+        self.contacts = contacts
+
+
+class ConversationLoaded(Message):
+    """A conversation's history (and the contact list), read in a worker."""
+
+    def __init__(self, peer: str, contacts: list[ContactView], messages: list[MessageView]) -> None:
+        super().__init__()
+        self.peer = peer
+        self.contacts = contacts
+        self.messages = messages
+
+
+class SafetyLoaded(Message):
+    """A contact and their safety number (computed in a worker: 2 x 5200 SHA-512)."""
+
+    def __init__(self, contact: ContactView, number: str) -> None:
+        super().__init__()
+        self.contact = contact
+        self.number = number

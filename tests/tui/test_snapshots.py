@@ -45,7 +45,7 @@ def _app(**kw: Any) -> PocketscanApp:
 
 
 def test_chat_screen(snap_compare: Any) -> None:
-    assert snap_compare(_app(), run_before=_settle)
+    assert snap_compare(_app(), run_before=_loaded)
 
 
 def test_onboarding_screen(snap_compare: Any) -> None:
@@ -57,9 +57,15 @@ async def _settle(pilot: Any) -> None:
     await pilot.wait_for_scheduled_animations()
 
 
+async def _loaded(pilot: Any) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await _settle(pilot)
+    await pilot.pause(0.1)
+
+
 def test_block_banner(snap_compare: Any) -> None:
     async def run(pilot: Any) -> None:
-        await _settle(pilot)
+        await _loaded(pilot)
         pilot.app.screen.query_one("#composer").value = f"/image {REPO / 'samples' / 'rocket.jpg'}"
         await pilot.press("enter")
         await pilot.app.workers.wait_for_complete()
@@ -83,18 +89,21 @@ def test_warn_modal(snap_compare: Any) -> None:
 
 def test_safety_number_key_changed(snap_compare: Any) -> None:
     async def open_carol(pilot: Any) -> None:
-        await _settle(pilot)
+        await _loaded(pilot)
         screen = pilot.app.screen
-        await screen.open_conversation("carolccccccccccccccccccccccccccc")
+        screen.open_conversation("carolccccccccccccccccccccccccccc")
+        await pilot.app.workers.wait_for_complete()
+        await _settle(pilot)
         await pilot.press("ctrl+g")
+        await pilot.app.workers.wait_for_complete()
         await _settle(pilot)
 
     assert snap_compare(_app(key_changed=True), run_before=open_carol)
 
 
 def test_add_contact_dialog(snap_compare: Any) -> None:
-    assert snap_compare(_app(), press=["ctrl+n", *"bobbb"], run_before=_settle)
+    assert snap_compare(_app(), press=["ctrl+n", *"bobbb"], run_before=_loaded)
 
 
 def test_file_picker(snap_compare: Any) -> None:
-    assert snap_compare(_app(), press=["ctrl+o"], run_before=_settle)
+    assert snap_compare(_app(), press=["ctrl+o"], run_before=_loaded)

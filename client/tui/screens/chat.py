@@ -24,7 +24,15 @@ from client.interfaces import (
     SnapshotChanged,
 )
 from client.policy import POLICIES, parse_policy
-from client.tui.messages import ContactAdded, CoreEventArrived, OperationFailed, SendFinished
+from client.tui.messages import (
+    ContactAdded,
+    ContactsLoaded,
+    ConversationLoaded,
+    CoreEventArrived,
+    OperationFailed,
+    SafetyLoaded,
+    SendFinished,
+)
 from client.tui.screens.add_contact import AddContactRequest, AddContactScreen
 from client.tui.screens.confirm import ConfirmSendScreen
 from client.tui.screens.file_picker import FilePickerScreen
@@ -75,7 +83,7 @@ class ChatScreen(Screen[None]):
 
     async def on_mount(self) -> None:
         self.title = "pocketscan"
-        self._update_subtitle()
+
         def _listener(event: CoreEvent) -> None:
             self.post_message(CoreEventArrived(event))
 
@@ -83,12 +91,8 @@ class ChatScreen(Screen[None]):
         self.connected = self.core.connected
         self._update_subtitle()
         self.query_one(ScannerPanel).show(self.core.scanner_status())
-        contacts = self.core.contacts()
-        if contacts:
-            await self.open_conversation(contacts[0].account_id)
-        else:
-            await self.query_one(Conversation).show(None, [], "Add a contact with ctrl+n")
-            await self.refresh_contacts()
+        await self.query_one(Conversation).show(None, [], "Add a contact with ctrl+n")
+        self.open_conversation(None)
         self.query_one("#composer", Input).focus()
         self.set_interval(30, self._tick)
 
@@ -102,20 +106,45 @@ class ChatScreen(Screen[None]):
         link = "connected" if self.connected else "offline"
         self.sub_title = f"{self.core.display_name} · {self.core.account_id[:8]}… · {link}"
 
-    async def refresh_contacts(self) -> None:
-        await self.query_one(ContactList).show(self.core.contacts(), self.current)
+    # -- store reads run in thread workers; results come back as messages --------------------------
+    @work(thread=True, group="contacts-load")
+    def refresh_contacts(self) -> None:
+        self.post_message(ContactsLoaded(self.core.contacts()))
 
-    async def open_conversation(self, peer: str) -> None:
-        self.current = peer
+    @work(thread=True, exclusive=True, group="conversation-load")
+    def open_conversation(self, peer: str | None) -> None:
+        """Load ``peer``'s conversation (None: the first contact's, if any) and mark it read."""
+        contacts = self.core.contacts()
+        if peer is None:
+            if not contacts:
+                self.post_message(ContactsLoaded(contacts))
+                return
+            peer = contacts[0].account_id
         self.core.mark_read(peer)
-        contact = next((c for c in self.core.contacts() if c.account_id == peer), None)
+        contacts = self.core.contacts()
+        self.post_message(ConversationLoaded(peer, contacts, self.core.messages(peer)))
+
+    @work(thread=True, group="contacts-load")
+    def _mark_read(self, peer: str) -> None:
+        self.core.mark_read(peer)
+        self.post_message(ContactsLoaded(self.core.contacts()))
+
+    @on(ContactsLoaded)
+    async def _contacts_loaded(self, message: ContactsLoaded) -> None:
+        await self.query_one(ContactList).show(message.contacts, self.current)
+
+    @on(ConversationLoaded)
+    async def _conversation_loaded(self, message: ConversationLoaded) -> None:
+        peer = message.peer
+        self.current = peer
+        contact = next((c for c in message.contacts if c.account_id == peer), None)
         title = contact.label if contact else peer
         if contact and contact.key_changed:
             title += "  ⚠ KEY CHANGED"
         elif contact and contact.verified:
             title += "  ✓ verified"
-        await self.query_one(Conversation).show(peer, self.core.messages(peer), title)
-        await self.refresh_contacts()
+        await self.query_one(Conversation).show(peer, message.messages, title)
+        await self.query_one(ContactList).show(message.contacts, self.current)
 
     # -- composer ---------------------------------------------------------------------------------
     @on(Input.Submitted, "#composer")
@@ -224,9 +253,9 @@ class ChatScreen(Screen[None]):
         self.banner().show_outcome(outcome, name)
 
     @on(ContactAdded)
-    async def _contact_added(self, message: ContactAdded) -> None:
+    def _contact_added(self, message: ContactAdded) -> None:
         self.banner().show_text(f"Added {message.contact.label}.", "sent")
-        await self.open_conversation(message.contact.account_id)
+        self.open_conversation(message.contact.account_id)
 
     @on(OperationFailed)
     def _failed(self, message: OperationFailed) -> None:
@@ -238,18 +267,17 @@ class ChatScreen(Screen[None]):
         if isinstance(event, MessageReceived):
             if event.message.peer == self.current:
                 await self.query_one(Conversation).add(event.message)
-                self.core.mark_read(event.message.peer)
-            await self.refresh_contacts()
+                self._mark_read(event.message.peer)
+            else:
+                self.refresh_contacts()
         elif isinstance(event, DeliveryChanged):
             if event.peer == self.current:
                 self.query_one(Conversation).set_state(event.message_id, event.state)
         elif isinstance(event, KeyChanged):
-            await self.refresh_contacts()
+            self.refresh_contacts()
             self.banner().show_text(
                 f"⚠ SAFETY NUMBER CHANGED for {event.peer}: verify it before trusting (ctrl+g).", "error")
-            contact = next((c for c in self.core.contacts() if c.account_id == event.peer), None)
-            if contact is not None:
-                self.app.push_screen(SafetyNumberScreen(contact, self.core.safety_number(event.peer)))
+            self.load_safety(event.peer)
         elif isinstance(event, SnapshotChanged):
             self.query_one(ScannerPanel).show(event.status)
         elif isinstance(event, ConnectionChanged):
@@ -257,8 +285,8 @@ class ChatScreen(Screen[None]):
             self._update_subtitle()
 
     @on(ContactList.Chosen)
-    async def _chosen(self, message: ContactList.Chosen) -> None:
-        await self.open_conversation(message.peer)
+    def _chosen(self, message: ContactList.Chosen) -> None:
+        self.open_conversation(message.peer)
         self.query_one("#composer", Input).focus()
 
     # -- actions ----------------------------------------------------------------------------------
@@ -282,19 +310,31 @@ class ChatScreen(Screen[None]):
         self.app.push_screen(FilePickerScreen(self.image_dir), _done)
 
     def action_safety(self) -> None:
-        if self.current is None:
-            return
-        contact = next((c for c in self.core.contacts() if c.account_id == self.current), None)
-        if contact is None:
-            return
-        peer = contact.account_id
+        if self.current is not None:
+            self.load_safety(self.current)
 
-        async def _done(verified: bool | None) -> None:
+    @work(thread=True, group="safety")
+    def load_safety(self, peer: str) -> None:
+        contact = next((c for c in self.core.contacts() if c.account_id == peer), None)
+        if contact is not None:
+            self.post_message(SafetyLoaded(contact, self.core.safety_number(peer)))
+
+    @on(SafetyLoaded)
+    def _safety_loaded(self, message: SafetyLoaded) -> None:
+        peer = message.contact.account_id
+
+        def _done(verified: bool | None) -> None:
             if verified is not None:
-                self.core.set_verified(peer, verified)
-                await self.open_conversation(peer)
+                self.set_verified(peer, verified)
 
-        self.app.push_screen(SafetyNumberScreen(contact, self.core.safety_number(peer)), _done)
+        self.app.push_screen(SafetyNumberScreen(message.contact, message.number), _done)
+
+    @work(thread=True, group="safety")
+    def set_verified(self, peer: str, verified: bool) -> None:
+        self.core.set_verified(peer, verified)
+        self.post_message(ContactsLoaded(self.core.contacts()))
+        if peer == self.current:
+            self.app.call_from_thread(self.open_conversation, peer)
 
     def action_cycle_policy(self) -> None:
         current = self.core.scanner_status().policy
