@@ -13,7 +13,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -82,43 +83,49 @@ def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
 
 def run_hash(
     paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: TextIO | None = None,
-    options: dict[str, object] | None = None,
+    progress: bool | None = None,
 ) -> int:
     """Hash every file, print one JSON line each, return 2 if any failed else 0.
 
-    ``options`` go to the hasher (``get_hasher(algo, **options)``, e.g. ``model``/``seed`` for onnx).
+    A progress bar goes to stderr when it is a terminal (``progress=None``) and there are several files.
     """
-    from scanner.errors import ImageError, ScannerError
-    from scanner.hashers.registry import get_hasher
+    from scanner.errors import ImageError
     from scanner.hashing import hash_file
-    from scanner.image import load_rgb
 
     stream = out if out is not None else sys.stdout
+    files = list(iter_image_paths(paths))
+    if progress is None:
+        progress = len(files) > 1 and sys.stderr.isatty()
     failed = False
-    hasher = None
-    if options:
-        try:
-            hasher = get_hasher(algo, **options)
-        except ScannerError as exc:
-            print(f"pocketscan hash: {exc}", file=sys.stderr)
-            return 2
-    for path in iter_image_paths(paths):
-        record: dict[str, object]
-        try:
-            if hasher is None:
+    with _progress_bar(len(files), enabled=progress) as advance:
+        for path in files:
+            record: dict[str, object]
+            try:
                 result = hash_file(path, algo=algo, mode=mode, dihedral=dihedral)
+            except ImageError as exc:
+                failed = True
+                record = {"path": path, "error": str(exc)}
             else:
-                result = hasher.hash_rgb(load_rgb(path, mode="exact" if mode == "exact" else "fast"),
-                                         dihedral=dihedral)
-        except ImageError as exc:
-            failed = True
-            record = {"path": path, "error": str(exc)}
-        else:
-            record = {"path": path, "algo": result.algo, "hash": result.hex, "quality": result.quality}
-            if result.dihedral is not None:
-                record["dihedral"] = [h.hex() for h in result.dihedral]
-        print(json.dumps(record), file=stream, flush=True)
+                record = {"path": path, "algo": result.algo, "hash": result.hex, "quality": result.quality}
+                if result.dihedral is not None:
+                    record["dihedral"] = [h.hex() for h in result.dihedral]
+            print(json.dumps(record), file=stream, flush=True)
+            advance()
     return 2 if failed else 0
+
+
+@contextmanager
+def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[], None]]:
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("hash", total=total)
+        yield lambda: bar.advance(task)
 
 
 def _handle(args: argparse.Namespace) -> int:
