@@ -83,16 +83,26 @@ def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
 
 def run_hash(
     paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: TextIO | None = None,
-    progress: bool | None = None,
+    options: dict[str, object] | None = None, progress: bool | None = None,
 ) -> int:
     """Hash every file, print one JSON line each, return 2 if any failed else 0.
 
+    ``options`` go to the hasher (``get_hasher(algo, **options)``, e.g. ``model``/``seed`` for onnx).
     A progress bar goes to stderr when it is a terminal (``progress=None``) and there are several files.
     """
-    from scanner.errors import ImageError
+    from scanner.errors import ImageError, ScannerError
+    from scanner.hashers.registry import get_hasher
     from scanner.hashing import hash_file
+    from scanner.image import load_rgb
 
     stream = out if out is not None else sys.stdout
+    hasher = None
+    if options:
+        try:
+            hasher = get_hasher(algo, **options)
+        except ScannerError as exc:
+            print(f"pocketscan hash: {exc}", file=sys.stderr)
+            return 2
     files = list(iter_image_paths(paths))
     if progress is None:
         progress = len(files) > 1 and sys.stderr.isatty()
@@ -101,7 +111,11 @@ def run_hash(
         for path in files:
             record: dict[str, object]
             try:
-                result = hash_file(path, algo=algo, mode=mode, dihedral=dihedral)
+                if hasher is None:
+                    result = hash_file(path, algo=algo, mode=mode, dihedral=dihedral)
+                else:
+                    rgb = load_rgb(path, mode="exact" if mode == "exact" else "fast")
+                    result = hasher.hash_rgb(rgb, dihedral=dihedral)
             except ImageError as exc:
                 failed = True
                 record = {"path": path, "error": str(exc)}
