@@ -245,7 +245,7 @@ def _arrays(cfg: BenchConfig, notes: list[str]) -> list[np.ndarray]:
                 break
         if out:
             return out
-    notes.append(f"(a) {cfg.corpus} absent: repo samples scaled to 1024 px (long side) instead")
+    notes.append(f"(a) {cfg.corpus} absent or without 700-1400 px images: repo samples scaled to 1024 px")
     out = []
     for p in sorted((_REPO / "samples").glob("*.jpg"))[: cfg.arrays]:
         with Image.open(p) as im:
