@@ -56,7 +56,9 @@ class BankImportError(BankError):
     """
 
     def __init__(self, problems: list[tuple[str, int, str]]) -> None:
-        shown = "; ".join(f"{src}:{line}: {why}" if line else f"{src}: {why}" for src, line, why in problems[:20])
+        shown = "; ".join(
+            f"{src}:{line}: {why}" if line else f"{src}: {why}" for src, line, why in problems[:20]
+        )
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         super().__init__(f"import refused, nothing was added: {shown}{more}")
         self.problems = problems
