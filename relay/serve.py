@@ -91,7 +91,16 @@ def run_from_args(args: argparse.Namespace) -> int:
             sync=args.sync,
             redis_prefix=args.redis_prefix,
         )
-        return asyncio.run(_serve(server, quiet=args.quiet, store_desc=args.redis or args.db))
+        coro = _serve(server, quiet=args.quiet, store_desc=args.redis or args.db)
+        if getattr(args, "event_loop", "auto") != "asyncio":
+            try:
+                import uvloop
+            except ImportError:
+                if args.event_loop == "uvloop":
+                    raise RelayError("--event-loop uvloop: uvloop is not installed") from None
+            else:
+                return int(uvloop.run(coro))
+        return asyncio.run(coro)
     except RelayError as exc:
         print(f"pocketscan relay: {exc}", file=sys.stderr)
         return 2
