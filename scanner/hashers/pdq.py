@@ -3,7 +3,8 @@
 Algorithm (ThreatExchange ``pdq/cpp/hashing/pdqhashing.cpp`` and ``downscaling/downscaling.cpp``):
 
 1. Luminance ``Y = 0.299 R + 0.587 G + 0.114 B``, rounded to float32. The oracle we are bit-exact with,
-   the ``pdqhash`` bindings, evaluates this sum in float64 (numpy) and then rounds to float32; so do we.
+   the ``pdqhash`` bindings, evaluates this sum in float64 (numpy) and then rounds to float32, which
+   equals ``float32(N / 1000)`` with ``N = 299 R + 587 G + 114 B``: that is what we compute.
 2. Images with a side below 5 px hash to all zeros with quality 0.
 3. Two passes of the Jarosz box filter: rows then columns, twice. The window along an axis of length
    ``n`` is ``ceil(n / 128)``; each 1-D pass is the reference's running sum in float32 (add the entering
@@ -18,6 +19,11 @@ Algorithm (ThreatExchange ``pdq/cpp/hashing/pdqhashing.cpp`` and ``downscaling/d
 8. Hex is the 256-bit integer, most significant digit first (ThreatExchange / StopNCII convention).
 
 The eight dihedral hashes come from the one DCT by transposes and sign flips of odd/even frequencies.
+Reference quirk: for an input of exactly 64x64 its plain routine skips the filter but its dihedral
+routine does not; we follow the plain routine for both, so ``hash`` never depends on ``dihedral``.
+
+:func:`pdq_hash` is the exact path. :func:`pdq_hash_fast` (fast mode for files) computes the same filter
+as a sparse linear operator: much cheaper, within a couple of bits, not bit-exact.
 """
 
 from __future__ import annotations
