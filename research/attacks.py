@@ -142,13 +142,16 @@ def _refine_clipped(model: PdqLinear, x0: np.ndarray, target: np.ndarray, *, tol
 
 
 def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_queries: int = 40,
-                   min_quality: int = 50, extra_bits: int = 8) -> AttackResult:
+                   min_quality: int = 50, extra_bits: int = 8,
+                   still_detected: Callable[[np.ndarray], bool] | None = None) -> AttackResult:
     """Push PDQ's hash of ``rgb`` more than ``threshold`` bits away with the smallest luma change found.
 
     Flips ``threshold + 1 + extra_bits`` bits nearest the median by a push ``delta`` (a fraction of the median
     coefficient margin), doubling ``delta`` until the oracle reports success, then bisects down to the
-    smallest successful push. If quality falls below ``min_quality`` the result is not counted as a success
-    (the image would be skipped, not matched: a different evasion route, reported separately).
+    smallest successful push. ``still_detected(image)`` (e.g. "the snapshot still matches"; each call counts
+    as a query) adds a condition: while it holds, 16 more bits are flipped. If quality falls below
+    ``min_quality`` the result is not counted as a success (the image would be skipped, not matched: a
+    different evasion route, reported separately).
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h0, _q0 = oracle(rgb)
@@ -159,7 +162,6 @@ def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_
     scale = float(np.median(np.abs(margin))) or 1.0
     queries = 1
     best: tuple[np.ndarray, int, int] | None = None
-    tried: list[tuple[float, bool]] = []
 
     def attempt(nbits: int, delta: float) -> tuple[np.ndarray, int, int]:
         idx = _balanced_flip_set(margin, nbits)
@@ -169,17 +171,25 @@ def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_
         hh, q = oracle(x)  # PNG is lossless: hashing the uint8 pixels equals hashing the reloaded file
         return x, hamming_bytes(h0, hh), q
 
+    def evaded(x: np.ndarray) -> bool:
+        nonlocal queries
+        if still_detected is None:
+            return True
+        queries += 1
+        return not still_detected(x)
+
     nbits = min(255, threshold + 1 + extra_bits)
     delta = 0.02
     lo_fail = 0.0
     while queries < max_queries:
         x, d, q = attempt(nbits, delta)
         queries += 1
-        ok = d > threshold and q >= min_quality
-        tried.append((delta, ok))
-        if ok:
-            best = (x, d, q)
-            break
+        if d > threshold and q >= min_quality:
+            if evaded(x):
+                best = (x, d, q)
+                break
+            nbits = min(255, nbits + 16)  # far enough for PDQ, not yet for the snapshot: flip more bits
+            continue
         lo_fail = delta
         delta *= 2.0
         if delta > 64:
@@ -193,7 +203,7 @@ def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_
             mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
             x, d, q = attempt(nbits, mid)
             queries += 1
-            if d > threshold and q >= min_quality:
+            if d > threshold and q >= min_quality and evaded(x):
                 best, hi_ok = (x, d, q), mid
             else:
                 lo_fail = mid
@@ -205,7 +215,7 @@ def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_
     hh, q = oracle(back)
     queries += 1
     d = hamming_bytes(h0, hh)
-    ok = d > threshold and q >= min_quality
+    ok = d > threshold and q >= min_quality and evaded(back)
     return AttackResult(ok, "whitebox-linear", queries, 0, d, q, back, distortion(rgb, back), png=png,
                         note="" if ok else "lost after PNG save and reload")
 
@@ -288,7 +298,8 @@ def _upsample(grid: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queries: int = 400,
                    seed: int = 0, grid: int = 16, eps: float = 12.0, samples: int = 10, sigma: float = 0.5,
-                   lr: float = 0.25, min_quality: int = 50) -> AttackResult:
+                   lr: float = 0.25, min_quality: int = 50,
+                   still_detected: Callable[[np.ndarray], bool] | None = None) -> AttackResult:
     """Hash-only evasion: antithetic NES over a ``grid`` x ``grid`` grey perturbation bounded by ``eps``.
 
     Maximises the Hamming distance to the original hash; stops at the first image whose distance exceeds
@@ -310,8 +321,17 @@ def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queri
         hh, q = oracle(x)  # lossless PNG: the uint8 pixels are what a reload gives (re-checked at the end)
         return hamming_bytes(h0, hh), q, x
 
-    best_d, best_x, best_q = 0, rgb, 100
-    while queries + 2 * samples + 1 <= max_queries:
+    best_d, best_x = 0, rgb
+    done = False
+
+    def evaded(x: np.ndarray) -> bool:
+        nonlocal queries
+        if still_detected is None:
+            return True
+        queries += 1
+        return not still_detected(x)
+
+    while queries + 2 * samples + 1 <= max_queries and not done:
         grad = np.zeros_like(theta)
         for _ in range(samples):
             u = rng.standard_normal(theta.shape)
@@ -320,22 +340,24 @@ def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queri
             queries += 2
             for d, q, x in ((dp, qp, xp), (dm, qm, xm)):
                 if d > best_d and q >= min_quality:
-                    best_d, best_x, best_q = d, x, q
+                    best_d, best_x = d, x
+                    if d > threshold and evaded(x):
+                        done = True
             grad += (dp - dm) * u
-        if best_d > threshold:
+        if done:
             break
         norm = max(1.0, float(np.abs(grad).max()) / (2 * samples))
         theta = theta + lr * grad / (2 * samples * sigma) / norm
         d, q, x = score(theta)
         queries += 1
         if d > best_d and q >= min_quality:
-            best_d, best_x, best_q = d, x, q
-        if best_d > threshold:
-            break
+            best_d, best_x = d, x
+            if d > threshold and evaded(x):
+                done = True
     png, back = png_roundtrip(best_x)  # the verdict is taken on the saved and reloaded file
     hh, q = oracle(back)
     queries += 1
     d = hamming_bytes(h0, hh)
-    ok = d > threshold and q >= min_quality
+    ok = d > threshold and q >= min_quality and evaded(back)
     return AttackResult(ok, "blackbox-nes", queries, 0, d, q, back, distortion(rgb, back), png=png,
                         note="" if ok else f"best distance {best_d} within {max_queries} queries")
