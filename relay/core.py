@@ -342,10 +342,12 @@ class RelayCore:
                 self._schedule_drain(session, now)
 
     def wake(self, recipient: str, now: float) -> None:
-        """Another process stored mail for ``recipient``: re-read its mailbox."""
-        for session in self.sessions.get(recipient, ()):
-            session.dirty = True
-            self._schedule_drain(session, now)
+        """Another process stored mail for ``recipient`` ("" = anyone): re-read the mailbox(es)."""
+        groups = list(self.sessions.values()) if recipient == "" else [self.sessions.get(recipient, set())]
+        for group in groups:
+            for session in group:
+                session.dirty = True
+                self._schedule_drain(session, now)
 
     def snapshot_published(self, info: SnapshotInfo) -> None:
         """Tell every connected client that a newer snapshot exists."""

@@ -113,4 +113,7 @@ class MailStore(Protocol):
         """Tell other relay processes that a newer snapshot was published (no-op when not shared)."""
 
     async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
-        """Run until cancelled, calling back on wake-ups from other processes (returns if not shared)."""
+        """Run until cancelled, calling back on wake-ups from other processes (returns if not shared).
+
+        ``on_mail("")`` means "any mailbox may have mail" (after a lost subscription).
+        """

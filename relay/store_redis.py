@@ -427,10 +427,16 @@ class RedisStore:
 
     async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
         wake, snap = self.k("wake").encode(), self.k("snap").encode()
+        first = True
         while True:
             pubsub = self.r.pubsub()
             try:
                 await pubsub.subscribe(wake, snap)
+                if not first:  # wake-ups may have been lost while Redis was away: re-read every mailbox
+                    result = on_mail("")
+                    if result is not None:
+                        await result
+                first = False
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
