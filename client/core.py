@@ -427,9 +427,15 @@ class Core:
     @staticmethod
     def _view(m: MessageRecord) -> MessageView:
         verdict = m.verdict or {}
+        label = ""
+        if m.kind == "image":
+            dims = ""
+            if m.attachment is not None and m.attachment.width and m.attachment.height:
+                dims = f" {m.attachment.width}x{m.attachment.height}"
+            label = (verdict.get("name") or "photo") + dims
         return MessageView(m.msg_id, m.peer, m.direction, m.kind, text=m.body or "", path=m.local_path,
                            state=m.state, sent_at=m.sent_at, verdict=verdict.get("outcome"),
-                           votes=verdict.get("votes"))
+                           votes=verdict.get("votes"), label=label)
 
     def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
         return [self._view(m) for m in self.store.list_messages(peer, limit=limit)]

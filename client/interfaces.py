@@ -71,6 +71,8 @@ class MessageView:
     verdict: str | None = None
     """For images: the scan outcome (match, no_match, ...), as recorded at send time."""
     votes: int | None = None
+    label: str = ""
+    """For images: the file name it was sent from (outgoing) or a description (incoming)."""
 
 
 @dataclass(frozen=True)

@@ -49,18 +49,22 @@ def test_chat_screen(snap_compare: Any) -> None:
 
 
 def test_onboarding_screen(snap_compare: Any) -> None:
-    assert snap_compare(PocketscanApp(launcher=OnboardingLauncher()), press=list("alice"))
+    assert snap_compare(PocketscanApp(launcher=OnboardingLauncher()), press=list("alice"), run_before=_settle)
 
 
 async def _settle(pilot: Any) -> None:
+    for widget in pilot.app.screen.query("Input"):
+        widget.cursor_blink = False  # a blinking cursor makes screenshots depend on timing
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
 
 async def _loaded(pilot: Any) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await _settle(pilot)
-    await pilot.pause(0.1)
+    """Let workers finish and their result messages be handled."""
+    for _ in range(2):
+        await pilot.app.workers.wait_for_complete()
+        await _settle(pilot)
+        await pilot.pause(0.1)
 
 
 def test_block_banner(snap_compare: Any) -> None:
@@ -68,21 +72,19 @@ def test_block_banner(snap_compare: Any) -> None:
         await _loaded(pilot)
         pilot.app.screen.query_one("#composer").value = f"/image {REPO / 'samples' / 'rocket.jpg'}"
         await pilot.press("enter")
-        await pilot.app.workers.wait_for_complete()
-        await _settle(pilot)
+        await _loaded(pilot)
 
     assert snap_compare(_app(), run_before=run)
 
 
 def test_warn_modal(snap_compare: Any) -> None:
     async def run(pilot: Any) -> None:
-        await _settle(pilot)
+        await _loaded(pilot)
         core = pilot.app.core
         core.policy = "warn"
         pilot.app.screen.query_one("#composer").value = f"/image {REPO / 'samples' / 'rocket.jpg'}"
         await pilot.press("enter")
-        await pilot.app.workers.wait_for_complete()
-        await _settle(pilot)
+        await _loaded(pilot)
 
     assert snap_compare(_app(), run_before=run)
 
@@ -92,11 +94,9 @@ def test_safety_number_key_changed(snap_compare: Any) -> None:
         await _loaded(pilot)
         screen = pilot.app.screen
         screen.open_conversation("carolccccccccccccccccccccccccccc")
-        await pilot.app.workers.wait_for_complete()
-        await _settle(pilot)
+        await _loaded(pilot)
         await pilot.press("ctrl+g")
-        await pilot.app.workers.wait_for_complete()
-        await _settle(pilot)
+        await _loaded(pilot)
 
     assert snap_compare(_app(key_changed=True), run_before=open_carol)
 

@@ -53,7 +53,9 @@ class MessageBubble(Static):
         if m.kind == "text":
             parts.append(Text(m.text))
         else:
-            label = Path(m.path).name if m.path else "image"
+            label = m.label or (Path(m.path).name if m.path else "image")
+            if m.text:
+                parts.append(Text(m.text, style="italic"))
             verdict = f" · scan: {m.verdict}" if m.verdict else ""
             parts.append(Text(f"▣ {label}{verdict}", style="bold"))
             if self._thumb is not None:
