@@ -13,6 +13,7 @@ import cbor2
 import pytest
 from relayfix import new_key, relay, run
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from relay import protocol as p
 from relay.client import RelayConnection
@@ -361,7 +362,7 @@ def test_hostile_clients_are_closed_others_served(tmp_path: Path) -> None:
     run(body(), timeout=90)
 
 
-def test_slow_reader_is_disconnected_and_loses_nothing(tmp_path: Path) -> None:
+def test_push_window_flow_control_loses_nothing(tmp_path: Path) -> None:
     limits = Limits(send_queue=40, push_window=8, max_inflight=16, ping_interval=30)
 
     async def body() -> None:
@@ -425,5 +426,42 @@ def test_piggybacked_and_delayed_acks(tmp_path: Path) -> None:
             assert await server.core.store.fetch(cb.account, None, 10, time.time()) == []
             await ca.close()
             await cb.close()
+
+    run(body())
+
+
+def test_slow_reader_is_disconnected(tmp_path: Path) -> None:
+    limits = Limits(send_queue=24, max_inflight=8, ping_interval=30)
+
+    async def body() -> None:
+        async with relay(tmp_path / "r.sqlite", limits=limits) as server:
+            owner = await RelayConnection.connect(server.url, new_key())
+            blob = await owner.put_blob(os.urandom(p.BLOB_CHUNK))  # replies of 256 KiB each
+            # A client that asks and asks but never reads its replies.
+            key = new_key()
+            async with connect(server.url, max_size=None, max_queue=1, close_timeout=0.5) as ws:
+                hello = p.decode(await ws.recv())
+                sig = key.sign(p.auth_transcript(hello["nonce"], hello["conn"], 1)).signature
+                await ws.send(
+                    p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig})
+                )
+                assert p.decode(await ws.recv())["t"] == "ok"
+                before = server.core.connections
+                for i in range(200):
+                    try:
+                        await asyncio.wait_for(
+                            ws.send(p.encode({"t": "blob.get", "id": 10 + i, "blob": blob})), 2
+                        )
+                    except (TimeoutError, ConnectionClosed):
+                        break  # the relay stopped reading us, or closed us
+                for _ in range(100):
+                    if server.core.connections < before:
+                        break
+                    await asyncio.sleep(0.05)
+                assert server.core.connections < before, "the slow reader is still connected"
+            # Everyone else is still served.
+            got = await owner.get_blob(blob)
+            assert len(got) == p.BLOB_CHUNK
+            await owner.close()
 
     run(body())
