@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import IO
+from collections.abc import Iterator
+from typing import IO, Any
 
-__all__ = ["MetadataLog"]
+__all__ = ["MetadataLog", "read_metadata"]
 
 
 class MetadataLog:
@@ -36,3 +37,15 @@ class MetadataLog:
         if not self._file.closed:
             self._file.flush()
             self._file.close()
+
+
+def read_metadata(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The events of a metadata log, oldest first; a torn last line (relay killed) is skipped."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and "event" in event:
+                yield event

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from relay import protocol as p
 from relay.client import RelayConnection
 from relay.errors import ConnectionLost, LimitExceeded, NotFound, RequestFailed
 from relay.limits import Limits
+from relay.metadata import read_metadata
 
 
 async def _drain(conn: RelayConnection, n: int, timeout: float = 10.0) -> list:
@@ -402,7 +402,8 @@ def test_metadata_log_has_no_contents(tmp_path: Path) -> None:
             await cb.close()
 
     run(body())
-    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines = list(read_metadata(log))
+    assert {"auth", "send", "ack", "disconnect"} <= {e["event"] for e in lines}
     sends = [e for e in lines if e["event"] == "send"]
     assert len(sends) == 1 and sends[0]["size"] == len(b"SECRET-CONTENT-123")
     assert "SECRET" not in log.read_text()
