@@ -267,7 +267,9 @@ class RedisStore:
     async def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> list[Stored]:
         start = "-" if after is None or not _MID.match(after) else "(" + after
         try:
-            entries = await self.r.xrange(self.k("mb", recipient), min=start, max="+", count=limit)
+            entries: list[Any] = (
+                await self.r.xrange(self.k("mb", recipient), min=start, max="+", count=limit)
+            ) or []
         except (RedisError, OSError) as exc:
             raise RelayError(f"Redis failure: {exc}") from None
         out = []
@@ -375,7 +377,7 @@ class RedisStore:
 
     async def snapshot_latest(self) -> SnapshotInfo | None:
         try:
-            fields = await self.r.hgetall(self.k("snapshot"))
+            fields: dict[Any, Any] = await self.r.hgetall(self.k("snapshot"))
         except (RedisError, OSError) as exc:
             raise RelayError(f"Redis failure: {exc}") from None
         if not fields:
@@ -398,7 +400,7 @@ class RedisStore:
             for raw in accounts:
                 account = _s(raw)
                 key = self.k("mb", account)
-                expired = await self.r.xrange(key, min="-", max="+", count=1000)
+                expired: list[Any] = (await self.r.xrange(key, min="-", max="+", count=1000)) or []
                 stale = [mid for mid, fields in expired if float(fields.get(b"x", b"inf")) <= now]
                 if stale:
                     await self._run("ack", [key, self.k("mbb", account)], [_s(m) for m in stale])

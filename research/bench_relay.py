@@ -182,6 +182,7 @@ async def _load_echo(
             reply = await ws.recv()
             outstanding -= 1
             t1 = time.perf_counter()
+            assert isinstance(reply, bytes)
             (t0,) = struct.unpack("d", reply[:8])
             if measure_from <= t1 < measure_to:
                 latencies.append(t1 - t0)
@@ -228,7 +229,7 @@ async def _load_relay(
     for i in range(clients):
         conns.append(
             await RelayConnection.connect(url, nacl.signing.SigningKey.generate(), on_message=make_handler(i))
-        )  # type: ignore[arg-type]
+        )
     pad = os.urandom(max(0, size - 16))
 
     async def lane(i: int) -> None:

@@ -15,14 +15,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from relay import protocol as p
-from relay.client import RelayConnection
+from relay.client import Delivery, RelayConnection
 from relay.errors import ConnectionLost, LimitExceeded, NotFound, RequestFailed
 from relay.limits import Limits
 from relay.metadata import read_metadata
 
 
-async def _drain(conn: RelayConnection, n: int, timeout: float = 10.0) -> list:
-    got = []
+async def _drain(conn: RelayConnection, n: int, timeout: float = 10.0) -> list[Delivery]:
+    got: list[Delivery] = []
     while len(got) < n:
         msg = await conn.next_message(timeout)
         assert msg is not None, f"only {len(got)} of {n} messages arrived"
@@ -375,7 +375,7 @@ def test_push_window_flow_control_loses_nothing(tmp_path: Path) -> None:
                 await ca.send(cb.account, b"%d" % i)
             await asyncio.sleep(0.3)
             assert cb.messages.qsize() == 8
-            got = []
+            got: list[Delivery] = []
             while len(got) < 30:
                 m = await cb.next_message(5)
                 assert m is not None

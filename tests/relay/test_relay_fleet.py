@@ -47,7 +47,7 @@ def test_two_relays_share_one_redis(redis_server: str, redis_prefix: str) -> Non
             # all delivered in order through the other process.
             burst = await asyncio.gather(*(ca.send(b_id, b"burst %03d" % i) for i in range(300)))
             assert len({mid for mid, _, _ in burst}) == 300
-            got_burst = []
+            got_burst: list[bytes] = []
             while len(got_burst) < 300:
                 msg = await cb.next_message(10)
                 assert msg is not None

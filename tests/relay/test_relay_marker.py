@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import pytest
@@ -139,8 +140,8 @@ def test_marker_never_reaches_the_relay(backend: str, tmp_path: Path, request: p
             if redis_url:
                 import redis.asyncio as aioredis
 
-                r = aioredis.from_url(redis_url)
-                parts = []
+                r: Any = aioredis.from_url(redis_url)
+                parts: list[Any] = []
                 async for key in r.scan_iter(match=prefix + "*"):
                     parts.append(key)
                     kind = (await r.type(key)).decode()
