@@ -62,20 +62,27 @@ class SqliteStore:
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="relay-sqlite")
         loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._executor, self._connect)
+        try:
+            self._conn = await loop.run_in_executor(self._executor, self._connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:" and not Path(self.path).exists():
-            self._create_atomically(Path(self.path))
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if self.path == ":memory:":
-            conn.executescript(_schema_sql())
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA foreign_keys=OFF")
         try:
+            if self.path != ":memory:" and not Path(self.path).exists():
+                self._create_atomically(Path(self.path))
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (sqlite3.Error, OSError) as exc:
+            raise RelayError(f"cannot open the relay database {self.path}: {exc}") from None
+        try:
+            if self.path == ":memory:":
+                conn.executescript(_schema_sql())
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             (version,) = conn.execute("SELECT version FROM version").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             conn.close()
             raise RelayError(f"{self.path} is not a pocketscan relay database ({exc})") from None
         if version != SCHEMA_VERSION:

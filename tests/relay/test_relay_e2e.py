@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from relay import protocol as p
 from relay.client import Delivery, RelayConnection
-from relay.errors import ConnectionLost, LimitExceeded, NotFound, RequestFailed
+from relay.errors import ConnectionLost, LimitExceeded, NotFound, RelayError, RequestFailed
 from relay.limits import Limits
 from relay.metadata import read_metadata
 
@@ -466,3 +466,17 @@ def test_slow_reader_is_disconnected(tmp_path: Path) -> None:
             await owner.close()
 
     run(body())
+
+
+def test_a_foreign_database_file_is_refused_and_left_intact(tmp_path: Path) -> None:
+    db = tmp_path / "not-a-relay.sqlite"
+    junk = os.urandom(5000)
+    db.write_bytes(junk)
+
+    async def body() -> None:
+        with pytest.raises(RelayError, match="not a pocketscan relay database"):
+            async with relay(db):
+                pass
+
+    run(body())
+    assert db.read_bytes() == junk
