@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from client.cli.registry import CommandRegistry
+if TYPE_CHECKING:  # the relay package never imports the client at run time
+    from client.cli.registry import CommandRegistry
 
 __all__ = ["register"]
 

@@ -154,3 +154,21 @@ def test_fuzz_mutated_valid_frames(noise: bytes, pos: int) -> None:
     frame[pos % len(frame) : pos % len(frame) + len(noise)] = noise
     with contextlib.suppress(ProtocolError):
         p.decode_request(bytes(frame))
+
+
+def test_relay_imports_nothing_from_the_client() -> None:
+    """The relay is a separate program: importing any relay module loads no `client` module."""
+    import pkgutil
+    import subprocess
+    import sys
+
+    import relay
+
+    names = [m.name for m in pkgutil.walk_packages(relay.__path__, "relay.")]
+    code = (
+        "import importlib, sys\n"
+        f"for n in {names!r}:\n    importlib.import_module(n)\n"
+        "print(sorted(m for m in sys.modules if m == 'client' or m.startswith('client.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
