@@ -73,19 +73,20 @@ def test_cli_path(tmp_path: Path, guard: SeamGuard) -> None:
         for who in ("a", "b"):
             status, out = run_cli("account", "create", "--profile", str(tmp_path / who), "--relay", relay.url,
                                   "--authority-pubkey", authority.public_hex, "--no-passphrase")
-            assert status == 0 and out[0]["published"] is True
+            assert status == 0 and out[0]["published"] is True, out
             ids[who] = out[0]["account_id"]
         assert run_cli("contact", "add", "--profile", str(tmp_path / "a"), ids["b"], "--name", "b")[0] == 0
         assert run_cli("config", "set", "--profile", str(tmp_path / "a"), "policy", "warn")[0] == 0
+        assert run_cli("inbox", "--profile", str(tmp_path / "b"))[0] == 0  # b's keys are at the relay
         status, out = run_cli("send", "--profile", str(tmp_path / "a"), "--to", "b", "--image", str(COFFEE))
-        assert status == 0 and out[0]["status"] == "blocked" and out[0]["needs_confirmation"] is True
+        assert status == 0 and out[0]["status"] == "blocked" and out[0]["needs_confirmation"] is True, out
         assert guard.sealed_count(COFFEE.read_bytes()) == 0
         status, out = run_cli("send", "--profile", str(tmp_path / "a"), "--to", "b", "--image", str(COFFEE),
                               "--yes")
-        assert status == 0 and out[0]["status"] == "sent"
+        assert status == 0 and out[0]["status"] == "sent", out
         assert guard.sealed_count(COFFEE.read_bytes()) == 1
         status, out = run_cli("inbox", "--profile", str(tmp_path / "b"), "--wait", "5")
-        assert status == 0 and out[0]["type"] == "image"
+        assert status == 0 and out and out[0]["type"] == "image", out
         assert Path(out[0]["path"]).read_bytes() == COFFEE.read_bytes()
 
 

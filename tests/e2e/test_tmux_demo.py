@@ -47,7 +47,7 @@ def test_demo_in_tmux(tmp_path: Path) -> None:
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "32", "-e", f"PYTHONPATH={repo}",
          "-e", f"HOME={os.environ.get('HOME', '/root')}", env_cmd)
     try:
-        wait_for(session, "demo bot", timeout=90)
+        wait_for(session, "demo bot", timeout=180)  # generous: the CI machine may be loaded
         wait_for(session, "connected")
         tmux("send-keys", "-t", session, "-l", "hello bot")
         tmux("send-keys", "-t", session, "Enter")
