@@ -39,21 +39,33 @@ _SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench snapshot``."""
     bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
-    parser = bench.command("snapshot", _handle, help="snapshot build time, size and match time per image",
-                           description=__doc__)
+    parser = bench.command(
+        "snapshot", _handle, help="snapshot build time, size and match time per image", description=__doc__
+    )
     _add_arguments(parser)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sizes", default="100000,1000000", help="bank sizes, comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--sizes", default="100000,1000000", help="bank sizes, comma-separated (default: %(default)s)"
+    )
     parser.add_argument("--queries", type=int, default=200, help="queries per size (default: %(default)s)")
-    parser.add_argument("--reference-sample", type=int, default=20000,
-                        help="keys added through bloom_filter2 to time the reference (default: %(default)s)")
+    parser.add_argument(
+        "--reference-sample",
+        type=int,
+        default=20000,
+        help="keys added through bloom_filter2 to time the reference (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--corpus", metavar="DIR", nargs="?", const=str(_SHARED_CORPUS),
-                        help="instead: robustness and false matches of a default snapshot of the images in DIR "
-                             "(default DIR: ../shared/corpus)")
+    parser.add_argument(
+        "--corpus",
+        metavar="DIR",
+        nargs="?",
+        const=str(_SHARED_CORPUS),
+        help="instead: robustness and false matches of a default snapshot of the images in DIR "
+        "(default DIR: ../shared/corpus)",
+    )
 
 
 def _flip(rng: Any, h: bytes, d: int) -> bytes:
@@ -64,8 +76,9 @@ def _flip(rng: Any, h: bytes, d: int) -> bytes:
     return np.packbits(bits).tobytes()
 
 
-def run_bench(sizes: list[int], *, queries: int = 200, reference_sample: int = 20000, seed: int = 1,
-              log: Any = None) -> list[dict[str, Any]]:
+def run_bench(
+    sizes: list[int], *, queries: int = 200, reference_sample: int = 20000, seed: int = 1, log: Any = None
+) -> list[dict[str, Any]]:
     """Measure every size; returns one dict of figures per size."""
     import numpy as np
     from bloom_filter2 import BloomFilter
@@ -99,7 +112,9 @@ def run_bench(sizes: list[int], *, queries: int = 200, reference_sample: int = 2
         sample = bank[: max(1, reference_sample // p.tables)]
         seed_bytes, salt = os.urandom(32), os.urandom(32)
         positions = table_positions(seed_bytes, p.tables, p.bits)
-        ref = BloomFilter(max_elements=1, error_rate=0.5, probe_bitnoer=KeyedProbe(KeyDigester(salt, p.tables)))
+        ref = BloomFilter(
+            max_elements=1, error_rate=0.5, probe_bitnoer=KeyedProbe(KeyDigester(salt, p.tables))
+        )
         ref.num_bits_m, ref.num_probes_k = p.bloom_bits, p.bloom_hashes
         from bloom_filter2.bloom_filter import Array_backend
 
@@ -146,8 +161,14 @@ def run_bench(sizes: list[int], *, queries: int = 200, reference_sample: int = 2
             del matcher
         row = {
             "bank_size": n,
-            "params": {"tables": p.tables, "bits": p.bits, "min_votes": p.min_votes, "probe_radius": p.probe_radius,
-                       "bloom_bits": p.bloom_bits, "bloom_hashes": p.bloom_hashes},
+            "params": {
+                "tables": p.tables,
+                "bits": p.bits,
+                "min_votes": p.min_votes,
+                "probe_radius": p.probe_radius,
+                "bloom_bits": p.bloom_bits,
+                "bloom_hashes": p.bloom_hashes,
+            },
             "calibrate_s": round(t_cal, 3),
             "build_s": round(t_build, 2),
             "reference_build_s_extrapolated": round(t_ref_build, 1),
@@ -227,12 +248,20 @@ def _generated_images(count: int, seed: int) -> list[Any]:
     return out
 
 
-def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, samples: Path | None = None,
-                    repeats: int = 10, log: Any = None) -> dict[str, Any]:
+def evaluate_corpus(
+    corpus: Path,
+    *,
+    generated: int = 200,
+    seed: int = 7,
+    samples: Path | None = None,
+    repeats: int = 10,
+    log: Any = None,
+) -> dict[str, Any]:
     """Robustness and false matches of a default-parameter snapshot of the images in ``corpus``.
 
     The snapshot's recall depends on its random positions, so it is averaged over ``repeats`` builds (min and
-    max reported). Returns a dict with, per edit, snapshot recall and exact PDQ recall (distance <= 31, quality >= 50 on both
+    max reported). Returns a dict with, per edit, snapshot recall and exact PDQ recall (distance <= 31,
+    quality >= 50 on both
     sides) over bank images of quality >= 50, the median bit distance the edit causes, and false-match counts
     of unrelated images: the repo samples, generated images, and each corpus image against a snapshot of the
     other corpus images (leave one out).
@@ -258,8 +287,14 @@ def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, sample
 
     def snapshot_of(indices: list[int]) -> tuple[Matcher, Any]:
         cal = calibrate(len(indices))
-        data = build_snapshot([bank[i].hash for i in indices], params=cal.params, key=key, version=1,
-                              created=now, expires=now + 86400)
+        data = build_snapshot(
+            [bank[i].hash for i in indices],
+            params=cal.params,
+            key=key,
+            version=1,
+            created=now,
+            expires=now + 86400,
+        )
         m = Matcher(key.public_key)
         m.load(data, now=now)
         return m, cal
@@ -268,9 +303,17 @@ def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, sample
     builds = [matcher] + [snapshot_of(good)[0] for _ in range(max(0, repeats - 1))]
     packed = pack_hashes([bank[i].hash for i in good])
     result: dict[str, Any] = {
-        "corpus": str(corpus), "images": len(files), "bank_quality_ge_50": len(good), "builds": len(builds),
-        "params": {"tables": cal.params.tables, "bits": cal.params.bits, "min_votes": cal.params.min_votes,
-                   "bloom_bits": cal.params.bloom_bits, "bloom_hashes": cal.params.bloom_hashes},
+        "corpus": str(corpus),
+        "images": len(files),
+        "bank_quality_ge_50": len(good),
+        "builds": len(builds),
+        "params": {
+            "tables": cal.params.tables,
+            "bits": cal.params.bits,
+            "min_votes": cal.params.min_votes,
+            "bloom_bits": cal.params.bloom_bits,
+            "bloom_hashes": cal.params.bloom_hashes,
+        },
         "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (16, 24, 28, 30, 32, 34, 38)},
         "edits": {},
     }
@@ -278,21 +321,27 @@ def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, sample
         if log:
             log(f"edit {name}...")
         edited = [hasher.hash_rgb(np.asarray(edit(originals[i]))) for i in good]
-        dists = [int(distances_to_many(r.hash, packed[j:j + 1])[0]) for j, r in enumerate(edited)]
-        exact_hits = sum(int(r.quality >= 50 and int(distances_to_many(r.hash, packed).min()) <= 31)
-                         for r in edited)
+        dists = [int(distances_to_many(r.hash, packed[j : j + 1])[0]) for j, r in enumerate(edited)]
+        exact_hits = sum(
+            int(r.quality >= 50 and int(distances_to_many(r.hash, packed).min()) <= 31) for r in edited
+        )
         per_build = [sum(int(m.match(r).matched) for r in edited) for m in builds]
         n = len(good)
         mean_hits = sum(per_build) / len(per_build)
-        missed_everywhere = [files[good[j]].name for j, r in enumerate(edited)
-                             if not any(m.match(r).matched for m in builds)]
+        missed_everywhere = [
+            files[good[j]].name for j, r in enumerate(edited) if not any(m.match(r).matched for m in builds)
+        ]
         result["edits"][name] = {
             "snapshot_recall": round(mean_hits / n, 4),
-            "snapshot_recall_min": round(min(per_build) / n, 4), "snapshot_recall_max": round(max(per_build) / n, 4),
+            "snapshot_recall_min": round(min(per_build) / n, 4),
+            "snapshot_recall_max": round(max(per_build) / n, 4),
             "builds_matching_all": sum(1 for h in per_build if h == n),
             "exact_pdq_recall": round(exact_hits / n, 4),
-            "gap_points": round(100 * (mean_hits - exact_hits) / n, 1), "median_distance": float(np.median(dists)),
-            "max_distance": int(max(dists)), "n": n, "missed_by_every_build": missed_everywhere,
+            "gap_points": round(100 * (mean_hits - exact_hits) / n, 1),
+            "median_distance": float(np.median(dists)),
+            "max_distance": int(max(dists)),
+            "n": n,
+            "missed_by_every_build": missed_everywhere,
             "distances": sorted(dists),
         }
 
@@ -305,7 +354,12 @@ def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, sample
                 continue
             snap += int(m.match(r).matched)
             exact += int(int(distances_to_many(r.hash, ref).min()) <= 31)
-        return {"images": len(images), "low_quality": low, "snapshot_matches": snap, "exact_pdq_matches": exact}
+        return {
+            "images": len(images),
+            "low_quality": low,
+            "snapshot_matches": snap,
+            "exact_pdq_matches": exact,
+        }
 
     if log:
         log("unrelated images...")
@@ -323,8 +377,14 @@ def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, sample
             loo[k_] += v_
         if got["snapshot_matches"] or got["exact_pdq_matches"]:
             dmin = int(distances_to_many(bank[i].hash, pack_hashes([bank[j].hash for j in others])).min())
-            matched_names.append({"image": files[i].name, "snapshot": got["snapshot_matches"],
-                                  "exact": got["exact_pdq_matches"], "nearest_distance": dmin})
+            matched_names.append(
+                {
+                    "image": files[i].name,
+                    "snapshot": got["snapshot_matches"],
+                    "exact": got["exact_pdq_matches"],
+                    "nearest_distance": dmin,
+                }
+            )
     loo["matched"] = matched_names
     result["leave_one_out"] = loo
     return result
@@ -332,25 +392,38 @@ def evaluate_corpus(corpus: Path, *, generated: int = 200, seed: int = 7, sample
 
 def _print_corpus(r: dict[str, Any]) -> None:
     p = r["params"]
-    print(f"corpus {r['corpus']}: {r['images']} images, {r['bank_quality_ge_50']} of quality >= 50 in the bank")
-    print(f"default snapshot: L={p['tables']} k={p['bits']} v={p['min_votes']} m={p['bloom_bits']} "
-          f"h={p['bloom_hashes']}; predicted recall {r['predicted_recall']}")
+    print(
+        f"corpus {r['corpus']}: {r['images']} images, {r['bank_quality_ge_50']} of quality >= 50 in the bank"
+    )
+    print(
+        f"default snapshot: L={p['tables']} k={p['bits']} v={p['min_votes']} m={p['bloom_bits']} "
+        f"h={p['bloom_hashes']}; predicted recall {r['predicted_recall']}"
+    )
     print(f"snapshot recall: mean over {r['builds']} builds (fresh positions and salt), [min, max]")
-    print(f"{'edit':10s} {'snapshot':>9s} {'[min, max]':>14s} {'exact<=31':>10s} {'gap':>6s} {'median d':>9s} "
-          f"{'max d':>6s}  all matched")
+    print(
+        f"{'edit':10s} {'snapshot':>9s} {'[min, max]':>14s} {'exact<=31':>10s} {'gap':>6s} {'median d':>9s} "
+        f"{'max d':>6s}  all matched"
+    )
     for name, e in r["edits"].items():
-        print(f"{name:10s} {e['snapshot_recall']:9.3f} [{e['snapshot_recall_min']:.3f}, {e['snapshot_recall_max']:.3f}] "
-              f"{e['exact_pdq_recall']:10.3f} {e['gap_points']:+6.1f} {e['median_distance']:9.1f} "
-              f"{e['max_distance']:6d}  {e['builds_matching_all']}/{r['builds']} builds")
+        print(
+            f"{name:10s} {e['snapshot_recall']:9.3f} "
+            f"[{e['snapshot_recall_min']:.3f}, {e['snapshot_recall_max']:.3f}] "
+            f"{e['exact_pdq_recall']:10.3f} {e['gap_points']:+6.1f} {e['median_distance']:9.1f} "
+            f"{e['max_distance']:6d}  {e['builds_matching_all']}/{r['builds']} builds"
+        )
         if e["missed_by_every_build"]:
             print(f"           missed by every build: {', '.join(e['missed_by_every_build'])}")
     for label in ("unrelated_samples", "unrelated_generated", "leave_one_out"):
         f = r[label]
-        print(f"{label}: {f['snapshot_matches']} snapshot matches, {f['exact_pdq_matches']} exact PDQ matches "
-              f"among {f['images'] - f['low_quality']} images of quality >= 50 ({f['low_quality']} low quality)")
+        print(
+            f"{label}: {f['snapshot_matches']} snapshot matches, {f['exact_pdq_matches']} exact PDQ matches "
+            f"among {f['images'] - f['low_quality']} images of quality >= 50 ({f['low_quality']} low quality)"
+        )
     for m in r["leave_one_out"]["matched"]:
-        print(f"  {m['image']}: snapshot {m['snapshot']}, exact {m['exact']}, nearest other image at "
-              f"{m['nearest_distance']} bits")
+        print(
+            f"  {m['image']}: snapshot {m['snapshot']}, exact {m['exact']}, nearest other image at "
+            f"{m['nearest_distance']} bits"
+        )
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -359,8 +432,11 @@ def _handle(args: argparse.Namespace) -> int:
         if not corpus.is_dir():
             print(f"pocketscan bench snapshot: {corpus}: no such folder", file=sys.stderr)
             return 2
-        res = evaluate_corpus(corpus, seed=args.seed,
-                              log=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
+        res = evaluate_corpus(
+            corpus,
+            seed=args.seed,
+            log=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)),
+        )
         if args.json:
             print(json.dumps(res, indent=2))
         else:
@@ -371,33 +447,53 @@ def _handle(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    rows = run_bench(sizes, queries=args.queries, reference_sample=args.reference_sample, seed=args.seed,
-                     log=None if args.json else log)
+    rows = run_bench(
+        sizes,
+        queries=args.queries,
+        reference_sample=args.reference_sample,
+        seed=args.seed,
+        log=None if args.json else log,
+    )
     if args.json:
         print(json.dumps({"cores": os.cpu_count(), "results": rows}, indent=2))
         return 0
     print(f"snapshot benchmark ({os.cpu_count()} cores); queries: half bank hashes moved 8 bits, half random")
     for r in rows:
         p = r["params"]
-        print(f"\nbank {r['bank_size']:,}: L={p['tables']} k={p['bits']} v={p['min_votes']} "
-              f"m={p['bloom_bits']:,} bits h={p['bloom_hashes']}")
-        print(f"  build            {r['build_s']:8.2f} s   (bloom_filter2 add(), extrapolated: "
-              f"{r['reference_build_s_extrapolated']:.0f} s; ratio {r['build_ratio']}x)   calibrate {r['calibrate_s']} s")
+        print(
+            f"\nbank {r['bank_size']:,}: L={p['tables']} k={p['bits']} v={p['min_votes']} "
+            f"m={p['bloom_bits']:,} bits h={p['bloom_hashes']}"
+        )
+        print(
+            f"  build            {r['build_s']:8.2f} s   (bloom_filter2 add(), extrapolated: "
+            f"{r['reference_build_s_extrapolated']:.0f} s; ratio {r['build_ratio']}x)   "
+            f"calibrate {r['calibrate_s']} s"
+        )
         print(f"  size             {r['size_mb']:8.2f} MB   load+verify {r['load_verify_s']} s")
-        print(f"  match, 1 variant {r['match_ms_one_variant']:8.3f} ms/image   (exact linear scan of the raw bank: "
-              f"{r['exact_linear_scan_ms']} ms; ratio {r['match_ratio_one_variant']}x)")
+        print(
+            f"  match, 1 variant {r['match_ms_one_variant']:8.3f} ms/image   "
+            "(exact linear scan of the raw bank: "
+            f"{r['exact_linear_scan_ms']} ms; ratio {r['match_ratio_one_variant']}x)"
+        )
         print(f"  match, 8 variants{r['match_ms_eight_variants']:8.3f} ms/image")
-        print(f"  predicted: false matches/image (dihedral) {r['predicted_false_match_per_image_dihedral']:.3g}, "
-              f"recall d=16 {r['predicted_recall_d16']}, d=31 {r['predicted_recall_d31']}")
-        print(f"  hits: {r['hits_one_variant']}/{r['queries']} (1 variant), {r['hits_eight_variants']}/{r['queries']} "
-              f"(8 variants); half the queries are near-duplicates of bank hashes")
+        print(
+            "  predicted: false matches/image (dihedral) "
+            f"{r['predicted_false_match_per_image_dihedral']:.3g}, "
+            f"recall d=16 {r['predicted_recall_d16']}, d=31 {r['predicted_recall_d31']}"
+        )
+        print(
+            f"  hits: {r['hits_one_variant']}/{r['queries']} (1 variant), "
+            f"{r['hits_eight_variants']}/{r['queries']} "
+            f"(8 variants); half the queries are near-duplicates of bank hashes"
+        )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run as ``python -m research.bench_snapshot``."""
-    parser = argparse.ArgumentParser(prog="bench_snapshot", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench_snapshot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _add_arguments(parser)
     return _handle(parser.parse_args(argv))
 

@@ -1,6 +1,7 @@
 """Authority keys: the Ed25519 key pair that signs hash-bank snapshots.
 
-The private key file holds ``pocketscan-authority-v1`` on its first line and the 32-byte Ed25519 seed as hex on
+The private key file holds ``pocketscan-authority-v1`` on its first line and the 32-byte Ed25519 seed as
+hex on
 the second; it is created with mode 0600 and never overwritten unless asked. Devices pin the public key
 (64 hex characters); a snapshot header carries its key id, the first 8 bytes of SHA-256 over the public key,
 so a device can tell "signed by another authority" from "tampered".

@@ -1,7 +1,8 @@
 """The hash bank (authority side): an SQLite store of hashes with provenance.
 
 Each entry holds the algorithm, the hash (lowercase hex), its quality, a label/category, the source it came
-from, when it was added and an optional expiry. A hash appears once per algorithm (imports dedupe). Imports run
+from, when it was added and an optional expiry. A hash appears once per algorithm (imports dedupe). Imports
+run
 in one transaction: a refused import adds nothing. The database runs in WAL mode so a snapshot build can read
 while an import waits.
 """
@@ -67,8 +68,16 @@ class BankEntry(NewEntry):
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
-        return {"id": self.id, "algorithm": self.algorithm, "hash": self.hash, "quality": self.quality,
-                "label": self.label, "source": self.source, "added": self.added, "expires": self.expires}
+        return {
+            "id": self.id,
+            "algorithm": self.algorithm,
+            "hash": self.hash,
+            "quality": self.quality,
+            "label": self.label,
+            "source": self.source,
+            "added": self.added,
+            "expires": self.expires,
+        }
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,9 @@ class HashBank:
             cur = self._db.execute("DELETE FROM entries WHERE label=?", (label,))
         return cur.rowcount
 
-    def entries(self, *, algorithm: str | None = None, limit: int | None = None, offset: int = 0) -> list[BankEntry]:
+    def entries(
+        self, *, algorithm: str | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[BankEntry]:
         """Stored entries in insertion order."""
         sql = "SELECT id, algorithm, hash, quality, label, source, added, expires FROM entries"
         args: list[object] = []
@@ -179,13 +190,21 @@ class HashBank:
         sql += " ORDER BY id LIMIT ? OFFSET ?"
         args += [-1 if limit is None else limit, offset]
         return [
-            BankEntry(id=r[0], algorithm=r[1], hash=r[2], quality=r[3], label=r[4], source=r[5], added=r[6],
-                      expires=r[7])
+            BankEntry(
+                id=r[0],
+                algorithm=r[1],
+                hash=r[2],
+                quality=r[3],
+                label=r[4],
+                source=r[5],
+                added=r[6],
+                expires=r[7],
+            )
             for r in self._db.execute(sql, args)
         ]
 
     def snapshot_hashes(self, *, algorithm: str, now: int, min_quality: int = 50) -> Iterator[bytes]:
-        """Raw hashes that enter a snapshot: this algorithm, quality >= ``min_quality``, not expired at ``now``."""
+        """Raw hashes that enter a snapshot: this algorithm, quality >= ``min_quality``, not expired."""
         cur = self._db.execute(
             "SELECT hash FROM entries WHERE algorithm=? AND quality>=? AND (expires IS NULL OR expires>?)",
             (algorithm, min_quality, now),
@@ -199,9 +218,12 @@ class HashBank:
         total = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         per_algo = dict(db.execute("SELECT algorithm, COUNT(*) FROM entries GROUP BY algorithm").fetchall())
         low = db.execute("SELECT COUNT(*) FROM entries WHERE quality < 50").fetchone()[0]
-        expired = db.execute("SELECT COUNT(*) FROM entries WHERE expires IS NOT NULL AND expires <= ?",
-                             (now,)).fetchone()[0]
-        labels = dict(db.execute("SELECT label, COUNT(*) FROM entries GROUP BY label ORDER BY 2 DESC LIMIT 50"))
+        expired = db.execute(
+            "SELECT COUNT(*) FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,)
+        ).fetchone()[0]
+        labels = dict(
+            db.execute("SELECT label, COUNT(*) FROM entries GROUP BY label ORDER BY 2 DESC LIMIT 50")
+        )
         span = db.execute("SELECT MIN(added), MAX(added) FROM entries").fetchone()
         eligible = db.execute(
             "SELECT COUNT(*) FROM entries WHERE quality >= 50 AND (expires IS NULL OR expires > ?)", (now,)

@@ -1,6 +1,7 @@
 """Parse bank imports: text files of hex hashes, CSV files, and folders of images.
 
-* Text (ThreatExchange / StopNCII style): one hash per line, optionally followed by a comma or whitespace and a
+* Text (ThreatExchange / StopNCII style): one hash per line, optionally followed by a comma or whitespace
+  and a
   quality (``hex[,quality]``); blank lines and lines starting with ``#`` are skipped.
 * CSV (a ``.csv`` file): a header row with a ``hash`` column (also accepted: ``signal``, ``pdq``), optional
   ``quality``, ``label`` (or ``category``), ``algorithm`` and ``expires`` (Unix seconds) columns.
@@ -51,8 +52,9 @@ def _quality(text: str) -> int | None:
     return q if 0 <= q <= 100 else None
 
 
-def parse_text(data: str, *, source: str, algorithm: str, label: str, default_quality: int,
-               expires: int | None) -> tuple[list[NewEntry], list[Problem]]:
+def parse_text(
+    data: str, *, source: str, algorithm: str, label: str, default_quality: int, expires: int | None
+) -> tuple[list[NewEntry], list[Problem]]:
     """Parse a text import; returns entries and problems ``(source, line, reason)``."""
     entries: list[NewEntry] = []
     problems: list[Problem] = []
@@ -79,8 +81,9 @@ def parse_text(data: str, *, source: str, algorithm: str, label: str, default_qu
     return entries, problems
 
 
-def parse_csv(data: str, *, source: str, algorithm: str, label: str, default_quality: int,
-              expires: int | None) -> tuple[list[NewEntry], list[Problem]]:
+def parse_csv(
+    data: str, *, source: str, algorithm: str, label: str, default_quality: int, expires: int | None
+) -> tuple[list[NewEntry], list[Problem]]:
     """Parse a CSV import (header row required); returns entries and problems."""
     entries: list[NewEntry] = []
     problems: list[Problem] = []
@@ -125,7 +128,9 @@ def parse_csv(data: str, *, source: str, algorithm: str, label: str, default_qua
                     problems.append((source, number, "expires must be Unix seconds"))
                     continue
             row_label = row[label_col].strip() if label_col is not None and row[label_col].strip() else label
-            entries.append(NewEntry(algo, value.lower(), quality, row_label, f"{source}:{number}", row_expires))
+            entries.append(
+                NewEntry(algo, value.lower(), quality, row_label, f"{source}:{number}", row_expires)
+            )
     except csv.Error as exc:
         problems.append((source, reader.line_num, f"malformed CSV ({exc})"))
     return entries, problems
@@ -189,8 +194,14 @@ def collect_entries(
             problems.append((name, 0, f"cannot read ({exc.strerror})"))
             continue
         parse = parse_csv if path.suffix.lower() == ".csv" else parse_text
-        got, bad = parse(text, source=name, algorithm=algorithm, label=label, default_quality=default_quality,
-                         expires=expires)
+        got, bad = parse(
+            text,
+            source=name,
+            algorithm=algorithm,
+            label=label,
+            default_quality=default_quality,
+            expires=expires,
+        )
         entries.extend(got)
         problems.extend(bad)
     if problems:

@@ -2,19 +2,24 @@
 
 The model (written out with its derivation in ``docs/matching.md``):
 
-* Table ``t`` samples ``k`` distinct bit positions of a ``b``-bit hash (``b = 256`` for PDQ). A query at Hamming
+* Table ``t`` samples ``k`` distinct bit positions of a ``b``-bit hash (``b = 256`` for PDQ). A query at
+  Hamming
   distance ``d`` from a bank hash hits that table with probability ``q(d) = C(b-d, k) / C(b, k)``; with a
   multi-probe radius of 1 (the query also probes its ``k`` one-bit neighbours) the table hits when at most one
   sampled bit differs: ``q1(d) = [C(b-d, k) + d * C(b-d, k-1)] / C(b, k)``.
 * Averaged over the random positions of a snapshot, tables are independent given ``d``, so the votes of a true
   pair follow ``Binomial(L, 1 - (1 - q(d)) (1 - r))`` where ``r`` is the per-table noise below.
-* Noise per table: a random bank entry sets the probed key with probability ``P * 2^-k`` (``P = 1`` or ``k + 1``
+* Noise per table: a random bank entry sets the probed key with probability ``P * 2^-k`` (``P = 1`` or ``k
+  + 1``
   probes), so ``r_bank = 1 - (1 - P 2^-k)^N``; the Bloom filter adds ``r_bloom = 1 - (1 - p)^P`` with
-  ``p = (1 - exp(-h n / m))^h`` for ``n`` keys, ``m`` bits and ``h`` probes per key. ``r = 1 - (1 - r_bank)(1 - r_bloom)``.
-* An unrelated hash is a false match when ``Binomial(L, r) >= v``; with the 8 dihedral variants the per-image rate
+  ``p = (1 - exp(-h n / m))^h`` for ``n`` keys, ``m`` bits and ``h`` probes per key. ``r = 1 - (1 -
+  r_bank)(1 - r_bloom)``.
+* An unrelated hash is a false match when ``Binomial(L, r) >= v``; with the 8 dihedral variants the
+  per-image rate
   is ``1 - (1 - F)^8``.
 
-:func:`calibrate` searches ``k``, ``L``, ``v`` and the probe radius for the highest predicted recall at a target
+:func:`calibrate` searches ``k``, ``L``, ``v`` and the probe radius for the highest predicted recall at a
+target
 distance under three budgets: false matches per image (dihedral on), snapshot size, and Bloom lookups per
 variant (which bounds the matching time). Everything here is pure arithmetic over ``math``.
 """
@@ -200,7 +205,7 @@ def binomial_tail(n: int, p: float, v: int) -> float:
 
 
 def blocked_bloom_fpr(keys: int, m: int, h: int) -> float:
-    """False-positive rate of a blocked Bloom filter (512-bit blocks, ``h`` distinct probes per key in one block).
+    """False-positive rate of a blocked Bloom filter (512-bit blocks, ``h`` probes per key in one block).
 
     Keys per block follow Poisson(λ = keys / blocks); a block holding ``j`` keys has each bit still clear with
     probability ``(1 - h/512)^j``, and a lookup is a false positive when its ``h`` bits are all set.
@@ -244,7 +249,8 @@ def _bits_per_key(log_fpr_q: int) -> tuple[float, int]:
 
 
 def bloom_geometry(keys: int, fpr: float) -> tuple[int, int]:
-    """Bloom bits ``m`` (a multiple of 512) and probes ``h`` for ``keys`` entries at false-positive rate ``fpr``."""
+    """Bloom bits ``m`` (a multiple of 512) and probes ``h`` for ``keys`` entries at false-positive
+    ``fpr``."""
     if not 0.0 < fpr < 1.0:
         raise ValueError("the Bloom false-positive rate must lie strictly between 0 and 1")
     keys = max(1, keys)
@@ -267,7 +273,7 @@ def predict(params: Params, bank_size: int, *, target_distance: int = DEFAULT_TA
     keys = rounded_entry_count(bank_size) * params.tables
     p = _bloom_fpr(keys, params.bloom_bits, params.bloom_hashes)
     probes = params.probes_per_table
-    per_key = 2.0 ** -params.bits
+    per_key = 2.0**-params.bits
     r_bank = -math.expm1(bank_size * math.log1p(-min(probes * per_key, 1.0 - 1e-16)))
     r_bloom = -math.expm1(probes * math.log1p(-p))
     r = 1.0 - (1.0 - r_bank) * (1.0 - r_bloom)
@@ -275,8 +281,14 @@ def predict(params: Params, bank_size: int, *, target_distance: int = DEFAULT_TA
     match = tuple(
         binomial_tail(
             params.tables,
-            1.0 - (1.0 - table_hit_probability(d, params.bits, probe_radius=params.probe_radius,
-                                               hash_bits=params.hash_bits)) * (1.0 - r),
+            1.0
+            - (
+                1.0
+                - table_hit_probability(
+                    d, params.bits, probe_radius=params.probe_radius, hash_bits=params.hash_bits
+                )
+            )
+            * (1.0 - r),
             params.min_votes,
         )
         for d in range(params.hash_bits + 1)
@@ -290,9 +302,12 @@ def predict(params: Params, bank_size: int, *, target_distance: int = DEFAULT_TA
         noise_bloom=r_bloom,
         false_match_per_variant=fm,
         false_match_per_image=_per_image(fm, DIHEDRAL_VARIANTS),
-        false_match_bank_term=_per_image(binomial_tail(params.tables, r_bank, params.min_votes), DIHEDRAL_VARIANTS),
-        false_match_bloom_term=_per_image(binomial_tail(params.tables, r_bloom, params.min_votes),
-                                          DIHEDRAL_VARIANTS),
+        false_match_bank_term=_per_image(
+            binomial_tail(params.tables, r_bank, params.min_votes), DIHEDRAL_VARIANTS
+        ),
+        false_match_bloom_term=_per_image(
+            binomial_tail(params.tables, r_bloom, params.min_votes), DIHEDRAL_VARIANTS
+        ),
         match_probability=match,
         target_distance=target_distance,
     )
@@ -323,8 +338,11 @@ def _step_curves(tables: np.ndarray, q: np.ndarray, noise: float, votes: int) ->
     log_hit = np.log(np.clip(hit, 1e-300, 1.0))
     log_miss = np.log(np.clip(1.0 - hit, 1e-300, 1.0))
     for i in range(votes):
-        log_c = np.where(tables >= i, _LOG_FACTORIAL[tables] - _LOG_FACTORIAL[i]
-                         - _LOG_FACTORIAL[np.maximum(tables - i, 0)], -np.inf)
+        log_c = np.where(
+            tables >= i,
+            _LOG_FACTORIAL[tables] - _LOG_FACTORIAL[i] - _LOG_FACTORIAL[np.maximum(tables - i, 0)],
+            -np.inf,
+        )
         lower += np.exp(log_c[:, None] + i * log_hit + (n - i) * log_miss)
     return np.clip(1.0 - lower, 0.0, 1.0)
 
@@ -371,11 +389,12 @@ def calibrate(
     for radius in (0, 1) if allow_multiprobe else (0,):
         for k in range(4, min(64, hash_bits // 2) + 1):
             probes = 1 + (k if radius else 0)
-            if probes * 2.0 ** -k >= 1.0:
+            if probes * 2.0**-k >= 1.0:
                 continue
-            r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0 ** -k))
-            q = np.array([table_hit_probability(int(d), k, probe_radius=radius, hash_bits=hash_bits)
-                          for d in window])
+            r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0**-k))
+            q = np.array(
+                [table_hit_probability(int(d), k, probe_radius=radius, hash_bits=hash_bits) for d in window]
+            )
             for votes in range(1, max_votes + 1):
                 feasible: list[tuple[int, int, int]] = []
                 for tables in range(votes, max_lookups // probes + 1):
@@ -407,24 +426,20 @@ def calibrate(
         )
     chosen = best[1]
     probes = chosen.probes_per_table
-    r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0 ** -chosen.bits))
+    r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0**-chosen.bits))
     r_max = _max_noise(chosen.tables, chosen.min_votes, per_variant)
     r_bloom = 1.0 - (1.0 - r_max) / (1.0 - r_bank)
     p = -math.expm1(math.log1p(-r_bloom) / probes)
-    m, h = _fit_bloom(n_rounded * chosen.tables, min(p, 0.5), chosen.tables, chosen.min_votes, probes, r_bank,
-                      per_variant)
+    m, h = _fit_bloom(
+        n_rounded * chosen.tables, min(p, 0.5), chosen.tables, chosen.min_votes, probes, r_bank, per_variant
+    )
     chosen = Params(chosen.tables, chosen.bits, chosen.min_votes, chosen.probe_radius, m, h, hash_bits)
     return predict(chosen, bank_size, target_distance=target_distance)
 
 
-def _classic_bits(keys: int, fpr: float) -> int:
-    """Bits of a blocked filter at ``fpr``: the classic sizing plus a 6% margin for blocking (refined later)."""
-    m = math.ceil(1.06 * max(1, keys) * math.log(1.0 / fpr) / math.log(2) ** 2)
-    return max(BLOCK_BITS, -(-m // BLOCK_BITS) * BLOCK_BITS)
-
-
-def _fit_bloom(keys: int, p: float, tables: int, votes: int, probes: int, r_bank: float,
-               per_variant: float) -> tuple[int, int]:
+def _fit_bloom(
+    keys: int, p: float, tables: int, votes: int, probes: int, r_bank: float, per_variant: float
+) -> tuple[int, int]:
     """Bloom geometry for false-positive rate ``p``, grown until the rounded geometry meets the budget."""
     m, h = bloom_geometry(keys, p)
     for _ in range(20):

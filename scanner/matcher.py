@@ -132,7 +132,7 @@ class _Loaded:
             base = v * per_variant
             count = 0
             for t in range(header.tables):
-                key = raw[base + t * w: base + (t + 1) * w]
+                key = raw[base + t * w : base + (t + 1) * w]
                 if (t, key) in bloom or (
                     header.probe_radius and any((t, nk) in bloom for nk in neighbour_keys(key, header.bits))
                 ):
@@ -165,19 +165,24 @@ class Matcher:
     @property
     def last_accepted_version(self) -> int:
         """The highest version accepted so far (or ``min_version``): persist it to survive restarts."""
-        return self._min_version if self._loaded is None else max(self._min_version, self._loaded.info.version)
+        return (
+            self._min_version if self._loaded is None else max(self._min_version, self._loaded.info.version)
+        )
 
     def load(self, data: Buffer, *, now: float) -> SnapshotInfo:
         """Verify ``data`` and switch to it; on any refusal keep the snapshot in use.
 
         Raises:
-            SnapshotInvalid: with a message saying why (truncated, tampered, wrong signer, expired, rollback...).
+            SnapshotInvalid: with a message saying why (truncated, tampered, wrong signer, expired,
+                rollback...).
         """
         verified = verify_snapshot(data, self._public_key)
         header = verified.header
         if now >= header.expires:
-            raise SnapshotInvalid(f"expired snapshot: version {header.snapshot_version} expired at "
-                                  f"{header.expires} (now {int(now)})")
+            raise SnapshotInvalid(
+                f"expired snapshot: version {header.snapshot_version} expired at "
+                f"{header.expires} (now {int(now)})"
+            )
         if header.created > now + MAX_CLOCK_SKEW:
             raise SnapshotInvalid("snapshot created in the future: check the device clock")
         current = self._loaded.info if self._loaded is not None else None
@@ -186,14 +191,18 @@ class Matcher:
             raise SnapshotInvalid(
                 f"rollback refused: snapshot version {header.snapshot_version} is older than version {floor}"
             )
-        if (current is not None and header.snapshot_version == current.version
-                and verified.fingerprint != current.fingerprint):
+        if (
+            current is not None
+            and header.snapshot_version == current.version
+            and verified.fingerprint != current.fingerprint
+        ):
             raise SnapshotInvalid(
                 f"snapshot version {header.snapshot_version} reused with different content: refused"
             )
         info = SnapshotInfo(header=header, fingerprint=verified.fingerprint)
-        bloom = open_filter(verified.body, header.bloom_bits, header.bloom_hashes,
-                            KeyDigester(header.salt, header.tables))
+        bloom = open_filter(
+            verified.body, header.bloom_bits, header.bloom_hashes, KeyDigester(header.salt, header.tables)
+        )
         previous = self._loaded
         self._loaded = _Loaded(info, bloom)
         if previous is not None:
@@ -220,23 +229,33 @@ class Matcher:
                 f"a {result.algo} hash of {result.bits} bits cannot be matched against a "
                 f"{header.algorithm} snapshot of {header.hash_bits}-bit hashes"
             )
-        common = {"min_votes": header.min_votes, "snapshot_fingerprint": loaded.info.fingerprint,
-                  "snapshot_version": header.snapshot_version, "quality": result.quality}
+        fingerprint = loaded.info.fingerprint
         if result.quality < self._min_quality:
-            return MatchResult(verdict="low_quality", votes=0, variant=None,
-                               reason=f"hash quality {result.quality} is below {self._min_quality}: never matched",
-                               **common)  # type: ignore[arg-type]
+            return MatchResult(
+                verdict="low_quality",
+                votes=0,
+                min_votes=header.min_votes,
+                snapshot_fingerprint=fingerprint,
+                snapshot_version=header.snapshot_version,
+                variant=None,
+                quality=result.quality,
+                reason=f"hash quality {result.quality} is below {self._min_quality}: never matched",
+            )
         variants = list(result.dihedral) if result.dihedral else [result.hash]
         votes, variant = loaded.votes(variants)
-        matched = votes >= header.min_votes
         return MatchResult(
-            verdict="match" if matched else "no_match", votes=votes, variant=variant,
+            verdict="match" if votes >= header.min_votes else "no_match",
+            votes=votes,
+            min_votes=header.min_votes,
+            snapshot_fingerprint=fingerprint,
+            snapshot_version=header.snapshot_version,
+            variant=variant,
+            quality=result.quality,
             reason=f"{votes} of {header.tables} tables hit (match needs {header.min_votes})",
-            **common,  # type: ignore[arg-type]
         )
 
     def verdict_for(self, data: bytes, result: HashResult) -> ScanVerdict:
-        """Match ``result`` (the hash of exactly ``data``) and seal the outcome into a :class:`ScanVerdict`."""
+        """Match ``result`` (the hash of exactly ``data``); seal the outcome into a :class:`ScanVerdict`."""
         outcome = self.match(result)
         return issue_verdict(
             data,

@@ -31,14 +31,25 @@ exit status: 0 imported, 2 refused (nothing added)
 def register(registry: CommandRegistry) -> None:
     """Add the ``bank`` group."""
     bank = registry.group("bank", help="manage the authority's hash bank (import, remove, list, stats)")
-    p = bank.command("import", _import, help="import hashes from text/CSV files or folders of images",
-                     epilog=_IMPORT_EPILOG)
+    p = bank.command(
+        "import",
+        _import,
+        help="import hashes from text/CSV files or folders of images",
+        epilog=_IMPORT_EPILOG,
+    )
     p.add_argument("--bank", required=True, metavar="BANK.sqlite", help="bank database (created if missing)")
-    p.add_argument("sources", nargs="+", metavar="FILE|DIR", help="text or CSV files of hashes, image folders")
+    p.add_argument(
+        "sources", nargs="+", metavar="FILE|DIR", help="text or CSV files of hashes, image folders"
+    )
     p.add_argument("--algo", default="pdq", help="hash algorithm of the entries (default: %(default)s)")
     p.add_argument("--label", default="", help="label or category stored with every entry")
-    p.add_argument("--quality", type=int, default=100, metavar="Q",
-                   help="quality for text entries that do not carry one (default: %(default)s)")
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=100,
+        metavar="Q",
+        help="quality for text entries that do not carry one (default: %(default)s)",
+    )
     p.add_argument("--expires-days", type=float, metavar="DAYS", help="entries leave snapshots after DAYS")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -53,7 +64,9 @@ def register(registry: CommandRegistry) -> None:
     p = bank.command("list", _list, help="list bank entries")
     p.add_argument("--bank", required=True, metavar="BANK.sqlite")
     p.add_argument("--algo", help="only this algorithm")
-    p.add_argument("--limit", type=int, default=100, help="at most this many entries (default: %(default)s; 0 = all)")
+    p.add_argument(
+        "--limit", type=int, default=100, help="at most this many entries (default: %(default)s; 0 = all)"
+    )
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--json", action="store_true", help="JSON Lines output")
 
@@ -77,26 +90,36 @@ def _import(args: argparse.Namespace) -> int:
     if not 0 <= args.quality <= 100:
         return _err("--quality must lie in 0..100")
     try:
-        entries = collect_entries(args.sources, algorithm=args.algo, label=args.label,
-                                  default_quality=args.quality, expires=expires)
+        entries = collect_entries(
+            args.sources, algorithm=args.algo, label=args.label, default_quality=args.quality, expires=expires
+        )
         with HashBank(args.bank) as bank:
             report = bank.add(entries, now=now)
     except BankImportError as exc:
-        print(f"pocketscan bank import: refused, nothing was added ({len(exc.problems)} problems):",
-              file=sys.stderr)
+        print(
+            f"pocketscan bank import: refused, nothing was added ({len(exc.problems)} problems):",
+            file=sys.stderr,
+        )
         for src, line, why in exc.problems:
             print(f"  {src}:{line}: {why}" if line else f"  {src}: {why}", file=sys.stderr)
         return 2
     except ScannerError as exc:
         return _err(str(exc))
     low = sum(1 for e in entries if e.quality < 50)
-    out = {"bank": args.bank, "read": len(entries), "added": report.added, "duplicates": report.duplicates,
-           "low_quality": low}
+    out = {
+        "bank": args.bank,
+        "read": len(entries),
+        "added": report.added,
+        "duplicates": report.duplicates,
+        "low_quality": low,
+    }
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"imported {report.added} new entries into {args.bank} ({report.duplicates} duplicates skipped, "
-              f"{low} below quality 50 kept but never put in snapshots)")
+        print(
+            f"imported {report.added} new entries into {args.bank} ({report.duplicates} duplicates skipped, "
+            f"{low} below quality 50 kept but never put in snapshots)"
+        )
     return 0
 
 
@@ -125,7 +148,10 @@ def _remove(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"removed": removed, "not_found": missing}))
     else:
-        print(f"removed {removed} entries" + (f"; {len(missing)} hashes were not in the bank" if missing else ""))
+        print(
+            f"removed {removed} entries"
+            + (f"; {len(missing)} hashes were not in the bank" if missing else "")
+        )
     return 0
 
 

@@ -29,7 +29,9 @@ exit status: 0 when every image was scanned (matches included), 2 on any error
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan scan``."""
-    p = registry.command("scan", _scan, help="match images against a signed snapshot (JSON Lines)", epilog=_EPILOG)
+    p = registry.command(
+        "scan", _scan, help="match images against a signed snapshot (JSON Lines)", epilog=_EPILOG
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories")
     p.add_argument("--snapshot", required=True, metavar="SNAP.bin")
     p.add_argument("--pubkey", required=True, metavar="HEX", help="pinned authority public key (64 hex)")

@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from scanner.calibration import Calibration, Params
     from client.cli.registry import CommandRegistry
+    from scanner.calibration import Calibration, Params
 
 __all__ = ["register"]
 
@@ -40,13 +40,20 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--tables", type=int, metavar="L", help="LSH tables")
     p.add_argument("--bits", type=int, metavar="K", help="sampled bits per table")
     p.add_argument("--min-votes", type=int, metavar="V", help="tables that must hit for a match")
-    p.add_argument("--probe-radius", type=int, choices=(0, 1), default=0,
-                   help="with explicit parameters: 1 also probes one-bit neighbours of each key")
+    p.add_argument(
+        "--probe-radius",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="with explicit parameters: 1 also probes one-bit neighbours of each key",
+    )
     p.add_argument("--fpr", type=float, metavar="P", help="Bloom false-positive rate per lookup")
     p.add_argument("--algo", default="pdq", help="hash algorithm taken from the bank (default: %(default)s)")
     p.add_argument("--expires-days", type=float, default=30.0, help="validity (default: %(default)s days)")
     p.add_argument("--target-distance", type=int, default=31, help="calibration target (default: 31)")
-    p.add_argument("--max-size-mb", type=float, help="calibration size budget (default: 128 bytes/entry, >= 1 MiB)")
+    p.add_argument(
+        "--max-size-mb", type=float, help="calibration size budget (default: 128 bytes/entry, >= 1 MiB)"
+    )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
 
     p = snap.command("verify", _verify, help="verify a snapshot; print its fingerprint and header as JSON")
@@ -56,12 +63,23 @@ def register(registry: CommandRegistry) -> None:
 
     p = snap.command("calibrate", _calibrate, help="pick L, k, minimum votes and Bloom size for a bank size")
     p.add_argument("--bank-size", required=True, type=int, metavar="N")
-    p.add_argument("--target-distance", type=int, default=31, metavar="D",
-                   help="distance where the match curve should step down (default: %(default)s, PDQ's rule)")
+    p.add_argument(
+        "--target-distance",
+        type=int,
+        default=31,
+        metavar="D",
+        help="distance where the match curve should step down (default: %(default)s, PDQ's rule)",
+    )
     p.add_argument("--max-size-mb", type=float, metavar="S", help="snapshot size budget in MB (10^6 bytes)")
-    p.add_argument("--false-match-budget", type=float, default=1e-4,
-                   help="predicted false matches per image, 8 dihedral variants (default: %(default)s)")
-    p.add_argument("--max-lookups", type=int, default=160, help="Bloom lookups per variant (default: %(default)s)")
+    p.add_argument(
+        "--false-match-budget",
+        type=float,
+        default=1e-4,
+        help="predicted false matches per image, 8 dihedral variants (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-lookups", type=int, default=160, help="Bloom lookups per variant (default: %(default)s)"
+    )
     p.add_argument("--json", action="store_true", help="print as JSON")
 
 
@@ -72,13 +90,19 @@ def _err(cmd: str, message: str) -> int:
 
 def _print_calibration(cal: Calibration) -> None:
     p = cal.params
-    print(f"bank size {cal.bank_size}: L={p.tables} tables, k={p.bits} bits, min votes {p.min_votes}, "
-          f"probe radius {p.probe_radius}")
-    print(f"Bloom: m={p.bloom_bits} bits ({p.size_bytes / 1e6:.3f} MB file), h={p.bloom_hashes} probes, "
-          f"p={cal.bloom_fpr:.3g} per lookup, {p.lookups_per_variant} lookups per variant")
-    print(f"predicted false matches per image: {cal.false_match_per_variant:.3g} (one variant), "
-          f"{cal.false_match_per_image:.3g} (8 dihedral variants: bank term {cal.false_match_bank_term:.3g}, "
-          f"Bloom term {cal.false_match_bloom_term:.3g})")
+    print(
+        f"bank size {cal.bank_size}: L={p.tables} tables, k={p.bits} bits, min votes {p.min_votes}, "
+        f"probe radius {p.probe_radius}"
+    )
+    print(
+        f"Bloom: m={p.bloom_bits} bits ({p.size_bytes / 1e6:.3f} MB file), h={p.bloom_hashes} probes, "
+        f"p={cal.bloom_fpr:.3g} per lookup, {p.lookups_per_variant} lookups per variant"
+    )
+    print(
+        f"predicted false matches per image: {cal.false_match_per_variant:.3g} (one variant), "
+        f"{cal.false_match_per_image:.3g} (8 dihedral variants: bank term {cal.false_match_bank_term:.3g}, "
+        f"Bloom term {cal.false_match_bloom_term:.3g})"
+    )
     print("predicted match probability by Hamming distance d:")
     for d in range(0, 65):
         bar = "#" * round(40 * cal.match_probability[d])
@@ -90,9 +114,13 @@ def _calibrate(args: argparse.Namespace) -> int:
     from scanner.errors import CalibrationError
 
     try:
-        cal = calibrate(args.bank_size, target_distance=args.target_distance,
-                        max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
-                        false_match_budget=args.false_match_budget, max_lookups=args.max_lookups)
+        cal = calibrate(
+            args.bank_size,
+            target_distance=args.target_distance,
+            max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
+            false_match_budget=args.false_match_budget,
+            max_lookups=args.max_lookups,
+        )
     except CalibrationError as exc:
         return _err("calibrate", str(exc))
     if args.json:
@@ -107,7 +135,12 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
     import math
 
     from scanner.calibration import (
-        DEFAULT_FALSE_MATCH_BUDGET, DIHEDRAL_VARIANTS, Params, _max_noise, bloom_geometry, rounded_entry_count,
+        DEFAULT_FALSE_MATCH_BUDGET,
+        DIHEDRAL_VARIANTS,
+        Params,
+        _max_noise,
+        bloom_geometry,
+        rounded_entry_count,
     )
     from scanner.errors import CalibrationError
 
@@ -120,7 +153,7 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
     probes = 1 + (args.bits if args.probe_radius else 0)
     if fpr is None:
         per_variant = -math.expm1(math.log1p(-DEFAULT_FALSE_MATCH_BUDGET) / DIHEDRAL_VARIANTS)
-        r_bank = -math.expm1(bank_size * math.log1p(-min(probes * 2.0 ** -args.bits, 1 - 1e-16)))
+        r_bank = -math.expm1(bank_size * math.log1p(-min(probes * 2.0**-args.bits, 1 - 1e-16)))
         r_max = _max_noise(args.tables, args.min_votes, per_variant)
         fpr = 1e-3 if r_max <= r_bank else -math.expm1(math.log1p(-(1 - (1 - r_max) / (1 - r_bank))) / probes)
         fpr = min(max(fpr, 1e-9), 0.1)
@@ -145,11 +178,17 @@ def _build(args: argparse.Namespace) -> int:
         with HashBank(args.bank, create=False) as bank:
             hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now))
         if not hashes:
-            return _err("build", f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired")
+            return _err(
+                "build", f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired"
+            )
         hash_bits = len(hashes[0]) * 8
         if args.tables is None and args.bits is None and args.min_votes is None:
-            cal = calibrate(len(hashes), target_distance=args.target_distance, hash_bits=hash_bits,
-                            max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6))
+            cal = calibrate(
+                len(hashes),
+                target_distance=args.target_distance,
+                hash_bits=hash_bits,
+                max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
+            )
             params = cal.params
         else:
             params = explicit_params(args, len(hashes))
@@ -159,13 +198,24 @@ def _build(args: argparse.Namespace) -> int:
                 params = replace(params, hash_bits=hash_bits)
             cal = predict(params, len(hashes), target_distance=args.target_distance)
         started = time.perf_counter()
-        with Progress(TextColumn("building snapshot"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                      TimeRemainingColumn(), transient=True, disable=args.json or not sys.stderr.isatty(),
-                      console=None) as progress:
+        with Progress(
+            TextColumn("building snapshot"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeRemainingColumn(),
+            transient=True,
+            disable=args.json or not sys.stderr.isatty(),
+            console=None,
+        ) as progress:
             task = progress.add_task("build", total=len(hashes) * params.tables)
             data = build_snapshot(
-                hashes, params=params, key=key, version=now if args.version is None else args.version,
-                created=now, expires=now + int(args.expires_days * 86400), algorithm=args.algo,
+                hashes,
+                params=params,
+                key=key,
+                version=now if args.version is None else args.version,
+                created=now,
+                expires=now + int(args.expires_days * 86400),
+                algorithm=args.algo,
                 progress=lambda done, total: progress.update(task, completed=done),
             )
         write_snapshot_file(args.out, data)
@@ -175,10 +225,18 @@ def _build(args: argparse.Namespace) -> int:
     from scanner.snapshot import fingerprint_of
 
     report = {
-        "out": args.out, "entries": len(hashes), "size_bytes": len(data), "seconds": round(elapsed, 3),
-        "fingerprint": fingerprint_of(data), "version": now if args.version is None else args.version,
-        "tables": params.tables, "bits": params.bits, "min_votes": params.min_votes,
-        "probe_radius": params.probe_radius, "bloom_bits": params.bloom_bits, "bloom_hashes": params.bloom_hashes,
+        "out": args.out,
+        "entries": len(hashes),
+        "size_bytes": len(data),
+        "seconds": round(elapsed, 3),
+        "fingerprint": fingerprint_of(data),
+        "version": now if args.version is None else args.version,
+        "tables": params.tables,
+        "bits": params.bits,
+        "min_votes": params.min_votes,
+        "probe_radius": params.probe_radius,
+        "bloom_bits": params.bloom_bits,
+        "bloom_hashes": params.bloom_hashes,
         "predicted_false_match_per_image": cal.false_match_per_image,
         "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, 31)},
     }
@@ -187,9 +245,12 @@ def _build(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.out}: {len(hashes)} hashes, {len(data)} bytes in {elapsed:.2f} s")
         print(f"fingerprint {report['fingerprint']}")
-        print(f"L={params.tables} k={params.bits} v={params.min_votes} m={params.bloom_bits} h={params.bloom_hashes}; "
-              f"predicted recall d=16 {cal.recall_at(16):.3f}, d=31 {cal.recall_at(31):.3f}; "
-              f"false matches per image (dihedral) {cal.false_match_per_image:.3g}")
+        print(
+            f"L={params.tables} k={params.bits} v={params.min_votes} m={params.bloom_bits} "
+            f"h={params.bloom_hashes}; "
+            f"predicted recall d=16 {cal.recall_at(16):.3f}, d=31 {cal.recall_at(31):.3f}; "
+            f"false matches per image (dihedral) {cal.false_match_per_image:.3g}"
+        )
     return 0
 
 

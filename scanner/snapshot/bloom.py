@@ -44,7 +44,7 @@ def probe_bits(digest: bytes, bloom_bits: int, bloom_hashes: int) -> list[int]:
 
 
 class KeyedProbe:
-    """A ``probe_bitnoer`` for ``bloom_filter2``: keys are ``(table, key_bytes)`` pairs, digested with the salt."""
+    """A ``probe_bitnoer`` for ``bloom_filter2``: keys are ``(table, key_bytes)``, digested with the salt."""
 
     def __init__(self, digester: KeyDigester) -> None:
         self._digester = digester
@@ -63,7 +63,7 @@ class KeyedProbe:
             yield base + ((a + i * b + c * (i * (i - 1) // 2)) & 511)
 
 
-class ReadOnlyMmapBackend(Mmap_backend):  # type: ignore[misc]
+class ReadOnlyMmapBackend(Mmap_backend):
     """``bloom_filter2``'s mmap backend over an existing read-only mapping (the verified snapshot body)."""
 
     def __init__(self, body: memoryview, num_bits: int) -> None:
@@ -107,7 +107,7 @@ class BloomWriter:
         self._words = np.zeros((self._blocks, _WORDS_PER_BLOCK), dtype="<u8")
 
     def add_digests(self, digests: bytes) -> None:
-        """Insert keys given by their concatenated 16-byte digests (batches of 10^5..10^6 keys are fastest)."""
+        """Insert keys given by their concatenated 16-byte digests (best in batches of 10^5..10^6)."""
         d = np.frombuffer(digests, dtype="<u8").reshape(-1, 2)
         n = d.shape[0]
         if n == 0:
@@ -129,10 +129,9 @@ class BloomWriter:
         for i in range(self.bloom_hashes):
             g = (a + np.uint64(i) * b + np.uint64(i * (i - 1) // 2) * c) & np.uint64(511)
             masks[(row_base + (g >> np.uint64(6))).astype(np.intp)] |= one << (g & np.uint64(63))
-        masks = masks.reshape(n, _WORDS_PER_BLOCK)
         # Keys sharing a block are OR-ed together, then each touched block is updated once.
         starts = np.flatnonzero(np.concatenate(([True], block[1:] != block[:-1])))
-        combined = np.bitwise_or.reduceat(masks, starts, axis=0)
+        combined = np.bitwise_or.reduceat(masks.reshape(n, _WORDS_PER_BLOCK), starts, axis=0)
         self._words[block[starts].astype(np.intp)] |= combined
 
     def body(self) -> bytes:

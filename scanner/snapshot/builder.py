@@ -1,7 +1,8 @@
 """Build a signed snapshot from bank hashes (authority side).
 
 Hashes are deduplicated, unpacked to bits in chunks, keyed per table, digested with the salt and written into
-the Bloom body by :class:`~scanner.snapshot.bloom.BloomWriter`. Only digests of sampled-bit keys reach the file:
+the Bloom body by :class:`~scanner.snapshot.bloom.BloomWriter`. Only digests of sampled-bit keys reach the
+file:
 no raw bank hash is stored. Large banks are split by table across worker processes (fork), each writing its
 own filter into shared memory; the bodies are OR-ed, which gives the same bits as one process.
 """
@@ -46,10 +47,16 @@ def pack_bank_hashes(hashes: Sequence[bytes] | np.ndarray, hash_bits: int = 256)
     return np.unique(arr, axis=0)
 
 
-def _fill(writer: BloomWriter, packed: np.ndarray, positions: np.ndarray, digester: KeyDigester,
-          tables: Sequence[int], tick: Callable[[int], None]) -> None:
+def _fill(
+    writer: BloomWriter,
+    packed: np.ndarray,
+    positions: np.ndarray,
+    digester: KeyDigester,
+    tables: Sequence[int],
+    tick: Callable[[int], None],
+) -> None:
     for start in range(0, packed.shape[0], _CHUNK):
-        bits = hash_bits_matrix(packed[start:start + _CHUNK])
+        bits = hash_bits_matrix(packed[start : start + _CHUNK])
         batch: list[bytes] = []
         for t in tables:
             keys = np.packbits(bits[:, positions[t]], axis=1, bitorder="big")
@@ -71,20 +78,39 @@ def _worker(index: int) -> None:  # runs in a forked child
         with counter.get_lock():
             counter.value += n
 
-    _fill(writer, job["packed"], job["positions"], KeyDigester(job["salt"], params.tables), job["splits"][index],
-          tick)
+    _fill(
+        writer,
+        job["packed"],
+        job["positions"],
+        KeyDigester(job["salt"], params.tables),
+        job["splits"][index],
+        tick,
+    )
     job["regions"][index][:] = writer.body()
 
 
-def _parallel_body(packed: np.ndarray, positions: np.ndarray, salt: bytes, params: Params, workers: int,
-                   progress: Callable[[int, int], None] | None) -> bytes:
+def _parallel_body(
+    packed: np.ndarray,
+    positions: np.ndarray,
+    salt: bytes,
+    params: Params,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> bytes:
     ctx = multiprocessing.get_context("fork")
     nbytes = params.bloom_bits // 8
     splits = [list(range(i, params.tables, workers)) for i in range(workers)]
     regions = [mmap.mmap(-1, nbytes) for _ in range(workers)]
     counters = [ctx.Value("q", 0) for _ in range(workers)]
-    _JOB.update(params=params, packed=packed, positions=positions, salt=salt, splits=splits, regions=regions,
-                counters=counters)
+    _JOB.update(
+        params=params,
+        packed=packed,
+        positions=positions,
+        salt=salt,
+        splits=splits,
+        regions=regions,
+        counters=counters,
+    )
     total = packed.shape[0] * params.tables
     try:
         procs = [ctx.Process(target=_worker, args=(i,), daemon=True) for i in range(workers)]

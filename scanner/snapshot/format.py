@@ -1,8 +1,10 @@
 """The snapshot file format, version 1 (specified in ``docs/snapshot-format.md``).
 
-Layout: a 256-byte header, the Bloom body (``ceil(m / 8)`` bytes), a 64-byte Ed25519 signature. All integers are
+Layout: a 256-byte header, the Bloom body (``ceil(m / 8)`` bytes), a 64-byte Ed25519 signature. All
+integers are
 big-endian. The signature covers ``SIGNING_CONTEXT || header``; the header commits to the body through its
-SHA-256, so a verifier streams the body once. The SHA-256 of the whole file is the snapshot's public fingerprint.
+SHA-256, so a verifier streams the body once. The SHA-256 of the whole file is the snapshot's public
+fingerprint.
 """
 
 from __future__ import annotations
@@ -89,10 +91,30 @@ class Header:
         """The 256 header bytes."""
         self.validate()
         return _STRUCT.pack(
-            MAGIC, self.format_version, HEADER_SIZE, 0, self.snapshot_version, self.created, self.expires,
-            self.algorithm.encode("ascii").ljust(8, b"\0"), self.hash_bits, self.tables, self.bits,
-            self.min_votes, self.probe_radius, 0, self.bloom_hashes, 0, self.bloom_bits, self.entry_count,
-            self.key_id, self.seed, self.salt, self.body_length, self.body_sha256, bytes(64),
+            MAGIC,
+            self.format_version,
+            HEADER_SIZE,
+            0,
+            self.snapshot_version,
+            self.created,
+            self.expires,
+            self.algorithm.encode("ascii").ljust(8, b"\0"),
+            self.hash_bits,
+            self.tables,
+            self.bits,
+            self.min_votes,
+            self.probe_radius,
+            0,
+            self.bloom_hashes,
+            0,
+            self.bloom_bits,
+            self.entry_count,
+            self.key_id,
+            self.seed,
+            self.salt,
+            self.body_length,
+            self.body_sha256,
+            bytes(64),
         )
 
     @classmethod
@@ -104,9 +126,32 @@ class Header:
         """
         if len(data) < HEADER_SIZE:
             raise SnapshotInvalid("truncated snapshot: the header is incomplete")
-        (magic, fmt, hsize, flags, version, created, expires, algo, hash_bits, tables, bits, votes, radius,
-         reserved1, bloom_hashes, reserved2, bloom_bits, entries, key_id, seed, salt, body_length, body_sha,
-         reserved3) = _STRUCT.unpack(bytes(data[:HEADER_SIZE]))
+        (
+            magic,
+            fmt,
+            hsize,
+            flags,
+            version,
+            created,
+            expires,
+            algo,
+            hash_bits,
+            tables,
+            bits,
+            votes,
+            radius,
+            reserved1,
+            bloom_hashes,
+            reserved2,
+            bloom_bits,
+            entries,
+            key_id,
+            seed,
+            salt,
+            body_length,
+            body_sha,
+            reserved3,
+        ) = _STRUCT.unpack(bytes(data[:HEADER_SIZE]))
         if magic != MAGIC:
             raise SnapshotInvalid("not a pocketscan snapshot (bad magic bytes)")
         if fmt != FORMAT_VERSION or hsize != HEADER_SIZE:
@@ -116,8 +161,26 @@ class Header:
         name = algo.rstrip(b"\0")
         if not name or not name.isascii() or b"\0" in name or not name.decode().isprintable():
             raise SnapshotInvalid("corrupt snapshot header (bad algorithm name)")
-        header = cls(version, created, expires, name.decode(), hash_bits, tables, bits, votes, radius,
-                     bloom_bits, bloom_hashes, entries, key_id, seed, salt, body_length, body_sha, fmt)
+        header = cls(
+            version,
+            created,
+            expires,
+            name.decode(),
+            hash_bits,
+            tables,
+            bits,
+            votes,
+            radius,
+            bloom_bits,
+            bloom_hashes,
+            entries,
+            key_id,
+            seed,
+            salt,
+            body_length,
+            body_sha,
+            fmt,
+        )
         header.validate()
         return header
 
@@ -144,7 +207,12 @@ class Header:
             problems.append(f"Bloom size {self.bloom_bits} bits")
         if self.body_length != self.bloom_bits // 8:
             problems.append("body length")
-        if len(self.key_id) != 8 or len(self.seed) != 32 or len(self.salt) != 32 or len(self.body_sha256) != 32:
+        if (
+            len(self.key_id) != 8
+            or len(self.seed) != 32
+            or len(self.salt) != 32
+            or len(self.body_sha256) != 32
+        ):
             problems.append("key id, seed, salt or digest length")
         if self.expires <= self.created:
             problems.append("expiry before creation")

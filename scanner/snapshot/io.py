@@ -1,4 +1,5 @@
-"""Snapshot files on disk: atomic writes and read-only memory maps (the only file I/O of the snapshot code)."""
+"""Snapshot files on disk: atomic writes and read-only memory maps (the only file I/O of the snapshot
+code)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def hash_bits_matrix(hashes: np.ndarray) -> np.ndarray:
 
 
 def keys_for_bits(bits: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Keys of every table: ``(N, hash_bits)`` bits and ``(L, k)`` positions -> ``(N, L, ceil(k/8))`` uint8."""
+    """Keys of every table: ``(N, hash_bits)`` bits, ``(L, k)`` positions -> ``(N, L, ceil(k/8))`` uint8."""
     sampled = bits[:, positions]  # (N, L, k)
     return np.packbits(sampled, axis=2, bitorder="big")
 

@@ -39,7 +39,7 @@ class VerifiedSnapshot:
 def _sha256(view: memoryview) -> bytes:
     h = hashlib.sha256()
     for start in range(0, len(view), _HASH_STEP):
-        h.update(view[start:start + _HASH_STEP])
+        h.update(view[start : start + _HASH_STEP])
     return h.digest()
 
 
@@ -67,10 +67,10 @@ def verify_snapshot(data: Buffer, public_key: bytes) -> VerifiedSnapshot:
     if header.key_id != key_id(public_key):
         raise SnapshotInvalid("snapshot signed by a different authority key than the pinned one")
     header_bytes = bytes(view[:HEADER_SIZE])
-    signature = bytes(view[HEADER_SIZE + header.body_length:])
+    signature = bytes(view[HEADER_SIZE + header.body_length :])
     if not verify_signature(public_key, SIGNING_CONTEXT + header_bytes, signature):
         raise SnapshotInvalid("bad snapshot signature: the header was altered or not signed by the authority")
-    body = view[HEADER_SIZE:HEADER_SIZE + header.body_length]
+    body = view[HEADER_SIZE : HEADER_SIZE + header.body_length]
     if _sha256(body) != header.body_sha256:
         raise SnapshotInvalid("tampered snapshot: the Bloom body does not match the signed digest")
     return VerifiedSnapshot(header=header, fingerprint=_sha256(view).hex(), body=body)

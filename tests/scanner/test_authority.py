@@ -12,7 +12,9 @@ from scanner.authority import AuthorityKey, key_id, parse_public_key, verify_sig
 from scanner.errors import AuthorityKeyError
 
 
-def test_keygen_cli_writes_0600_and_prints_public_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keygen_cli_writes_0600_and_prints_public_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "AUTHORITY.key"
     assert main(["authority", "keygen", "--out", str(out)]) == 0
     pub = capsys.readouterr().out.strip()

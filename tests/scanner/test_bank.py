@@ -1,4 +1,5 @@
-"""The SQLite hash bank: imports (text, CSV, images) all-or-nothing with line numbers, dedupe, remove, stats."""
+"""The SQLite hash bank: imports (text, CSV, images) all-or-nothing with line numbers, dedupe, remove,
+stats."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def test_text_and_csv_import_dedupes(tmp_path: Path) -> None:
         report = bank.add(entries, now=1000)
         assert (report.added, report.duplicates) == (3, 2)
         assert bank.add(entries[:1], now=1001).duplicates == 1
-        assert sorted(bank.snapshot_hashes(algorithm="pdq", now=1000)) == sorted(bytes.fromhex(h) for h in (H1, H2))
+        assert sorted(bank.snapshot_hashes(algorithm="pdq", now=1000)) == sorted(
+            bytes.fromhex(h) for h in (H1, H2)
+        )
         stats = bank.stats(now=1000)
         assert stats["entries"] == 3 and stats["low_quality"] == 1 and stats["snapshot_eligible"] == 2
         removed, missing = bank.remove([H1, "b" * 64])
@@ -52,8 +55,9 @@ def test_expired_entries_leave_snapshots(tmp_path: Path) -> None:
         assert list(bank.snapshot_hashes(algorithm="pdq", now=500)) == [bytes.fromhex(H2)]
 
 
-def test_malformed_lines_refuse_the_whole_import_with_line_numbers(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_lines_refuse_the_whole_import_with_line_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = tmp_path / "good.txt"
     good.write_text(f"{H1}\n")
     bad = tmp_path / "bad.txt"
@@ -63,8 +67,15 @@ def test_malformed_lines_refuse_the_whole_import_with_line_numbers(tmp_path: Pat
     with pytest.raises(BankImportError) as info:
         collect_entries([good, bad, bad_csv, tmp_path / "missing.txt"])
     lines = [(Path(src).name, line) for src, line, _ in info.value.problems]
-    assert lines == [("bad.txt", 2), ("bad.txt", 3), ("bad.txt", 4), ("bad.txt", 5), ("bad.csv", 3),
-                     ("bad.csv", 4), ("missing.txt", 0)]
+    assert lines == [
+        ("bad.txt", 2),
+        ("bad.txt", 3),
+        ("bad.txt", 4),
+        ("bad.txt", 5),
+        ("bad.csv", 3),
+        ("bad.csv", 4),
+        ("missing.txt", 0),
+    ]
     bank = tmp_path / "bank.sqlite"
     assert main(["bank", "import", "--bank", str(bank), str(good)]) == 0
     capsys.readouterr()

@@ -11,7 +11,7 @@ import pytest
 
 from client.cli.main import main
 from scanner.authority import AuthorityKey
-from scanner.calibration import Params, bloom_geometry, blocked_bloom_fpr, calibrate, predict
+from scanner.calibration import Params, blocked_bloom_fpr, bloom_geometry, calibrate, predict
 from scanner.errors import CalibrationError
 from scanner.hashers.base import HashResult
 from scanner.matcher import Matcher
@@ -32,13 +32,17 @@ def _within(measured: float, predicted: float, n: int, sigmas: float = 4.5, slac
     return abs(measured - predicted) <= sigmas * se + slack
 
 
-@pytest.mark.parametrize(("n_bank", "tables", "bits", "votes", "radius"), [
-    (2000, 24, 16, 2, 0),  # noisy: a false-match rate large enough to measure
-    (300, 40, 24, 3, 0),  # the curve falls between d = 8 and d = 31
-    (300, 12, 20, 2, 1),  # multi-probe (one-bit neighbours of each key)
-])
-def test_prediction_matches_measurement_on_generated_hashes(n_bank: int, tables: int, bits: int, votes: int,
-                                                            radius: int) -> None:
+@pytest.mark.parametrize(
+    ("n_bank", "tables", "bits", "votes", "radius"),
+    [
+        (2000, 24, 16, 2, 0),  # noisy: a false-match rate large enough to measure
+        (300, 40, 24, 3, 0),  # the curve falls between d = 8 and d = 31
+        (300, 12, 20, 2, 1),  # multi-probe (one-bit neighbours of each key)
+    ],
+)
+def test_prediction_matches_measurement_on_generated_hashes(
+    n_bank: int, tables: int, bits: int, votes: int, radius: int
+) -> None:
     """Match rate at d = 0, 8, 16, 24, 31 and the random false-match rate agree with the model.
 
     Rates are averaged over several snapshots (fresh positions and salt each), the ensemble the model
@@ -46,7 +50,9 @@ def test_prediction_matches_measurement_on_generated_hashes(n_bank: int, tables:
     """
     snapshots, pairs, randoms = 8, 60, 400
     m, h = bloom_geometry(1024 * 2 * tables, 2e-3)
-    params = Params(tables=tables, bits=bits, min_votes=votes, probe_radius=radius, bloom_bits=m, bloom_hashes=h)
+    params = Params(
+        tables=tables, bits=bits, min_votes=votes, probe_radius=radius, bloom_bits=m, bloom_hashes=h
+    )
     pred = predict(params, n_bank)
     key = AuthorityKey.generate()
     rng = np.random.default_rng(11)
@@ -56,15 +62,20 @@ def test_prediction_matches_measurement_on_generated_hashes(n_bank: int, tables:
     for _ in range(snapshots):
         bank = rng.integers(0, 256, size=(n_bank, 32), dtype=np.uint8)
         matcher = Matcher(key.public_key)
-        matcher.load(build_snapshot(bank, params=params, key=key, version=1, created=NOW, expires=NOW + 9),
-                     now=NOW)
+        matcher.load(
+            build_snapshot(bank, params=params, key=key, version=1, created=NOW, expires=NOW + 9), now=NOW
+        )
         for d in distances:
             for i in rng.choice(n_bank, pairs, replace=False):
                 hits[d] += matcher.match(HashResult("pdq", 256, _flip(rng, bank[i], d), 90)).matched
-        false_hits += sum(matcher.match(HashResult("pdq", 256, rng.bytes(32), 90)).matched for _ in range(randoms))
+        false_hits += sum(
+            matcher.match(HashResult("pdq", 256, rng.bytes(32), 90)).matched for _ in range(randoms)
+        )
     n = snapshots * pairs
-    print(f"\nL={params.tables} k={params.bits} v={params.min_votes} radius={radius} N={n_bank} "
-          f"Bloom p={pred.bloom_fpr:.2e}")
+    print(
+        f"\nL={params.tables} k={params.bits} v={params.min_votes} radius={radius} N={n_bank} "
+        f"Bloom p={pred.bloom_fpr:.2e}"
+    )
     print(f"{'d':>4} {'predicted':>10} {'measured':>10}  (n={n} pairs per distance)")
     ok = True
     for d in distances:
@@ -72,8 +83,11 @@ def test_prediction_matches_measurement_on_generated_hashes(n_bank: int, tables:
         print(f"{d:4d} {pred.recall_at(d):10.4f} {measured:10.4f}")
         ok &= _within(measured, pred.recall_at(d), n)
     fm = false_hits / (snapshots * randoms)
-    print(f"random false-match rate per variant: predicted {pred.false_match_per_variant:.4f}, measured {fm:.4f} "
-          f"(n={snapshots * randoms})")
+    print(
+        f"random false-match rate per variant: predicted {pred.false_match_per_variant:.4f}, "
+        f"measured {fm:.4f} "
+        f"(n={snapshots * randoms})"
+    )
     ok &= _within(fm, pred.false_match_per_variant, snapshots * randoms)
     assert ok, "prediction and measurement disagree beyond statistical error (see the printed table)"
 
@@ -85,7 +99,9 @@ def test_blocked_bloom_fpr_matches_measurement() -> None:
     writer.add_digests(os.urandom(16 * keys))
     body = writer.body()
     probes = 20000
-    fp = sum(all(body[j // 8] >> (j % 8) & 1 for j in probe_bits(os.urandom(16), m, h)) for _ in range(probes))
+    fp = sum(
+        all(body[j // 8] >> (j % 8) & 1 for j in probe_bits(os.urandom(16), m, h)) for _ in range(probes)
+    )
     predicted = blocked_bloom_fpr(keys, m, h)
     print(f"\nblocked Bloom: m={m} h={h} keys={keys}: predicted {predicted:.4f}, measured {fp / probes:.4f}")
     assert predicted <= 5e-3

@@ -27,7 +27,9 @@ def setup() -> tuple[Matcher, np.ndarray, AuthorityKey]:
     m, h = bloom_geometry(1024 * 30, 1e-5)
     params = Params(tables=30, bits=20, min_votes=3, probe_radius=0, bloom_bits=m, bloom_hashes=h)
     matcher = Matcher(key.public_key)
-    matcher.load(build_snapshot(bank, params=params, key=key, version=1, created=NOW, expires=NOW + 60), now=NOW)
+    matcher.load(
+        build_snapshot(bank, params=params, key=key, version=1, created=NOW, expires=NOW + 60), now=NOW
+    )
     return matcher, bank, key
 
 
@@ -52,7 +54,7 @@ def test_dihedral_takes_the_best_variant(setup: tuple[Matcher, np.ndarray, Autho
     rng = np.random.default_rng(1)
     variants = tuple(rng.bytes(32) for _ in range(8))
     assert matcher.match(HashResult("pdq", 256, variants[0], 90, variants)).verdict == "no_match"
-    with_bank = variants[:5] + (bank[7].tobytes(),) + variants[6:]
+    with_bank = (*variants[:5], bank[7].tobytes(), *variants[6:])
     r = matcher.match(HashResult("pdq", 256, variants[0], 90, with_bank))
     assert (r.verdict, r.variant, r.votes, r.min_votes) == ("match", 5, 30, 3)
     assert r.snapshot_fingerprint == matcher.info.fingerprint  # type: ignore[union-attr]

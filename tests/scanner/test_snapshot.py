@@ -1,4 +1,5 @@
-"""Snapshot format, Bloom bits (numpy writer == bloom_filter2), privacy, and every refusal keeping the last good one."""
+"""Snapshot format, Bloom bits (numpy writer == bloom_filter2), privacy, and every refusal keeping the last
+good one."""
 
 from __future__ import annotations
 
@@ -39,10 +40,17 @@ def key() -> AuthorityKey:
     return AuthorityKey.generate()
 
 
-def _snap(key: AuthorityKey, bank: np.ndarray, *, version: int = 1, expires: int = NOW + 86400,
-          params: Params | None = None) -> bytes:
-    return build_snapshot(bank, params=params or _small_params(), key=key, version=version, created=NOW - 10,
-                          expires=expires)
+def _snap(
+    key: AuthorityKey,
+    bank: np.ndarray,
+    *,
+    version: int = 1,
+    expires: int = NOW + 86400,
+    params: Params | None = None,
+) -> bytes:
+    return build_snapshot(
+        bank, params=params or _small_params(), key=key, version=version, created=NOW - 10, expires=expires
+    )
 
 
 def test_numpy_writer_equals_bloom_filter2_bit_for_bit(tmp_path: Path) -> None:
@@ -79,7 +87,9 @@ def test_parallel_and_single_process_builds_are_identical(key: AuthorityKey) -> 
 
     bank = _bank(2000, seed=5)
     params = _small_params()
-    kwargs = dict(params=params, key=key, version=3, created=NOW, expires=NOW + 5, seed=b"s" * 32, salt=b"t" * 32)
+    kwargs = dict(
+        params=params, key=key, version=3, created=NOW, expires=NOW + 5, seed=b"s" * 32, salt=b"t" * 32
+    )
     single = build_snapshot(bank, workers=1, **kwargs)  # type: ignore[arg-type]
     old = builder._PARALLEL_MIN_KEYS
     builder._PARALLEL_MIN_KEYS = 1
@@ -96,14 +106,20 @@ def test_header_roundtrip_and_no_raw_hash_in_file(key: AuthorityKey) -> None:
     v = verify_snapshot(data, key.public_key)
     h = v.header
     assert (h.tables, h.bits, h.min_votes, h.snapshot_version, h.entry_count, h.key_id) == (
-        20, 16, 3, 1, 1024, key.key_id)
+        20,
+        16,
+        3,
+        1,
+        1024,
+        key.key_id,
+    )
     assert Header.unpack(data[:HEADER_SIZE]) == h
     assert v.fingerprint == fingerprint_of(data) and len(v.fingerprint) == 64
     assert len(data) == h.file_size
     for row in bank:
         raw = row.tobytes()
         for start in range(0, 32 - 7, 4):  # no 8-byte window of any bank hash appears in the file
-            assert raw[start:start + 8] not in data
+            assert raw[start : start + 8] not in data
     # Entry count is rounded up: 100 and 1000 entries give the same header field.
     assert verify_snapshot(_snap(key, _bank(1000)), key.public_key).header.entry_count == 1024
 
@@ -123,7 +139,8 @@ def test_matcher_finds_near_duplicates_not_strangers(key: AuthorityKey) -> None:
 
 
 class TestRefusals:
-    """Tampered, truncated, wrongly signed, expired and rolled-back snapshots are refused; the last good stays."""
+    """Tampered, truncated, wrongly signed, expired, rolled-back snapshots are refused; the last good
+    stays."""
 
     @pytest.fixture()
     def loaded(self, key: AuthorityKey) -> tuple[Matcher, bytes, np.ndarray]:
@@ -220,13 +237,39 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
     samples = sorted((REPO / "samples").glob("*.jpg"))
     assert main(["bank", "import", "--bank", str(bank), str(samples[0]), str(samples[1])]) == 0
     capsys.readouterr()
-    assert main(["snapshot", "build", "--bank", str(bank), "--key", str(keyfile), "--out", str(snap),
-                 "--version", "3", "--tables", "40", "--bits", "20", "--min-votes", "3", "--json"]) == 0
+    assert (
+        main(
+            [
+                "snapshot",
+                "build",
+                "--bank",
+                str(bank),
+                "--key",
+                str(keyfile),
+                "--out",
+                str(snap),
+                "--version",
+                "3",
+                "--tables",
+                "40",
+                "--bits",
+                "20",
+                "--min-votes",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["tables"] == 40 and report["entries"] == 2
     assert main(["snapshot", "verify", str(snap), "--pubkey", pub]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["valid"] and out["fingerprint"] == report["fingerprint"] and out["header"]["snapshot_version"] == 3
+    assert (
+        out["valid"]
+        and out["fingerprint"] == report["fingerprint"]
+        and out["header"]["snapshot_version"] == 3
+    )
     other = AuthorityKey.generate().public_hex
     assert main(["snapshot", "verify", str(snap), "--pubkey", other]) == 2
     assert json.loads(capsys.readouterr().out)["valid"] is False
