@@ -373,6 +373,10 @@ def test_push_window_flow_control_loses_nothing(tmp_path: Path) -> None:
             # Flow control: only push_window envelopes are pushed before acks arrive.
             for i in range(30):
                 await ca.send(cb.account, b"%d" % i)
+            for _ in range(100):  # wait for the window to fill, then check that it stays full
+                if cb.messages.qsize() >= 8:
+                    break
+                await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)
             assert cb.messages.qsize() == 8
             got: list[Delivery] = []
@@ -423,7 +427,11 @@ def test_piggybacked_and_delayed_acks(tmp_path: Path) -> None:
             await ca.send(cb.account, b"two")
             second = await _drain(cb, 1)
             cb.ack_soon([second[0].mid])  # no send follows: acknowledged alone after ack_delay
-            await asyncio.sleep(0.6)
+            assert await server.core.store.fetch(cb.account, None, 10, time.time()) != []  # not yet
+            for _ in range(100):
+                if await server.core.store.fetch(cb.account, None, 10, time.time()) == []:
+                    break
+                await asyncio.sleep(0.05)
             assert await server.core.store.fetch(cb.account, None, 10, time.time()) == []
             await ca.close()
             await cb.close()
