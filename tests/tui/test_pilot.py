@@ -162,7 +162,7 @@ def test_add_contact_send_text_and_allowed_image(tmp_path: Path, monkeypatch: py
                 await ready(pilot, w)
                 await pilot.press("ctrl+n")
                 await pilot.pause()
-                await pilot.press(*w.bob.account_id, "enter", *"bob", "enter")
+                await pilot.press(*w.bob.invite_code(), "enter", "enter")  # the invite carries the name
                 await until(lambda: [c.name for c in w.alice.contacts()] == ["bob"], pilot)
                 await until(lambda: len(app.screen.query_one(ContactList).children) == 1, pilot)
                 await type_line(pilot, "hello from the TUI")
