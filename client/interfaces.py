@@ -2,13 +2,13 @@
 
 ``ChatCore`` is what front ends (the Textual TUI, the headless CLI, tests) use; ``core.Core`` is
 the real one and ``tests/tui`` drives the TUI with a fake. The collaborator Protocols
-(``ScannerPort``, ``RelayLink``) exist so that a test can wire one real part to recorders and
-check the exact order of calls (scan, match, policy, encrypt, send).
+(``ImageScanner``, ``ImageSealer``, ``Courier``; the net's ``OutboxPort``) exist so that a test can wire
+one real part to recorders and check the exact order of calls (scan, match, policy, encrypt, send).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from client.policy import Decision, PolicyName, ScanResult
 
 if TYPE_CHECKING:
+    from client.crypto.attachments import EncryptedAttachment
+    from scanner.hashers.base import HashResult
     from scanner.verdict import ScanVerdict
 
 __all__ = [
@@ -23,13 +25,14 @@ __all__ = [
     "ConnectionChanged",
     "ContactView",
     "CoreEvent",
+    "Courier",
     "DeliveryChanged",
     "Direction",
+    "ImageScanner",
+    "ImageSealer",
     "KeyChanged",
     "MessageReceived",
     "MessageView",
-    "RelayLink",
-    "ScannerPort",
     "ScannerStatus",
     "SendOutcome",
     "SendStatus",
@@ -184,24 +187,38 @@ class ChatCore(Protocol):
     def set_verified(self, peer: str, verified: bool) -> None: ...
 
 
-class ScannerPort(Protocol):
-    """On-device scanning: hash, match against the current snapshot, seal a verdict."""
+class ImageScanner(Protocol):
+    """On-device scanning (``client.scanning.LocalScanner``): hash, match, seal a verdict."""
 
-    def scan(self, data: bytes, *, name: str, dihedral: bool) -> ScanResult: ...
+    def hash(self, data: bytes, *, name: str, dihedral: bool) -> HashResult: ...
+
+    def match(self, hashed: HashResult) -> ScanResult: ...
+
+    def error(self, exc: Exception) -> ScanResult: ...
 
     def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict: ...
 
 
-class RelayLink(Protocol):
-    """The network edge as the pipeline sees it (``client.net.Net`` is the real one)."""
+class ImageSealer(Protocol):
+    """The crypto seam: encrypt an image only with its verdict (``client.crypto.attachments``)."""
 
-    async def send_envelope(self, recipient: str, payload: bytes, *, local_id: str) -> None: ...
+    def __call__(self, data: bytes, verdict: ScanVerdict, *, content_type: str, width: int | None,
+                 height: int | None) -> EncryptedAttachment: ...
 
-    async def upload_blob(self, data: bytes) -> str: ...
+
+class Courier(Protocol):
+    """What the image pipeline needs from the core once an image may leave (``client.core.Core``)."""
+
+    async def upload_blob(self, blob: bytes) -> str: ...
+
+    async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *,
+                            data: bytes, name: str, scan: ScanResult) -> MessageView: ...
+
+    async def send_report(self, peer: str, data: bytes, scan: ScanResult,
+                          hashed: HashResult | None) -> None: ...
 
 
 Listener = Callable[[CoreEvent], None]
-AsyncAction = Callable[[], Awaitable[None]]
 
 
 @dataclass

@@ -14,15 +14,12 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
-from client.crypto.attachments import EncryptedAttachment
 from client.errors import ClientError
-from client.interfaces import MessageView, SendOutcome
+from client.interfaces import Courier, ImageScanner, ImageSealer, SendOutcome
 from client.policy import Decision, PolicyName, ScanResult, decide
 from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult
-from scanner.verdict import ScanVerdict
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -42,35 +39,6 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 class SendError(ClientError):
     """The message or image could not be sent (the reason is in the message; nothing was lost)."""
-
-
-class ImageScanner(Protocol):
-    def hash(self, data: bytes, *, name: str, dihedral: bool) -> HashResult: ...
-
-    def match(self, hashed: HashResult) -> ScanResult: ...
-
-    def error(self, exc: Exception) -> ScanResult: ...
-
-    def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict: ...
-
-
-class ImageSealer(Protocol):
-    """The crypto seam: encrypt an image only with its verdict (``client.crypto.attachments``)."""
-
-    def __call__(self, data: bytes, verdict: ScanVerdict, *, content_type: str, width: int | None,
-                 height: int | None) -> EncryptedAttachment: ...
-
-
-class Courier(Protocol):
-    """What the pipeline needs from the core once an image may leave."""
-
-    async def upload_blob(self, blob: bytes) -> str: ...
-
-    async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *,
-                            data: bytes, name: str, scan: ScanResult) -> MessageView: ...
-
-    async def send_report(self, peer: str, data: bytes, scan: ScanResult,
-                          hashed: HashResult | None) -> None: ...
 
 
 @dataclass
