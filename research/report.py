@@ -143,8 +143,11 @@ def render_plot(plot: Plot) -> bytes:
         ax.set_xlabel(plot.xlabel)
         ax.set_ylabel(plot.ylabel)
         ax.grid(alpha=0.3)
-        if len(plot.series) > 1 or plot.kind == "hist":
+        _handles, labels = ax.get_legend_handles_labels()
+        if labels and (len(plot.series) > 1 or plot.kind == "hist"):
             ax.legend(fontsize=8)
+        if not any(len(s.values) for s in plot.series):
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")

@@ -175,9 +175,16 @@ def run(cfg: EvadeConfig, seed: int = 0) -> Results:
         med_q = float(np.median(queries)) if queries else 0.0
         crit = f"distance > {info.threshold}, quality >= {info.min_quality}" + (
             ", snapshot no longer matching" if matcher is not None else "")
+        if ok:
+            quality_txt = f"median PSNR {med:.1f} dB, median SSIM {med_ssim:.3f}, median {med_q:.0f} queries"
+        else:
+            best = max(attacked, key=lambda r: r["distance_after"], default=None)
+            quality_txt = ("no success within the budget" + (
+                f"; best distance reached {best['distance_after']} at PSNR {best['psnr']:.1f} dB"
+                if best else ""))
         summary.append(
             f"{algo}: evasion succeeded on {rate.fmt()} of bank images ({crit}; after PNG save+reload), "
-            f"median PSNR {med:.1f} dB, median SSIM {med_ssim:.3f}, median {med_q:.0f} queries; method {label}. "
+            f"{quality_txt}; method {label}. "
             f"Distance alone > {info.threshold}: {dist_rate.fmt()}"
             + (f"; snapshot no longer matches: {snap_evaded.fmt()}." if snap_evaded else "."))
         verdict = ("This is a finding about the hash, not a failure of the tool: an adversary who knows the "
