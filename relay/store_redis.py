@@ -178,6 +178,8 @@ class RedisStore:
         """Identifies this process in wake-up messages (its own are ignored)."""
         self._redis: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
+        self._queue: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -210,6 +212,9 @@ class RedisStore:
             self._scripts[name] = self._redis.register_script(source)
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
         if self._redis is not None:
             await self._redis.aclose(close_connection_pool=True)
             self._redis = None
@@ -222,6 +227,40 @@ class RedisStore:
             return await self._scripts[name](keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise RelayError(f"Redis failure: {exc}") from None
+
+    def _batched(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """Queue a script call; the calls queued while a pipeline is in flight go in the next one.
+
+        The hot path (store an envelope, delete acknowledged ones) then costs one round trip per
+        batch instead of one per message; each script stays atomic on its own.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((name, keys, args, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return fut
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                pipe = self.r.pipeline(transaction=False)
+                for name, keys, args, _ in batch:
+                    await self._scripts[name](keys=keys, args=args, client=pipe)
+                results = await pipe.execute(raise_on_error=False)
+            except (RedisError, OSError) as exc:
+                for *_, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(RelayError(f"Redis failure: {exc}"))
+                continue
+            for (*_, fut), result in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(result, Exception):
+                    fut.set_exception(RelayError(f"Redis failure: {result}"))
+                else:
+                    fut.set_result(result)
 
     # --- mailboxes -----------------------------------------------------------------------------
 
@@ -236,7 +275,7 @@ class RedisStore:
         self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
     ) -> tuple[Stored, bool]:
         ttl = max(1, int(limits.ttl))
-        status, value = await self._run(
+        status, value = await self._batched(
             "put",
             [
                 self.k("cid", sender, cid.hex()),
@@ -283,7 +322,7 @@ class RedisStore:
         valid = [m for m in mids if _MID.match(m)]
         if not valid:
             return []
-        done = await self._run("ack", [self.k("mb", recipient), self.k("mbb", recipient)], valid)
+        done = await self._batched("ack", [self.k("mb", recipient), self.k("mbb", recipient)], valid)
         return [_s(m) for m in done]
 
     # --- prekeys -------------------------------------------------------------------------------
