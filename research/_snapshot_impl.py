@@ -37,8 +37,13 @@ class ResearchMatcher:
     def match(self, h: bytes, dihedral: Sequence[bytes] | None) -> tuple[bool, int]:
         from scanner.hashers.base import HashResult
 
-        result = HashResult(algo=self._algo, bits=self._bits, hash=bytes(h), quality=100,
-                            dihedral=tuple(bytes(v) for v in dihedral) if dihedral else None)
+        result = HashResult(
+            algo=self._algo,
+            bits=self._bits,
+            hash=bytes(h),
+            quality=100,
+            dihedral=tuple(bytes(v) for v in dihedral) if dihedral else None,
+        )
         out = self._matcher.match(result)
         return bool(out.matched), int(out.votes)
 
@@ -46,8 +51,15 @@ class ResearchMatcher:
         return dict(self._info)
 
 
-def build(algo: str, hashes: Sequence[bytes], qualities: Sequence[int], workdir: Path, *, seed: int = 0,
-          params: dict[str, int] | None = None) -> tuple[ResearchMatcher | None, str]:
+def build(
+    algo: str,
+    hashes: Sequence[bytes],
+    qualities: Sequence[int],
+    workdir: Path,
+    *,
+    seed: int = 0,
+    params: dict[str, int] | None = None,
+) -> tuple[ResearchMatcher | None, str]:
     from scanner.authority import AuthorityKey
     from scanner.calibration import Params, calibrate, predict
     from scanner.matcher import MIN_QUALITY, Matcher
@@ -70,20 +82,40 @@ def build(algo: str, hashes: Sequence[bytes], qualities: Sequence[int], workdir:
     key.save(workdir / "authority.key", force=True)
     now = int(time.time())
     t1 = time.perf_counter()
-    data = build_snapshot(kept, params=p, key=key, version=1, created=now, expires=now + EXPIRY_S,
-                          algorithm=algo, seed=_derive(seed, algo, "lsh-seed"), salt=_derive(seed, algo, "salt"),
-                          workers=1)
+    data = build_snapshot(
+        kept,
+        params=p,
+        key=key,
+        version=1,
+        created=now,
+        expires=now + EXPIRY_S,
+        algorithm=algo,
+        seed=_derive(seed, algo, "lsh-seed"),
+        salt=_derive(seed, algo, "salt"),
+        workers=1,
+    )
     t_build = time.perf_counter() - t1
     path = workdir / "snapshot.bin"
     write_snapshot_file(path, data)
     matcher = Matcher(key.public_key)
     matcher.load(map_snapshot_file(path), now=now)
     cal = predict(p, len(kept))
-    info = {"params": how, "tables": p.tables, "bits": p.bits, "min_votes": p.min_votes,
-            "probe_radius": p.probe_radius, "bloom_bits": p.bloom_bits, "bloom_hashes": p.bloom_hashes,
-            "entries": len(kept), "size_bytes": len(data), "fingerprint": fingerprint_of(data),
-            "public_key": key.public_hex, "calibration_s": round(t_cal, 3), "build_s": round(t_build, 3),
-            "predicted_false_match_per_image": cal.false_match_per_image,
-            "predicted_recall": {str(d): cal.recall_at(round(d * bits / 256)) for d in (8, 16, 24, 31)},
-            "path": str(path)}
+    info = {
+        "params": how,
+        "tables": p.tables,
+        "bits": p.bits,
+        "min_votes": p.min_votes,
+        "probe_radius": p.probe_radius,
+        "bloom_bits": p.bloom_bits,
+        "bloom_hashes": p.bloom_hashes,
+        "entries": len(kept),
+        "size_bytes": len(data),
+        "fingerprint": fingerprint_of(data),
+        "public_key": key.public_hex,
+        "calibration_s": round(t_cal, 3),
+        "build_s": round(t_build, 3),
+        "predicted_false_match_per_image": cal.false_match_per_image,
+        "predicted_recall": {str(d): cal.recall_at(round(d * bits / 256)) for d in (8, 16, 24, 31)},
+        "path": str(path),
+    }
     return ResearchMatcher(matcher, algo, bits, info), ""

@@ -88,8 +88,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 def distortion(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """PSNR (dB), SSIM, L2 (per-pixel RMS over channels, 0-255 scale) and L-infinity of b - a."""
     d = a.astype(np.float64) - b.astype(np.float64)
-    return {"psnr": psnr(a, b), "ssim": ssim(a, b), "l2": float(np.sqrt(np.mean(d * d))),
-            "linf": float(np.abs(d).max()) if d.size else 0.0}
+    return {
+        "psnr": psnr(a, b),
+        "ssim": ssim(a, b),
+        "l2": float(np.sqrt(np.mean(d * d))),
+        "linf": float(np.abs(d).max()) if d.size else 0.0,
+    }
 
 
 @dataclass
@@ -108,9 +112,16 @@ class AttackResult:
     note: str = ""
 
     def summary(self) -> dict[str, object]:
-        return {"success": self.success, "method": self.method, "queries": self.queries,
-                "distance_before": self.distance_before, "distance_after": self.distance_after,
-                "quality_after": self.quality_after, **self.metrics, "note": self.note}
+        return {
+            "success": self.success,
+            "method": self.method,
+            "queries": self.queries,
+            "distance_before": self.distance_before,
+            "distance_after": self.distance_after,
+            "quality_after": self.quality_after,
+            **self.metrics,
+            "note": self.note,
+        }
 
 
 def _apply_luma(rgb: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -126,8 +137,9 @@ def _balanced_flip_set(margin: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([a, b])
 
 
-def _refine_clipped(model: PdqLinear, x0: np.ndarray, target: np.ndarray, *, tol: float,
-                    iters: int = 6) -> np.ndarray:
+def _refine_clipped(
+    model: PdqLinear, x0: np.ndarray, target: np.ndarray, *, tol: float, iters: int = 6
+) -> np.ndarray:
     """Move x0 so its coefficients reach ``target``, re-solving for the part lost to clipping/rounding."""
     x = x0
     base = x0.astype(np.float64)
@@ -141,9 +153,16 @@ def _refine_clipped(model: PdqLinear, x0: np.ndarray, target: np.ndarray, *, tol
     return x
 
 
-def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_queries: int = 40,
-                   min_quality: int = 50, extra_bits: int = 8,
-                   still_detected: Callable[[np.ndarray], bool] | None = None) -> AttackResult:
+def evade_whitebox(
+    rgb: np.ndarray,
+    oracle: Oracle,
+    *,
+    threshold: int = 31,
+    max_queries: int = 40,
+    min_quality: int = 50,
+    extra_bits: int = 8,
+    still_detected: Callable[[np.ndarray], bool] | None = None,
+) -> AttackResult:
     """Push PDQ's hash of ``rgb`` more than ``threshold`` bits away with the smallest luma change found.
 
     Flips ``threshold + 1 + extra_bits`` bits nearest the median by a push ``delta`` (a fraction of the median
@@ -209,19 +228,38 @@ def evade_whitebox(rgb: np.ndarray, oracle: Oracle, *, threshold: int = 31, max_
                 lo_fail = mid
     if best is None:
         x, d, q = attempt(nbits, delta)
-        return AttackResult(False, "whitebox-linear", queries, 0, d, q, x, distortion(rgb, x),
-                            note="query budget exhausted")
+        return AttackResult(
+            False, "whitebox-linear", queries, 0, d, q, x, distortion(rgb, x), note="query budget exhausted"
+        )
     png, back = png_roundtrip(best[0])  # the verdict is taken on the saved and reloaded file
     hh, q = oracle(back)
     queries += 1
     d = hamming_bytes(h0, hh)
     ok = d > threshold and q >= min_quality and evaded(back)
-    return AttackResult(ok, "whitebox-linear", queries, 0, d, q, back, distortion(rgb, back), png=png,
-                        note="" if ok else "lost after PNG save and reload")
+    return AttackResult(
+        ok,
+        "whitebox-linear",
+        queries,
+        0,
+        d,
+        q,
+        back,
+        distortion(rgb, back),
+        png=png,
+        note="" if ok else "lost after PNG save and reload",
+    )
 
 
-def collide_whitebox(source: np.ndarray, target_hash: bytes, oracle: Oracle, *, threshold: int = 31,
-                     slack: int = 8, max_queries: int = 40, min_quality: int = 50) -> AttackResult:
+def collide_whitebox(
+    source: np.ndarray,
+    target_hash: bytes,
+    oracle: Oracle,
+    *,
+    threshold: int = 31,
+    slack: int = 8,
+    max_queries: int = 40,
+    min_quality: int = 50,
+) -> AttackResult:
     """Perturb ``source`` until its PDQ hash is within ``threshold`` bits of ``target_hash``.
 
     All disagreeing bits are pushed to the target's side of the median except the ``threshold - slack``
@@ -252,8 +290,9 @@ def collide_whitebox(source: np.ndarray, target_hash: bytes, oracle: Oracle, *, 
                 continue
             if sign[k] * margin[k] < delta * scale:
                 target[k] = med + sign[k] * delta * scale
-        x = _refine_clipped(model, _apply_luma(src, model.luma_delta(target - c)), target, tol=0.1 * scale,
-                            iters=10)
+        x = _refine_clipped(
+            model, _apply_luma(src, model.luma_delta(target - c)), target, tol=0.1 * scale, iters=10
+        )
         hh, q = oracle(x)  # lossless PNG: same pixels as the reloaded file (re-checked on it at the end)
         return x, hamming_bytes(hh, target_hash), q
 
@@ -287,8 +326,9 @@ def collide_whitebox(source: np.ndarray, target_hash: bytes, oracle: Oracle, *, 
     d = hamming_bytes(hh, target_hash)
     ok = best is not None and d <= threshold and q >= min_quality
     note = "" if ok else ("no collision within the query budget" if best is None else "lost after PNG reload")
-    return AttackResult(ok, "whitebox-linear", queries, d_before, d, q, back, distortion(src, back),
-                        png=png, note=note)
+    return AttackResult(
+        ok, "whitebox-linear", queries, d_before, d, q, back, distortion(src, back), png=png, note=note
+    )
 
 
 def _upsample(grid: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -296,10 +336,21 @@ def _upsample(grid: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float64)
 
 
-def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queries: int = 400,
-                   seed: int = 0, grid: int = 16, eps: float = 12.0, samples: int = 10, sigma: float = 0.5,
-                   lr: float = 0.25, min_quality: int = 50,
-                   still_detected: Callable[[np.ndarray], bool] | None = None) -> AttackResult:
+def evade_blackbox(
+    rgb: np.ndarray,
+    oracle: Oracle,
+    *,
+    threshold: int,
+    max_queries: int = 400,
+    seed: int = 0,
+    grid: int = 16,
+    eps: float = 12.0,
+    samples: int = 10,
+    sigma: float = 0.5,
+    lr: float = 0.25,
+    min_quality: int = 50,
+    still_detected: Callable[[np.ndarray], bool] | None = None,
+) -> AttackResult:
     """Hash-only evasion: antithetic NES over a ``grid`` x ``grid`` grey perturbation bounded by ``eps``.
 
     Maximises the Hamming distance to the original hash; stops at the first image whose distance exceeds
@@ -359,5 +410,15 @@ def evade_blackbox(rgb: np.ndarray, oracle: Oracle, *, threshold: int, max_queri
     queries += 1
     d = hamming_bytes(h0, hh)
     ok = d > threshold and q >= min_quality and evaded(back)
-    return AttackResult(ok, "blackbox-nes", queries, 0, d, q, back, distortion(rgb, back), png=png,
-                        note="" if ok else f"best distance {best_d} within {max_queries} queries")
+    return AttackResult(
+        ok,
+        "blackbox-nes",
+        queries,
+        0,
+        d,
+        q,
+        back,
+        distortion(rgb, back),
+        png=png,
+        note="" if ok else f"best distance {best_d} within {max_queries} queries",
+    )

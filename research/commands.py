@@ -1,10 +1,11 @@
 """`pocketscan research ...`: the research toolkit's command line.
 
-Every evaluation command takes the user's folders and ``--out DIR``, is deterministic given ``--seed``, uses
-``--workers`` processes (default: all cores), shows a progress bar on stderr, writes ``results.json``,
-``report.md`` and a self-contained ``report.html`` (plots embedded) under ``--out``, and prints a short summary
-(or the results as JSON with ``--json``). ``--algo`` accepts any registered hasher name, repeated or as a comma
-list (``--algo pdq --algo onnx`` or ``--algo pdq,onnx``) to put algorithms side by side.
+Every evaluation command takes the user's folders and ``--out DIR``, is deterministic given ``--seed``,
+uses ``--workers`` processes (default: all cores), shows a progress bar on stderr, writes
+``results.json``, ``report.md`` and a self-contained ``report.html`` (plots embedded) under ``--out``, and
+prints a short summary (or the results as JSON with ``--json``). ``--algo`` accepts any registered hasher
+name, repeated or as a comma list (``--algo pdq --algo onnx`` or ``--algo pdq,onnx``) to put algorithms
+side by side.
 
 This module stays cheap to import: evaluations, numpy and matplotlib are imported inside the handlers.
 """
@@ -26,18 +27,31 @@ _EPILOG_OUT = "Writes OUT/results.json, OUT/report.md, OUT/report.html (self-con
 
 
 def _common(p: argparse.ArgumentParser, *, algo: bool = True) -> None:
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for results.json, report.html, report.md")
-    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same results (default 0)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes (default: all cores)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for results.json, report.html, report.md"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed: the same seed gives the same results (default 0)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="worker processes (default: all cores)"
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     if algo:
-        p.add_argument("--algo", action="append", metavar="NAME",
-                       help="hasher(s) to evaluate: any registered name (pdq, phash, dhash, ahash, onnx...); "
-                            "repeat or comma-separate to compare side by side (default pdq)")
-        p.add_argument("--decode", choices=("fast", "exact"), default="fast",
-                       help="image decoding mode, as in the scanner (default fast, what the client uses)")
+        p.add_argument(
+            "--algo",
+            action="append",
+            metavar="NAME",
+            help="hasher(s) to evaluate: any registered name (pdq, phash, dhash, ahash, onnx...); "
+            "repeat or comma-separate to compare side by side (default pdq)",
+        )
+        p.add_argument(
+            "--decode",
+            choices=("fast", "exact"),
+            default="fast",
+            help="image decoding mode, as in the scanner (default fast, what the client uses)",
+        )
 
 
 def _finish(args: argparse.Namespace, results: Results) -> int:
@@ -45,8 +59,13 @@ def _finish(args: argparse.Namespace, results: Results) -> int:
 
     paths = write_report(results, args.out)
     if args.json:
-        payload = {"command": results.command, "summary": results.summary, "data": results.data,
-                   "meta": results.meta, "report": str(paths["html"])}
+        payload = {
+            "command": results.command,
+            "summary": results.summary,
+            "data": results.data,
+            "meta": results.meta,
+            "report": str(paths["html"]),
+        }
         print(json.dumps(to_jsonable(payload), indent=1))
     else:
         for line in results.summary:
@@ -82,8 +101,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     fams = tuple(f.strip() for f in args.families.split(",")) if args.families else tuple(FAMILIES)
     if args.count < 1:
         raise ValueError("--count must be at least 1")
-    paths = list(progress(generate_corpus(args.out, args.count, args.seed, workers=args.workers, families=fams),
-                          total=args.count, description="generating", quiet=args.quiet))
+    paths = list(
+        progress(
+            generate_corpus(args.out, args.count, args.seed, workers=args.workers, families=fams),
+            total=args.count,
+            description="generating",
+            quiet=args.quiet,
+        )
+    )
     counts: dict[str, int] = {}
     for p in paths:
         fam = p.rsplit("/", 2)[-2]
@@ -91,7 +116,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"out": args.out, "count": len(paths), "seed": args.seed, "families": counts}))
     else:
-        print(f"wrote {len(paths)} images under {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        print(
+            f"wrote {len(paths)} images under {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
     return 0
 
 
@@ -99,9 +126,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_fpr(args: argparse.Namespace) -> int:
     from research.evals.fpr import FprConfig, run
 
-    cfg = FprConfig(bank=args.bank, benign=args.benign, out=args.out, algos=_algos(args), workers=args.workers,
-                    decode=args.decode, keep_cross_duplicates=not args.exclude_cross_duplicates,
-                    snapshot=not args.no_snapshot, quiet=args.quiet)
+    cfg = FprConfig(
+        bank=args.bank,
+        benign=args.benign,
+        out=args.out,
+        algos=_algos(args),
+        workers=args.workers,
+        decode=args.decode,
+        keep_cross_duplicates=not args.exclude_cross_duplicates,
+        snapshot=not args.no_snapshot,
+        quiet=args.quiet,
+    )
     if args.images_per_year:
         cfg.images_per_year = args.images_per_year
     if args.account_threshold:
@@ -116,8 +151,16 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from research.evals.robustness import RobustnessConfig, run
 
     algos = _algos(args) if args.algo else None  # default: PDQ and the three 64-bit baselines
-    cfg = RobustnessConfig(bank=args.bank, out=args.out, algos=algos, workers=args.workers,
-                           decode=args.decode, snapshot=not args.no_snapshot, quiet=args.quiet, limit=args.limit)
+    cfg = RobustnessConfig(
+        bank=args.bank,
+        out=args.out,
+        algos=algos,
+        workers=args.workers,
+        decode=args.decode,
+        snapshot=not args.no_snapshot,
+        quiet=args.quiet,
+        limit=args.limit,
+    )
     if args.transforms:
         cfg.transforms = [t.strip() for t in args.transforms.split(",") if t.strip()]
     return _finish(args, run(cfg, seed=args.seed))
@@ -127,9 +170,17 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 def _cmd_tradeoffs(args: argparse.Namespace) -> int:
     from research.evals.tradeoffs import TradeoffsConfig, run
 
-    cfg = TradeoffsConfig(bank_size=args.bank_size, out=args.out, bank=args.bank, benign=args.benign,
-                          algos=_algos(args), workers=args.workers, decode=args.decode, quiet=args.quiet,
-                          samples=args.samples)
+    cfg = TradeoffsConfig(
+        bank_size=args.bank_size,
+        out=args.out,
+        bank=args.bank,
+        benign=args.benign,
+        algos=_algos(args),
+        workers=args.workers,
+        decode=args.decode,
+        quiet=args.quiet,
+        samples=args.samples,
+    )
     return _finish(args, run(cfg, seed=args.seed))
 
 
@@ -137,9 +188,18 @@ def _cmd_tradeoffs(args: argparse.Namespace) -> int:
 def _cmd_evade(args: argparse.Namespace) -> int:
     from research.evals.evade import EvadeConfig, run
 
-    cfg = EvadeConfig(bank=args.bank, out=args.out, algos=_algos(args), workers=args.workers, decode=args.decode,
-                      method=args.method, max_queries=args.max_queries, limit=args.limit, quiet=args.quiet,
-                      snapshot=not args.no_snapshot)
+    cfg = EvadeConfig(
+        bank=args.bank,
+        out=args.out,
+        algos=_algos(args),
+        workers=args.workers,
+        decode=args.decode,
+        method=args.method,
+        max_queries=args.max_queries,
+        limit=args.limit,
+        quiet=args.quiet,
+        snapshot=not args.no_snapshot,
+    )
     return _finish(args, run(cfg, seed=args.seed))
 
 
@@ -147,8 +207,16 @@ def _cmd_evade(args: argparse.Namespace) -> int:
 def _cmd_collide(args: argparse.Namespace) -> int:
     from research.evals.collide import CollideConfig, run
 
-    cfg = CollideConfig(target=args.target, source=args.source, out=args.out, algos=_algos(args),
-                        decode=args.decode, max_queries=args.max_queries, workers=args.workers, quiet=args.quiet)
+    cfg = CollideConfig(
+        target=args.target,
+        source=args.source,
+        out=args.out,
+        algos=_algos(args),
+        decode=args.decode,
+        max_queries=args.max_queries,
+        workers=args.workers,
+        quiet=args.quiet,
+    )
     return _finish(args, run(cfg, seed=args.seed))
 
 
@@ -156,8 +224,15 @@ def _cmd_collide(args: argparse.Namespace) -> int:
 def _cmd_overhead(args: argparse.Namespace) -> int:
     from research.evals.overhead import OverheadConfig, run
 
-    cfg = OverheadConfig(photos=args.photos, out=args.out, bank_size=args.bank_size, repeats=args.repeats,
-                         limit=args.limit, quiet=args.quiet, workers=args.workers)
+    cfg = OverheadConfig(
+        photos=args.photos,
+        out=args.out,
+        bank_size=args.bank_size,
+        repeats=args.repeats,
+        limit=args.limit,
+        quiet=args.quiet,
+        workers=args.workers,
+    )
     return _finish(args, run(cfg, seed=args.seed))
 
 
@@ -173,108 +248,184 @@ def register(registry: CommandRegistry) -> None:
     """Add the ``research`` command group."""
     research = registry.group("research", help="measure false matches, robustness, attacks and trade-offs")
 
-    p = research.command("generate", _cmd_generate,
-                         help="generate benign images that scanners confuse (chat, text, charts, flat, ...)",
-                         epilog="Images go to OUT/<family>/ as PNG; the same --seed and --count give the "
-                                "same bytes.")
+    p = research.command(
+        "generate",
+        _cmd_generate,
+        help="generate benign images that scanners confuse (chat, text, charts, flat, ...)",
+        epilog="Images go to OUT/<family>/ as PNG; the same --seed and --count give the same bytes.",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--count", type=int, default=140, metavar="N", help="number of images (default 140)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--families", metavar="LIST",
-                   help="comma list of chat,text,chart,flat,gradient,document,meme (default: all)")
+    p.add_argument(
+        "--families",
+        metavar="LIST",
+        help="comma list of chat,text,chart,flat,gradient,document,meme (default: all)",
+    )
     p.add_argument("--workers", type=int, default=None, metavar="N")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
-    p = research.command("fpr", _cmd_fpr, help="false-match rate of the scanner on benign images, with CIs",
-                         description="Build a bank and a signed snapshot from --bank, scan every image of "
-                                     "--benign, report per-query and per-pair false-match rates with Wilson "
-                                     "95%% intervals at several thresholds, raw distance vs snapshot verdict, "
-                                     "every false match side by side, breakdowns by quality and family "
-                                     "(sub-folders), and account-level arithmetic with its assumptions.",
-                         epilog=_EPILOG_OUT)
+    p = research.command(
+        "fpr",
+        _cmd_fpr,
+        help="false-match rate of the scanner on benign images, with CIs",
+        description="Build a bank and a signed snapshot from --bank, scan every image of "
+        "--benign, report per-query and per-pair false-match rates with Wilson "
+        "95%% intervals at several thresholds, raw distance vs snapshot verdict, "
+        "every false match side by side, breakdowns by quality and family "
+        "(sub-folders), and account-level arithmetic with its assumptions.",
+        epilog=_EPILOG_OUT,
+    )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
-    p.add_argument("--benign", required=True, metavar="DIR",
-                   help="folder of benign images; sub-folders are families")
+    p.add_argument(
+        "--benign", required=True, metavar="DIR", help="folder of benign images; sub-folders are families"
+    )
     _common(p)
-    p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot verdict (raw distances only)")
-    p.add_argument("--exclude-cross-duplicates", action="store_true",
-                   help="drop benign files byte-identical to a bank file (they are true matches)")
-    p.add_argument("--images-per-year", type=int, action="append", metavar="N",
-                   help="account arithmetic: images an account sends per year (repeatable)")
-    p.add_argument("--account-threshold", type=int, action="append", metavar="T",
-                   help="account arithmetic: matches before an account is flagged (repeatable)")
+    p.add_argument(
+        "--no-snapshot", action="store_true", help="skip the snapshot verdict (raw distances only)"
+    )
+    p.add_argument(
+        "--exclude-cross-duplicates",
+        action="store_true",
+        help="drop benign files byte-identical to a bank file (they are true matches)",
+    )
+    p.add_argument(
+        "--images-per-year",
+        type=int,
+        action="append",
+        metavar="N",
+        help="account arithmetic: images an account sends per year (repeatable)",
+    )
+    p.add_argument(
+        "--account-threshold",
+        type=int,
+        action="append",
+        metavar="T",
+        help="account arithmetic: matches before an account is flagged (repeatable)",
+    )
     p.add_argument("--accounts", type=int, metavar="N", help="number of accounts (default 1e9)")
 
-    p = research.command("robustness", _cmd_robustness,
-                         help="recall of the scanner under edits (JPEG, resize, crop, rotate, overlay, ...)",
-                         description="Apply each transform to every bank image and report recall per transform "
-                                     "for each hasher (PDQ with and without dihedral), and the snapshot's "
-                                     "verdict, with Wilson 95%% intervals and distance histograms.",
-                         epilog=_EPILOG_OUT)
+    p = research.command(
+        "robustness",
+        _cmd_robustness,
+        help="recall of the scanner under edits (JPEG, resize, crop, rotate, overlay, ...)",
+        description="Apply each transform to every bank image and report recall per transform "
+        "for each hasher (PDQ with and without dihedral), and the snapshot's "
+        "verdict, with Wilson 95%% intervals and distance histograms.",
+        epilog=_EPILOG_OUT,
+    )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
     _common(p)
     p.add_argument("--transforms", metavar="LIST", help="comma list of transform names (default: all)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N bank images")
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot verdict")
 
-    p = research.command("tradeoffs", _cmd_tradeoffs,
-                         help="snapshot size vs recall vs false-match rate across LSH parameters",
-                         epilog=_EPILOG_OUT)
-    p.add_argument("--bank-size", type=int, required=True, metavar="N", help="bank size to size snapshots for")
+    p = research.command(
+        "tradeoffs",
+        _cmd_tradeoffs,
+        help="snapshot size vs recall vs false-match rate across LSH parameters",
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument(
+        "--bank-size", type=int, required=True, metavar="N", help="bank size to size snapshots for"
+    )
     p.add_argument("--bank", metavar="DIR", help="also measure on these images (edited copies as queries)")
     p.add_argument("--benign", metavar="DIR", help="benign images for the measured false-match rate")
-    p.add_argument("--samples", type=int, default=2000, metavar="N",
-                   help="generated query pairs per distance (default 2000)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="generated query pairs per distance (default 2000)",
+    )
     _common(p)
 
     attacks = research.group("attacks", help="evasion and collision attacks on the perceptual hash")
-    p = attacks.command("evade", _cmd_evade, help="perturb bank images until the scanner no longer matches them",
-                        description="For each bank image, find a small perturbation after which the hash is "
-                                    "more than the match threshold away (PDQ: 31 bits) and the snapshot no "
-                                    "longer matches; success is judged after a PNG save and reload. Reports "
-                                    "success rate with CI, queries, PSNR/SSIM/L2 and before/after images.",
-                        epilog=_EPILOG_OUT)
+    p = attacks.command(
+        "evade",
+        _cmd_evade,
+        help="perturb bank images until the scanner no longer matches them",
+        description="For each bank image, find a small perturbation after which the hash is "
+        "more than the match threshold away (PDQ: 31 bits) and the snapshot no "
+        "longer matches; success is judged after a PNG save and reload. Reports "
+        "success rate with CI, queries, PSNR/SSIM/L2 and before/after images.",
+        epilog=_EPILOG_OUT,
+    )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images to attack")
     _common(p)
-    p.add_argument("--method", choices=("auto", "whitebox", "blackbox"), default="auto",
-                   help="whitebox: PDQ's exact linear model (PDQ only); blackbox: hash-only NES (any hasher); "
-                        "auto: whitebox for PDQ, blackbox otherwise")
-    p.add_argument("--max-queries", type=int, default=None, metavar="N",
-                   help="hasher calls allowed per image (default 40 whitebox, 600 blackbox)")
+    p.add_argument(
+        "--method",
+        choices=("auto", "whitebox", "blackbox"),
+        default="auto",
+        help="whitebox: PDQ's exact linear model (PDQ only); blackbox: hash-only NES (any hasher); "
+        "auto: whitebox for PDQ, blackbox otherwise",
+    )
+    p.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hasher calls allowed per image (default 40 whitebox, 600 blackbox)",
+    )
     p.add_argument("--limit", type=int, metavar="N", help="attack only the first N bank images")
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot verdicts")
 
-    p = attacks.command("collide", _cmd_collide,
-                        help="craft an innocent-looking image whose hash lands near a target's",
-                        description="Perturb --source until its PDQ hash is within the match threshold of "
-                                    "--target's hash (quality >= 50), judged after a PNG save and reload. "
-                                    "Reports success, distance reached and distortion.",
-                        epilog=_EPILOG_OUT)
+    p = attacks.command(
+        "collide",
+        _cmd_collide,
+        help="craft an innocent-looking image whose hash lands near a target's",
+        description="Perturb --source until its PDQ hash is within the match threshold of "
+        "--target's hash (quality >= 50), judged after a PNG save and reload. "
+        "Reports success, distance reached and distortion.",
+        epilog=_EPILOG_OUT,
+    )
     p.add_argument("--target", required=True, metavar="IMG", help="image whose hash is the target")
-    p.add_argument("--source", required=True, action="append", metavar="IMG",
-                   help="innocuous image to perturb (repeatable)")
+    p.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        metavar="IMG",
+        help="innocuous image to perturb (repeatable)",
+    )
     _common(p)
     p.add_argument("--max-queries", type=int, default=40, metavar="N")
 
-    p = research.command("overhead", _cmd_overhead,
-                         help="per-image time to decode, hash, match, encrypt and upload, with and without "
-                              "scanning; snapshot download size per client per update", epilog=_EPILOG_OUT)
+    p = research.command(
+        "overhead",
+        _cmd_overhead,
+        help="per-image time to decode, hash, match, encrypt and upload, with and without "
+        "scanning; snapshot download size per client per update",
+        epilog=_EPILOG_OUT,
+    )
     p.add_argument("--photos", required=True, metavar="DIR", help="folder of the user's photos")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bank-size", type=int, default=100_000, metavar="N",
-                   help="bank size of the snapshot used for matching (default 100000)")
+    p.add_argument(
+        "--bank-size",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="bank size of the snapshot used for matching (default 100000)",
+    )
     p.add_argument("--repeats", type=int, default=3, metavar="N", help="timed repetitions per image")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N photos")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="ignored for timing (measured on one core, as a phone would); kept for symmetry")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ignored for timing (measured on one core, as a phone would); kept for symmetry",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
-    p = research.command("relay-view", _cmd_relay_view,
-                         help="what the relay operator learned from a session's metadata log, and what not",
-                         epilog=_EPILOG_OUT)
+    p = research.command(
+        "relay-view",
+        _cmd_relay_view,
+        help="what the relay operator learned from a session's metadata log, and what not",
+        epilog=_EPILOG_OUT,
+    )
     p.add_argument("--log", required=True, metavar="FILE", help="the relay's metadata log (JSON Lines)")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)

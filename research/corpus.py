@@ -132,7 +132,7 @@ def algo_info(name: str) -> AlgoInfo:
 
 @dataclass
 class HashSet:
-    """Hashes of a list of images for one algorithm; row i belongs to ``entries[i]`` (failed rows excluded)."""
+    """Hashes of images for one algorithm; row i belongs to ``entries[i]`` (unreadable files excluded)."""
 
     algo: str
     entries: list[ImageEntry]
@@ -145,7 +145,9 @@ class HashSet:
         return len(self.entries)
 
 
-def _hash_one(job: tuple[str, tuple[str, ...], bool, str]) -> tuple[str, dict[str, tuple[bytes, int, tuple[bytes, ...] | None]] | str, tuple[int, int]]:  # noqa: E501
+def _hash_one(
+    job: tuple[str, tuple[str, ...], bool, str],
+) -> tuple[str, dict[str, tuple[bytes, int, tuple[bytes, ...] | None]] | str, tuple[int, int]]:
     path, algos, dihedral, mode = job
     from scanner.errors import ImageError
     from scanner.image import load_rgb
@@ -164,15 +166,25 @@ def _hash_one(job: tuple[str, tuple[str, ...], bool, str]) -> tuple[str, dict[st
     return path, out, (int(rgb.shape[1]), int(rgb.shape[0]))
 
 
-def hash_corpus(entries: Sequence[ImageEntry], algos: Sequence[str], *, dihedral: bool = True,
-                mode: str = "fast", workers: int | None = None, quiet: bool = True,
-                description: str = "hashing") -> tuple[dict[str, HashSet], list[tuple[str, str]]]:
+def hash_corpus(
+    entries: Sequence[ImageEntry],
+    algos: Sequence[str],
+    *,
+    dihedral: bool = True,
+    mode: str = "fast",
+    workers: int | None = None,
+    quiet: bool = True,
+    description: str = "hashing",
+) -> tuple[dict[str, HashSet], list[tuple[str, str]]]:
     """Hash every entry with every algorithm; returns ({algo: HashSet}, [(path, error), ...])."""
     from research.parallel import imap, progress
 
     jobs = [(e.path, tuple(algos), dihedral, mode) for e in entries]
-    results = list(progress(imap(_hash_one, jobs, workers=workers), total=len(jobs), description=description,
-                            quiet=quiet))
+    results = list(
+        progress(
+            imap(_hash_one, jobs, workers=workers), total=len(jobs), description=description, quiet=quiet
+        )
+    )
     errors: list[tuple[str, str]] = []
     ok_entries: list[ImageEntry] = []
     rows: list[dict[str, tuple[bytes, int, tuple[bytes, ...] | None]]] = []
@@ -191,6 +203,8 @@ def hash_corpus(entries: Sequence[ImageEntry], algos: Sequence[str], *, dihedral
         qs = np.array([r[algo][1] for r in rows], dtype=np.int64)
         dih = None
         if dihedral and rows and all(r[algo][2] is not None for r in rows):
-            dih = np.array([[np.frombuffer(v, np.uint8) for v in r[algo][2] or ()] for r in rows], dtype=np.uint8)
+            dih = np.array(
+                [[np.frombuffer(v, np.uint8) for v in r[algo][2] or ()] for r in rows], dtype=np.uint8
+            )
         sets[algo] = HashSet(algo, ok_entries, hs, qs, dih, sizes)
     return sets, errors

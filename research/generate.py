@@ -25,8 +25,32 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 __all__ = ["FAMILIES", "generate_corpus", "generate_image", "plan"]
 
-_SYLLABLES = ("ka", "lo", "mi", "ne", "ra", "tu", "so", "vi", "pe", "da", "xo", "li", "ba", "re", "mo", "sa",
-              "ti", "gu", "fe", "no", "wa", "zi", "ho", "ce")
+_SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ra",
+    "tu",
+    "so",
+    "vi",
+    "pe",
+    "da",
+    "xo",
+    "li",
+    "ba",
+    "re",
+    "mo",
+    "sa",
+    "ti",
+    "gu",
+    "fe",
+    "no",
+    "wa",
+    "zi",
+    "ho",
+    "ce",
+)
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -234,8 +258,14 @@ def _write(job: tuple[str, int, str, int]) -> str:
     return str(path)
 
 
-def generate_corpus(out: str | os.PathLike[str], count: int, seed: int, *, workers: int = 1,
-                    families: tuple[str, ...] | None = None) -> Iterator[str]:
+def generate_corpus(
+    out: str | os.PathLike[str],
+    count: int,
+    seed: int,
+    *,
+    workers: int = 1,
+    families: tuple[str, ...] | None = None,
+) -> Iterator[str]:
     """Write ``count`` images under ``out/<family>/`` and yield each path as it is written."""
     from research.parallel import imap
 

@@ -33,8 +33,9 @@ def _init_worker() -> None:
         os.environ.setdefault(var, "1")
 
 
-def imap(fn: Callable[[J], R], jobs: Sequence[J], *, workers: int | None = None,
-         chunksize: int | None = None) -> Iterator[R]:
+def imap(
+    fn: Callable[[J], R], jobs: Sequence[J], *, workers: int | None = None, chunksize: int | None = None
+) -> Iterator[R]:
     """Yield ``fn(job)`` for each job, in order, using ``workers`` processes (None: all cores)."""
     n = default_workers() if workers is None else max(1, workers)
     n = min(n, max(1, len(jobs)))
@@ -57,8 +58,14 @@ def progress(items: Iterable[R], *, total: int | None, description: str, quiet: 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=not console.is_terminal) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+    ) as bar:
         task = bar.add_task(description, total=total)
         for item in items:
             yield item

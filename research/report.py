@@ -116,8 +116,12 @@ def render_plot(plot: Plot) -> bytes:
             for i, s in enumerate(plot.series):
                 err = None
                 if s.low is not None and s.high is not None:
-                    err = np.array([[max(0.0, v - lo) for v, lo in zip(s.values, s.low, strict=True)],
-                                    [max(0.0, hi - v) for v, hi in zip(s.values, s.high, strict=True)]])
+                    err = np.array(
+                        [
+                            [max(0.0, v - lo) for v, lo in zip(s.values, s.low, strict=True)],
+                            [max(0.0, hi - v) for v, hi in zip(s.values, s.high, strict=True)],
+                        ]
+                    )
                 ax.bar(xs + (i - (n - 1) / 2) * width, s.values, width, yerr=err, capsize=2, label=s.label)
             ax.set_xticks(xs)
             many = len(cats) > 6
@@ -130,8 +134,15 @@ def render_plot(plot: Plot) -> bytes:
                     ax.fill_between(x, s.low, s.high, alpha=0.15)
         for x, label in plot.vlines:
             ax.axvline(x, color="crimson", linestyle="--", linewidth=1)
-            ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
-                        textcoords="offset points", color="crimson", fontsize=8)
+            ax.annotate(
+                label,
+                (x, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                color="crimson",
+                fontsize=8,
+            )
         for x, y, label in plot.marks:
             ax.plot([x], [y], marker="*", markersize=14, color="gold", markeredgecolor="black", zorder=5)
             ax.annotate(label, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8)
@@ -227,8 +238,13 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
     plots_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
 
-    payload = {"command": results.command, "title": results.title, "summary": results.summary,
-               "meta": results.meta, "data": results.data}
+    payload = {
+        "command": results.command,
+        "title": results.title,
+        "summary": results.summary,
+        "meta": results.meta,
+        "data": results.data,
+    }
     json_path = out_dir / "results.json"
     json_path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
@@ -267,9 +283,11 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
 
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md), encoding="utf-8")
-    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(results.title)}</title><style>{_CSS}</style>"
-            f"<script>{_SCRIPT}</script></head><body>{''.join(body)}</body></html>\n")
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(results.title)}</title><style>{_CSS}</style>"
+        f"<script>{_SCRIPT}</script></head><body>{''.join(body)}</body></html>\n"
+    )
     html_path = out_dir / "report.html"
     html_path.write_text(page, encoding="utf-8")
     return {"json": json_path, "md": md_path, "html": html_path, "plots": plots_dir}

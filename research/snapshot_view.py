@@ -25,8 +25,15 @@ class SnapshotMatcher(Protocol):
         ...
 
 
-def build_matcher(algo: str, hashes: Sequence[bytes], qualities: Sequence[int], workdir: Path, *,
-                  seed: int = 0, params: dict[str, int] | None = None) -> tuple[SnapshotMatcher | None, str]:
+def build_matcher(
+    algo: str,
+    hashes: Sequence[bytes],
+    qualities: Sequence[int],
+    workdir: Path,
+    *,
+    seed: int = 0,
+    params: dict[str, int] | None = None,
+) -> tuple[SnapshotMatcher | None, str]:
     """Build a signed snapshot of ``hashes`` in ``workdir`` and load it back through the device matcher."""
     try:
         from research._snapshot_impl import build

@@ -77,7 +77,9 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     _check(k, n)
     if n == 0:
         return (0.0, 1.0)
-    from scipy.special import betaincinv  # Beta(a, b) quantile q = betaincinv(a, b, q); lighter than scipy.stats
+    from scipy.special import (
+        betaincinv,
+    )  # Beta(a, b) quantile q = betaincinv(a, b, q); lighter than scipy.stats
 
     a = 1.0 - confidence
     lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, a / 2))
@@ -110,8 +112,10 @@ class Rate:
     def fmt(self, *, pct: bool = True) -> str:
         """'5/100 = 5.00% [2.15%, 11.18%]' (Wilson 95%); n is always printed beside a zero."""
         if pct:
-            return (f"{self.k}/{self.n} = {100 * self.p:.2f}% "
-                    f"[{100 * self.wilson_low:.2f}%, {100 * self.wilson_high:.2f}%]")
+            return (
+                f"{self.k}/{self.n} = {100 * self.p:.2f}% "
+                f"[{100 * self.wilson_low:.2f}%, {100 * self.wilson_high:.2f}%]"
+            )
         return f"{self.k}/{self.n} = {self.p:.3g} [{self.wilson_low:.3g}, {self.wilson_high:.3g}]"
 
 
@@ -151,15 +155,25 @@ class AccountRow:
     expected_flagged_accounts_upper: float
 
 
-def account_table(p: float, p_upper: float, *, images_per_year: list[int], thresholds: list[int],
-                  accounts: int) -> list[AccountRow]:
+def account_table(
+    p: float, p_upper: float, *, images_per_year: list[int], thresholds: list[int], accounts: int
+) -> list[AccountRow]:
     """Every (images per year, threshold) combination at p and at its upper confidence bound."""
     rows = []
     for n in images_per_year:
         for t in thresholds:
             pf = account_flag_probability(p, n, t)
             pu = account_flag_probability(p_upper, n, t)
-            rows.append(AccountRow(images_per_year=n, threshold=t, p=p, p_upper=p_upper, prob_flagged=pf,
-                                   prob_flagged_upper=pu, expected_flagged_accounts=pf * accounts,
-                                   expected_flagged_accounts_upper=pu * accounts))
+            rows.append(
+                AccountRow(
+                    images_per_year=n,
+                    threshold=t,
+                    p=p,
+                    p_upper=p_upper,
+                    prob_flagged=pf,
+                    prob_flagged_upper=pu,
+                    expected_flagged_accounts=pf * accounts,
+                    expected_flagged_accounts_upper=pu * accounts,
+                )
+            )
     return rows

@@ -173,8 +173,14 @@ def _watermark(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     draw = ImageDraw.Draw(layer)
     margin = max(2, w // 50)
     y = h - margin - box[3]
-    draw.text((margin - box[0], y), "TEST", fill=(0, 0, 0, 200), font=font,
-              stroke_width=max(1, target // 40), stroke_fill=(0, 0, 0, 200))
+    draw.text(
+        (margin - box[0], y),
+        "TEST",
+        fill=(0, 0, 0, 200),
+        font=font,
+        stroke_width=max(1, target // 40),
+        stroke_fill=(0, 0, 0, 200),
+    )
     return Image.alpha_composite(im, layer).convert("RGB")
 
 
@@ -209,8 +215,11 @@ def _screenshot(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     draw.rectangle((0, 0, canvas_w, status), fill=(20, 20, 20))
     small = _font(max(6, status * 2 // 3))
     draw.text((canvas_w // 30, status // 6), "09:41", fill=(255, 255, 255), font=small)
-    draw.rectangle((canvas_w - canvas_w // 8, status // 4, canvas_w - canvas_w // 30, status * 3 // 4),
-                   outline=(255, 255, 255), width=max(1, status // 12))
+    draw.rectangle(
+        (canvas_w - canvas_w // 8, status // 4, canvas_w - canvas_w // 30, status * 3 // 4),
+        outline=(255, 255, 255),
+        width=max(1, status // 12),
+    )
     draw.rectangle((0, status, canvas_w, status + title), fill=(250, 250, 250))
     thin = max(1, canvas_w // 400)
     draw.line((0, status + title, canvas_w, status + title), fill=(200, 200, 200), width=thin)
@@ -220,13 +229,20 @@ def _screenshot(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     x0 = canvas_w - inner_w - canvas_w // 20
     y0 = status + title + gap
     bubble = max(2, canvas_w // 60)
-    draw.rounded_rectangle((x0 - bubble, y0 - bubble, x0 + inner_w + bubble, y0 + inner_h + bubble),
-                           radius=bubble * 3, fill=(0, 122, 255))
+    draw.rounded_rectangle(
+        (x0 - bubble, y0 - bubble, x0 + inner_w + bubble, y0 + inner_h + bubble),
+        radius=bubble * 3,
+        fill=(0, 122, 255),
+    )
     out.paste(im.resize((inner_w, inner_h), Image.Resampling.LANCZOS), (x0, y0))
     fy = canvas_h - footer
     draw.rectangle((0, fy, canvas_w, canvas_h), fill=(250, 250, 250))
-    draw.rounded_rectangle((canvas_w // 20, fy + footer // 4, canvas_w * 4 // 5, fy + footer * 3 // 4),
-                           radius=footer // 4, outline=(190, 190, 190), width=thin)
+    draw.rounded_rectangle(
+        (canvas_w // 20, fy + footer // 4, canvas_w * 4 // 5, fy + footer * 3 // 4),
+        radius=footer // 4,
+        outline=(190, 190, 190),
+        width=thin,
+    )
     hint = _font(max(6, footer // 4))
     draw.text((canvas_w // 12, fy + footer // 3), "Message", fill=(150, 150, 150), font=hint)
     return out

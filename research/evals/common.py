@@ -35,8 +35,9 @@ def _popcount_xor(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x).sum(axis=2, dtype=np.int32)
 
 
-def nearest(queries: np.ndarray, bank: np.ndarray, *, query_dihedral: np.ndarray | None = None,
-            block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    queries: np.ndarray, bank: np.ndarray, *, query_dihedral: np.ndarray | None = None, block: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest bank row per query: (distances (N,), indices (N,)); -1 / bits+1 when the bank is empty.
 
     With ``query_dihedral`` ((N, 8, nb)) the distance is the minimum over the 8 variants of the query, as a
@@ -59,8 +60,9 @@ def nearest(queries: np.ndarray, bank: np.ndarray, *, query_dihedral: np.ndarray
     return dist, idx
 
 
-def pair_histogram(a: np.ndarray, b: np.ndarray, bits: int, *, exclude_diagonal: bool = False,
-                   block: int = 512) -> np.ndarray:
+def pair_histogram(
+    a: np.ndarray, b: np.ndarray, bits: int, *, exclude_diagonal: bool = False, block: int = 512
+) -> np.ndarray:
     """Histogram (length bits+1) of all pairwise distances between rows of ``a`` and ``b``."""
     hist = np.zeros(bits + 1, dtype=np.int64)
     for s in range(0, a.shape[0], block):
@@ -76,7 +78,9 @@ def pair_histogram(a: np.ndarray, b: np.ndarray, bits: int, *, exclude_diagonal:
     return hist
 
 
-def percentiles(values: Sequence[float] | np.ndarray, qs: Sequence[float] = (5, 25, 50, 75, 95)) -> dict[str, float]:
+def percentiles(
+    values: Sequence[float] | np.ndarray, qs: Sequence[float] = (5, 25, 50, 75, 95)
+) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return {f"p{int(q)}": float("nan") for q in qs}
@@ -96,6 +100,12 @@ def environment() -> dict[str, Any]:
     import numpy
     import PIL
 
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "pillow": PIL.__version__,
-            "machine": platform.machine(), "pdq_implementation": "scanner.hashers.pdq (numpy, bit-exact with "
-            "ThreatExchange C++ via the pdqhash bindings)", "decoder": f"Pillow {PIL.__version__}"}
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pillow": PIL.__version__,
+        "machine": platform.machine(),
+        "pdq_implementation": "scanner.hashers.pdq (numpy, bit-exact with "
+        "ThreatExchange C++ via the pdqhash bindings)",
+        "decoder": f"Pillow {PIL.__version__}",
+    }

@@ -26,7 +26,14 @@ import numpy as np
 
 from research import stats
 from research.corpus import ImageEntry, algo_info, hash_corpus, list_images
-from research.evals.common import environment, file_digest, nearest, pair_histogram, percentiles, thresholds_for
+from research.evals.common import (
+    environment,
+    file_digest,
+    nearest,
+    pair_histogram,
+    percentiles,
+    thresholds_for,
+)
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 
 __all__ = ["FprConfig", "run"]
@@ -90,18 +97,39 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         benign_entries = [e for e in benign_entries if e.path not in cross_set]
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    bank_sets, bank_err = hash_corpus(bank_entries, cfg.algos, dihedral=True, mode=cfg.decode,
-                                      workers=cfg.workers, quiet=cfg.quiet, description="hashing bank")
-    ben_sets, ben_err = hash_corpus(benign_entries, cfg.algos, dihedral=True, mode=cfg.decode,
-                                    workers=cfg.workers, quiet=cfg.quiet, description="hashing benign")
+    bank_sets, bank_err = hash_corpus(
+        bank_entries,
+        cfg.algos,
+        dihedral=True,
+        mode=cfg.decode,
+        workers=cfg.workers,
+        quiet=cfg.quiet,
+        description="hashing bank",
+    )
+    ben_sets, ben_err = hash_corpus(
+        benign_entries,
+        cfg.algos,
+        dihedral=True,
+        mode=cfg.decode,
+        workers=cfg.workers,
+        quiet=cfg.quiet,
+        description="hashing benign",
+    )
     timings["hashing_s"] = time.perf_counter() - t
 
     data: dict[str, Any] = {
-        "bank_dir": cfg.bank, "benign_dir": cfg.benign,
-        "counts": {"bank_files": len(bank_all), "bank_byte_duplicates_removed": len(bank_dups),
-                   "benign_files": len(benign_all), "benign_byte_duplicates_removed": len(benign_dups),
-                   "benign_also_in_bank": len(cross), "cross_duplicates_kept": cfg.keep_cross_duplicates,
-                   "bank_unreadable": len(bank_err), "benign_unreadable": len(ben_err)},
+        "bank_dir": cfg.bank,
+        "benign_dir": cfg.benign,
+        "counts": {
+            "bank_files": len(bank_all),
+            "bank_byte_duplicates_removed": len(bank_dups),
+            "benign_files": len(benign_all),
+            "benign_byte_duplicates_removed": len(benign_dups),
+            "benign_also_in_bank": len(cross),
+            "cross_duplicates_kept": cfg.keep_cross_duplicates,
+            "bank_unreadable": len(bank_err),
+            "benign_unreadable": len(ben_err),
+        },
         "unreadable": [{"path": p, "error": e} for p, e in bank_err + ben_err],
         "cross_duplicates": cross,
         "algos": {},
@@ -125,11 +153,16 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         queries = ben.hashes[q_idx]
         qdih = ben.dihedral[q_idx] if ben.dihedral is not None else None
         d_plain, i_plain = nearest(queries, bank_h)
-        d_dih, i_dih = nearest(queries, bank_h, query_dihedral=qdih) if qdih is not None else (d_plain, i_plain)
+        d_dih, i_dih = (
+            nearest(queries, bank_h, query_dihedral=qdih) if qdih is not None else (d_plain, i_plain)
+        )
         n = len(q_idx)
         n_pairs = n * len(bank_h)
-        phist = pair_histogram(queries, bank_h, info.bits) if n and len(bank_h) else np.zeros(info.bits + 1,
-                                                                                             np.int64)
+        phist = (
+            pair_histogram(queries, bank_h, info.bits)
+            if n and len(bank_h)
+            else np.zeros(info.bits + 1, np.int64)
+        )
         pcum = np.cumsum(phist)
         ts = thresholds_for(info.bits, info.threshold)
         rows = []
@@ -139,10 +172,24 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             rqd = stats.rate(int((d_dih <= thr).sum()), n)
             rp = stats.rate(int(pcum[thr]) if thr < len(pcum) else n_pairs, n_pairs)
             implied = 1 - (1 - rp.p) ** len(bank_h) if n_pairs else 0.0
-            rows.append([f"{thr}{' (default)' if thr == info.threshold else ''}", rq.fmt(), rqd.fmt(),
-                         f"{rp.k}/{rp.n} = {rp.p:.3g} [{rp.wilson_low:.3g}, {rp.wilson_high:.3g}]", implied])
-            per_t.append({"threshold": thr, "per_query": rq.as_dict(), "per_query_dihedral": rqd.as_dict(),
-                          "per_pair": rp.as_dict(), "per_query_implied_by_pairs": implied})
+            rows.append(
+                [
+                    f"{thr}{' (default)' if thr == info.threshold else ''}",
+                    rq.fmt(),
+                    rqd.fmt(),
+                    f"{rp.k}/{rp.n} = {rp.p:.3g} [{rp.wilson_low:.3g}, {rp.wilson_high:.3g}]",
+                    implied,
+                ]
+            )
+            per_t.append(
+                {
+                    "threshold": thr,
+                    "per_query": rq.as_dict(),
+                    "per_query_dihedral": rqd.as_dict(),
+                    "per_pair": rp.as_dict(),
+                    "per_query_implied_by_pairs": implied,
+                }
+            )
         # Snapshot verdicts (the deployed matcher), when the snapshot supports this algorithm.
         snap_info: dict[str, Any] = {"available": False}
         snap_rate: stats.Rate | None = None
@@ -150,19 +197,34 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         snap_match = np.zeros(n, dtype=bool)
         if cfg.snapshot:
             ts0 = time.perf_counter()
-            matcher, why = build_matcher(algo, [bytes(h) for h in bank.hashes], bank.quality.tolist(),
-                                         Path(cfg.out) / "snapshot", seed=seed)
+            matcher, why = build_matcher(
+                algo,
+                [bytes(h) for h in bank.hashes],
+                bank.quality.tolist(),
+                Path(cfg.out) / "snapshot",
+                seed=seed,
+            )
             if matcher is not None:
                 votes_plain = [matcher.match(bytes(queries[i]), None) for i in range(n)]
-                votes_dih = [matcher.match(bytes(queries[i]), [bytes(v) for v in qdih[i]] if qdih is not None
-                                           else None) for i in range(n)]
+                votes_dih = [
+                    matcher.match(
+                        bytes(queries[i]), [bytes(v) for v in qdih[i]] if qdih is not None else None
+                    )
+                    for i in range(n)
+                ]
                 snap_match = np.array([v[0] for v in votes_dih], dtype=bool)
                 snap_rate = stats.rate(int(sum(v[0] for v in votes_plain)), n)
                 snap_rate_dih = stats.rate(int(snap_match.sum()), n)
-                snap_info = {"available": True, **matcher.info(), "per_query": snap_rate.as_dict(),
-                             "per_query_dihedral": snap_rate_dih.as_dict(),
-                             "votes_dihedral": [int(v[1]) for v in votes_dih]}
-                rows.append(["snapshot verdict", snap_rate.fmt(), snap_rate_dih.fmt(), "n/a (no pairs)", None])
+                snap_info = {
+                    "available": True,
+                    **matcher.info(),
+                    "per_query": snap_rate.as_dict(),
+                    "per_query_dihedral": snap_rate_dih.as_dict(),
+                    "votes_dihedral": [int(v[1]) for v in votes_dih],
+                }
+                rows.append(
+                    ["snapshot verdict", snap_rate.fmt(), snap_rate_dih.fmt(), "n/a (no pairs)", None]
+                )
             else:
                 snap_info = {"available": False, "reason": why}
             timings[f"snapshot_{algo}_s"] = time.perf_counter() - ts0
@@ -173,12 +235,17 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         false_matches = []
         for j in np.where(fm_mask)[0]:
             e = ben.entries[int(q_idx[j])]
-            false_matches.append({
-                "benign": e.path, "family": e.family, "quality": int(ben.quality[q_idx[j]]),
-                "nearest_bank": bank_paths[int(i_dih[j])] if i_dih[j] >= 0 else None,
-                "distance": int(d_plain[j]), "distance_dihedral": int(d_dih[j]),
-                "snapshot_match": bool(snap_match[j]),
-            })
+            false_matches.append(
+                {
+                    "benign": e.path,
+                    "family": e.family,
+                    "quality": int(ben.quality[q_idx[j]]),
+                    "nearest_bank": bank_paths[int(i_dih[j])] if i_dih[j] >= 0 else None,
+                    "distance": int(d_plain[j]),
+                    "distance_dihedral": int(d_dih[j]),
+                    "snapshot_match": bool(snap_match[j]),
+                }
+            )
         false_matches.sort(key=lambda m: (m["distance_dihedral"], m["benign"]))
         # Breakdown by quality bucket and by family, at the default threshold (dihedral on).
         by_bucket: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -209,34 +276,74 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             if algo == cfg.algos[0]:
                 rate_cats.append(fam)
         if algo == cfg.algos[0] or True:
-            rate_series.append(Series(algo, [fam_data[f]["p"] for f in rate_cats],
-                                      low=[fam_data[f]["wilson_low"] for f in rate_cats],
-                                      high=[fam_data[f]["wilson_high"] for f in rate_cats]))
+            rate_series.append(
+                Series(
+                    algo,
+                    [fam_data[f]["p"] for f in rate_cats],
+                    low=[fam_data[f]["wilson_low"] for f in rate_cats],
+                    high=[fam_data[f]["wilson_high"] for f in rate_cats],
+                )
+            )
         hist_series.append(Series(f"{algo}: nearest bank entry (dihedral)", [float(v) for v in d_dih]))
 
         # Account-level arithmetic from the per-query rate at the default threshold.
         base = snap_rate_dih if snap_rate_dih is not None else stats.rate(int((d_dih <= thr).sum()), n)
-        basis = "snapshot verdict, dihedral on" if snap_rate_dih is not None else f"raw distance <= {thr}, dihedral"
-        acct = stats.account_table(base.p, base.wilson_high, images_per_year=cfg.images_per_year,
-                                   thresholds=cfg.account_thresholds, accounts=cfg.accounts)
-        acct_rows = [[r.images_per_year, r.threshold, r.prob_flagged, r.prob_flagged_upper,
-                      r.expected_flagged_accounts, r.expected_flagged_accounts_upper] for r in acct]
+        basis = (
+            "snapshot verdict, dihedral on"
+            if snap_rate_dih is not None
+            else f"raw distance <= {thr}, dihedral"
+        )
+        acct = stats.account_table(
+            base.p,
+            base.wilson_high,
+            images_per_year=cfg.images_per_year,
+            thresholds=cfg.account_thresholds,
+            accounts=cfg.accounts,
+        )
+        acct_rows = [
+            [
+                r.images_per_year,
+                r.threshold,
+                r.prob_flagged,
+                r.prob_flagged_upper,
+                r.expected_flagged_accounts,
+                r.expected_flagged_accounts_upper,
+            ]
+            for r in acct
+        ]
         clusters = _clusters(queries, thr)
         data["algos"][algo] = {
-            "bits": info.bits, "default_threshold": thr, "min_quality": info.min_quality,
-            "bank_images": len(bank), "bank_scannable": int(bank_ok.sum()),
-            "bank_gated_out": int((~bank_ok).sum()), "benign_images": len(ben), "benign_scanned": n,
-            "benign_gated_out": gated, "benign_near_duplicate_clusters": clusters, "pairs": n_pairs,
-            "thresholds": per_t, "snapshot": snap_info, "quality_buckets": {r[0]: r[1:] for r in bucket_rows},
-            "families": fam_data, "false_matches": false_matches,
+            "bits": info.bits,
+            "default_threshold": thr,
+            "min_quality": info.min_quality,
+            "bank_images": len(bank),
+            "bank_scannable": int(bank_ok.sum()),
+            "bank_gated_out": int((~bank_ok).sum()),
+            "benign_images": len(ben),
+            "benign_scanned": n,
+            "benign_gated_out": gated,
+            "benign_near_duplicate_clusters": clusters,
+            "pairs": n_pairs,
+            "thresholds": per_t,
+            "snapshot": snap_info,
+            "quality_buckets": {r[0]: r[1:] for r in bucket_rows},
+            "families": fam_data,
+            "false_matches": false_matches,
             "nearest_distance_percentiles": percentiles(d_dih),
             "pair_distance_histogram": phist.tolist(),
-            "account": {"basis": basis, "p": base.p, "p_upper": base.wilson_high, "rows": acct,
-                        "assumptions": list(stats.ACCOUNT_ASSUMPTIONS)},
+            "account": {
+                "basis": basis,
+                "p": base.p,
+                "p_upper": base.wilson_high,
+                "rows": acct,
+                "assumptions": list(stats.ACCOUNT_ASSUMPTIONS),
+            },
         }
         d_rate = stats.rate(int((d_dih <= thr).sum()), n)
-        line = (f"{algo}: per-query false-match rate at d<={thr} (dihedral) {d_rate.fmt()} over {n} benign "
-                f"images vs a bank of {len(bank_h)}")
+        line = (
+            f"{algo}: per-query false-match rate at d<={thr} (dihedral) {d_rate.fmt()} over {n} benign "
+            f"images vs a bank of {len(bank_h)}"
+        )
         if snap_rate_dih is not None:
             line += f"; snapshot verdict {snap_rate_dih.fmt()}"
         summary.append(line)
@@ -244,74 +351,160 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             headline_rate, headline_label = (snap_rate_dih or d_rate), basis
         sec = Section(f"{algo}: false matches")
         sec.text.append(
-            f"{len(bank)} bank images ({int((~bank_ok).sum())} below quality {info.min_quality} not put in the "
+            f"{len(bank)} bank images ({int((~bank_ok).sum())} below quality {info.min_quality} not put "
+            "in the "
             f"bank/snapshot), {len(ben)} benign images ({gated} below quality {info.min_quality} never "
             f"matched), {n} scanned queries, {n_pairs} (query, bank) pairs. Byte-identical duplicates "
             f"removed: {len(bank_dups)} bank, {len(benign_dups)} benign; benign files also in the bank: "
             f"{len(cross)} ({'kept: they are true matches' if cfg.keep_cross_duplicates else 'excluded'}). "
-            f"Benign near-duplicate clusters at d<={thr}: {clusters}.")
-        sec.tables.append(Table(
-            f"{algo}: false-match rate by threshold (Wilson 95%)",
-            ["threshold", "per query", "per query, dihedral", "per pair", "per query implied by pairs"],
-            rows, note="Per query: share of benign images whose nearest bank entry is within the threshold. "
-            "Per pair: share of (benign, bank) pairs within it. Implied = 1-(1-p_pair)^N if pairs were "
-            "independent."))
+            f"Benign near-duplicate clusters at d<={thr}: {clusters}."
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: false-match rate by threshold (Wilson 95%)",
+                ["threshold", "per query", "per query, dihedral", "per pair", "per query implied by pairs"],
+                rows,
+                note="Per query: share of benign images whose nearest bank entry is within the threshold. "
+                "Per pair: share of (benign, bank) pairs within it. Implied = 1-(1-p_pair)^N if pairs were "
+                "independent.",
+            )
+        )
         if not snap_info.get("available"):
             sec.text.append(f"Snapshot verdict not measured: {snap_info.get('reason', 'disabled')}.")
         else:
-            sec.text.append("Snapshot: " + ", ".join(f"{k}={v}" for k, v in snap_info.items()
-                                                      if k in ("tables", "bits", "min_votes", "size_bytes",
-                                                               "fingerprint")))
-        sec.tables.append(Table(f"{algo}: by quality bucket of the benign image (d<={thr}, dihedral)",
-                                ["quality", "images", "scanned", "per-query rate"], bucket_rows))
-        sec.tables.append(Table(f"{algo}: by family (sub-folder of the benign folder; d<={thr}, dihedral)",
-                                ["family", "images", "scanned", "per-query rate"], fam_rows))
-        sec.tables.append(Table(
-            f"{algo}: innocent accounts flagged per year (p = {base.p:.3g}, upper {base.wilson_high:.3g}; "
-            f"{basis})", ["images/year", "threshold t", "P(flagged)", "P(flagged) at upper p",
-                          f"accounts of {cfg.accounts:.0e}", "at upper p"], acct_rows,
-            note="Assumptions: " + " ".join(stats.ACCOUNT_ASSUMPTIONS)))
-        sec.plots.append(Plot("hist", f"{algo}: distance from each benign image to its nearest bank entry",
-                              "Hamming distance (bits)", "benign images",
-                              [Series("nearest (dihedral)", [float(v) for v in d_dih]),
-                               Series("nearest (no dihedral)", [float(v) for v in d_plain])],
-                              vlines=[(thr, f"threshold {thr}")], bins=list(np.arange(0, info.bits + 2) - 0.5)
-                              if info.bits <= 64 else 40, name=f"fpr-{algo}-nearest"))
-        sec.plots.append(Plot("bar", f"{algo}: all (benign, bank) pair distances", "Hamming distance (bits)",
-                              "pairs", [Series("pairs", phist.astype(float).tolist())],
-                              categories=[str(i) if i % 16 == 0 else "" for i in range(info.bits + 1)],
-                              name=f"fpr-{algo}-pairs"))
+            sec.text.append(
+                "Snapshot: "
+                + ", ".join(
+                    f"{k}={v}"
+                    for k, v in snap_info.items()
+                    if k in ("tables", "bits", "min_votes", "size_bytes", "fingerprint")
+                )
+            )
+        sec.tables.append(
+            Table(
+                f"{algo}: by quality bucket of the benign image (d<={thr}, dihedral)",
+                ["quality", "images", "scanned", "per-query rate"],
+                bucket_rows,
+            )
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: by family (sub-folder of the benign folder; d<={thr}, dihedral)",
+                ["family", "images", "scanned", "per-query rate"],
+                fam_rows,
+            )
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: innocent accounts flagged per year "
+                f"(p = {base.p:.3g}, upper {base.wilson_high:.3g}; "
+                f"{basis})",
+                [
+                    "images/year",
+                    "threshold t",
+                    "P(flagged)",
+                    "P(flagged) at upper p",
+                    f"accounts of {cfg.accounts:.0e}",
+                    "at upper p",
+                ],
+                acct_rows,
+                note="Assumptions: " + " ".join(stats.ACCOUNT_ASSUMPTIONS),
+            )
+        )
+        sec.plots.append(
+            Plot(
+                "hist",
+                f"{algo}: distance from each benign image to its nearest bank entry",
+                "Hamming distance (bits)",
+                "benign images",
+                [
+                    Series("nearest (dihedral)", [float(v) for v in d_dih]),
+                    Series("nearest (no dihedral)", [float(v) for v in d_plain]),
+                ],
+                vlines=[(thr, f"threshold {thr}")],
+                bins=list(np.arange(0, info.bits + 2) - 0.5) if info.bits <= 64 else 40,
+                name=f"fpr-{algo}-nearest",
+            )
+        )
+        sec.plots.append(
+            Plot(
+                "bar",
+                f"{algo}: all (benign, bank) pair distances",
+                "Hamming distance (bits)",
+                "pairs",
+                [Series("pairs", phist.astype(float).tolist())],
+                categories=[str(i) if i % 16 == 0 else "" for i in range(info.bits + 1)],
+                name=f"fpr-{algo}-pairs",
+            )
+        )
         items = []
         for m in false_matches[: cfg.max_gallery]:
-            items.append(GalleryItem(
-                f"d={m['distance_dihedral']} (plain {m['distance']}), q={m['quality']}, "
-                f"snapshot={'match' if m['snapshot_match'] else 'no'}: {Path(m['benign']).name} vs "
-                f"{Path(m['nearest_bank'] or '').name}",
-                [m["benign"], m["nearest_bank"]] if m["nearest_bank"] else [m["benign"]],
-                ["benign", "bank"]))
-        sec.galleries.append(Gallery(
-            f"{algo}: every false match (benign left, nearest bank image right)", items,
-            note=f"{len(false_matches)} false match(es) at d<={thr} or by snapshot verdict"
-            + (f"; the first {cfg.max_gallery} are shown, all are in results.json"
-               if len(false_matches) > cfg.max_gallery else "")))
+            items.append(
+                GalleryItem(
+                    f"d={m['distance_dihedral']} (plain {m['distance']}), q={m['quality']}, "
+                    f"snapshot={'match' if m['snapshot_match'] else 'no'}: {Path(m['benign']).name} vs "
+                    f"{Path(m['nearest_bank'] or '').name}",
+                    [m["benign"], m["nearest_bank"]] if m["nearest_bank"] else [m["benign"]],
+                    ["benign", "bank"],
+                )
+            )
+        sec.galleries.append(
+            Gallery(
+                f"{algo}: every false match (benign left, nearest bank image right)",
+                items,
+                note=f"{len(false_matches)} false match(es) at d<={thr} or by snapshot verdict"
+                + (
+                    f"; the first {cfg.max_gallery} are shown, all are in results.json"
+                    if len(false_matches) > cfg.max_gallery
+                    else ""
+                ),
+            )
+        )
         sections.append(sec)
 
     overview = Section("Overview")
-    overview.plots.append(Plot("hist", "Distance from each benign image to its nearest bank entry",
-                               "Hamming distance (bits)", "benign images", hist_series, bins=40,
-                               name="fpr-nearest-all"))
+    overview.plots.append(
+        Plot(
+            "hist",
+            "Distance from each benign image to its nearest bank entry",
+            "Hamming distance (bits)",
+            "benign images",
+            hist_series,
+            bins=40,
+            name="fpr-nearest-all",
+        )
+    )
     if rate_cats:
-        overview.plots.append(Plot("bar", "Per-query false-match rate by family (default threshold, Wilson 95%)",
-                                   "family", "rate", rate_series, categories=rate_cats, name="fpr-families"))
+        overview.plots.append(
+            Plot(
+                "bar",
+                "Per-query false-match rate by family (default threshold, Wilson 95%)",
+                "family",
+                "rate",
+                rate_series,
+                categories=rate_cats,
+                name="fpr-families",
+            )
+        )
     sections.insert(0, overview)
     if headline_rate is not None:
-        summary.insert(0, f"Headline ({cfg.algos[0]}, {headline_label}): {headline_rate.fmt()}; "
-                          f"n={headline_rate.n} scanned benign images")
+        summary.insert(
+            0,
+            f"Headline ({cfg.algos[0]}, {headline_label}): {headline_rate.fmt()}; "
+            f"n={headline_rate.n} scanned benign images",
+        )
     timings["total_s"] = time.perf_counter() - t0
-    meta = {"seed": seed, "algos": cfg.algos, "decode": cfg.decode, "workers": cfg.workers,
-            "timings": timings, **environment()}
-    return Results("fpr", "pocketscan research fpr: false matches on benign images", summary, data, sections,
-                   meta)
+    meta = {
+        "seed": seed,
+        "algos": cfg.algos,
+        "decode": cfg.decode,
+        "workers": cfg.workers,
+        "timings": timings,
+        **environment(),
+    }
+    return Results(
+        "fpr", "pocketscan research fpr: false matches on benign images", summary, data, sections, meta
+    )
 
 
 def _clusters(hashes: np.ndarray, thr: int) -> int:

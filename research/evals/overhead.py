@@ -77,8 +77,13 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     authority = AuthorityKey(_key(seed, "authority"))
-    server = build_server(port=0, db=str(db), authorities=frozenset({authority.public_key}),
-                          metadata_log=str(meta_log), sync="normal")
+    server = build_server(
+        port=0,
+        db=str(db),
+        authorities=frozenset({authority.public_key}),
+        metadata_log=str(meta_log),
+        sync="normal",
+    )
     await server.start()
     result: dict[str, Any] = {"metadata_log": str(meta_log)}
     try:
@@ -87,15 +92,25 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
         t = time.perf_counter()
         params = calibrate(cfg.bank_size).params
         now = int(time.time())
-        snap = build_snapshot(bank, params=params, key=authority, version=1, created=now,
-                              expires=now + 86400, seed=_key(seed, "lsh"), salt=_key(seed, "salt"))
+        snap = build_snapshot(
+            bank,
+            params=params,
+            key=authority,
+            version=1,
+            created=now,
+            expires=now + 86400,
+            seed=_key(seed, "lsh"),
+            salt=_key(seed, "salt"),
+        )
         result["snapshot_build_s"] = time.perf_counter() - t
         alice_key = nacl.signing.SigningKey(_key(seed, "alice"))
         bob_key = nacl.signing.SigningKey(_key(seed, "bob"))
         async with await RelayConnection.connect(server.url, authority) as auth_conn:
             await auth_conn.publish_snapshot(snap, 1)
-        async with await RelayConnection.connect(server.url, alice_key) as alice, \
-                await RelayConnection.connect(server.url, bob_key) as bob:
+        async with (
+            await RelayConnection.connect(server.url, alice_key) as alice,
+            await RelayConnection.connect(server.url, bob_key) as bob,
+        ):
             t = time.perf_counter()
             fetched = await bob.fetch_snapshot()
             download_s = time.perf_counter() - t
@@ -105,9 +120,15 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
             t = time.perf_counter()
             matcher.load(data, now=time.time())
             load_s = time.perf_counter() - t
-            result["snapshot"] = {"bytes": len(data), "download_s": download_s, "verify_load_s": load_s,
-                                  "bank_size": cfg.bank_size, "tables": params.tables, "bits": params.bits,
-                                  "min_votes": params.min_votes}
+            result["snapshot"] = {
+                "bytes": len(data),
+                "download_s": download_s,
+                "verify_load_s": load_s,
+                "bank_size": cfg.bank_size,
+                "tables": params.tables,
+                "bits": params.bits,
+                "min_votes": params.min_votes,
+            }
             hasher = get_hasher("pdq")
             per_image: list[dict[str, Any]] = []
             blob_ids: list[str] = []
@@ -130,9 +151,14 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
                         m = matcher.match(hashed)
                         st["match"] = time.perf_counter() - t
                         t = time.perf_counter()
-                        verdict = issue_verdict(raw, m.verdict, votes=m.votes,
-                                                snapshot_fingerprint=m.snapshot_fingerprint, algo="pdq",
-                                                quality=hashed.quality)
+                        verdict = issue_verdict(
+                            raw,
+                            m.verdict,
+                            votes=m.votes,
+                            snapshot_fingerprint=m.snapshot_fingerprint,
+                            algo="pdq",
+                            quality=hashed.quality,
+                        )
                     else:
                         st["decode"] = st["hash"] = st["match"] = 0.0
                         t = time.perf_counter()
@@ -147,8 +173,17 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
                     pointer = blob_id.encode() + enc.pointer.key + enc.pointer.digest
                     await alice.send(bob.account, pointer + bytes(max(0, 160 - len(pointer))))
                     st["send"] = time.perf_counter() - t
-                    per_image.append({"image": name, "repeat": rep, "scanning": scanning, "bytes": len(raw),
-                                      "blob_bytes": len(enc.blob), **st, "total": sum(st.values())})
+                    per_image.append(
+                        {
+                            "image": name,
+                            "repeat": rep,
+                            "scanning": scanning,
+                            "bytes": len(raw),
+                            "blob_bytes": len(enc.blob),
+                            **st,
+                            "total": sum(st.values()),
+                        }
+                    )
             # Bob receives and downloads a few attachments, so the metadata log shows both sides.
             for _ in range(min(3, len(per_image))):
                 delivery = await bob.next_message(timeout=5)
@@ -158,8 +193,11 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
             for blob_id in blob_ids[:3]:
                 await bob.get_blob(blob_id)
             result["per_image"] = per_image
-            result["alice"], result["bob"], result["authority"] = (alice.account, bob.account,
-                                                                   "authority (snapshot publisher)")
+            result["alice"], result["bob"], result["authority"] = (
+                alice.account,
+                bob.account,
+                "authority (snapshot publisher)",
+            )
     finally:
         await server.stop()
         if server.core.metadata is not None:
@@ -199,39 +237,109 @@ def run(cfg: OverheadConfig, seed: int = 0) -> Results:
         f"Scanning adds {tot_w - tot_wo:.1f} ms per image (median over {len(names)} photos x {cfg.repeats}): "
         f"{tot_w:.1f} ms with scanning vs {tot_wo:.1f} ms without "
         f"({100 * (tot_w - tot_wo) / max(tot_w, 1e-9):.0f}% of the send)",
-        f"Stages with scanning (median ms): " + ", ".join(f"{r[0]} {r[1]:.1f}" for r in stage_rows[:-1]),
+        "Stages with scanning (median ms): " + ", ".join(f"{r[0]} {r[1]:.1f}" for r in stage_rows[:-1]),
         f"Snapshot for a bank of {cfg.bank_size:,}: {snap['bytes'] / 1e6:.2f} MB downloaded per client per "
-        f"update ({snap['download_s'] * 1e3:.0f} ms on loopback, {snap['verify_load_s'] * 1e3:.0f} ms to verify "
+        f"update ({snap['download_s'] * 1e3:.0f} ms on loopback, "
+        f"{snap['verify_load_s'] * 1e3:.0f} ms to verify "
         "and load)",
     ]
     sec = Section("Per-image cost of scanning")
-    sec.text.append("Each stage calls the project's own code (see the module docstring); the relay is real and "
-                    "on loopback, so upload/send times are a lower bound of a real network's. 'Without "
-                    "scanning' is the policy-off path: no decode, hash or match, a 'skipped' verdict.")
-    sec.tables.append(Table("Median time per stage (ms)", ["stage", "with scanning", "without", "difference"],
-                            stage_rows))
-    sec.tables.append(Table("Per image (median total ms)", ["image", "bytes", "with scanning", "without",
-                                                            "overhead"], by_image))
-    sec.plots.append(Plot("bar", "Median time per stage", "stage", "milliseconds",
-                          [Series("with scanning", [r[1] for r in stage_rows[:-1]]),
-                           Series("without scanning", [r[2] for r in stage_rows[:-1]])],
-                          categories=list(STAGES), name="overhead-stages"))
-    sec.plots.append(Plot("hist", "Total send time per image", "milliseconds", "sends",
-                          [Series("with scanning", [r["total"] * 1e3 for r in rows if r["scanning"]]),
-                           Series("without scanning", [r["total"] * 1e3 for r in rows if not r["scanning"]])],
-                          bins=24, name="overhead-totals"))
+    sec.text.append(
+        "Each stage calls the project's own code (see the module docstring); the relay is real and "
+        "on loopback, so upload/send times are a lower bound of a real network's. 'Without "
+        "scanning' is the policy-off path: no decode, hash or match, a 'skipped' verdict."
+    )
+    sec.tables.append(
+        Table("Median time per stage (ms)", ["stage", "with scanning", "without", "difference"], stage_rows)
+    )
+    sec.tables.append(
+        Table(
+            "Per image (median total ms)",
+            ["image", "bytes", "with scanning", "without", "overhead"],
+            by_image,
+        )
+    )
+    sec.plots.append(
+        Plot(
+            "bar",
+            "Median time per stage",
+            "stage",
+            "milliseconds",
+            [
+                Series("with scanning", [r[1] for r in stage_rows[:-1]]),
+                Series("without scanning", [r[2] for r in stage_rows[:-1]]),
+            ],
+            categories=list(STAGES),
+            name="overhead-stages",
+        )
+    )
+    sec.plots.append(
+        Plot(
+            "hist",
+            "Total send time per image",
+            "milliseconds",
+            "sends",
+            [
+                Series("with scanning", [r["total"] * 1e3 for r in rows if r["scanning"]]),
+                Series("without scanning", [r["total"] * 1e3 for r in rows if not r["scanning"]]),
+            ],
+            bins=24,
+            name="overhead-totals",
+        )
+    )
     sec2 = Section("Snapshot download per client per update")
-    sec2.tables.append(Table("Snapshot", ["bank size", "bytes", "tables L", "bits k", "min votes",
-                                          "download ms (loopback)", "verify+load ms"],
-                             [[cfg.bank_size, snap["bytes"], snap["tables"], snap["bits"], snap["min_votes"],
-                               snap["download_s"] * 1e3, snap["verify_load_s"] * 1e3]]))
-    sec2.text.append(f"The relay's metadata log of this session: {raw['metadata_log']} (read it with "
-                     "`pocketscan research relay-view --log ...`).")
-    data = {"photos": cfg.photos, "images": len(names), "repeats": cfg.repeats, "stages_ms": stage_rows,
-            "per_image_ms": by_image, "snapshot": snap, "snapshot_build_s": raw["snapshot_build_s"],
-            "raw": rows, "metadata_log": raw["metadata_log"],
-            "accounts": {"alice": raw["alice"], "bob": raw["bob"]}}
-    meta = {"seed": seed, "bank_size": cfg.bank_size, "timings": {"total_s": time.perf_counter() - t0},
-            **environment()}
-    return Results("overhead", "pocketscan research overhead: the cost of scanning per image", summary, data,
-                   [sec, sec2], meta)
+    sec2.tables.append(
+        Table(
+            "Snapshot",
+            [
+                "bank size",
+                "bytes",
+                "tables L",
+                "bits k",
+                "min votes",
+                "download ms (loopback)",
+                "verify+load ms",
+            ],
+            [
+                [
+                    cfg.bank_size,
+                    snap["bytes"],
+                    snap["tables"],
+                    snap["bits"],
+                    snap["min_votes"],
+                    snap["download_s"] * 1e3,
+                    snap["verify_load_s"] * 1e3,
+                ]
+            ],
+        )
+    )
+    sec2.text.append(
+        f"The relay's metadata log of this session: {raw['metadata_log']} (read it with "
+        "`pocketscan research relay-view --log ...`)."
+    )
+    data = {
+        "photos": cfg.photos,
+        "images": len(names),
+        "repeats": cfg.repeats,
+        "stages_ms": stage_rows,
+        "per_image_ms": by_image,
+        "snapshot": snap,
+        "snapshot_build_s": raw["snapshot_build_s"],
+        "raw": rows,
+        "metadata_log": raw["metadata_log"],
+        "accounts": {"alice": raw["alice"], "bob": raw["bob"]},
+    }
+    meta = {
+        "seed": seed,
+        "bank_size": cfg.bank_size,
+        "timings": {"total_s": time.perf_counter() - t0},
+        **environment(),
+    }
+    return Results(
+        "overhead",
+        "pocketscan research overhead: the cost of scanning per image",
+        summary,
+        data,
+        [sec, sec2],
+        meta,
+    )

@@ -29,10 +29,31 @@ from research.results import Plot, Results, Section, Series, Table
 
 __all__ = ["CONTENT_FIELDS", "RelayViewConfig", "run"]
 
-CONTENT_FIELDS: frozenset[str] = frozenset({
-    "text", "body", "plaintext", "content", "message", "env", "envelope", "data", "image", "blob_data",
-    "hash", "pdq", "phash", "verdict", "match", "matched", "votes", "quality", "key", "keys", "ciphertext",
-})
+CONTENT_FIELDS: frozenset[str] = frozenset(
+    {
+        "text",
+        "body",
+        "plaintext",
+        "content",
+        "message",
+        "env",
+        "envelope",
+        "data",
+        "image",
+        "blob_data",
+        "hash",
+        "pdq",
+        "phash",
+        "verdict",
+        "match",
+        "matched",
+        "votes",
+        "quality",
+        "key",
+        "keys",
+        "ciphertext",
+    }
+)
 """Field names that would reveal contents or scan results if a relay ever logged them."""
 
 MAX_LOG_BYTES = 2 * 1024**3
@@ -81,9 +102,16 @@ def run(cfg: RelayViewConfig, seed: int = 0) -> Results:
     kinds = Counter(e["event"] for e in events)
     leaks = sorted(set(fields) & CONTENT_FIELDS)
 
-    accounts: dict[str, dict[str, Any]] = defaultdict(lambda: {"addresses": set(), "sessions": 0,
-                                                               "first": None, "last": None, "authority": False,
-                                                               "events": 0})
+    accounts: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "addresses": set(),
+            "sessions": 0,
+            "first": None,
+            "last": None,
+            "authority": False,
+            "events": 0,
+        }
+    )
     for e in events:
         for key in ("account", "from", "to", "of"):
             acc = e.get(key)
@@ -100,8 +128,9 @@ def run(cfg: RelayViewConfig, seed: int = 0) -> Results:
             a["authority"] = a["authority"] or bool(e.get("authority"))
     authorities = {acc for acc, a in accounts.items() if a["authority"]}
 
-    edges: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"count": 0, "bytes": 0, "first": None,
-                                                                        "last": None})
+    edges: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        lambda: {"count": 0, "bytes": 0, "first": None, "last": None}
+    )
     sends = [e for e in events if e["event"] == "send"]
     for e in sends:
         ed = edges[(e.get("from", "?"), e.get("to", "?"))]
@@ -113,82 +142,179 @@ def run(cfg: RelayViewConfig, seed: int = 0) -> Results:
     puts = [e for e in events if e["event"] == "blob.put"]
     inferred = []
     for pe in puts:
-        nxt = next((s for s in sends if s.get("from") == pe.get("account")
-                    and 0 <= s["ts"] - pe["ts"] <= ATTACHMENT_WINDOW_S), None)
+        nxt = next(
+            (
+                s
+                for s in sends
+                if s.get("from") == pe.get("account") and 0 <= s["ts"] - pe["ts"] <= ATTACHMENT_WINDOW_S
+            ),
+            None,
+        )
         if nxt is not None:
-            inferred.append({"from": pe.get("account"), "to": nxt.get("to"), "blob_bytes": pe.get("size"),
-                             "at": pe["ts"] - t_start})
+            inferred.append(
+                {
+                    "from": pe.get("account"),
+                    "to": nxt.get("to"),
+                    "blob_bytes": pe.get("size"),
+                    "at": pe["ts"] - t_start,
+                }
+            )
     prekey_lookups = [(e.get("from"), e.get("of")) for e in events if e["event"] == "prekeys.get"]
     snap_gets = [(e.get("account"), e.get("version")) for e in events if e["event"] == "snapshot.get"]
-    snap_pubs = [(e.get("account"), e.get("version"), e.get("size")) for e in events
-                 if e["event"] == "snapshot.publish"]
+    snap_pubs = [
+        (e.get("account"), e.get("version"), e.get("size"))
+        for e in events
+        if e["event"] == "snapshot.publish"
+    ]
     to_authority = [e for e in sends if e.get("to") in authorities]
 
     learned = Section("What the operator learned")
-    learned.text.append(f"{len(events)} events over {events[-1]['ts'] - t_start:.1f} s from {path.name}; "
-                        f"{len(accounts)} accounts, {len(authorities)} of them authorities.")
-    learned.tables.append(Table("Accounts (who, from where, when)", [
-        "account", "authority", "sessions", "addresses", "first seen (s)", "last seen (s)", "events"],
-        [[_short(acc), a["authority"], a["sessions"], ", ".join(sorted(a["addresses"])) or "-",
-          (a["first"] or t_start) - t_start, (a["last"] or t_start) - t_start, a["events"]]
-         for acc, a in sorted(accounts.items(), key=lambda kv: kv[1]["first"] or 0)]))
-    learned.tables.append(Table("Who sent to whom (the social graph)", [
-        "from", "to", "messages", "bytes", "first (s)", "last (s)"],
-        [[_short(f), _short(t), ed["count"], ed["bytes"], ed["first"] - t_start, ed["last"] - t_start]
-         for (f, t), ed in sorted(edges.items(), key=lambda kv: -kv[1]["count"])]))
-    learned.tables.append(Table(
-        f"Attachments inferred (upload, then a send from the same account within {ATTACHMENT_WINDOW_S:.0f} s)",
-        ["from", "to", "blob bytes (padded)", "at (s)"],
-        [[_short(r["from"]), _short(r["to"]), r["blob_bytes"], r["at"]] for r in inferred],
-        note="Blob sizes are padded to Signal's 5% buckets, so they still give an image's size within ~5%."))
+    learned.text.append(
+        f"{len(events)} events over {events[-1]['ts'] - t_start:.1f} s from {path.name}; "
+        f"{len(accounts)} accounts, {len(authorities)} of them authorities."
+    )
+    learned.tables.append(
+        Table(
+            "Accounts (who, from where, when)",
+            ["account", "authority", "sessions", "addresses", "first seen (s)", "last seen (s)", "events"],
+            [
+                [
+                    _short(acc),
+                    a["authority"],
+                    a["sessions"],
+                    ", ".join(sorted(a["addresses"])) or "-",
+                    (a["first"] or t_start) - t_start,
+                    (a["last"] or t_start) - t_start,
+                    a["events"],
+                ]
+                for acc, a in sorted(accounts.items(), key=lambda kv: kv[1]["first"] or 0)
+            ],
+        )
+    )
+    learned.tables.append(
+        Table(
+            "Who sent to whom (the social graph)",
+            ["from", "to", "messages", "bytes", "first (s)", "last (s)"],
+            [
+                [_short(f), _short(t), ed["count"], ed["bytes"], ed["first"] - t_start, ed["last"] - t_start]
+                for (f, t), ed in sorted(edges.items(), key=lambda kv: -kv[1]["count"])
+            ],
+        )
+    )
+    learned.tables.append(
+        Table(
+            "Attachments inferred (upload, then a send from the same account within "
+            f"{ATTACHMENT_WINDOW_S:.0f} s)",
+            ["from", "to", "blob bytes (padded)", "at (s)"],
+            [[_short(r["from"]), _short(r["to"]), r["blob_bytes"], r["at"]] for r in inferred],
+            note="Blob sizes are padded to Signal's 5% buckets: they still give an image's size within ~5%.",
+        )
+    )
     if prekey_lookups:
-        learned.tables.append(Table("Prekey lookups (a new conversation is starting)", ["who", "whose prekeys"],
-                                    [[_short(a), _short(b)] for a, b in prekey_lookups]))
-    learned.tables.append(Table("Snapshots (who scans with which bank version)", ["event", "account", "version",
-                                                                                 "size"],
-                                [["publish", _short(a), v, s] for a, v, s in snap_pubs]
-                                + [["fetch", _short(a), v, None] for a, v in snap_gets]))
+        learned.tables.append(
+            Table(
+                "Prekey lookups (a new conversation is starting)",
+                ["who", "whose prekeys"],
+                [[_short(a), _short(b)] for a, b in prekey_lookups],
+            )
+        )
+    learned.tables.append(
+        Table(
+            "Snapshots (who scans with which bank version)",
+            ["event", "account", "version", "size"],
+            [["publish", _short(a), v, s] for a, v, s in snap_pubs]
+            + [["fetch", _short(a), v, None] for a, v in snap_gets],
+        )
+    )
     sizes = [float(e.get("size", 0) or 0) for e in sends]
     blob_sizes = [float(e.get("size", 0) or 0) for e in puts]
-    learned.plots.append(Plot("hist", "Sizes the relay saw", "bytes", "events",
-                              [Series("message envelopes", sizes), Series("blob uploads", blob_sizes)], bins=30,
-                              name="relay-view-sizes"))
+    learned.plots.append(
+        Plot(
+            "hist",
+            "Sizes the relay saw",
+            "bytes",
+            "events",
+            [Series("message envelopes", sizes), Series("blob uploads", blob_sizes)],
+            bins=30,
+            name="relay-view-sizes",
+        )
+    )
     timeline = []
     for acc in sorted(accounts, key=lambda a: accounts[a]["first"] or 0)[:8]:
         ts = [e["ts"] - t_start for e in events if acc in (e.get("account"), e.get("from"))]
         if ts:
             timeline.append(Series(_short(acc), list(range(1, len(ts) + 1)), x=ts))
-    learned.plots.append(Plot("line", "Activity per account over time (cumulative events)", "seconds",
-                              "events", timeline, name="relay-view-timeline"))
+    learned.plots.append(
+        Plot(
+            "line",
+            "Activity per account over time (cumulative events)",
+            "seconds",
+            "events",
+            timeline,
+            name="relay-view-timeline",
+        )
+    )
 
     not_learned = Section("What the operator did not learn")
     not_learned.text.append(
-        "Fields present in the log: " + ", ".join(f"{k} ({n})" for k, n in sorted(fields.items())) + ". "
-        + ("None of them carries message text, image bytes, perceptual hashes or scan results: the relay "
-           "stores and forwards ciphertext and logs only ids, sizes, counts and times."
-           if not leaks else f"WARNING: fields that may carry contents or scan results: {', '.join(leaks)}."))
+        "Fields present in the log: "
+        + ", ".join(f"{k} ({n})" for k, n in sorted(fields.items()))
+        + ". "
+        + (
+            "None of them carries message text, image bytes, perceptual hashes or scan results: the relay "
+            "stores and forwards ciphertext and logs only ids, sizes, counts and times."
+            if not leaks
+            else f"WARNING: fields that may carry contents or scan results: {', '.join(leaks)}."
+        )
+    )
     not_learned.text.append(
         "Scan verdicts are not visible: the client decides before encrypting, and a blocked image is never "
         "uploaded, so it leaves no event at all. Which images matched the bank is not in the log. "
-        + (f"However {len(to_authority)} message(s) went to an authority account: under a 'report' policy "
-           "such traffic itself reveals that something was reported." if to_authority else
-           "No message went to an authority account in this session."))
-    not_learned.tables.append(Table("Event kinds", ["event", "count"], [[k, n] for k, n in kinds.most_common()]))
+        + (
+            f"However {len(to_authority)} message(s) went to an authority account: under a 'report' policy "
+            "such traffic itself reveals that something was reported."
+            if to_authority
+            else "No message went to an authority account in this session."
+        )
+    )
+    not_learned.tables.append(
+        Table("Event kinds", ["event", "count"], [[k, n] for k, n in kinds.most_common()])
+    )
     summary = [
         f"{len(events)} events, {len(accounts)} accounts, {len(edges)} sender->recipient pairs, "
-        f"{len(inferred)} attachment(s) inferred with their padded sizes, {len(snap_gets)} snapshot fetch(es)",
-        "Learned: who talked to whom, when, from which address, message and attachment sizes, snapshot versions",
-        ("Not learned: message contents, image contents, hashes, match results (no such field in the log)"
-         if not leaks else f"WARNING: the log has content-like fields: {', '.join(leaks)}"),
+        f"{len(inferred)} attachment(s) inferred with their padded sizes, "
+        f"{len(snap_gets)} snapshot fetch(es)",
+        "Learned: who talked to whom, when, from which address, message and attachment sizes, "
+        "snapshot versions",
+        (
+            "Not learned: message contents, image contents, hashes, match results (no such field in the log)"
+            if not leaks
+            else f"WARNING: the log has content-like fields: {', '.join(leaks)}"
+        ),
     ]
     if bad_lines:
         summary.append(f"{len(bad_lines)} unreadable line(s) skipped (first: line {bad_lines[0]})")
-    data = {"log": str(path), "events": len(events), "bad_lines": bad_lines[:100], "fields": dict(fields),
-            "content_fields_found": leaks, "event_kinds": dict(kinds),
-            "accounts": {acc: {**a, "addresses": sorted(a["addresses"])} for acc, a in accounts.items()},
-            "edges": [{"from": f, "to": t, **ed} for (f, t), ed in edges.items()],
-            "attachments_inferred": inferred, "prekey_lookups": prekey_lookups, "snapshot_fetches": snap_gets,
-            "snapshot_publishes": snap_pubs, "messages_to_authorities": len(to_authority)}
+    data = {
+        "log": str(path),
+        "events": len(events),
+        "bad_lines": bad_lines[:100],
+        "fields": dict(fields),
+        "content_fields_found": leaks,
+        "event_kinds": dict(kinds),
+        "accounts": {acc: {**a, "addresses": sorted(a["addresses"])} for acc, a in accounts.items()},
+        "edges": [{"from": f, "to": t, **ed} for (f, t), ed in edges.items()],
+        "attachments_inferred": inferred,
+        "prekey_lookups": prekey_lookups,
+        "snapshot_fetches": snap_gets,
+        "snapshot_publishes": snap_pubs,
+        "messages_to_authorities": len(to_authority),
+    }
     meta = {"seed": seed, "timings": {"total_s": time.perf_counter() - t0}, **environment()}
-    return Results("relay-view", "pocketscan research relay-view: what the relay operator sees", summary,
-                   data, [learned, not_learned], meta)
+    return Results(
+        "relay-view",
+        "pocketscan research relay-view: what the relay operator sees",
+        summary,
+        data,
+        [learned, not_learned],
+        meta,
+    )

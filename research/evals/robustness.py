@@ -100,14 +100,25 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
         raise ValueError(f"{cfg.bank}: no images found")
     infos = {a: algo_info(a) for a in algos}
     jobs = [(e.path, i, tuple(cfg.transforms), tuple(algos), seed, cfg.decode) for i, e in enumerate(entries)]
-    raw = list(progress(imap(_job, jobs, workers=cfg.workers), total=len(jobs),
-                        description=f"{len(cfg.transforms)} transforms x {len(algos)} hashers", quiet=cfg.quiet))
+    raw = list(
+        progress(
+            imap(_job, jobs, workers=cfg.workers),
+            total=len(jobs),
+            description=f"{len(cfg.transforms)} transforms x {len(algos)} hashers",
+            quiet=cfg.quiet,
+        )
+    )
     t_hash = time.perf_counter() - t0
     errors = [(e.path, r) for e, r in zip(entries, raw, strict=True) if isinstance(r, str)]
     good = [(e, r) for e, r in zip(entries, raw, strict=True) if not isinstance(r, str)]
 
-    data: dict[str, Any] = {"bank_dir": cfg.bank, "images": len(entries), "unreadable": errors,
-                            "transforms": {t: DESCRIPTIONS[t] for t in cfg.transforms}, "algos": {}}
+    data: dict[str, Any] = {
+        "bank_dir": cfg.bank,
+        "images": len(entries),
+        "unreadable": errors,
+        "transforms": {t: DESCRIPTIONS[t] for t in cfg.transforms},
+        "algos": {},
+    }
     summary: list[str] = []
     sections: list[Section] = []
     recall_series: list[Series] = []
@@ -115,21 +126,26 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
 
     # One image set for every algorithm, so the columns compare like with like: the originals that pass
     # every algorithm's quality gate (the others would never be in that algorithm's bank).
-    ok_idx = [i for i, (_e, (orig, _)) in enumerate(good) if all(orig[a][1] >= infos[a].min_quality for a in algos)]
+    ok_idx = [
+        i for i, (_e, (orig, _)) in enumerate(good) if all(orig[a][1] >= infos[a].min_quality for a in algos)
+    ]
     gated_by = {a: sum(1 for _e, (orig, _) in good if orig[a][1] < infos[a].min_quality) for a in algos}
     for algo in algos:
         info = infos[algo]
         thr, gate = info.threshold, info.min_quality
         originals = [good[i][1][0][algo][0] for i in ok_idx]
         bank_arr = np.array([np.frombuffer(h, np.uint8) for h in originals], dtype=np.uint8).reshape(
-            len(originals), info.bits // 8)
+            len(originals), info.bits // 8
+        )
         matcher = None
         snap_reason = "disabled"
         if cfg.snapshot:
             ts = time.perf_counter()
             all_h = [r[0][algo][0] for _e, r in good]
             all_q = [r[0][algo][1] for _e, r in good]
-            matcher, snap_reason = build_matcher(algo, all_h, all_q, Path(cfg.out) / f"snapshot-{algo}", seed=seed)
+            matcher, snap_reason = build_matcher(
+                algo, all_h, all_q, Path(cfg.out) / f"snapshot-{algo}", seed=seed
+            )
             timings[f"snapshot_build_{algo}_s"] = time.perf_counter() - ts
         rows = []
         per_t: dict[str, Any] = {}
@@ -151,7 +167,9 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
                 hit += d <= thr
                 hit_dih += dd <= thr
                 if len(originals) > 1:
-                    others = np.bitwise_count(np.bitwise_xor(bank_arr, np.frombuffer(h, np.uint8))).sum(axis=1)
+                    others = np.bitwise_count(np.bitwise_xor(bank_arr, np.frombuffer(h, np.uint8))).sum(
+                        axis=1
+                    )
                     others[bi] = info.bits + 1
                     wrong += int(others.min() <= thr)
                 if matcher is not None:
@@ -160,53 +178,115 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
             r, rd = stats.rate(int(hit), n), stats.rate(int(hit_dih), n)
             rs = stats.rate(int(snap_hit), n) if matcher is not None else None
             pc = percentiles(dists)
-            per_t[tname] = {"recall": r.as_dict(), "recall_dihedral": rd.as_dict(),
-                            "snapshot_recall_dihedral": rs.as_dict() if rs else None, "gated_out": gated,
-                            "wrong_entry_within_threshold": wrong, "distance_percentiles": pc,
-                            "distances": dists, "distances_dihedral": dists_dih}
+            per_t[tname] = {
+                "recall": r.as_dict(),
+                "recall_dihedral": rd.as_dict(),
+                "snapshot_recall_dihedral": rs.as_dict() if rs else None,
+                "gated_out": gated,
+                "wrong_entry_within_threshold": wrong,
+                "distance_percentiles": pc,
+                "distances": dists,
+                "distances_dihedral": dists_dih,
+            }
             dist_by_t[tname] = dists
-            rows.append([tname, r.fmt(), rd.fmt(), rs.fmt() if rs else "n/a", gated, wrong, pc["p50"], pc["p95"]])
+            rows.append(
+                [tname, r.fmt(), rd.fmt(), rs.fmt() if rs else "n/a", gated, wrong, pc["p50"], pc["p95"]]
+            )
             recall_vals.append(rd.p)
             lows.append(rd.wilson_low)
             highs.append(rd.wilson_high)
         recall_series.append(Series(f"{algo} (d<={thr}, dihedral)", recall_vals, low=lows, high=highs))
         snap_info = matcher.info() if matcher is not None else {"available": False, "reason": snap_reason}
-        data["algos"][algo] = {"bits": info.bits, "threshold": thr, "min_quality": gate,
-                               "bank_used": len(ok_idx), "bank_gated_out_by_this_algo": gated_by[algo],
-                               "bank_left_out_common_set": len(good) - len(ok_idx),
-                               "snapshot": snap_info, "per_transform": per_t}
-        worst = sorted(((per_t[t]["recall_dihedral"]["p"], t) for t in cfg.transforms))[:3]
-        summary.append(f"{algo}: {len(ok_idx)} bank images; weakest (dihedral) recall: "
-                       + ", ".join(f"{t} {100 * p:.0f}%" for p, t in worst))
+        data["algos"][algo] = {
+            "bits": info.bits,
+            "threshold": thr,
+            "min_quality": gate,
+            "bank_used": len(ok_idx),
+            "bank_gated_out_by_this_algo": gated_by[algo],
+            "bank_left_out_common_set": len(good) - len(ok_idx),
+            "snapshot": snap_info,
+            "per_transform": per_t,
+        }
+        worst = sorted((per_t[t]["recall_dihedral"]["p"], t) for t in cfg.transforms)[:3]
+        summary.append(
+            f"{algo}: {len(ok_idx)} bank images; weakest (dihedral) recall: "
+            + ", ".join(f"{t} {100 * p:.0f}%" for p, t in worst)
+        )
         sec = Section(f"{algo}: recall per transform")
-        sec.text.append(f"Match rule: distance <= {thr} of {info.bits} bits, edited image quality >= {gate}. "
-                        f"{len(ok_idx)} bank images used: those passing every compared algorithm's quality gate "
-                        f"({len(good) - len(ok_idx)} left out, {gated_by[algo]} of them by {algo}'s own gate). "
-                        + ("Snapshot: " + ", ".join(f"{k}={v}" for k, v in snap_info.items()
-                                                    if k in ("tables", "bits", "min_votes", "size_bytes"))
-                           if matcher is not None else f"Snapshot verdict not measured: {snap_reason}."))
-        sec.tables.append(Table(f"{algo}: recall by transform (Wilson 95%)",
-                                ["transform", "recall", "recall, dihedral", "snapshot (dihedral)",
-                                 "gated (quality)", "wrong entry", "median d", "p95 d"], rows,
-                                note="Recall = edited image within the threshold of its own original. "
-                                     "Wrong entry = within the threshold of another bank image."))
+        sec.text.append(
+            f"Match rule: distance <= {thr} of {info.bits} bits, edited image quality >= {gate}. "
+            f"{len(ok_idx)} bank images used: those passing every compared algorithm's quality gate "
+            f"({len(good) - len(ok_idx)} left out, {gated_by[algo]} of them by {algo}'s own gate). "
+            + (
+                "Snapshot: "
+                + ", ".join(
+                    f"{k}={v}"
+                    for k, v in snap_info.items()
+                    if k in ("tables", "bits", "min_votes", "size_bytes")
+                )
+                if matcher is not None
+                else f"Snapshot verdict not measured: {snap_reason}."
+            )
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: recall by transform (Wilson 95%)",
+                [
+                    "transform",
+                    "recall",
+                    "recall, dihedral",
+                    "snapshot (dihedral)",
+                    "gated (quality)",
+                    "wrong entry",
+                    "median d",
+                    "p95 d",
+                ],
+                rows,
+                note="Recall = edited image within the threshold of its own original. "
+                "Wrong entry = within the threshold of another bank image.",
+            )
+        )
         for group, names in TRANSFORM_GROUPS.items():
             series = [Series(t, [float(v) for v in dist_by_t[t]]) for t in names if t in dist_by_t]
             if series:
-                sec.plots.append(Plot("hist", f"{algo}: distance to the original, {group}", "Hamming distance",
-                                      "images", series, vlines=[(thr, f"threshold {thr}")],
-                                      bins=list(np.linspace(-0.5, info.bits // 2 + 0.5, 33)),
-                                      name=f"robustness-{algo}-{group}"))
+                sec.plots.append(
+                    Plot(
+                        "hist",
+                        f"{algo}: distance to the original, {group}",
+                        "Hamming distance",
+                        "images",
+                        series,
+                        vlines=[(thr, f"threshold {thr}")],
+                        bins=list(np.linspace(-0.5, info.bits // 2 + 0.5, 33)),
+                        name=f"robustness-{algo}-{group}",
+                    )
+                )
         sections.append(sec)
     overview = Section("Overview")
-    overview.plots.append(Plot("bar", "Recall per transform (dihedral matching, Wilson 95%)", "transform",
-                               "recall", recall_series, categories=list(cfg.transforms),
-                               name="robustness-recall"))
-    overview.tables.append(Table("Transforms", ["name", "what it does"],
-                                 [[t, DESCRIPTIONS[t]] for t in cfg.transforms]))
+    overview.plots.append(
+        Plot(
+            "bar",
+            "Recall per transform (dihedral matching, Wilson 95%)",
+            "transform",
+            "recall",
+            recall_series,
+            categories=list(cfg.transforms),
+            name="robustness-recall",
+        )
+    )
+    overview.tables.append(
+        Table("Transforms", ["name", "what it does"], [[t, DESCRIPTIONS[t]] for t in cfg.transforms])
+    )
     sections.insert(0, overview)
     timings["total_s"] = time.perf_counter() - t0
-    meta = {"seed": seed, "algos": algos, "decode": cfg.decode, "workers": cfg.workers, "timings": timings,
-            **environment()}
-    return Results("robustness", "pocketscan research robustness: recall under edits", summary, data,
-                   sections, meta)
+    meta = {
+        "seed": seed,
+        "algos": algos,
+        "decode": cfg.decode,
+        "workers": cfg.workers,
+        "timings": timings,
+        **environment(),
+    }
+    return Results(
+        "robustness", "pocketscan research robustness: recall under edits", summary, data, sections, meta
+    )

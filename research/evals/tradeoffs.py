@@ -102,10 +102,9 @@ def _flip(rng: np.random.Generator, h: np.ndarray, d: int, bits: int) -> np.ndar
 
 
 def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
-    from scanner.calibration import predict
-
     from research.corpus import algo_info
     from research.snapshot_view import build_matcher
+    from scanner.calibration import predict
 
     t0 = time.perf_counter()
     if cfg.bank_size < 1:
@@ -121,10 +120,17 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
         points = []
         for p in grid + ([default] if default is not None else []):
             c = predict(p, cfg.bank_size, target_distance=min(info.threshold, bits))
-            points.append({"params": p, "label": _label(p), "default": p is default,
-                           "size_bytes": p.size_bytes, "false_match_per_image": c.false_match_per_image,
-                           "recall": {d: c.recall_at(round(d * bits / 256)) for d in DISTANCES},
-                           "lookups_per_variant": p.lookups_per_variant})
+            points.append(
+                {
+                    "params": p,
+                    "label": _label(p),
+                    "default": p is default,
+                    "size_bytes": p.size_bytes,
+                    "false_match_per_image": c.false_match_per_image,
+                    "recall": {d: c.recall_at(round(d * bits / 256)) for d in DISTANCES},
+                    "lookups_per_variant": p.lookups_per_variant,
+                }
+            )
         # Pareto front on (size, recall at 24 bits) among points within the false-match budget 1e-4.
         feasible = [pt for pt in points if pt["false_match_per_image"] <= 1e-4]
         feasible.sort(key=lambda pt: pt["size_bytes"])
@@ -133,40 +139,92 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
             if pt["recall"][24] > best + 1e-9:
                 front.append(pt)
                 best = pt["recall"][24]
-        rows = [[pt["label"] + (" (default)" if pt["default"] else ""), pt["size_bytes"] / 1e6,
-                 pt["false_match_per_image"], *[pt["recall"][d] for d in DISTANCES], pt["lookups_per_variant"]]
-                for pt in sorted(front + [p for p in points if p["default"] and p not in front],
-                                 key=lambda pt: pt["size_bytes"])]
+        rows = [
+            [
+                pt["label"] + (" (default)" if pt["default"] else ""),
+                pt["size_bytes"] / 1e6,
+                pt["false_match_per_image"],
+                *[pt["recall"][d] for d in DISTANCES],
+                pt["lookups_per_variant"],
+            ]
+            for pt in sorted(
+                front + [p for p in points if p["default"] and p not in front],
+                key=lambda pt: pt["size_bytes"],
+            )
+        ]
         sec = Section(f"{algo}: predicted trade-offs for a bank of {cfg.bank_size:,} hashes")
-        sec.text.append(f"{len(points)} parameter sets evaluated with the calibration model; the table keeps "
-                        "the Pareto front (smallest snapshot for each gain in recall at 24 bits) among sets "
-                        "with at most 1e-4 predicted false matches per image (dihedral on). "
-                        + ("The default is what `pocketscan snapshot build` picks (calibrate)."
-                           if default is not None else f"Default not marked: {why_default}."))
-        sec.tables.append(Table(f"{algo}: Pareto front (predicted)",
-                                ["parameters", "size MB", "false matches / image",
-                                 *[f"recall d={d}" for d in DISTANCES], "lookups / variant"], rows))
+        sec.text.append(
+            f"{len(points)} parameter sets evaluated with the calibration model; the table keeps "
+            "the Pareto front (smallest snapshot for each gain in recall at 24 bits) among sets "
+            "with at most 1e-4 predicted false matches per image (dihedral on). "
+            + (
+                "The default is what `pocketscan snapshot build` picks (calibrate)."
+                if default is not None
+                else f"Default not marked: {why_default}."
+            )
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: Pareto front (predicted)",
+                [
+                    "parameters",
+                    "size MB",
+                    "false matches / image",
+                    *[f"recall d={d}" for d in DISTANCES],
+                    "lookups / variant",
+                ],
+                rows,
+            )
+        )
         series = []
         for votes in (1, 2, 3):
-            pts = sorted((pt for pt in feasible if pt["params"].min_votes == votes),
-                         key=lambda pt: pt["size_bytes"])
+            pts = sorted(
+                (pt for pt in feasible if pt["params"].min_votes == votes), key=lambda pt: pt["size_bytes"]
+            )
             if pts:
-                series.append(Series(f"v={votes} (within budget)", [pt["recall"][24] for pt in pts],
-                                     x=[pt["size_bytes"] / 1e6 for pt in pts]))
+                series.append(
+                    Series(
+                        f"v={votes} (within budget)",
+                        [pt["recall"][24] for pt in pts],
+                        x=[pt["size_bytes"] / 1e6 for pt in pts],
+                    )
+                )
         marks = [(pt["size_bytes"] / 1e6, pt["recall"][24], "default") for pt in points if pt["default"]]
-        sec.plots.append(Plot("line", f"{algo}: snapshot size vs predicted recall at 24 bits (N={cfg.bank_size:,})",
-                              "snapshot size (MB)", "recall at d=24", series, marks=marks, logx=True,
-                              name=f"tradeoffs-{algo}-size-recall"))
+        sec.plots.append(
+            Plot(
+                "line",
+                f"{algo}: snapshot size vs predicted recall at 24 bits (N={cfg.bank_size:,})",
+                "snapshot size (MB)",
+                "recall at d=24",
+                series,
+                marks=marks,
+                logx=True,
+                name=f"tradeoffs-{algo}-size-recall",
+            )
+        )
         curve_series = []
         chosen = ([pt for pt in points if pt["default"]] + front[:: max(1, len(front) // 4)])[:5]
         for pt in chosen:
             c = predict(pt["params"], cfg.bank_size)
             ds = list(range(0, min(bits, 64) + 1))
-            curve_series.append(Series(pt["label"] + (" default" if pt["default"] else ""),
-                                       [c.recall_at(d) for d in ds], x=[float(d) for d in ds]))
-        sec.plots.append(Plot("line", f"{algo}: predicted match probability by distance", "Hamming distance",
-                              "P(match)", curve_series, vlines=[(info.threshold, f"PDQ rule {info.threshold}")],
-                              name=f"tradeoffs-{algo}-curves"))
+            curve_series.append(
+                Series(
+                    pt["label"] + (" default" if pt["default"] else ""),
+                    [c.recall_at(d) for d in ds],
+                    x=[float(d) for d in ds],
+                )
+            )
+        sec.plots.append(
+            Plot(
+                "line",
+                f"{algo}: predicted match probability by distance",
+                "Hamming distance",
+                "P(match)",
+                curve_series,
+                vlines=[(info.threshold, f"PDQ rule {info.threshold}")],
+                name=f"tradeoffs-{algo}-curves",
+            )
+        )
 
         # Measured on generated hashes through real snapshots.
         measured = []
@@ -178,17 +236,33 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
         for pt in to_measure:
             p = pt["params"]
             ts = time.perf_counter()
-            matcher, why = build_matcher(algo, [bytes(h) for h in bank], [100] * n_bank,
-                                         Path(cfg.out) / f"snapshot-{algo}-{len(measured)}", seed=seed,
-                                         params={"tables": p.tables, "bits": p.bits, "min_votes": p.min_votes,
-                                                 "probe_radius": p.probe_radius, "bloom_bits": p.bloom_bits,
-                                                 "bloom_hashes": p.bloom_hashes})
+            matcher, why = build_matcher(
+                algo,
+                [bytes(h) for h in bank],
+                [100] * n_bank,
+                Path(cfg.out) / f"snapshot-{algo}-{len(measured)}",
+                seed=seed,
+                params={
+                    "tables": p.tables,
+                    "bits": p.bits,
+                    "min_votes": p.min_votes,
+                    "probe_radius": p.probe_radius,
+                    "bloom_bits": p.bloom_bits,
+                    "bloom_hashes": p.bloom_hashes,
+                },
+            )
             if matcher is None:
                 why_measure = why
                 break
             build_s = time.perf_counter() - ts
-            mrow: dict[str, Any] = {"label": pt["label"], "default": pt["default"], "build_s": build_s,
-                                    "info": matcher.info(), "recall": {}, "predicted": pt["recall"]}
+            mrow: dict[str, Any] = {
+                "label": pt["label"],
+                "default": pt["default"],
+                "build_s": build_s,
+                "info": matcher.info(),
+                "recall": {},
+                "predicted": pt["recall"],
+            }
             for d in DISTANCES:
                 dd = round(d * bits / 256)
                 idx = rng.integers(0, n_bank, size=cfg.samples)
@@ -199,39 +273,80 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
             mrow["false_match_per_variant"] = stats.rate(int(fm), cfg.samples).as_dict()
             measured.append(mrow)
         if measured:
-            sec.tables.append(Table(
-                f"{algo}: measured on {n_bank:,} generated random hashes (Wilson 95%; predicted in brackets)",
-                ["parameters", *[f"recall d={d}" for d in DISTANCES], "false matches / variant"],
-                [[m["label"] + (" (default)" if m["default"] else ""),
-                  *[f"{100 * m['recall'][d]['p']:.1f}% ({100 * m['predicted'][d]:.1f}%)" for d in DISTANCES],
-                  stats.Rate(**m["false_match_per_variant"]).fmt(pct=False)] for m in measured]))
+            sec.tables.append(
+                Table(
+                    f"{algo}: measured on {n_bank:,} generated random hashes "
+                    "(Wilson 95%; predicted in brackets)",
+                    ["parameters", *[f"recall d={d}" for d in DISTANCES], "false matches / variant"],
+                    [
+                        [
+                            m["label"] + (" (default)" if m["default"] else ""),
+                            *[
+                                f"{100 * m['recall'][d]['p']:.1f}% ({100 * m['predicted'][d]:.1f}%)"
+                                for d in DISTANCES
+                            ],
+                            stats.Rate(**m["false_match_per_variant"]).fmt(pct=False),
+                        ]
+                        for m in measured
+                    ],
+                )
+            )
         else:
             sec.text.append(f"Measured figures not available: {why_measure or 'no parameters to measure'}.")
         image_rows = _measure_images(cfg, algo, to_measure, seed) if cfg.bank and measured else []
         if image_rows:
-            sec.tables.append(Table(f"{algo}: measured on your images (recall of edited bank images)",
-                                    ["parameters", *IMAGE_EDITS, "benign false matches"], image_rows))
-        data["algos"][algo] = {"points": points, "pareto": [pt["label"] for pt in front],
-                               "default": _label(default) if default is not None else None,
-                               "default_note": why_default, "measured_generated": measured,
-                               "measured_images": image_rows}
+            sec.tables.append(
+                Table(
+                    f"{algo}: measured on your images (recall of edited bank images)",
+                    ["parameters", *IMAGE_EDITS, "benign false matches"],
+                    image_rows,
+                )
+            )
+        data["algos"][algo] = {
+            "points": points,
+            "pareto": [pt["label"] for pt in front],
+            "default": _label(default) if default is not None else None,
+            "default_note": why_default,
+            "measured_generated": measured,
+            "measured_images": image_rows,
+        }
         dflt = [pt for pt in points if pt["default"]]
         if dflt:
             d0 = dflt[0]
-            summary.append(f"{algo}: default {d0['label']} for N={cfg.bank_size:,}: {d0['size_bytes'] / 1e6:.1f} MB, "
-                           f"predicted recall {100 * d0['recall'][16]:.0f}% at 16 bits, "
-                           f"{100 * d0['recall'][31]:.0f}% at 31, {d0['false_match_per_image']:.2g} false "
-                           "matches per image")
-        summary.append(f"{algo}: Pareto front of {len(front)} parameter sets within 1e-4 false matches/image; "
-                       + (f"{len(measured)} measured through real snapshots" if measured
-                          else f"not measured ({why_measure})"))
+            summary.append(
+                f"{algo}: default {d0['label']} for N={cfg.bank_size:,}: {d0['size_bytes'] / 1e6:.1f} MB, "
+                f"predicted recall {100 * d0['recall'][16]:.0f}% at 16 bits, "
+                f"{100 * d0['recall'][31]:.0f}% at 31, {d0['false_match_per_image']:.2g} false "
+                "matches per image"
+            )
+        summary.append(
+            f"{algo}: Pareto front of {len(front)} parameter sets within 1e-4 false matches/image; "
+            + (
+                f"{len(measured)} measured through real snapshots"
+                if measured
+                else f"not measured ({why_measure})"
+            )
+        )
         sections.append(sec)
-    meta = {"seed": seed, "algos": cfg.algos, "timings": {"total_s": time.perf_counter() - t0}, **environment()}
-    return Results("tradeoffs", "pocketscan research tradeoffs: snapshot size, recall, false matches", summary,
-                   data, sections, meta)
+    meta = {
+        "seed": seed,
+        "algos": cfg.algos,
+        "timings": {"total_s": time.perf_counter() - t0},
+        **environment(),
+    }
+    return Results(
+        "tradeoffs",
+        "pocketscan research tradeoffs: snapshot size, recall, false matches",
+        summary,
+        data,
+        sections,
+        meta,
+    )
 
 
-def _measure_images(cfg: TradeoffsConfig, algo: str, points: list[dict[str, Any]], seed: int) -> list[list[Any]]:
+def _measure_images(
+    cfg: TradeoffsConfig, algo: str, points: list[dict[str, Any]], seed: int
+) -> list[list[Any]]:
     """Recall of edited bank images and benign false matches through snapshots with each parameter set."""
     from PIL import Image
 
@@ -260,16 +375,29 @@ def _measure_images(cfg: TradeoffsConfig, algo: str, points: list[dict[str, Any]
     if cfg.benign:
         sets, _ = hash_corpus(list_images(cfg.benign), [algo], mode=cfg.decode, workers=cfg.workers)
         hs = sets[algo]
-        benign = [(bytes(hs.hashes[i]), None if hs.dihedral is None else [bytes(v) for v in hs.dihedral[i]])
-                  for i in range(len(hs)) if hs.quality[i] >= info.min_quality]
+        benign = [
+            (bytes(hs.hashes[i]), None if hs.dihedral is None else [bytes(v) for v in hs.dihedral[i]])
+            for i in range(len(hs))
+            if hs.quality[i] >= info.min_quality
+        ]
     rows = []
     for j, pt in enumerate(points):
         p = pt["params"]
-        matcher, _ = build_matcher(algo, originals, [100] * len(originals),
-                                   Path(cfg.out) / f"snapshot-images-{algo}-{j}", seed=seed,
-                                   params={"tables": p.tables, "bits": p.bits, "min_votes": p.min_votes,
-                                           "probe_radius": p.probe_radius, "bloom_bits": p.bloom_bits,
-                                           "bloom_hashes": p.bloom_hashes})
+        matcher, _ = build_matcher(
+            algo,
+            originals,
+            [100] * len(originals),
+            Path(cfg.out) / f"snapshot-images-{algo}-{j}",
+            seed=seed,
+            params={
+                "tables": p.tables,
+                "bits": p.bits,
+                "min_votes": p.min_votes,
+                "probe_radius": p.probe_radius,
+                "bloom_bits": p.bloom_bits,
+                "bloom_hashes": p.bloom_hashes,
+            },
+        )
         if matcher is None:
             break
         row: list[Any] = [pt["label"] + (" (default)" if pt["default"] else "")]

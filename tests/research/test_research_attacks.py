@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from research.attacks import collide_whitebox, distortion, evade_blackbox, evade_whitebox, hamming_bytes, png_roundtrip
+from research.attacks import (
+    collide_whitebox,
+    distortion,
+    evade_blackbox,
+    evade_whitebox,
+    hamming_bytes,
+    png_roundtrip,
+)
 from research.pdq_linear import PdqLinear, bits_from_hash, hash_from_bits
 from scanner.hashers.registry import get_hasher
 

@@ -31,8 +31,24 @@ def _self_contained(report: Path) -> int:
 @pytest.fixture(scope="module")
 def fpr_self(tmp_path_factory: pytest.TempPathFactory, bank_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("fpr-self")
-    assert main(["research", "fpr", "--bank", str(bank_dir), "--benign", str(bank_dir), "--out", str(out),
-                 "--workers", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "research",
+                "fpr",
+                "--bank",
+                str(bank_dir),
+                "--benign",
+                str(bank_dir),
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -52,11 +68,28 @@ def test_fpr_bank_against_itself_is_all_matches(fpr_self: Path) -> None:
     assert "Wilson" in (fpr_self / "report.md").read_text()
 
 
-def test_fpr_unrelated_benign_two_algorithms(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                             bank_dir: Path, benign_dir: Path) -> None:
-    res = _run(capsys, "fpr", "--bank", str(bank_dir), "--benign", str(benign_dir), "--out", str(tmp_path),
-               "--algo", "pdq,phash", "--no-snapshot", "--workers", "1", "--images-per-year", "1000",
-               "--account-threshold", "30")
+def test_fpr_unrelated_benign_two_algorithms(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bank_dir: Path, benign_dir: Path
+) -> None:
+    res = _run(
+        capsys,
+        "fpr",
+        "--bank",
+        str(bank_dir),
+        "--benign",
+        str(benign_dir),
+        "--out",
+        str(tmp_path),
+        "--algo",
+        "pdq,phash",
+        "--no-snapshot",
+        "--workers",
+        "1",
+        "--images-per-year",
+        "1000",
+        "--account-threshold",
+        "30",
+    )
     algos = res["data"]["algos"]
     assert set(algos) == {"pdq", "phash"}
     pdq = algos["pdq"]
@@ -70,10 +103,25 @@ def test_fpr_unrelated_benign_two_algorithms(capsys: pytest.CaptureFixture[str],
     assert set(pdq["families"]) == {"chat", "text", "chart", "flat", "gradient", "document", "meme"}
 
 
-def test_robustness_noop_keeps_recall_one(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                          bank_dir: Path) -> None:
-    res = _run(capsys, "robustness", "--bank", str(bank_dir), "--out", str(tmp_path), "--algo", "pdq",
-               "--algo", "dhash", "--transforms", "noop,jpeg70,mirror,crop0.1", "--workers", "2")
+def test_robustness_noop_keeps_recall_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bank_dir: Path
+) -> None:
+    res = _run(
+        capsys,
+        "robustness",
+        "--bank",
+        str(bank_dir),
+        "--out",
+        str(tmp_path),
+        "--algo",
+        "pdq",
+        "--algo",
+        "dhash",
+        "--transforms",
+        "noop,jpeg70,mirror,crop0.1",
+        "--workers",
+        "2",
+    )
     pdq = res["data"]["algos"]["pdq"]["per_transform"]
     for algo in ("pdq", "dhash"):
         noop = res["data"]["algos"][algo]["per_transform"]["noop"]
@@ -94,10 +142,22 @@ def test_tradeoffs_marks_default_and_measures(capsys: pytest.CaptureFixture[str]
     assert _self_contained(tmp_path / "report.html") >= 2
 
 
-def test_evade_reaches_the_done_when_bar(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                         bank_dir: Path) -> None:
-    res = _run(capsys, "attacks", "evade", "--bank", str(bank_dir), "--out", str(tmp_path), "--limit", "3",
-               "--workers", "2")
+def test_evade_reaches_the_done_when_bar(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bank_dir: Path
+) -> None:
+    res = _run(
+        capsys,
+        "attacks",
+        "evade",
+        "--bank",
+        str(bank_dir),
+        "--out",
+        str(tmp_path),
+        "--limit",
+        "3",
+        "--workers",
+        "2",
+    )
     pdq = res["data"]["algos"]["pdq"]
     assert pdq["method"] == "whitebox" and pdq["attacked"] >= 2
     assert pdq["success"]["p"] == 1.0
@@ -107,17 +167,40 @@ def test_evade_reaches_the_done_when_bar(capsys: pytest.CaptureFixture[str], tmp
 
 
 def test_collide(capsys: pytest.CaptureFixture[str], tmp_path: Path, samples_dir: Path) -> None:
-    res = _run(capsys, "attacks", "collide", "--target", str(samples_dir / "coffee.jpg"), "--source",
-               str(samples_dir / "chelsea.jpg"), "--out", str(tmp_path))
+    res = _run(
+        capsys,
+        "attacks",
+        "collide",
+        "--target",
+        str(samples_dir / "coffee.jpg"),
+        "--source",
+        str(samples_dir / "chelsea.jpg"),
+        "--out",
+        str(tmp_path),
+    )
     r = res["data"]["algos"]["pdq"]["results"][0]
     assert r["success"] and r["distance_after"] <= 31 and r["quality_after"] >= 50
     assert r["snapshot_match"] is True
     assert Path(r["written"]).is_file()
 
 
-def test_overhead_then_relay_view(capsys: pytest.CaptureFixture[str], tmp_path: Path, samples_dir: Path) -> None:
-    res = _run(capsys, "overhead", "--photos", str(samples_dir), "--out", str(tmp_path / "ov"), "--limit", "2",
-               "--repeats", "1", "--bank-size", "1000")
+def test_overhead_then_relay_view(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, samples_dir: Path
+) -> None:
+    res = _run(
+        capsys,
+        "overhead",
+        "--photos",
+        str(samples_dir),
+        "--out",
+        str(tmp_path / "ov"),
+        "--limit",
+        "2",
+        "--repeats",
+        "1",
+        "--bank-size",
+        "1000",
+    )
     stages = {row[0]: row for row in res["data"]["stages_ms"]}
     assert stages["hash"][1] > 0 and stages["hash"][2] == 0  # no hashing without scanning
     assert res["data"]["snapshot"]["bytes"] > 0
@@ -133,15 +216,36 @@ def test_overhead_then_relay_view(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert len(data["attachments_inferred"]) == 4
 
 
-def test_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path, bank_dir: Path) -> None:
+def test_bad_input_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, bank_dir: Path
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["research", "fpr", "--bank", str(bank_dir), "--benign", str(empty), "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["research", "fpr", "--bank", str(bank_dir), "--benign", str(empty), "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "no images found" in capsys.readouterr().err
-    assert main(["research", "robustness", "--bank", str(bank_dir), "--out", str(tmp_path / "o"), "--algo",
-                 "nosuchhash"]) == 2
+    assert (
+        main(
+            [
+                "research",
+                "robustness",
+                "--bank",
+                str(bank_dir),
+                "--out",
+                str(tmp_path / "o"),
+                "--algo",
+                "nosuchhash",
+            ]
+        )
+        == 2
+    )
     assert "unknown --algo" in capsys.readouterr().err
     (tmp_path / "log.jsonl").write_text("not json\n")
-    assert main(["research", "relay-view", "--log", str(tmp_path / "log.jsonl"), "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(["research", "relay-view", "--log", str(tmp_path / "log.jsonl"), "--out", str(tmp_path / "o")])
+        == 2
+    )

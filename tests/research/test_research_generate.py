@@ -9,8 +9,10 @@ from research.generate import FAMILIES, generate_corpus, generate_image
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*.png"))}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.png"))
+    }
 
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path: Path) -> None:

@@ -18,14 +18,47 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 def _report(tmp_path: Path, samples_dir: Path) -> Path:
     sec = Section("Everything a report can hold", text=["A paragraph with <angle> & ampersand."])
     sec.tables.append(Table("A table", ["name", "rate"], [["x", 0.5], ["y", 1e-7]]))
-    sec.plots.append(Plot("hist", "Histogram", "bits", "count", [Series("a", [1, 2, 2, 3, 31, 40])],
-                          vlines=[(31, "threshold")]))
-    sec.plots.append(Plot("bar", "Bars with intervals", "transform", "recall",
-                          [Series("pdq", [1.0, 0.5], low=[0.9, 0.3], high=[1.0, 0.7])], categories=["noop", "crop"]))
-    sec.plots.append(Plot("line", "Lines", "MB", "recall", [Series("v=2", [0.2, 0.6], x=[0.1, 1.0])],
-                          marks=[(1.0, 0.6, "default")], logx=True))
-    sec.galleries.append(Gallery("Pairs", [GalleryItem("pair", [str(samples_dir / "chelsea.jpg"),
-                                                                 str(samples_dir / "coffee.jpg")], ["a", "b"])]))
+    sec.plots.append(
+        Plot(
+            "hist",
+            "Histogram",
+            "bits",
+            "count",
+            [Series("a", [1, 2, 2, 3, 31, 40])],
+            vlines=[(31, "threshold")],
+        )
+    )
+    sec.plots.append(
+        Plot(
+            "bar",
+            "Bars with intervals",
+            "transform",
+            "recall",
+            [Series("pdq", [1.0, 0.5], low=[0.9, 0.3], high=[1.0, 0.7])],
+            categories=["noop", "crop"],
+        )
+    )
+    sec.plots.append(
+        Plot(
+            "line",
+            "Lines",
+            "MB",
+            "recall",
+            [Series("v=2", [0.2, 0.6], x=[0.1, 1.0])],
+            marks=[(1.0, 0.6, "default")],
+            logx=True,
+        )
+    )
+    sec.galleries.append(
+        Gallery(
+            "Pairs",
+            [
+                GalleryItem(
+                    "pair", [str(samples_dir / "chelsea.jpg"), str(samples_dir / "coffee.jpg")], ["a", "b"]
+                )
+            ],
+        )
+    )
     res = Results("test", "Report test", ["one line"], {"x": 1}, [sec], {"seed": 0})
     return write_report(res, tmp_path)["html"]
 
@@ -35,10 +68,20 @@ def test_every_image_decodes_offline_in_chromium(tmp_path: Path, samples_dir: Pa
     html = _report(tmp_path / "report", samples_dir)
     expected = len(re.findall(r"<img ", html.read_text(encoding="utf-8")))
     assert expected == 5  # 3 plots + 2 gallery images
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-extensions", "--no-first-run", '--host-resolver-rules=MAP * ~NOTFOUND',
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
-           html.as_uri()]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-extensions",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        html.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     body = re.search(r"<body[^>]*>", proc.stdout)

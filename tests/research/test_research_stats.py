@@ -40,13 +40,16 @@ def test_all_and_none() -> None:
         stats.wilson(3, 2)
 
 
-@pytest.mark.parametrize(("p", "n", "t", "expected"), [
-    (1e-6, 1e5, 1, 0.09516258196404044),
-    (1e-6, 1e5, 2, 0.004678840160444474),
-    (1e-6, 1e5, 30, 3.422264318380487e-63),
-    (1e-3, 1e4, 30, 2.509951201527959e-07),
-    (3e-3, 1e4, 30, 0.52428301389368),
-])
+@pytest.mark.parametrize(
+    ("p", "n", "t", "expected"),
+    [
+        (1e-6, 1e5, 1, 0.09516258196404044),
+        (1e-6, 1e5, 2, 0.004678840160444474),
+        (1e-6, 1e5, 30, 3.422264318380487e-63),
+        (1e-3, 1e4, 30, 2.509951201527959e-07),
+        (3e-3, 1e4, 30, 0.52428301389368),
+    ],
+)
 def test_account_flag_probability(p: float, n: float, t: int, expected: float) -> None:
     assert stats.account_flag_probability(p, n, t) == pytest.approx(expected, rel=1e-6)
 

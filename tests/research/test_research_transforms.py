@@ -10,9 +10,28 @@ from PIL import Image
 
 from research.transforms import DESCRIPTIONS, TRANSFORMS, apply_transform
 
-REQUIRED = ("noop", "jpeg95", "jpeg70", "jpeg50", "resize0.5", "resize0.25", "crop0.02", "crop0.05", "crop0.1",
-            "pad0.2", "rotate4", "rotate90", "mirror", "blur2", "noise0.05", "gamma2", "watermark", "caption",
-            "screenshot", "recolour")
+REQUIRED = (
+    "noop",
+    "jpeg95",
+    "jpeg70",
+    "jpeg50",
+    "resize0.5",
+    "resize0.25",
+    "crop0.02",
+    "crop0.05",
+    "crop0.1",
+    "pad0.2",
+    "rotate4",
+    "rotate90",
+    "mirror",
+    "blur2",
+    "noise0.05",
+    "gamma2",
+    "watermark",
+    "caption",
+    "screenshot",
+    "recolour",
+)
 
 
 @pytest.fixture(scope="module")
