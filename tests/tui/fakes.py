@@ -114,6 +114,17 @@ class FakeCore:
         self.sent.append((peer, str(path)))
         return SendOutcome("sent", msg, scan, decision)
 
+    async def forward_image(self, msg_id: str, peer: str, *, confirmed: bool = False) -> SendOutcome:
+        msg = next(m for msgs in self._messages.values() for m in msgs if m.id == msg_id)
+        assert msg.path is not None
+        return await self.send_image(peer, Path(msg.path), confirmed=confirmed)
+
+    def resolve(self, name_or_id: str) -> str:
+        for c in self._contacts.values():
+            if name_or_id in (c.name, c.account_id):
+                return c.account_id
+        raise KeyError(name_or_id)
+
     def scanner_status(self) -> ScannerStatus:
         return ScannerStatus(policy=self.policy, dihedral=True, version=3, fingerprint="5e" * 32,
                              created_at=T0 - 3600, min_votes=2, authority_key_id="a1b2c3d4e5f60718")

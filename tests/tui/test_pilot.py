@@ -179,6 +179,16 @@ def test_add_contact_send_text_and_allowed_image(tmp_path: Path, monkeypatch: py
                 got = next(m for m in inbox() if m.kind == "image")
                 assert got.path is not None and Path(got.path).read_bytes() == CLEAN.read_bytes()
                 assert guard.sealed_count(CLEAN.read_bytes()) == 1
+                # forwarding a received image from the TUI scans it again before it is encrypted
+                gravel = SAMPLES / "gravel.jpg"
+                assert (await w.bob.send_image(w.alice.account_id, gravel)).status == "sent"
+                await until(lambda: any(m.kind == "image" and m.direction == "in" and m.path
+                                        for m in w.alice.messages(w.bob.account_id)), pilot)
+                scans_before = len(guard.outcomes(gravel.read_bytes()))
+                await type_line(pilot, "/forward bob")
+                await until(lambda: guard.sealed_count(gravel.read_bytes()) == 2, pilot)
+                await until(lambda: banner(pilot).startswith("SENT"), pilot)
+                assert len(guard.outcomes(gravel.read_bytes())) == scans_before + 1
 
     asyncio.run(main())
 

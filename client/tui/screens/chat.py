@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from pathlib import Path
 from typing import ClassVar
@@ -44,7 +45,8 @@ from client.tui.widgets.scanner_panel import ScannerPanel
 
 __all__ = ["ChatScreen"]
 
-HELP = "Commands: /image PATH · /policy off|warn|block|report · /safety · /add ACCOUNT [NAME] · /invite"
+HELP = ("Commands: /image PATH · /forward CONTACT (the last image here) · /policy off|warn|block|report · "
+        "/safety · /add ACCOUNT [NAME] · /invite")
 
 
 class ChatScreen(Screen[None]):
@@ -182,6 +184,11 @@ class ChatScreen(Screen[None]):
                 self.banner().show_text(str(exc))
                 return
             self.set_policy(policy)
+        elif cmd == "/forward" and args:
+            if self.current is None:
+                self.banner().show_text("Open the conversation with the image first.")
+            else:
+                self.forward_last_image(self.current, " ".join(args))
         elif cmd == "/safety":
             self.action_safety()
         elif cmd == "/add" and args:
@@ -213,6 +220,22 @@ class ChatScreen(Screen[None]):
             self.post_message(OperationFailed(f"Could not send {path.name}: {exc}"))
             return
         self.post_message(SendFinished(peer, outcome, path=str(path)))
+
+    @work(group="send")
+    async def forward_last_image(self, source: str, target: str, confirmed: bool = False) -> None:
+        """Forward the newest image of ``source``'s conversation: scanned again, like any outgoing image."""
+        try:
+            peer = await asyncio.to_thread(self.core.resolve, target)
+            images = [m for m in await asyncio.to_thread(self.core.messages, source)
+                      if m.kind == "image" and m.path]
+            if not images:
+                self.post_message(OperationFailed("No image in this conversation to forward."))
+                return
+            outcome = await self.core.forward_image(images[-1].id, peer, confirmed=confirmed)
+        except Exception as exc:
+            self.post_message(OperationFailed(f"Could not forward: {exc}"))
+            return
+        self.post_message(SendFinished(peer, outcome, path=images[-1].path))
 
     @work(group="contacts")
     async def add_contact(self, request: AddContactRequest) -> None:
