@@ -96,7 +96,10 @@ def render_plot(plot: Plot) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.0), dpi=90)
+    width = 7.5
+    if plot.kind == "bar" and plot.categories:
+        width = max(7.5, min(15.0, 2.5 + 0.09 * len(plot.categories) * max(1, len(plot.series))))
+    fig, ax = plt.subplots(figsize=(width, 4.2), dpi=90)
     try:
         if plot.kind == "hist":
             allv = [v for s in plot.series for v in s.values]
@@ -156,7 +159,7 @@ def render_plot(plot: Plot) -> bytes:
         ax.grid(alpha=0.3)
         _handles, labels = ax.get_legend_handles_labels()
         if labels and (len(plot.series) > 1 or plot.kind == "hist"):
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, framealpha=0.85)
         if not any(len(s.values) for s in plot.series):
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
         fig.tight_layout()

@@ -265,13 +265,14 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         for lo, hi in QUALITY_BUCKETS:
             tot, scanned, hits = by_bucket.get(f"{lo}-{hi}", [0, 0, 0])
             r = stats.rate(hits, scanned)
-            bucket_rows.append([f"{lo}-{hi}", tot, scanned, r.fmt() if scanned else "gated out"])
+            shown = r.fmt() if scanned else ("gated out" if tot else "-")
+            bucket_rows.append([f"{lo}-{hi}", tot, scanned, shown])
         fam_rows = []
         fam_data = {}
         for fam in sorted(by_family):
             tot, scanned, hits = by_family[fam]
             r = stats.rate(hits, scanned)
-            fam_rows.append([fam, tot, scanned, r.fmt()])
+            fam_rows.append([fam, tot, scanned, r.fmt() if scanned else ("gated out" if tot else "-")])
             fam_data[fam] = {"images": tot, "scanned": scanned, **r.as_dict()}
             if algo == cfg.algos[0]:
                 rate_cats.append(fam)
