@@ -203,24 +203,35 @@ class SqliteStore:
     def put_envelope(
         self, *, sender: str, recipient: str, cid: bytes, env: bytes, now: float, limits: Limits
     ) -> Awaitable[tuple[Stored, bool]]:
-        def op(conn: sqlite3.Connection) -> tuple[Stored, bool]:
+        def prior(conn: sqlite3.Connection) -> tuple[Stored, bool] | None:
             row = conn.execute(
                 "SELECT mid, recipient, ts FROM sent_ids WHERE sender = ? AND cid = ?", (sender, cid)
             ).fetchone()
-            if row is not None:
-                return Stored(str(row[0]), sender, row[1], row[2], b""), False
+            return None if row is None else (Stored(str(row[0]), sender, row[1], row[2], b""), False)
+
+        def op(conn: sqlite3.Connection) -> tuple[Stored, bool]:
             usage = self._usage_of(conn, recipient)
             if usage[0] + 1 > limits.mailbox_max_messages or usage[1] + len(env) > limits.mailbox_max_bytes:
+                earlier = prior(conn)  # a retry of a stored envelope is still answered with its id
+                if earlier is not None:
+                    return earlier
                 raise LimitExceeded(ErrorCode.QUOTA, "the recipient's mailbox is full; try again later")
-            cur = conn.execute(
+            # Common case first: insert, then claim the idempotency key; a retry (rare) finds the
+            # key taken, removes its copy and answers with the first id. Two statements, not three.
+            mid = conn.execute(
                 "INSERT INTO messages (recipient, sender, ts, expires, envelope) VALUES (?, ?, ?, ?, ?)",
                 (recipient, sender, now, now + limits.ttl, env),
-            )
-            mid = cur.lastrowid
-            conn.execute(
-                "INSERT INTO sent_ids (sender, cid, mid, recipient, ts, expires) VALUES (?, ?, ?, ?, ?, ?)",
+            ).lastrowid
+            claimed = conn.execute(
+                "INSERT INTO sent_ids (sender, cid, mid, recipient, ts, expires) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (sender, cid) DO NOTHING",
                 (sender, cid, mid, recipient, now, now + limits.ttl),
-            )
+            ).rowcount
+            if claimed != 1:
+                conn.execute("DELETE FROM messages WHERE mid = ?", (mid,))
+                earlier = prior(conn)
+                assert earlier is not None
+                return earlier
             usage[0] += 1
             usage[1] += len(env)
             return Stored(str(mid), sender, recipient, now, env), True

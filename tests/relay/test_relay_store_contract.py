@@ -79,11 +79,18 @@ def test_quota(make_store: Callable[[], MailStore]) -> None:
     async def body() -> None:
         async with opened(make_store()) as s:
             mids = []
-            for _i in range(5):
+            cids = [os.urandom(16) for _ in range(5)]
+            for cid in cids:
                 stored, _ = await s.put_envelope(
-                    sender=A, recipient=B, cid=os.urandom(16), env=b"x" * 10, now=NOW, limits=LIMITS
+                    sender=A, recipient=B, cid=cid, env=b"x" * 10, now=NOW, limits=LIMITS
                 )
                 mids.append(stored.mid)
+            first_cid = cids[0]
+            # A retry of a stored envelope is answered with its id even when the mailbox is full.
+            again, new = await s.put_envelope(
+                sender=A, recipient=B, cid=first_cid, env=b"x" * 10, now=NOW, limits=LIMITS
+            )
+            assert not new and again.mid == mids[0]
             with pytest.raises(LimitExceeded):
                 await s.put_envelope(
                     sender=A, recipient=B, cid=os.urandom(16), env=b"x", now=NOW, limits=LIMITS
