@@ -78,3 +78,28 @@ def test_verdict_for_seals_the_outcome_to_the_bytes(setup: tuple[Matcher, np.nda
         require_verdict_for(verdict, data + b"\0")
     err = Matcher.error_verdict(b"junk", "not an image")
     assert err.outcome == "error" and require_verdict_for(err, b"junk") is err
+
+
+def test_vectorised_lookups_equal_bloom_filter2_lookups(
+    setup: tuple[Matcher, np.ndarray, AuthorityKey],
+) -> None:
+    """The numpy lookup path gives the same votes and variant as ``key in BloomFilter`` for every query."""
+    fast, bank, _ = setup
+    assert fast.info is not None
+    rng = np.random.default_rng(3)
+    for i in range(60):
+        base = np.unpackbits(bank[i % 40] if i % 2 else rng.integers(0, 256, 32, dtype=np.uint8))
+        base[rng.choice(256, int(rng.integers(0, 40)), replace=False)] ^= 1
+        variants = (np.packbits(base).tobytes(), *(rng.bytes(32) for _ in range(7)))
+        q = HashResult("pdq", 256, variants[0], 90, variants if i % 3 else None)
+        a = fast.match(q)
+        assert (a.votes, a.variant, a.verdict) == _package_match(fast, q)
+
+
+def _package_match(fast: Matcher, q: HashResult) -> tuple[int, int | None, str]:
+    """The same query through bloom_filter2's ``__contains__`` (the reference lookup path)."""
+    loaded = fast._loaded
+    assert loaded is not None
+    variants = list(q.dihedral) if q.dihedral else [q.hash]
+    votes, variant = loaded.votes(variants)
+    return votes, variant, "match" if votes >= loaded.info.header.min_votes else "no_match"
