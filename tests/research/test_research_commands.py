@@ -249,3 +249,14 @@ def test_bad_input_is_a_clear_error(
         main(["research", "relay-view", "--log", str(tmp_path / "log.jsonl"), "--out", str(tmp_path / "o")])
         == 2
     )
+
+
+def test_same_seed_same_numbers_whatever_the_workers(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     bank_dir: Path) -> None:
+    runs = []
+    for workers in ("1", "2"):
+        res = _run(capsys, "robustness", "--bank", str(bank_dir), "--out", str(tmp_path / workers), "--algo",
+                   "pdq", "--transforms", "noise0.05,crop0.02", "--no-snapshot", "--workers", workers,
+                   "--seed", "5", "--limit", "6")
+        runs.append(res["data"])
+    assert runs[0] == runs[1]
