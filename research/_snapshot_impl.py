@@ -1,6 +1,8 @@
 """Build a real signed snapshot and load it through the device matcher (see :mod:`research.snapshot_view`).
 
-Everything goes through the scanner's public API: :func:`scanner.calibration.calibrate` (the parameters
+Everything goes through the scanner's public API: the hashes are imported into a real SQLite
+:class:`scanner.bank.HashBank` (which dedupes them and gates quality below 50), its snapshot hashes are
+sized by :func:`scanner.calibration.calibrate` (the parameters
 ``pocketscan snapshot build`` would pick) unless parameters are given, :func:`scanner.snapshot.build_snapshot`
 signed by a throwaway :class:`scanner.authority.AuthorityKey`, written with
 :func:`scanner.snapshot.write_snapshot_file`, mapped and verified by :class:`scanner.matcher.Matcher`. The
@@ -61,15 +63,23 @@ def build(
     params: dict[str, int] | None = None,
 ) -> tuple[ResearchMatcher | None, str]:
     from scanner.authority import AuthorityKey
+    from scanner.bank import HashBank, NewEntry
     from scanner.calibration import Params, calibrate, predict
     from scanner.matcher import MIN_QUALITY, Matcher
     from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
 
-    kept = [bytes(h) for h, q in zip(hashes, qualities, strict=True) if q >= MIN_QUALITY]
+    workdir.mkdir(parents=True, exist_ok=True)
+    now = int(time.time())
+    bank_path = workdir / "bank.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{bank_path}{suffix}").unlink(missing_ok=True)
+    with HashBank(bank_path) as bank:  # the authority's real bank: dedupes, gates quality, feeds the snapshot
+        report = bank.add((NewEntry(algorithm=algo, hash=bytes(h).hex(), quality=int(q), source="research")
+                           for h, q in zip(hashes, qualities, strict=True)), now=now)
+        kept = [bytes(h) for h in bank.snapshot_hashes(algorithm=algo, now=now, min_quality=MIN_QUALITY)]
     if not kept:
         return None, f"no bank hash has quality >= {MIN_QUALITY}: nothing to put in a snapshot"
     bits = len(kept[0]) * 8
-    workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if params is None:
         p = calibrate(len(kept), hash_bits=bits).params
@@ -80,7 +90,6 @@ def build(
     t_cal = time.perf_counter() - t0
     key = AuthorityKey(_derive(seed, algo, "authority-key"))
     key.save(workdir / "authority.key", force=True)
-    now = int(time.time())
     t1 = time.perf_counter()
     data = build_snapshot(
         kept,
@@ -109,6 +118,8 @@ def build(
         "bloom_bits": p.bloom_bits,
         "bloom_hashes": p.bloom_hashes,
         "entries": len(kept),
+        "bank": str(bank_path),
+        "bank_duplicate_hashes": report.duplicates,
         "size_bytes": len(data),
         "fingerprint": fingerprint_of(data),
         "public_key": key.public_hex,
