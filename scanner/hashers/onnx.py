@@ -80,7 +80,7 @@ MAX_SEED_BYTES = 16 * 1024 * 1024
 MAX_SIDECAR_BYTES = 64 * 1024
 ONNX_MIN_QUALITY = 50
 """Same gate as PDQ: below this flatness score the hash is unreliable."""
-ONNX_MATCH_DISTANCE = 36
+ONNX_MATCH_DISTANCE = 25
 """Match threshold of the shipped model at its default width (calibrated on a benign corpus; see MODEL.md)."""
 DEFAULT_MODEL = "pocketscan-embed-v1"
 _MODELS_DIR = Path(__file__).resolve().parent.parent / "models"

@@ -1,0 +1,1 @@
+"""Shipped model files: the pocketscan-embed ONNX network, its JSON sidecar and seed (see MODEL.md)."""
