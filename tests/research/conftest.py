@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from client.cli.main import main
 from research.generate import generate_corpus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,3 +32,13 @@ def benign_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def fpr_self(tmp_path_factory: pytest.TempPathFactory, bank_dir: Path) -> Path:
+    """`pocketscan research fpr` of the generated bank against itself (its report is reused)."""
+    out = tmp_path_factory.mktemp("fpr-self")
+    code = main(["research", "fpr", "--bank", str(bank_dir), "--benign", str(bank_dir), "--out", str(out),
+                 "--workers", "2", "--quiet"])
+    assert code == 0
+    return out

@@ -28,30 +28,6 @@ def _self_contained(report: Path) -> int:
     return len(srcs)
 
 
-@pytest.fixture(scope="module")
-def fpr_self(tmp_path_factory: pytest.TempPathFactory, bank_dir: Path) -> Path:
-    out = tmp_path_factory.mktemp("fpr-self")
-    assert (
-        main(
-            [
-                "research",
-                "fpr",
-                "--bank",
-                str(bank_dir),
-                "--benign",
-                str(bank_dir),
-                "--out",
-                str(out),
-                "--workers",
-                "2",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    return out
-
-
 def test_fpr_bank_against_itself_is_all_matches(fpr_self: Path) -> None:
     res = json.loads((fpr_self / "results.json").read_text())
     pdq = res["data"]["algos"]["pdq"]

@@ -63,11 +63,8 @@ def _report(tmp_path: Path, samples_dir: Path) -> Path:
     return write_report(res, tmp_path)["html"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (CI installs it via .ci/run)")
-def test_every_image_decodes_offline_in_chromium(tmp_path: Path, samples_dir: Path) -> None:
-    html = _report(tmp_path / "report", samples_dir)
-    expected = len(re.findall(r"<img ", html.read_text(encoding="utf-8")))
-    assert expected == 5  # 3 plots + 2 gallery images
+def _loaded_in_chromium(html: Path, profile: Path) -> tuple[int, int, list[int]]:
+    """(images decoded, images in the page, natural widths) after Chromium loads ``html`` offline."""
     cmd = [
         str(CHROMIUM),
         "--headless",
@@ -77,7 +74,7 @@ def test_every_image_decodes_offline_in_chromium(tmp_path: Path, samples_dir: Pa
         "--disable-extensions",
         "--no-first-run",
         "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
         "--virtual-time-budget=10000",
         "--dump-dom",
         html.as_uri(),
@@ -89,7 +86,29 @@ def test_every_image_decodes_offline_in_chromium(tmp_path: Path, samples_dir: Pa
     loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
     total = re.search(r'data-images-total="(\d+)"', body.group(0))
     assert loaded and total, f"the page script did not run: {body.group(0)}"
-    assert int(total.group(1)) == expected
-    assert int(loaded.group(1)) == expected, "some images did not decode"
     widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', proc.stdout)]
+    return int(loaded.group(1)), int(total.group(1)), widths
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                    reason="Chromium is not installed (CI installs it via .ci/run)")
+
+
+@needs_chromium
+def test_every_image_decodes_offline_in_chromium(tmp_path: Path, samples_dir: Path) -> None:
+    html = _report(tmp_path / "report", samples_dir)
+    expected = len(re.findall(r"<img ", html.read_text(encoding="utf-8")))
+    assert expected == 5  # 3 plots + 2 gallery images
+    loaded, total, widths = _loaded_in_chromium(html, tmp_path / "profile")
+    assert total == expected
+    assert loaded == expected, "some images did not decode"
     assert len(widths) == expected and all(w > 0 for w in widths)
+
+
+@needs_chromium
+def test_a_real_fpr_report_shows_every_plot_offline(tmp_path: Path, fpr_self: Path) -> None:
+    html = fpr_self / "report.html"
+    expected = len(re.findall(r"<img ", html.read_text(encoding="utf-8")))
+    assert expected >= 6  # plots plus false-match thumbnail pairs
+    loaded, total, _widths = _loaded_in_chromium(html, tmp_path / "profile")
+    assert loaded == total == expected
