@@ -348,6 +348,13 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         if snap_rate_dih is not None:
             line += f"; snapshot verdict {snap_rate_dih.fmt()}"
         summary.append(line)
+        worst = max(acct, key=lambda r: (r.threshold, -r.images_per_year))  # the most favourable row
+        summary.append(
+            f"{algo} account arithmetic ({basis}; assumptions in the report): with p at its 95% upper bound "
+            f"{base.wilson_high:.3g}, an innocent account sending {worst.images_per_year:,} images a year "
+            f"reaches t={worst.threshold} matches with probability {worst.prob_flagged_upper:.3g} "
+            f"({worst.prob_flagged:.3g} at p={base.p:.3g}; n={n}: more benign images tighten the bound)"
+        )
         if headline_rate is None:
             headline_rate, headline_label = (snap_rate_dih or d_rate), basis
         sec = Section(f"{algo}: false matches")
