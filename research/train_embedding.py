@@ -428,6 +428,7 @@ def write_sidecar(path: Path, *, bits: int, match_distance: int | None, input_si
         "range": [-1.0, 1.0],
         "layout": "NCHW",
         "resample": "bilinear",
+        "reducing_gap": 3.0,
         "input_name": "image",
         "output_name": "embedding",
         "batch_size": 16,

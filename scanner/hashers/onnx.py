@@ -23,15 +23,17 @@ near-identical codes, therefore score low and are gated like PDQ (:data:`ONNX_MI
 
 **Sidecar.** A JSON file beside the model (``model.json`` or ``model.onnx.json``)::
 
-    {"name": "neuralhash", "input_size": [360, 360], "range": [-1, 1], "resample": "bilinear",
+    {"name": "neuralhash", "input_size": [360, 360], "range": [-1, 1], "resample": "bicubic",
      "batch_size": 1, "output_name": null, "match_distance": null}
 
+(``bicubic`` is Pillow's default ``resize`` filter, which the NeuralHash scripts use.)
 Keys: ``input_size`` (required, ``[height, width]``), ``range`` or ``mean``/``std`` (default ``range``
 ``[0, 1]``), ``layout`` (``NCHW``), ``resample`` (``bilinear``, ``bicubic``, ``lanczos``, ``box``,
-``nearest``), ``input_name``/``output_name`` (default: the first), ``batch_size`` (chunk size; a model
-with a fixed batch dimension forces it), ``seed`` (a seed file relative to the sidecar, used when no seed
-is given), ``bits`` (default: every row of the seed), ``match_distance`` (the Hamming threshold the model
-was calibrated for, if any).
+``nearest``), ``reducing_gap`` (Pillow's; default none, i.e. an exact antialiased resize),
+``input_name``/``output_name`` (default: the first), ``batch_size`` (chunk size; a model with a fixed
+batch dimension forces it), ``seed`` (a seed file relative to the sidecar, used when no seed is given),
+``bits`` (default: every row of the seed), ``match_distance`` (the Hamming threshold the model was
+calibrated for, if any).
 
 **Seed files.** ``.npy`` (a 2-D float array, ``bits x D``) or the NeuralHash layout: a 128-byte header
 then ``rows x D`` little-endian float32 (``neuralhash_128x96_seed1.dat`` is 96 x 128).
@@ -115,6 +117,8 @@ class ModelSpec:
     """Pixel ``p`` (0..255) of channel ``c`` is fed as ``p * channel_scale[c] + offset[c]``."""
     layout: str = "NCHW"
     resample: str = "bilinear"
+    reducing_gap: float | None = None
+    """Pillow's ``reducing_gap``: shrink by an integer factor first (much faster on large images)."""
     input_name: str | None = None
     output_name: str | None = None
     batch_size: int = 16
@@ -186,6 +190,9 @@ def load_sidecar(path: str | os.PathLike[str]) -> ModelSpec:
     resample = str(raw.get("resample", "bilinear")).lower()
     if resample not in _RESAMPLE:
         raise ModelError(f"{p}: 'resample' must be one of {', '.join(_RESAMPLE)}")
+    gap = raw.get("reducing_gap")
+    if gap is not None and (not isinstance(gap, int | float) or gap < 1.0):
+        raise ModelError(f"{p}: 'reducing_gap' must be a number >= 1 (or null)")
     batch = raw.get("batch_size", 16)
     if not isinstance(batch, int) or not 1 <= batch <= 256:
         raise ModelError(f"{p}: 'batch_size' must be an integer from 1 to 256")
@@ -204,6 +211,7 @@ def load_sidecar(path: str | os.PathLike[str]) -> ModelSpec:
         channel_scale=(float(channel_scale[0]), float(channel_scale[1]), float(channel_scale[2])),
         layout=layout,
         resample=resample,
+        reducing_gap=None if gap is None else float(gap),
         input_name=raw.get("input_name"),
         output_name=raw.get("output_name"),
         batch_size=batch,
@@ -462,7 +470,7 @@ class OnnxHasher:
         h, w = self.spec.input_size
         img = Image.fromarray(rgb)
         if img.size != (w, h):
-            img = img.resize((w, h), _RESAMPLE[self.spec.resample])
+            img = img.resize((w, h), _RESAMPLE[self.spec.resample], reducing_gap=self.spec.reducing_gap)
         return np.asarray(img, dtype=np.uint8)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
