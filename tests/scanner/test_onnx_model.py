@@ -113,3 +113,30 @@ def test_recall_under_transforms_vs_pdq_on_generated_corpus() -> None:
         assert r[name]["learned"] > r[name]["pdq"], name
     assert r["jpeg70"]["learned"] >= 0.9
     assert r["resize0.5"]["learned"] >= 0.9
+
+
+def test_bench_learned_prints_both_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
+    from client.cli.main import main
+
+    assert main(["bench", "learned", str(ROOT / "samples"), "--limit", "4", "--repeat", "1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    ips = res["images_per_second"]
+    assert res["images"] == 4 and set(ips) == {"pdq_hash", "learned_hash", "pdq_file", "learned_file"}
+    assert all(v > 0 for v in ips.values())
+    ratio = res["ratio_learned_over_pdq"]["hash"]
+    assert ratio == pytest.approx(ips["learned_hash"] / ips["pdq_hash"], rel=0.05)
+
+
+def test_cli_rejects_misused_or_broken_model_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from client.cli.main import main
+
+    assert main(["hash", "--algo", "pdq", "--model", "x.onnx", str(SAMPLES[0])]) == 2
+    assert "--algo onnx only" in capsys.readouterr().err
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    (tmp_path / "bad.json").write_text('{"input_size": 64}')
+    assert main(["hash", "--algo", "onnx", "--model", str(bad), str(SAMPLES[0])]) == 2
+    err = capsys.readouterr().err
+    assert "bad.onnx" in err and "cannot load" in err
