@@ -89,10 +89,30 @@ def _import(args: argparse.Namespace) -> int:
     expires = None if args.expires_days is None else now + int(args.expires_days * 86400)
     if not 0 <= args.quality <= 100:
         return _err("--quality must lie in 0..100")
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
     try:
-        entries = collect_entries(
-            args.sources, algorithm=args.algo, label=args.label, default_quality=args.quality, expires=expires
-        )
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("hashing images: {task.completed} done, {task.description}"),
+            console=Console(stderr=True),
+            transient=True,
+            disable=args.json or not sys.stderr.isatty(),
+        ) as progress:
+            task = progress.add_task("", total=None)
+
+            def on_image(path: object) -> None:
+                progress.update(task, advance=1, description=str(path)[-60:])
+
+            entries = collect_entries(
+                args.sources,
+                algorithm=args.algo,
+                label=args.label,
+                default_quality=args.quality,
+                expires=expires,
+                on_image=on_image,
+            )
         with HashBank(args.bank) as bank:
             report = bank.add(entries, now=now)
     except BankImportError as exc:
