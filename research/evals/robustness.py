@@ -25,7 +25,7 @@ from research.evals.common import environment, percentiles
 from research.results import Plot, Results, Section, Series, Table
 from research.transforms import DESCRIPTIONS, TRANSFORMS
 
-__all__ = ["TRANSFORM_GROUPS", "RobustnessConfig", "run"]
+__all__ = ["PRECISION_TARGET", "TRANSFORM_GROUPS", "RobustnessConfig", "precision_threshold", "run"]
 
 TRANSFORM_GROUPS: dict[str, tuple[str, ...]] = {
     "compression and scaling": ("noop", "jpeg95", "jpeg70", "jpeg50", "resize0.5", "resize0.25"),
@@ -34,6 +34,33 @@ TRANSFORM_GROUPS: dict[str, tuple[str, ...]] = {
     "filters and colour": ("blur2", "noise0.05", "noise0.2", "gamma2", "vignette", "recolour"),
     "overlays": ("watermark", "caption"),
 }
+
+
+PRECISION_TARGET = 0.9999
+"""Precision target of the secondary, thorn-style view (perception's docs use 99.99%)."""
+
+
+def precision_threshold(correct: list[int], incorrect: list[int], target: float) -> tuple[int | None, float]:
+    """Thorn's ``compute_threshold_precision_recall``: (threshold, recall) at a precision target.
+
+    ``correct`` are distances of edited images to their own original, ``incorrect`` the distances to their
+    closest other bank image. Candidate thresholds are the sorted correct distances; TP(t) = #correct <= t,
+    FP(t) = #incorrect <= t; the chosen threshold is the last candidate before precision first falls below
+    ``target`` (None with recall 0 when even the first one does).
+    """
+    if not correct:
+        return None, 0.0
+    inc = np.sort(np.asarray(incorrect, dtype=np.int64))
+    chosen: int | None = None
+    for t in sorted(set(correct)):
+        tp = sum(1 for d in correct if d <= t)
+        fp = int(np.searchsorted(inc, t, side="right"))
+        if tp / (tp + fp) < target:
+            break
+        chosen = t
+    if chosen is None:
+        return None, 0.0
+    return chosen, sum(1 for d in correct if d <= chosen) / len(correct)
 
 
 @dataclass
@@ -148,11 +175,13 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
             )
             timings[f"snapshot_build_{algo}_s"] = time.perf_counter() - ts
         rows = []
+        thorn_rows: list[list[Any]] = []
         per_t: dict[str, Any] = {}
         recall_vals, lows, highs = [], [], []
         dist_by_t: dict[str, list[int]] = {}
         for ti, tname in enumerate(cfg.transforms):
             dists, dists_dih, gated, wrong = [], [], 0, 0
+            incorrect: list[int] = []
             hit, hit_dih, snap_hit = 0, 0, 0
             for bi, i in enumerate(ok_idx):
                 orig_h = originals[bi]
@@ -161,17 +190,20 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
                 dd = min(_d(v, orig_h) for v in dih) if dih else d
                 dists.append(d)
                 dists_dih.append(dd)
-                if q < gate:
-                    gated += 1
-                    continue
-                hit += d <= thr
-                hit_dih += dd <= thr
+                closest_other = info.bits + 1
                 if len(originals) > 1:
                     others = np.bitwise_count(np.bitwise_xor(bank_arr, np.frombuffer(h, np.uint8))).sum(
                         axis=1
                     )
                     others[bi] = info.bits + 1
-                    wrong += int(others.min() <= thr)
+                    closest_other = int(others.min())
+                incorrect.append(closest_other)
+                if q < gate:
+                    gated += 1
+                    continue
+                hit += d <= thr
+                hit_dih += dd <= thr
+                wrong += int(closest_other <= thr)
                 if matcher is not None:
                     snap_hit += matcher.match(h, list(dih) if dih else None)[0]
             n = len(ok_idx)
@@ -188,6 +220,10 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
                 "distances": dists,
                 "distances_dihedral": dists_dih,
             }
+            t_star, rec_star = precision_threshold(dists, incorrect, PRECISION_TARGET)
+            per_t[tname]["thorn_view"] = {"threshold": t_star, "recall": rec_star,
+                                          "precision_target": PRECISION_TARGET}
+            thorn_rows.append([tname, t_star, rec_star])
             dist_by_t[tname] = dists
             rows.append(
                 [tname, r.fmt(), rd.fmt(), rs.fmt() if rs else "n/a", gated, wrong, pc["p50"], pc["p95"]]
@@ -245,6 +281,19 @@ def run(cfg: RobustnessConfig, seed: int = 0) -> Results:
                 rows,
                 note="Recall = edited image within the threshold of its own original. "
                 "Wrong entry = within the threshold of another bank image.",
+            )
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: thorn-style view (threshold chosen per transform at precision >= "
+                f"{100 * PRECISION_TARGET:g}%)",
+                ["transform", "threshold (bits)", "recall"],
+                thorn_rows,
+                note="As in thorn's perception benchmark: candidate thresholds are the correct distances; "
+                "a query is a false positive when its closest *other* bank image is within the threshold; "
+                "the threshold is the largest before precision drops below the target. The threshold "
+                "differs per row, so these are not results at a fixed rule (the table above is). '-' means "
+                "precision fails at the first candidate: some bank images are near-duplicates of each other.",
             )
         )
         for group, names in TRANSFORM_GROUPS.items():

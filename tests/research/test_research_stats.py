@@ -60,3 +60,12 @@ def test_account_table_scales_with_accounts() -> None:
     assert rows[0].expected_flagged_accounts == pytest.approx(1_000 * rows[0].prob_flagged)
     assert rows[0].prob_flagged_upper > rows[0].prob_flagged
     assert not math.isnan(rows[1].prob_flagged)
+
+
+def test_thorn_style_precision_threshold() -> None:
+    from research.evals.robustness import precision_threshold
+
+    # correct distances 0, 4, 10, 40; the closest wrong entries are at 12 and 50: precision stays 1 up to 10.
+    assert precision_threshold([0, 4, 10, 40], [12, 50, 60, 70], 0.9999) == (10, 0.75)
+    assert precision_threshold([5], [0], 0.9999) == (None, 0.0)
+    assert precision_threshold([], [], 0.9999) == (None, 0.0)
