@@ -270,6 +270,32 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
         and out["fingerprint"] == report["fingerprint"]
         and out["header"]["snapshot_version"] == 3
     )
+    # Without explicit parameters the build calibrates for the bank's size.
+    assert (
+        main(
+            [
+                "snapshot",
+                "build",
+                "--bank",
+                str(bank),
+                "--key",
+                str(keyfile),
+                "--out",
+                str(snap),
+                "--version",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    calibrated = json.loads(capsys.readouterr().out)
+    assert (calibrated["tables"], calibrated["bits"]) == (
+        calibrate(2).params.tables,
+        calibrate(2).params.bits,
+    )
+    assert main(["snapshot", "verify", str(snap), "--pubkey", pub]) == 0
+    assert json.loads(capsys.readouterr().out)["header"]["snapshot_version"] == 4
     other = AuthorityKey.generate().public_hex
     assert main(["snapshot", "verify", str(snap), "--pubkey", other]) == 2
     assert json.loads(capsys.readouterr().out)["valid"] is False
