@@ -72,8 +72,8 @@ _MATCHERS: dict[str, Any] = {}
 """Snapshot matchers by algorithm, set before the worker pool forks (the workers inherit them)."""
 
 
-def _job(job: tuple[str, int, str, str, int, int, int, int, str, bool, bool]) -> dict[str, Any]:
-    path, index, algo, method, thr, gate, max_q, seed, mode, want_thumbs, use_snapshot = job
+def _job(job: tuple[str, int, str, str, int, int, int, int, str, bool, bool, str]) -> dict[str, Any]:
+    path, index, algo, method, thr, gate, max_q, seed, mode, want_thumbs, use_snapshot, out_dir = job
     from research.attacks import evade_blackbox, evade_whitebox
     from scanner.errors import ImageError
     from scanner.image import load_rgb
@@ -133,6 +133,11 @@ def _job(job: tuple[str, int, str, str, int, int, int, int, str, bool, bool]) ->
     }
     if want_thumbs:
         out["thumbs"] = _thumbs(rgb, res.image)
+    if res.success and res.png:  # the attacked file itself, exactly as judged
+        written = Path(out_dir) / f"evaded-{algo}" / f"{index:04d}-{Path(path).stem}.png"
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_bytes(res.png)
+        out["written"] = str(written)
     return out
 
 
@@ -183,6 +188,7 @@ def run(cfg: EvadeConfig, seed: int = 0) -> Results:
                 cfg.decode,
                 i < cfg.gallery,
                 matcher is not None,
+                cfg.out,
             )
             for i, e in enumerate(entries)
         ]

@@ -139,6 +139,13 @@ def test_evade_reaches_the_done_when_bar(
     assert pdq["success"]["p"] == 1.0
     assert pdq["median_psnr"] >= 30.0
     assert all(img["distance_after"] > 31 for img in pdq["images"] if "success" in img)
+    from scanner.hamming import hamming
+    from scanner.hashing import hash_file
+
+    for img in pdq["images"]:  # re-check the written files independently, through the public hashing API
+        if img.get("success"):
+            before, after = hash_file(img["path"]), hash_file(img["written"])
+            assert hamming(before.hash, after.hash) > 31 and after.quality >= 50
     assert _self_contained(tmp_path / "report.html") >= 3
 
 
