@@ -26,6 +26,13 @@ __all__ = ["register"]
 _EPILOG_OUT = "Writes OUT/results.json, OUT/report.md, OUT/report.html (self-contained) and OUT/plots/*.png."
 
 
+def _wrap(text: str) -> str:
+    """Descriptions are shown raw (RawDescriptionHelpFormatter): wrap them for an 80-column terminal."""
+    import textwrap
+
+    return textwrap.fill(text, 79)
+
+
 def _common(p: argparse.ArgumentParser, *, algo: bool = True) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="folder for results.json, report.html, report.md"
@@ -270,11 +277,13 @@ def register(registry: CommandRegistry) -> None:
         "fpr",
         _cmd_fpr,
         help="false-match rate of the scanner on benign images, with CIs",
-        description="Build a bank and a signed snapshot from --bank, scan every image of "
-        "--benign, report per-query and per-pair false-match rates with Wilson "
-        "95%% intervals at several thresholds, raw distance vs snapshot verdict, "
-        "every false match side by side, breakdowns by quality and family "
-        "(sub-folders), and account-level arithmetic with its assumptions.",
+        description=_wrap(
+            "Build a bank and a signed snapshot from --bank, scan every image of "
+            "--benign, report per-query and per-pair false-match rates with Wilson "
+            "95% intervals at several thresholds, raw distance vs snapshot verdict, "
+            "every false match side by side, breakdowns by quality and family "
+            "(sub-folders), and account-level arithmetic with its assumptions."
+        ),
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
@@ -310,9 +319,11 @@ def register(registry: CommandRegistry) -> None:
         "robustness",
         _cmd_robustness,
         help="recall of the scanner under edits (JPEG, resize, crop, rotate, overlay, ...)",
-        description="Apply each transform to every bank image and report recall per transform "
-        "for each hasher (PDQ with and without dihedral), and the snapshot's "
-        "verdict, with Wilson 95%% intervals and distance histograms.",
+        description=_wrap(
+            "Apply each transform to every bank image and report recall per transform "
+            "for each hasher (PDQ with and without dihedral), and the snapshot's "
+            "verdict, with Wilson 95% intervals and distance histograms."
+        ),
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
@@ -346,10 +357,12 @@ def register(registry: CommandRegistry) -> None:
         "evade",
         _cmd_evade,
         help="perturb bank images until the scanner no longer matches them",
-        description="For each bank image, find a small perturbation after which the hash is "
-        "more than the match threshold away (PDQ: 31 bits) and the snapshot no "
-        "longer matches; success is judged after a PNG save and reload. Reports "
-        "success rate with CI, queries, PSNR/SSIM/L2 and before/after images.",
+        description=_wrap(
+            "For each bank image, find a small perturbation after which the hash is "
+            "more than the match threshold away (PDQ: 31 bits) and the snapshot no "
+            "longer matches; success is judged after a PNG save and reload. Reports "
+            "success rate with CI, queries, PSNR/SSIM/L2 and before/after images."
+        ),
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images to attack")
@@ -375,9 +388,11 @@ def register(registry: CommandRegistry) -> None:
         "collide",
         _cmd_collide,
         help="craft an innocent-looking image whose hash lands near a target's",
-        description="Perturb --source until its PDQ hash is within the match threshold of "
-        "--target's hash (quality >= 50), judged after a PNG save and reload. "
-        "Reports success, distance reached and distortion.",
+        description=_wrap(
+            "Perturb --source until its PDQ hash is within the match threshold of "
+            "--target's hash (quality >= 50), judged after a PNG save and reload. "
+            "Reports success, distance reached and distortion."
+        ),
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--target", required=True, metavar="IMG", help="image whose hash is the target")
