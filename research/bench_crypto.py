@@ -23,9 +23,9 @@ import argparse
 import hmac
 import json
 import os
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from research.timing import best_of
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
@@ -52,13 +52,6 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_bench(*, messages: int = 2000, message_size: int = 200, attachment_mb: float = 8.0,
@@ -128,7 +121,7 @@ def run_bench(*, messages: int = 2000, message_size: int = 200, attachment_mb: f
     with Progress(disable=not progress, transient=True) as prog:
         task = prog.add_task("benchmarking crypto", total=len(jobs))
         for name, fn in jobs:
-            seconds[name] = _best(fn, repeat)
+            seconds[name] = best_of(fn, repeat)
             prog.advance(task)
     mb = size / 1e6
     out = {

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from research.timing import best_of
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
@@ -60,13 +61,6 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def run_bench(
@@ -117,7 +111,7 @@ def run_bench(
     with Progress(disable=not progress, transient=True) as prog:
         task = prog.add_task("benchmarking", total=len(jobs))
         for name, fn in jobs:
-            seconds[name] = _best(fn, repeat)
+            seconds[name] = best_of(fn, repeat)
             prog.advance(task)
     n = len(paths)
     rate = {k: n / v for k, v in seconds.items()}

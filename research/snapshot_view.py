@@ -35,8 +35,6 @@ def build_matcher(
     params: dict[str, int] | None = None,
 ) -> tuple[SnapshotMatcher | None, str]:
     """Build a signed snapshot of ``hashes`` in ``workdir`` and load it back through the device matcher."""
-    try:
-        from research._snapshot_impl import build
-    except ImportError as exc:
-        return None, f"the scanner snapshot API is not available in this checkout ({exc})"
+    from research._snapshot_impl import build
+
     return build(algo, hashes, qualities, workdir, seed=seed, params=params)
