@@ -26,6 +26,19 @@ class ImageTree(DirectoryTree):
                 and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
 
 
+def _display_path(root: Path) -> str:
+    """The folder as a person would type it: relative to the working directory, else with ``~``."""
+    resolved = root.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        pass
+    try:
+        return str(Path("~") / resolved.relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 class FilePickerScreen(ModalScreen[Path | None]):
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "Cancel")]
 
@@ -35,7 +48,7 @@ class FilePickerScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="picker"):
-            yield Static(f"[b]Attach an image[/b]  ({self.root})  Enter: choose, Esc: cancel")
+            yield Static(f"[b]Attach an image[/b]  ({_display_path(self.root)})  Enter: choose, Esc: cancel")
             yield ImageTree(self.root, id="tree")
 
     def on_mount(self) -> None:
