@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -50,9 +51,13 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[tuple[tuple[_Op, bool], asyncio.Future[Any]]] = []
+        """Operations queued for the next transaction (guarded by ``_lock``: the writer thread takes them)."""
+        self._lock = threading.Lock()
+        self._writing = False
+        """True while the writer thread is running batches (guarded by ``_lock``)."""
         self._usage: dict[str, list[int]] = {}
         """Per-mailbox [count, bytes], owned by the writer thread (loaded lazily from the table)."""
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Future[None] | None = None
         self.batches = 0
         """Transactions committed (for profiling: operations per batch = ops / batches)."""
         self.ops = 0
@@ -129,36 +134,55 @@ class SqliteStore:
         write (a quota check, a lookup): they skip the SAVEPOINT; any other exception from them
         aborts the whole batch, so a half-done write is never committed.
         """
-        if self._conn is None:
+        if self._conn is None or self._executor is None:
             raise RelayError("the store is not open")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(((op, savepoint), fut))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        with self._lock:
+            self._pending.append(((op, savepoint), fut))
+            if self._writing:
+                return fut  # the writer thread takes it after its current commit
+            self._writing = True
+        self._flusher = asyncio.wrap_future(self._executor.submit(self._write_loop, loop))
         return fut
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
+    def _write_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Writer thread: commit batch after batch until nothing is queued.
+
+        The next transaction starts as soon as the previous one is committed, without a round trip
+        through the (busy) event loop; results go back to the loop with one callback per batch.
+        """
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._writing = False
+                    return
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [op for op, _ in batch])
+                results: list[tuple[bool, Any]] | BaseException = self._run_batch([op for op, _ in batch])
             except BaseException as exc:  # the commit itself failed: nobody's operation is durable
                 self._usage.clear()
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(RelayError(f"storage failure: {exc}"))
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                results = exc
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(self._deliver, batch, results)
+
+    @staticmethod
+    def _deliver(
+        batch: list[tuple[tuple[_Op, bool], asyncio.Future[Any]]],
+        results: list[tuple[bool, Any]] | BaseException,
+    ) -> None:
+        if isinstance(results, BaseException):
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(RelayError(f"storage failure: {results}"))
+            return
+        for (_, fut), (ok, value) in zip(batch, results, strict=True):
+            if fut.done():
                 continue
-            for (_, fut), (ok, value) in zip(batch, results, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def _run_batch(self, ops: list[tuple[_Op, bool]]) -> list[tuple[bool, Any]]:
         conn = self._conn
