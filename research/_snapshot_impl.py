@@ -111,12 +111,7 @@ def build(
     cal = predict(p, len(kept))
     info = {
         "params": how,
-        "tables": p.tables,
-        "bits": p.bits,
-        "min_votes": p.min_votes,
-        "probe_radius": p.probe_radius,
-        "bloom_bits": p.bloom_bits,
-        "bloom_hashes": p.bloom_hashes,
+        **p.build_options(),
         "entries": len(kept),
         "bank": str(bank_path),
         "bank_duplicate_hashes": report.duplicates,

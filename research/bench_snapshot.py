@@ -161,14 +161,7 @@ def run_bench(
             del matcher
         row = {
             "bank_size": n,
-            "params": {
-                "tables": p.tables,
-                "bits": p.bits,
-                "min_votes": p.min_votes,
-                "probe_radius": p.probe_radius,
-                "bloom_bits": p.bloom_bits,
-                "bloom_hashes": p.bloom_hashes,
-            },
+            "params": p.build_options(),
             "calibrate_s": round(t_cal, 3),
             "build_s": round(t_build, 2),
             "reference_build_s_extrapolated": round(t_ref_build, 1),

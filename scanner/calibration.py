@@ -97,6 +97,17 @@ class Params:
     bloom_hashes: int
     hash_bits: int = 256
 
+    def build_options(self) -> dict[str, int]:
+        """The six parameters a snapshot is built with, by name (``hash_bits`` comes from the bank)."""
+        return {
+            "tables": self.tables,
+            "bits": self.bits,
+            "min_votes": self.min_votes,
+            "probe_radius": self.probe_radius,
+            "bloom_bits": self.bloom_bits,
+            "bloom_hashes": self.bloom_hashes,
+        }
+
     @property
     def probes_per_table(self) -> int:
         """Keys looked up per table and variant."""

@@ -242,14 +242,7 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
                 [100] * n_bank,
                 Path(cfg.out) / f"snapshot-{algo}-{len(measured)}",
                 seed=seed,
-                params={
-                    "tables": p.tables,
-                    "bits": p.bits,
-                    "min_votes": p.min_votes,
-                    "probe_radius": p.probe_radius,
-                    "bloom_bits": p.bloom_bits,
-                    "bloom_hashes": p.bloom_hashes,
-                },
+                params=p.build_options(),
             )
             if matcher is None:
                 why_measure = why
@@ -389,14 +382,7 @@ def _measure_images(
             [100] * len(originals),
             Path(cfg.out) / f"snapshot-images-{algo}-{j}",
             seed=seed,
-            params={
-                "tables": p.tables,
-                "bits": p.bits,
-                "min_votes": p.min_votes,
-                "probe_radius": p.probe_radius,
-                "bloom_bits": p.bloom_bits,
-                "bloom_hashes": p.bloom_hashes,
-            },
+            params=p.build_options(),
         )
         if matcher is None:
             break
