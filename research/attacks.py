@@ -231,22 +231,33 @@ def evade_whitebox(
         return AttackResult(
             False, "whitebox-linear", queries, 0, d, q, x, distortion(rgb, x), note="query budget exhausted"
         )
-    png, back = png_roundtrip(best[0])  # the verdict is taken on the saved and reloaded file
+    return _judge_evasion(
+        best[0], rgb, h0, oracle, evaded, method="whitebox-linear", queries=queries,
+        threshold=threshold, min_quality=min_quality, failure_note="lost after PNG save and reload",
+    )
+
+
+def _judge_evasion(
+    candidate: np.ndarray,
+    rgb: np.ndarray,
+    h0: bytes,
+    oracle: Oracle,
+    evaded: Callable[[np.ndarray], bool],
+    *,
+    method: str,
+    queries: int,
+    threshold: int,
+    min_quality: int,
+    failure_note: str,
+) -> AttackResult:
+    """Save ``candidate`` as PNG, reload it and judge the evasion on what was written (one more query)."""
+    png, back = png_roundtrip(candidate)
     hh, q = oracle(back)
-    queries += 1
     d = hamming_bytes(h0, hh)
     ok = d > threshold and q >= min_quality and evaded(back)
     return AttackResult(
-        ok,
-        "whitebox-linear",
-        queries,
-        0,
-        d,
-        q,
-        back,
-        distortion(rgb, back),
-        png=png,
-        note="" if ok else "lost after PNG save and reload",
+        ok, method, queries + 1, 0, d, q, back, distortion(rgb, back),
+        png=png, note="" if ok else failure_note,
     )
 
 
@@ -405,20 +416,8 @@ def evade_blackbox(
             best_d, best_x = d, x
             if d > threshold and evaded(x):
                 done = True
-    png, back = png_roundtrip(best_x)  # the verdict is taken on the saved and reloaded file
-    hh, q = oracle(back)
-    queries += 1
-    d = hamming_bytes(h0, hh)
-    ok = d > threshold and q >= min_quality and evaded(back)
-    return AttackResult(
-        ok,
-        "blackbox-nes",
-        queries,
-        0,
-        d,
-        q,
-        back,
-        distortion(rgb, back),
-        png=png,
-        note="" if ok else f"best distance {best_d} within {max_queries} queries",
+    return _judge_evasion(
+        best_x, rgb, h0, oracle, evaded, method="blackbox-nes", queries=queries,
+        threshold=threshold, min_quality=min_quality,
+        failure_note=f"best distance {best_d} within {max_queries} queries",
     )
