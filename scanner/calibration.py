@@ -37,6 +37,7 @@ from scanner.errors import CalibrationError
 __all__ = [
     "DEFAULT_FALSE_MATCH_BUDGET",
     "DEFAULT_MAX_LOOKUPS",
+    "DEFAULT_RECALL_FLOOR",
     "DEFAULT_TARGET_DISTANCE",
     "DIHEDRAL_VARIANTS",
     "Calibration",
@@ -56,8 +57,16 @@ __all__ = [
 DEFAULT_FALSE_MATCH_BUDGET = 1e-4
 #: PDQ's recommended match threshold; the default distance the calibration maximises recall at.
 DEFAULT_TARGET_DISTANCE = 31
-#: Default cap on Bloom lookups per hash variant (L tables times probes per table): bounds matching time.
-DEFAULT_MAX_LOOKUPS = 160
+#: Default cap on Bloom lookups per hash variant (L tables times probes per table): bounds matching time
+#: (about 1.3 us per lookup: 384 lookups and 8 dihedral variants cost about 4 ms per image).
+DEFAULT_MAX_LOOKUPS = 384
+#: Table counts up to this are all tried; above it the search steps by about 12 %.
+DENSE_TABLES = 160
+#: Predicted recall the snapshot must keep at the target distance when the budgets allow it.
+DEFAULT_RECALL_FLOOR = 0.999
+#: The search tries the Bloom false-positive rate the noise budget allows, then 10, 100 and 1000 times lower,
+#: and keeps the lowest that fits the size budget.
+_BLOOM_SHRINK = (1e-3, 1e-2, 1e-1, 1.0)
 #: Default maximum of the minimum-votes parameter the search tries.
 DEFAULT_MAX_VOTES = 6
 #: Recall floor: when reachable, the search only keeps parameters recalling this much at this distance.
@@ -341,21 +350,25 @@ def _max_noise(tables: int, votes: int, budget_per_variant: float) -> float:
     return lo
 
 
-def _step_curves(tables: np.ndarray, q: np.ndarray, noise: float, votes: int) -> np.ndarray:
-    """Match probability for every (L, d): rows follow ``tables``, columns follow ``q`` (vectorised)."""
-    hit = 1.0 - (1.0 - q[None, :]) * (1.0 - noise)
-    n = tables[:, None].astype(np.float64)
-    lower = np.zeros((len(tables), len(q)))
-    log_hit = np.log(np.clip(hit, 1e-300, 1.0))
-    log_miss = np.log(np.clip(1.0 - hit, 1e-300, 1.0))
-    for i in range(votes):
-        log_c = np.where(
-            tables >= i,
-            _LOG_FACTORIAL[tables] - _LOG_FACTORIAL[i] - _LOG_FACTORIAL[np.maximum(tables - i, 0)],
-            -np.inf,
-        )
-        lower += np.exp(log_c[:, None] + i * log_hit + (n - i) * log_miss)
-    return np.clip(1.0 - lower, 0.0, 1.0)
+def _table_grid(max_tables: int) -> list[int]:
+    """Table counts the search tries: every count up to 160, then steps of about 12 % (multiples of 8)."""
+    grid = set(range(1, min(max_tables, DENSE_TABLES) + 1))
+    tables = DENSE_TABLES
+    while tables < max_tables:
+        tables = max(tables + 8, int(tables * 1.125) // 8 * 8)
+        grid.add(min(tables, max_tables))
+    return sorted(grid)
+
+
+def _floor_votes(tables: np.ndarray, q_target: float, recall_floor: float) -> np.ndarray:
+    """Largest minimum-votes ``v`` per table count with ``P(Binomial(L, q_target) >= v) >= recall_floor``.
+
+    0 where no ``v >= 1`` reaches the floor. Noise votes only add hits, so the floor holds with noise too.
+    """
+    from scipy.stats import binom
+
+    # ppf(a) is the smallest x with cdf(x) >= a, so cdf(x - 1) < a: v = x keeps P(X >= v) > 1 - a.
+    return np.asarray(binom.ppf(1.0 - recall_floor, tables, q_target), dtype=np.int64)
 
 
 @lru_cache(maxsize=64)
@@ -371,84 +384,122 @@ def calibrate(
     allow_multiprobe: bool = True,
     floor_distance: int = FLOOR_DISTANCE,
     floor_recall: float = FLOOR_RECALL,
+    recall_floor: float = DEFAULT_RECALL_FLOOR,
 ) -> Calibration:
     """Pick L, k, minimum votes, probe radius and Bloom size for a bank of ``bank_size`` hashes.
 
-    The ideal is PDQ's exact rule, a step: match at distance <= ``target_distance``, not beyond. The search
-    minimises the mean gap between the predicted match curve and that step over distances ``0..2D+1``
-    (ties: fewer lookups, then a smaller file), among parameters whose recall at ``floor_distance`` is at
-    least ``floor_recall`` when any reach it, subject to: predicted false matches per image with 8 dihedral
-    variants <= ``false_match_budget``; file size <= ``max_size_bytes`` (default
-    :func:`default_max_size_bytes`); Bloom lookups per variant <= ``max_lookups``.
+    The ideal is PDQ's exact rule, a step: match at distance <= ``target_distance`` (D), not beyond. An LSH
+    curve cannot be a step, so the search decides where its soft edge goes:
+
+    * when some parameters keep a predicted recall of at least ``recall_floor`` at D (small banks can
+      afford many short-keyed tables), it keeps those and puts the edge *above* D: it minimises the mean
+      match probability over ``D+1..2D+1`` (the overshoot), so the snapshot loses none of the pairs PDQ
+      matches and matches as few as it can of those PDQ rejects;
+    * otherwise (large banks, where the noise and size budgets bind) it minimises the mean gap between the
+      predicted curve and the step over ``0..2D+1``.
+
+    Either way parameters with recall >= ``floor_recall`` at ``floor_distance`` come first when any reach
+    it; ties go to fewer lookups, then a smaller file. Budgets: predicted false matches per image with 8
+    dihedral variants <= ``false_match_budget``; file size <= ``max_size_bytes`` (default
+    :func:`default_max_size_bytes`); Bloom lookups per variant <= ``max_lookups``. Minimum votes range over
+    ``1..max_votes`` and, per table count, the largest value that keeps the recall floor.
 
     Raises:
         CalibrationError: when no parameters fit the budgets.
     """
+    from scipy.special import betaincinv
+    from scipy.stats import binom
+
     if bank_size < 0:
         raise CalibrationError("the bank size cannot be negative")
     if not 0 <= target_distance <= hash_bits:
         raise CalibrationError(f"the target distance must lie in 0..{hash_bits}")
     if not 0.0 < false_match_budget < 1.0:
         raise CalibrationError("the false-match budget must lie strictly between 0 and 1")
+    if not 0.0 < recall_floor < 1.0:
+        raise CalibrationError("the recall floor must lie strictly between 0 and 1")
     budget_bytes = default_max_size_bytes(bank_size) if max_size_bytes is None else max_size_bytes
     per_variant = -math.expm1(math.log1p(-false_match_budget) / DIHEDRAL_VARIANTS)
     n_rounded = rounded_entry_count(bank_size)
     window = np.arange(0, min(hash_bits, 2 * target_distance + 1) + 1)
     ideal = (window <= target_distance).astype(np.float64)
     floor_index = int(np.searchsorted(window, floor_distance)) if floor_distance <= window[-1] else -1
-    best: tuple[tuple[bool, float, int, int], Params] | None = None
+    best: tuple[tuple[bool, bool, float, int, int], Params, float] | None = None
     for radius in (0, 1) if allow_multiprobe else (0,):
         for k in range(4, min(64, hash_bits // 2) + 1):
             probes = 1 + (k if radius else 0)
-            if probes * 2.0**-k >= 1.0:
+            if probes * 2.0**-k >= 1.0 or max_lookups // probes < 1:
                 continue
             r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0**-k))
             q = np.array(
                 [table_hit_probability(int(d), k, probe_radius=radius, hash_bits=hash_bits) for d in window]
             )
+            grid = np.array(_table_grid(max_lookups // probes), dtype=np.int64)
+            floor_votes = _floor_votes(
+                grid, float(q[-1] if target_distance >= len(q) else q[target_distance]), recall_floor
+            )
+            cand_tables: list[int] = []
+            cand_votes: list[int] = []
             for votes in range(1, max_votes + 1):
-                feasible: list[tuple[int, int, int]] = []
-                for tables in range(votes, max_lookups // probes + 1):
-                    r_max = _max_noise(tables, votes, per_variant)
-                    if r_max <= r_bank:
-                        continue
-                    r_bloom = 1.0 - (1.0 - r_max) / (1.0 - r_bank)
-                    p = -math.expm1(math.log1p(-r_bloom) / probes)
+                keep = grid >= votes
+                cand_tables += grid[keep].tolist()
+                cand_votes += [votes] * int(keep.sum())
+            keep = floor_votes > max_votes
+            cand_tables += grid[keep].tolist()
+            cand_votes += floor_votes[keep].tolist()
+            if not cand_tables:
+                continue
+            tables_arr = np.array(cand_tables, dtype=np.float64)
+            votes_arr = np.array(cand_votes, dtype=np.float64)
+            # P(Binomial(L, r) >= v) is the regularised incomplete beta I_r(v, L - v + 1): invert it.
+            r_max = betaincinv(votes_arr, tables_arr - votes_arr + 1.0, per_variant)
+            options: list[tuple[int, int, int, float]] = []
+            for tables, votes, r in zip(cand_tables, cand_votes, r_max.tolist(), strict=True):
+                if r <= r_bank:
+                    continue
+                r_bloom = 1.0 - (1.0 - r) / (1.0 - r_bank)
+                p_max = min(0.5, -math.expm1(math.log1p(-r_bloom) / probes))
+                keys = n_rounded * tables
+                # The least noisy filter that fits the file budget (noise votes shift the curve right).
+                for shrink in _BLOOM_SHRINK:
+                    p = p_max * shrink
                     if p <= 1e-12:
                         continue
-                    keys = n_rounded * tables
-                    # Cheap upper bound first (blocking adds < 60 % bits down to p = 1e-7, < 200 % below);
-                    # the exact geometry only when the bound does not fit.
-                    factor = 1.6 if p >= 1e-7 else 3.0
-                    m = math.ceil(factor * keys * math.log(1.0 / min(p, 0.5)) / math.log(2) ** 2)
-                    if m // 8 + OVERHEAD_BYTES > budget_bytes:
-                        m, _ = bloom_geometry(keys, min(p, 0.5))
-                    if (m + 7) // 8 + OVERHEAD_BYTES > budget_bytes:
-                        continue
-                    feasible.append((tables, m, 0))
-                if not feasible:
-                    continue
-                curves = _step_curves(np.array([f[0] for f in feasible]), q, r_bank, votes)
-                gaps = np.abs(curves - ideal[None, :]).mean(axis=1)
-                for (tables, m, h), gap, curve in zip(feasible, gaps, curves, strict=True):
-                    floor_ok = floor_index < 0 or bool(curve[floor_index] >= floor_recall)
-                    score = (floor_ok, -round(float(gap), 5), -tables * probes, -m)
-                    if best is None or score > best[0]:
-                        best = (score, Params(tables, k, votes, radius, m, h, hash_bits))
+                    m, _ = bloom_geometry(keys, p)
+                    if (m + 7) // 8 + OVERHEAD_BYTES <= budget_bytes:
+                        options.append((tables, votes, m, p))
+                        break
+            if not options:
+                continue
+            t_arr = np.array([o[0] for o in options], dtype=np.int64)
+            v_arr = np.array([o[1] for o in options], dtype=np.int64)
+            r_bloom_arr = -np.expm1(probes * np.log1p(-np.array([o[3] for o in options])))
+            noise = 1.0 - (1.0 - r_bank) * (1.0 - r_bloom_arr)
+            hit = 1.0 - (1.0 - q[None, :]) * (1.0 - noise[:, None])
+            curves = binom.sf(v_arr[:, None] - 1, t_arr[:, None], hit)
+            at_target = curves[:, min(target_distance, len(window) - 1)]
+            overshoot = (
+                curves[:, target_distance + 1 :].mean(axis=1) if target_distance + 1 < len(window) else 0.0
+            )
+            gaps = np.abs(curves - ideal[None, :]).mean(axis=1)
+            for i, (tables, votes, m, p) in enumerate(options):
+                floor_ok = floor_index < 0 or bool(curves[i, floor_index] >= floor_recall)
+                kept = bool(at_target[i] >= recall_floor)
+                metric = float(overshoot[i] if kept else gaps[i]) if np.ndim(overshoot) else float(gaps[i])
+                score = (floor_ok, kept, -round(metric, 5), -tables * probes, -m)
+                if best is None or score > best[0]:
+                    best = (score, Params(tables, k, votes, radius, m, 0, hash_bits), p)
     if best is None:
         raise CalibrationError(
             f"no parameters fit a bank of {bank_size} hashes within {budget_bytes} bytes, "
             f"{false_match_budget:g} false matches per image and {max_lookups} lookups per variant: "
             "raise --max-size-mb or the false-match budget"
         )
-    chosen = best[1]
+    _, chosen, p = best
     probes = chosen.probes_per_table
     r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0**-chosen.bits))
-    r_max = _max_noise(chosen.tables, chosen.min_votes, per_variant)
-    r_bloom = 1.0 - (1.0 - r_max) / (1.0 - r_bank)
-    p = -math.expm1(math.log1p(-r_bloom) / probes)
     m, h = _fit_bloom(
-        n_rounded * chosen.tables, min(p, 0.5), chosen.tables, chosen.min_votes, probes, r_bank, per_variant
+        n_rounded * chosen.tables, p, chosen.tables, chosen.min_votes, probes, r_bank, per_variant
     )
     chosen = Params(chosen.tables, chosen.bits, chosen.min_votes, chosen.probe_radius, m, h, hash_bits)
     return predict(chosen, bank_size, target_distance=target_distance)

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_RECALL_FLOOR
+
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
     from scanner.calibration import Calibration, Params
@@ -78,7 +80,18 @@ def register(registry: CommandRegistry) -> None:
         help="predicted false matches per image, 8 dihedral variants (default: %(default)s)",
     )
     p.add_argument(
-        "--max-lookups", type=int, default=160, help="Bloom lookups per variant (default: %(default)s)"
+        "--max-lookups",
+        type=int,
+        default=DEFAULT_MAX_LOOKUPS,
+        help="Bloom lookups per variant; bounds matching time (default: %(default)s)",
+    )
+    p.add_argument(
+        "--recall-floor",
+        type=float,
+        default=DEFAULT_RECALL_FLOOR,
+        metavar="R",
+        help="keep this predicted recall at the target distance when the budgets allow it, and put the "
+        "curve's soft edge above it (default: %(default)s)",
     )
     p.add_argument("--json", action="store_true", help="print as JSON")
 
@@ -120,6 +133,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
             false_match_budget=args.false_match_budget,
             max_lookups=args.max_lookups,
+            recall_floor=args.recall_floor,
         )
     except CalibrationError as exc:
         return _err("calibrate", str(exc))
