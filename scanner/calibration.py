@@ -37,6 +37,7 @@ from scanner.errors import CalibrationError
 __all__ = [
     "DEFAULT_FALSE_MATCH_BUDGET",
     "DEFAULT_MAX_LOOKUPS",
+    "DEFAULT_MIN_KEY_BITS",
     "DEFAULT_RECALL_FLOOR",
     "DEFAULT_TARGET_DISTANCE",
     "DIHEDRAL_VARIANTS",
@@ -62,6 +63,8 @@ DEFAULT_TARGET_DISTANCE = 31
 DEFAULT_MAX_LOOKUPS = 384
 #: Table counts up to this are all tried; above it the search steps by about 12 %.
 DENSE_TABLES = 160
+#: Shortest LSH key the search considers (privacy: see docs/snapshot-format.md, "What the file reveals").
+DEFAULT_MIN_KEY_BITS = 4
 #: Predicted recall the snapshot must keep at the target distance when the budgets allow it.
 DEFAULT_RECALL_FLOOR = 0.999
 #: The search tries the Bloom false-positive rate the noise budget allows, then 10, 100 and 1000 times lower,
@@ -385,6 +388,7 @@ def calibrate(
     floor_distance: int = FLOOR_DISTANCE,
     floor_recall: float = FLOOR_RECALL,
     recall_floor: float = DEFAULT_RECALL_FLOOR,
+    min_key_bits: int = DEFAULT_MIN_KEY_BITS,
 ) -> Calibration:
     """Pick L, k, minimum votes, probe radius and Bloom size for a bank of ``bank_size`` hashes.
 
@@ -401,7 +405,8 @@ def calibrate(
     Either way parameters with recall >= ``floor_recall`` at ``floor_distance`` come first when any reach
     it; ties go to fewer lookups, then a smaller file. Budgets: predicted false matches per image with 8
     dihedral variants <= ``false_match_budget``; file size <= ``max_size_bytes`` (default
-    :func:`default_max_size_bytes`); Bloom lookups per variant <= ``max_lookups``. Minimum votes range over
+    :func:`default_max_size_bytes`); Bloom lookups per variant <= ``max_lookups``; keys of at least
+    ``min_key_bits`` bits (enumerating a table costs ``2^k`` digests). Minimum votes range over
     ``1..max_votes`` and, per table count, the largest value that keeps the recall floor.
 
     Raises:
@@ -426,7 +431,7 @@ def calibrate(
     floor_index = int(np.searchsorted(window, floor_distance)) if floor_distance <= window[-1] else -1
     best: tuple[tuple[bool, bool, float, int, int], Params, float] | None = None
     for radius in (0, 1) if allow_multiprobe else (0,):
-        for k in range(4, min(64, hash_bits // 2) + 1):
+        for k in range(max(4, min_key_bits), min(64, hash_bits // 2) + 1):
             probes = 1 + (k if radius else 0)
             if probes * 2.0**-k >= 1.0 or max_lookups // probes < 1:
                 continue
@@ -436,7 +441,7 @@ def calibrate(
             )
             grid = np.array(_table_grid(max_lookups // probes), dtype=np.int64)
             floor_votes = _floor_votes(
-                grid, float(q[-1] if target_distance >= len(q) else q[target_distance]), recall_floor
+                grid, float(q[target_distance]), recall_floor
             )
             cand_tables: list[int] = []
             cand_votes: list[int] = []
@@ -477,15 +482,14 @@ def calibrate(
             noise = 1.0 - (1.0 - r_bank) * (1.0 - r_bloom_arr)
             hit = 1.0 - (1.0 - q[None, :]) * (1.0 - noise[:, None])
             curves = binom.sf(v_arr[:, None] - 1, t_arr[:, None], hit)
-            at_target = curves[:, min(target_distance, len(window) - 1)]
-            overshoot = (
-                curves[:, target_distance + 1 :].mean(axis=1) if target_distance + 1 < len(window) else 0.0
-            )
+            at_target = curves[:, target_distance]
+            beyond = curves[:, target_distance + 1 :]
+            overshoot = beyond.mean(axis=1) if beyond.shape[1] else np.zeros(len(options))
             gaps = np.abs(curves - ideal[None, :]).mean(axis=1)
             for i, (tables, votes, m, p) in enumerate(options):
                 floor_ok = floor_index < 0 or bool(curves[i, floor_index] >= floor_recall)
                 kept = bool(at_target[i] >= recall_floor)
-                metric = float(overshoot[i] if kept else gaps[i]) if np.ndim(overshoot) else float(gaps[i])
+                metric = float(overshoot[i] if kept else gaps[i])
                 score = (floor_ok, kept, -round(metric, 5), -tables * probes, -m)
                 if best is None or score > best[0]:
                     best = (score, Params(tables, k, votes, radius, m, 0, hash_bits), p)

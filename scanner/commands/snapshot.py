@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_RECALL_FLOOR
+from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
@@ -54,6 +54,14 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--expires-days", type=float, default=30.0, help="validity (default: %(default)s days)")
     p.add_argument("--target-distance", type=int, default=31, help="calibration target (default: 31)")
     p.add_argument(
+        "--min-key-bits",
+        type=int,
+        default=DEFAULT_MIN_KEY_BITS,
+        metavar="K",
+        help="calibration: shortest LSH key allowed; longer keys cost more to enumerate but soften the match "
+        "curve (default: %(default)s, no floor; see docs/snapshot-format.md)",
+    )
+    p.add_argument(
         "--max-size-mb", type=float, help="calibration size budget (default: 128 bytes/entry, >= 1 MiB)"
     )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
@@ -73,6 +81,14 @@ def register(registry: CommandRegistry) -> None:
         help="distance where the match curve should step down (default: %(default)s, PDQ's rule)",
     )
     p.add_argument("--max-size-mb", type=float, metavar="S", help="snapshot size budget in MB (10^6 bytes)")
+    p.add_argument(
+        "--min-key-bits",
+        type=int,
+        default=DEFAULT_MIN_KEY_BITS,
+        metavar="K",
+        help="shortest LSH key allowed (privacy against enumeration, see docs/snapshot-format.md; "
+        "default: %(default)s, no floor)",
+    )
     p.add_argument(
         "--false-match-budget",
         type=float,
@@ -134,6 +150,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             false_match_budget=args.false_match_budget,
             max_lookups=args.max_lookups,
             recall_floor=args.recall_floor,
+            min_key_bits=args.min_key_bits,
         )
     except CalibrationError as exc:
         return _err("calibrate", str(exc))
@@ -202,6 +219,7 @@ def _build(args: argparse.Namespace) -> int:
                 target_distance=args.target_distance,
                 hash_bits=hash_bits,
                 max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
+                min_key_bits=args.min_key_bits,
             )
             params = cal.params
         else:

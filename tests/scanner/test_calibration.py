@@ -137,3 +137,7 @@ def test_calibration_errors_and_cli(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "d=64" in text and "bank term" in text and "Bloom term" in text
     assert main(["snapshot", "calibrate", "--bank-size", "1000000", "--max-size-mb", "1"]) == 2
+    # A privacy floor on the key length: the search never goes below it.
+    assert main(["snapshot", "calibrate", "--bank-size", "46", "--min-key-bits", "24", "--json"]) == 0
+    floored = json.loads(capsys.readouterr().out)
+    assert floored["params"]["bits"] >= 24 and floored["match_probability"][31] >= 0.999
