@@ -267,6 +267,10 @@ class Core:
         """Disconnect and close the store (everything acknowledged is on disk)."""
         await self.net.stop()
         self._started = False
+        self.close()
+
+    def close(self) -> None:
+        """Close the store and release the profile lock (for commands that never started the network)."""
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()

@@ -190,7 +190,7 @@ def _account_show(args: argparse.Namespace) -> int:
     try:
         _print(core.describe())
     finally:
-        core.store.close()
+        core.close()
     return 0
 
 
@@ -205,7 +205,7 @@ def _contact_add(args: argparse.Namespace) -> int:
         return _fail(f"{exc}" + (" (use another --name, or verify the safety number)"
                                  if "changed" in str(exc) else ""))
     finally:
-        core.store.close()
+        core.close()
     _print({"account_id": contact.account_id, "name": contact.name})
     return 0
 
@@ -220,7 +220,7 @@ def _contact_list(args: argparse.Namespace) -> int:
             _print({"account_id": c.account_id, "name": c.name, "unread": c.unread, "verified": c.verified,
                     "key_changed": c.key_changed})
     finally:
-        core.store.close()
+        core.close()
     return 0
 
 

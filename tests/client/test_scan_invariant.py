@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import threading
@@ -88,6 +89,34 @@ def test_cli_path(tmp_path: Path, guard: SeamGuard) -> None:
         status, out = run_cli("inbox", "--profile", str(tmp_path / "b"), "--wait", "5")
         assert status == 0 and out and out[0]["type"] == "image", out
         assert Path(out[0]["path"]).read_bytes() == COFFEE.read_bytes()
+
+
+def test_offline_commands_release_the_profile_lock(tmp_path: Path) -> None:
+    """Commands that never start the network free the profile at once, not when the garbage collector runs.
+
+    (Regression: they closed only the store, so the next command on the profile raced the collector.)
+    """
+    from client.core import Core
+    from client.locations import Profile
+
+    authority = AuthorityIdentity.generate()
+    gc.disable()
+    try:
+        with background_relay(tmp_path, authority) as relay:
+            ids = {}
+            for who in ("a", "b"):
+                status, out = run_cli("account", "create", "--profile", str(tmp_path / who),
+                                      "--relay", relay.url, "--authority-pubkey", authority.public_hex,
+                                      "--no-passphrase")
+                assert status == 0, out
+                ids[who] = out[0]["account_id"]
+            profile = str(tmp_path / "a")
+            commands = (["account", "show"], ["contact", "add", ids["b"], "--name", "b"], ["contact", "list"])
+            for command in commands:
+                assert run_cli(*command[:2], "--profile", profile, *command[2:])[0] == 0, command
+                Core._lock_profile(Profile(tmp_path / "a")).close()  # free right away
+    finally:
+        gc.enable()
 
 
 def test_retries_and_forwards(tmp_path: Path, guard: SeamGuard) -> None:
