@@ -82,8 +82,11 @@ def build(
     bits = len(kept[0]) * 8
     t0 = time.perf_counter()
     if params is None:
-        p = calibrate(len(kept), hash_bits=bits).params
-        how = "calibrated default (as `pocketscan snapshot build`)"
+        from research.corpus import algo_info
+
+        # The hasher's own rule is the step to approximate (PDQ 31 of 256 bits, the learned hash 25, pHash 8).
+        p = calibrate(len(kept), hash_bits=bits, target_distance=algo_info(algo).threshold).params
+        how = "calibrated default for the hasher's threshold (as `pocketscan snapshot build`)"
     else:
         p = Params(hash_bits=bits, **params)
         how = "explicit"

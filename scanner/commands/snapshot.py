@@ -52,7 +52,12 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--fpr", type=float, metavar="P", help="Bloom false-positive rate per lookup")
     p.add_argument("--algo", default="pdq", help="hash algorithm taken from the bank (default: %(default)s)")
     p.add_argument("--expires-days", type=float, default=30.0, help="validity (default: %(default)s days)")
-    p.add_argument("--target-distance", type=int, default=31, help="calibration target (default: 31)")
+    p.add_argument(
+        "--target-distance",
+        type=int,
+        metavar="D",
+        help="calibration target (default: the hasher's match distance, 31 for PDQ)",
+    )
     p.add_argument(
         "--min-key-bits",
         type=int,
@@ -194,6 +199,18 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
     return Params(args.tables, args.bits, args.min_votes, args.probe_radius, m, h)
 
 
+def _match_distance(algo: str, hash_bits: int) -> int:
+    """The hasher's own match distance (PDQ 31, the shipped learned hash 25), else 31/256 of the width."""
+    from scanner.errors import ScannerError
+    from scanner.hashers.registry import get_hasher
+
+    try:
+        distance = getattr(get_hasher(algo), "match_distance", None)
+    except (KeyError, ScannerError):
+        distance = None
+    return int(distance) if distance is not None else round(31 * hash_bits / 256)
+
+
 def _build(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -213,6 +230,8 @@ def _build(args: argparse.Namespace) -> int:
                 "build", f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired"
             )
         hash_bits = len(hashes[0]) * 8
+        if args.target_distance is None:
+            args.target_distance = _match_distance(args.algo, hash_bits)
         if args.tables is None and args.bits is None and args.min_votes is None:
             cal = calibrate(
                 len(hashes),
