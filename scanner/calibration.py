@@ -18,10 +18,11 @@ The model (written out with its derivation in ``docs/matching.md``):
   per-image rate
   is ``1 - (1 - F)^8``.
 
-:func:`calibrate` searches ``k``, ``L``, ``v`` and the probe radius for the highest predicted recall at a
-target
-distance under three budgets: false matches per image (dihedral on), snapshot size, and Bloom lookups per
-variant (which bounds the matching time). Everything here is pure arithmetic over ``math``.
+:func:`calibrate` searches ``k``, ``L``, ``v``, the probe radius and the Bloom rate under three budgets:
+false matches per image (dihedral on), snapshot size, and Bloom lookups per variant (which bound the
+matching time). It keeps a predicted recall of 0.999 at the target distance when the budgets allow (small
+banks) and puts the curve's soft edge above it; otherwise it fits the curve to the step. Pure arithmetic
+(``math``, numpy and scipy's binomial and beta functions); no I/O.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ __all__ = [
 
 #: Default budget of predicted false matches per image, with the 8 dihedral variants probed.
 DEFAULT_FALSE_MATCH_BUDGET = 1e-4
-#: PDQ's recommended match threshold; the default distance the calibration maximises recall at.
+#: PDQ's recommended match threshold: the default step the calibration approximates.
 DEFAULT_TARGET_DISTANCE = 31
 #: Default cap on Bloom lookups per hash variant (L tables times probes per table): bounds matching time
 #: (about 1.3 us per lookup: 384 lookups and 8 dihedral variants cost about 4 ms per image).
