@@ -67,6 +67,14 @@ def register(registry: CommandRegistry) -> None:
         "curve (default: %(default)s, no floor; see docs/snapshot-format.md)",
     )
     p.add_argument(
+        "--recall-floor",
+        type=float,
+        default=DEFAULT_RECALL_FLOOR,
+        metavar="R",
+        help="calibration: predicted recall to keep at the target distance when the budgets allow it "
+        "(default: %(default)s; lower it to pull the soft edge back towards the target)",
+    )
+    p.add_argument(
         "--max-size-mb", type=float, help="calibration size budget (default: 128 bytes/entry, >= 1 MiB)"
     )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
@@ -239,6 +247,7 @@ def _build(args: argparse.Namespace) -> int:
                 hash_bits=hash_bits,
                 max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
                 min_key_bits=args.min_key_bits,
+                recall_floor=args.recall_floor,
             )
             params = cal.params
         else:
