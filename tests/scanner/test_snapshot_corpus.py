@@ -23,9 +23,10 @@ def test_default_snapshot_on_the_corpus() -> None:
     edits = r["edits"]
     builds = r["builds"]
     # JPEG q70: every bank image still matches, including wood_l, which q70 moves 32 bits (one step beyond
-    # PDQ's own threshold). The predicted recall at 32 bits is 0.996, so allow one build in ten to miss it.
+    # PDQ's own threshold). The predicted recall at 32 bits is 0.996 per build: two misses in ten builds
+    # happen about once in 1,700 runs, three about once in 170,000; allow two.
     jpeg = edits["jpeg70"]
-    assert jpeg["builds_matching_all"] >= builds - 1 and jpeg["snapshot_recall"] >= 0.99, jpeg
+    assert jpeg["builds_matching_all"] >= builds - 2 and jpeg["snapshot_recall"] >= 0.99, jpeg
     # Resize and crops: the snapshot loses no more than 5 points of recall against exact PDQ at <= 31 bits
     # (mean over builds). Resize and 1% crops also match at most 5 points more; 2% crops match more, because
     # two of them sit at exactly 32 bits (like wood_l under q70) and many at 36-40: see docs/matching.md.
