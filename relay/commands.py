@@ -85,7 +85,7 @@ def register(registry: CommandRegistry) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
 
-    snapshot = registry.group("snapshot", help="build, verify, publish and fetch signed scanning snapshots")
+    snapshot = registry.group("snapshot")
     pub = snapshot.command(
         "publish",
         _publish,

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import struct
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import cbor2
 
@@ -209,8 +209,9 @@ class Request:
     id: int
 
     @classmethod
-    def parse(cls, frame: dict[str, Any]) -> Request:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def parse(cls, frame: dict[str, Any]) -> Self:
+        """Build the request from a decoded frame (requests with fields beyond ``id`` override this)."""
+        return cls(id=frame["id"])
 
     def to_frame(self) -> dict[str, Any]:
         """The frame map of this request."""
@@ -337,10 +338,6 @@ class PrekeysCount(Request):
 
     TYPE: ClassVar[str] = "prekeys.count"
 
-    @classmethod
-    def parse(cls, frame: dict[str, Any]) -> PrekeysCount:
-        return cls(id=frame["id"])
-
 
 @dataclass(frozen=True, slots=True)
 class BlobPut(Request):
@@ -389,10 +386,6 @@ class SnapshotGet(Request):
     """Ask for the newest snapshot's version, size, SHA-256 and blob id."""
 
     TYPE: ClassVar[str] = "snapshot.get"
-
-    @classmethod
-    def parse(cls, frame: dict[str, Any]) -> SnapshotGet:
-        return cls(id=frame["id"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ __all__ = ["register", "run_bench"]
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench crypto``."""
-    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    bench = registry.group("bench")
     parser = bench.command(
         "crypto", _handle,
         help="ratchet messages/s and attachment MB/s beside raw AES-256-GCM",

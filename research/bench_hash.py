@@ -78,7 +78,7 @@ class Results:
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench hash``."""
-    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    bench = registry.group("bench")
     parser = bench.command(
         "hash", _handle, help="PDQ throughput and fidelity beside Meta's C++ reference", description=__doc__
     )

@@ -31,7 +31,7 @@ _DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "samples"
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench learned``."""
-    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    bench = registry.group("bench")
     parser = bench.command(
         "learned",
         _handle,

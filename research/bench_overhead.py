@@ -37,7 +37,7 @@ PHONE_PHOTOS = REPO.parent / "shared" / "pdq-data" / "reg-test-input" / "exif-ro
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench overhead``."""
-    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    bench = registry.group("bench")
     parser = bench.command("overhead", _handle, help="added latency of scanning vs encryption and upload",
                            description=__doc__)
     parser.add_argument("images", nargs="*", type=Path, help="photos to send (default: 12 MP phone photos)")

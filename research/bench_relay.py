@@ -42,7 +42,7 @@ T = TypeVar("T")
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench relay``."""
-    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    bench = registry.group("bench")
     parser = bench.command(
         "relay",
         _handle,

@@ -38,7 +38,7 @@ _SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus
 
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan bench snapshot``."""
-    bench = registry.group("bench", help="benchmarks that run pocketscan and its reference side by side")
+    bench = registry.group("bench")
     parser = bench.command(
         "snapshot", _handle, help="snapshot build time, size and match time per image", description=__doc__
     )

@@ -114,11 +114,11 @@ def get_cached_hasher(name: str) -> Any:
 
 
 def algo_info(name: str) -> AlgoInfo:
+    from scanner.hashers.base import match_distance_of
+
     h = get_cached_hasher(name)
     bits = int(h.bits)
-    thr = getattr(h, "match_distance", None)
-    if thr is None:
-        thr = round(31 * bits / 256)
+    thr = match_distance_of(h)
     minq = getattr(h, "min_quality", None)
     if minq is None:
         try:

@@ -50,6 +50,7 @@ __all__ = [
     "bloom_geometry",
     "calibrate",
     "default_max_size_bytes",
+    "max_noise",
     "predict",
     "rounded_entry_count",
     "table_hit_probability",
@@ -71,7 +72,7 @@ DEFAULT_RECALL_FLOOR = 0.999
 #: The search tries the Bloom false-positive rate the noise budget allows, then 10, 100 and 1000 times lower,
 #: and keeps the lowest that fits the size budget.
 _BLOOM_SHRINK = (1e-3, 1e-2, 1e-1, 1.0)
-#: Default maximum of the minimum-votes parameter the search tries.
+#: Minimum votes 1..this are tried for every table count (beside the larger value the recall floor allows).
 DEFAULT_MAX_VOTES = 6
 #: Recall floor: when reachable, the search only keeps parameters recalling this much at this distance.
 FLOOR_DISTANCE = 16
@@ -337,21 +338,16 @@ def predict(params: Params, bank_size: int, *, target_distance: int = DEFAULT_TA
     )
 
 
-@lru_cache(maxsize=4096)
-def _max_noise(tables: int, votes: int, budget_per_variant: float) -> float:
-    """Largest per-table noise r with P(Binomial(tables, r) >= votes) <= budget_per_variant."""
-    lo, hi = 0.0, 1.0
-    if binomial_tail(tables, 1e-300, votes) > budget_per_variant:
-        return 0.0
-    for _ in range(80):
-        mid = math.sqrt(lo * hi) if lo > 0 else hi / 2**40
-        if binomial_tail(tables, mid, votes) <= budget_per_variant:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-7 * hi:
-            break
-    return lo
+def max_noise(tables: np.ndarray | int, votes: np.ndarray | int, budget_per_variant: float) -> np.ndarray:
+    """Largest per-table noise ``r`` with ``P(Binomial(tables, r) >= votes) <= budget_per_variant``.
+
+    That tail is the regularised incomplete beta ``I_r(votes, tables - votes + 1)``, inverted exactly;
+    element-wise over arrays of table and vote counts.
+    """
+    from scipy.special import betaincinv
+
+    v = np.asarray(votes, dtype=np.float64)
+    return np.asarray(betaincinv(v, np.asarray(tables, dtype=np.float64) - v + 1.0, budget_per_variant))
 
 
 def _table_grid(max_tables: int) -> list[int]:
@@ -413,7 +409,6 @@ def calibrate(
     Raises:
         CalibrationError: when no parameters fit the budgets.
     """
-    from scipy.special import betaincinv
     from scipy.stats import binom
 
     if bank_size < 0:
@@ -455,10 +450,7 @@ def calibrate(
             cand_votes += floor_votes[keep].tolist()
             if not cand_tables:
                 continue
-            tables_arr = np.array(cand_tables, dtype=np.float64)
-            votes_arr = np.array(cand_votes, dtype=np.float64)
-            # P(Binomial(L, r) >= v) is the regularised incomplete beta I_r(v, L - v + 1): invert it.
-            r_max = betaincinv(votes_arr, tables_arr - votes_arr + 1.0, per_variant)
+            r_max = max_noise(np.array(cand_tables), np.array(cand_votes), per_variant)
             options: list[tuple[int, int, int, float]] = []
             for tables, votes, r in zip(cand_tables, cand_votes, r_max.tolist(), strict=True):
                 if r <= r_bank:

@@ -13,9 +13,16 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CommandRegistry", "Handler"]
+__all__ = ["SHARED_GROUP_HELP", "CommandRegistry", "Handler"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+#: Help of the command groups that several packages add commands to: one text, whichever module creates
+#: the group first.
+SHARED_GROUP_HELP = {
+    "bench": "benchmarks that run pocketscan and its reference side by side",
+    "snapshot": "build, verify, publish and fetch signed scanning snapshots",
+}
 
 
 class CommandRegistry:
@@ -38,9 +45,15 @@ class CommandRegistry:
         parser.set_defaults(handler=handler)
         return parser
 
-    def group(self, name: str, *, help: str) -> CommandRegistry:
-        """Return the registry of a command group, creating it on first use (several packages share one)."""
+    def group(self, name: str, *, help: str | None = None) -> CommandRegistry:
+        """Return the registry of a command group, creating it on first use (several packages share one).
+
+        ``help`` defaults to the group's entry in :data:`SHARED_GROUP_HELP`.
+        """
         if name not in self._groups:
+            help = help or SHARED_GROUP_HELP.get(name)
+            if help is None:
+                raise ValueError(f"command group {name!r} needs a help text")
             parser = self._subparsers.add_parser(name, help=help, description=help)
             parser.set_defaults(handler=None, group_parser=parser)
             sub = parser.add_subparsers(title="commands", metavar="COMMAND")

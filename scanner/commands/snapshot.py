@@ -33,7 +33,7 @@ The snapshot version defaults to the current Unix time, so later builds always s
 
 def register(registry: CommandRegistry) -> None:
     """Add ``snapshot build``, ``snapshot verify`` and ``snapshot calibrate``."""
-    snap = registry.group("snapshot", help="build, verify, publish and fetch signed scanning snapshots")
+    snap = registry.group("snapshot")
     p = snap.command("build", _build, help="build and sign a snapshot of the bank", epilog=_BUILD_EPILOG)
     p.add_argument("--bank", required=True, metavar="BANK.sqlite")
     p.add_argument("--key", required=True, metavar="AUTHORITY.key", help="authority private key file")
@@ -182,8 +182,8 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
         DEFAULT_FALSE_MATCH_BUDGET,
         DIHEDRAL_VARIANTS,
         Params,
-        _max_noise,
         bloom_geometry,
+        max_noise,
         rounded_entry_count,
     )
     from scanner.errors import CalibrationError
@@ -198,25 +198,13 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
     if fpr is None:
         per_variant = -math.expm1(math.log1p(-DEFAULT_FALSE_MATCH_BUDGET) / DIHEDRAL_VARIANTS)
         r_bank = -math.expm1(bank_size * math.log1p(-min(probes * 2.0**-args.bits, 1 - 1e-16)))
-        r_max = _max_noise(args.tables, args.min_votes, per_variant)
+        r_max = float(max_noise(args.tables, args.min_votes, per_variant))
         fpr = 1e-3 if r_max <= r_bank else -math.expm1(math.log1p(-(1 - (1 - r_max) / (1 - r_bank))) / probes)
         fpr = min(max(fpr, 1e-9), 0.1)
     if not 0 < fpr < 1:
         raise CalibrationError("--fpr must lie strictly between 0 and 1")
     m, h = bloom_geometry(keys, fpr)
     return Params(args.tables, args.bits, args.min_votes, args.probe_radius, m, h)
-
-
-def _match_distance(algo: str, hash_bits: int) -> int:
-    """The hasher's own match distance (PDQ 31, the shipped learned hash 25), else 31/256 of the width."""
-    from scanner.errors import ScannerError
-    from scanner.hashers.registry import get_hasher
-
-    try:
-        distance = getattr(get_hasher(algo), "match_distance", None)
-    except (KeyError, ScannerError):
-        distance = None
-    return int(distance) if distance is not None else round(31 * hash_bits / 256)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -226,6 +214,8 @@ def _build(args: argparse.Namespace) -> int:
     from scanner.bank import HashBank
     from scanner.calibration import calibrate, predict
     from scanner.errors import ScannerError
+    from scanner.hashers.base import default_match_distance, match_distance_of
+    from scanner.hashers.registry import get_hasher
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
     now = int(time.time())
@@ -239,7 +229,10 @@ def _build(args: argparse.Namespace) -> int:
             )
         hash_bits = len(hashes[0]) * 8
         if args.target_distance is None:
-            args.target_distance = _match_distance(args.algo, hash_bits)
+            try:
+                args.target_distance = match_distance_of(get_hasher(args.algo))
+            except KeyError:  # hashes of an algorithm this install cannot compute: PDQ's rule, scaled
+                args.target_distance = default_match_distance(hash_bits)
         if args.tables is None and args.bits is None and args.min_votes is None:
             cal = calibrate(
                 len(hashes),

@@ -237,30 +237,12 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
     samples = sorted((REPO / "samples").glob("*.jpg"))
     assert main(["bank", "import", "--bank", str(bank), str(samples[0]), str(samples[1])]) == 0
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "snapshot",
-                "build",
-                "--bank",
-                str(bank),
-                "--key",
-                str(keyfile),
-                "--out",
-                str(snap),
-                "--version",
-                "3",
-                "--tables",
-                "40",
-                "--bits",
-                "20",
-                "--min-votes",
-                "3",
-                "--json",
-            ]
-        )
-        == 0
-    )
+
+    def build(version: int, *options: str) -> int:
+        return main(["snapshot", "build", "--bank", str(bank), "--key", str(keyfile), "--out", str(snap),
+                     "--version", str(version), *options, "--json"])
+
+    assert build(3, "--tables", "40", "--bits", "20", "--min-votes", "3") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["tables"] == 40 and report["entries"] == 2
     assert main(["snapshot", "verify", str(snap), "--pubkey", pub]) == 0
@@ -271,24 +253,7 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
         and out["header"]["snapshot_version"] == 3
     )
     # Without explicit parameters the build calibrates for the bank's size.
-    assert (
-        main(
-            [
-                "snapshot",
-                "build",
-                "--bank",
-                str(bank),
-                "--key",
-                str(keyfile),
-                "--out",
-                str(snap),
-                "--version",
-                "4",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert build(4) == 0
     calibrated = json.loads(capsys.readouterr().out)
     assert (calibrated["tables"], calibrated["bits"]) == (
         calibrate(2).params.tables,
