@@ -60,11 +60,15 @@ class ContactsLoaded(Message):
 class ConversationLoaded(Message):
     """A conversation's history (and the contact list), read in a worker."""
 
-    def __init__(self, peer: str, contacts: list[ContactView], messages: list[MessageView]) -> None:
+    def __init__(
+        self, peer: str, contacts: list[ContactView], messages: list[MessageView], generation: int = 0
+    ) -> None:
         super().__init__()
         self.peer = peer
         self.contacts = contacts
         self.messages = messages
+        self.generation = generation
+        """Which :meth:`ChatScreen.open_conversation` call this answers (older loads are dropped)."""
 
 
 class SafetyLoaded(Message):

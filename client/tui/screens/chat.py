@@ -21,6 +21,7 @@ from client.interfaces import (
     DeliveryChanged,
     KeyChanged,
     MessageReceived,
+    MessageView,
     SendOutcome,
     SnapshotChanged,
 )
@@ -67,6 +68,11 @@ class ChatScreen(Screen[None]):
         self.image_dir = image_dir or Path.cwd()
         self.current: str | None = None
         self.connected = False
+        # Conversation loads run in a worker: a message that arrives after the worker read the history
+        # but before the screen shows it is kept here and added when the load lands.
+        self._load_requested = 0
+        self._load_shown = 0
+        self._arrived_while_loading: list[MessageView] = []
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -113,18 +119,22 @@ class ChatScreen(Screen[None]):
     def refresh_contacts(self) -> None:
         self.post_message(ContactsLoaded(self.core.contacts()))
 
-    @work(thread=True, exclusive=True, group="conversation-load")
     def open_conversation(self, peer: str | None) -> None:
         """Load ``peer``'s conversation (None: the first contact's, if any) and mark it read."""
+        self._load_requested += 1
+        self._load_conversation(peer, self._load_requested)
+
+    @work(thread=True, exclusive=True, group="conversation-load")
+    def _load_conversation(self, peer: str | None, generation: int) -> None:
         contacts = self.core.contacts()
         if peer is None:
             if not contacts:
-                self.post_message(ContactsLoaded(contacts))
+                self.post_message(ConversationLoaded("", contacts, [], generation))
                 return
             peer = contacts[0].account_id
         self.core.mark_read(peer)
         contacts = self.core.contacts()
-        self.post_message(ConversationLoaded(peer, contacts, self.core.messages(peer)))
+        self.post_message(ConversationLoaded(peer, contacts, self.core.messages(peer), generation))
 
     @work(thread=True, group="contacts-load")
     def _mark_read(self, peer: str) -> None:
@@ -137,6 +147,13 @@ class ChatScreen(Screen[None]):
 
     @on(ConversationLoaded)
     async def _conversation_loaded(self, message: ConversationLoaded) -> None:
+        if message.generation != self._load_requested:
+            return  # a newer open_conversation is under way
+        self._load_shown = message.generation
+        arrived, self._arrived_while_loading = self._arrived_while_loading, []
+        if not message.peer:  # no contacts yet
+            await self.query_one(ContactList).show(message.contacts, self.current)
+            return
         peer = message.peer
         self.current = peer
         contact = next((c for c in message.contacts if c.account_id == peer), None)
@@ -147,6 +164,11 @@ class ChatScreen(Screen[None]):
             title += "  ✓ verified"
         await self.query_one(Conversation).show(peer, message.messages, title)
         await self.query_one(ContactList).show(message.contacts, self.current)
+        late = [m for m in arrived if m.peer == peer]
+        for late_message in late:
+            await self.query_one(Conversation).add(late_message)  # ignores ids it already shows
+        if late:
+            self._mark_read(peer)
 
     # -- composer ---------------------------------------------------------------------------------
     @on(Input.Submitted, "#composer")
@@ -288,7 +310,10 @@ class ChatScreen(Screen[None]):
     async def _core_event(self, message: CoreEventArrived) -> None:
         event = message.event
         if isinstance(event, MessageReceived):
-            if event.message.peer == self.current:
+            if self._load_shown != self._load_requested:
+                self._arrived_while_loading.append(event.message)
+                self.refresh_contacts()
+            elif event.message.peer == self.current:
                 await self.query_one(Conversation).add(event.message)
                 self._mark_read(event.message.peer)
             else:
