@@ -214,7 +214,8 @@ class HashBank:
                         "SELECT id FROM entries WHERE algorithm=? AND hash=?", (e.algorithm, e.hash)
                     ).fetchone()[0]
                 cur = self._db.execute(
-                    "INSERT OR IGNORE INTO provenance (entry_id, source, reference, added) VALUES (?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO provenance (entry_id, source, reference, added)"
+                    " VALUES (?, ?, ?, ?)",
                     (entry_id, origin, e.source, now),
                 )
                 sources_added += cur.rowcount
@@ -266,8 +267,8 @@ class HashBank:
     def remove_label(self, label: str) -> int:
         """Remove every entry carrying ``label``; returns the count."""
         with self._db:
-            self._db.execute("DELETE FROM provenance WHERE entry_id IN (SELECT id FROM entries WHERE label=?)",
-                             (label,))
+            self._db.execute(
+                "DELETE FROM provenance WHERE entry_id IN (SELECT id FROM entries WHERE label=?)", (label,))
             cur = self._db.execute("DELETE FROM entries WHERE label=?", (label,))
         return cur.rowcount
 
@@ -357,7 +358,8 @@ class HashBank:
         )
         span = db.execute("SELECT MIN(added), MAX(added) FROM entries").fetchone()
         sources = dict(db.execute(
-            "SELECT source, COUNT(DISTINCT entry_id) FROM provenance GROUP BY source ORDER BY 2 DESC LIMIT 50"))
+            "SELECT source, COUNT(DISTINCT entry_id) FROM provenance GROUP BY source"
+            " ORDER BY 2 DESC LIMIT 50"))
         removed = db.execute("SELECT COUNT(*) FROM removals").fetchone()[0]
         eligible = db.execute(
             "SELECT COUNT(*) FROM entries WHERE quality >= 50 AND (expires IS NULL OR expires > ?)", (now,)

@@ -155,8 +155,8 @@ def _import(args: argparse.Namespace) -> int:
     else:
         print(
             f"imported {report.added} new entries into {args.bank} from source {origin} "
-            f"({report.duplicates} duplicates skipped, {report.sources_added - report.added} of them gained this "
-            f"source; {low} below quality 50 kept but never put in snapshots)"
+            f"({report.duplicates} duplicates skipped, {report.sources_added - report.added} of them gained "
+            f"this source; {low} below quality 50 kept but never put in snapshots)"
         )
     return 0
 

@@ -65,7 +65,8 @@ def test_schema_1_bank_is_migrated_with_the_default_source(tmp_path: Path) -> No
             "CREATE TABLE entries (id INTEGER PRIMARY KEY, algorithm TEXT NOT NULL, hash TEXT NOT NULL,"
             " quality INTEGER NOT NULL, label TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '',"
             " added INTEGER NOT NULL, expires INTEGER, UNIQUE (algorithm, hash));"
-            f"INSERT INTO entries (algorithm, hash, quality, source, added) VALUES ('pdq', '{H1}', 90, 'f:1', 5);"
+            "INSERT INTO entries (algorithm, hash, quality, source, added)"
+            f" VALUES ('pdq', '{H1}', 90, 'f:1', 5);"
         )
     with HashBank(path) as bank:
         assert [e.sources for e in bank.entries()] == [("local",)]
