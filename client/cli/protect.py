@@ -30,8 +30,8 @@ def register(registry: CommandRegistry) -> None:
         "protect", _protect, help="ask the authority to block your own photos (only their hashes leave)",
         description="Hash your photos on this device (PDQ with its 8 dihedral variants, and the learned "
                     "hash), show exactly what will be sent, and, with your consent, send only those hashes, "
-                    "sealed to the authority, through the relay. The photos never leave the device. Prints one "
-                    "JSON line per path.",
+                    "sealed to the authority, through the relay. The photos never leave the device. "
+                    "Prints one JSON line per path.",
         epilog="exit status: 0 when every path was submitted, 2 otherwise")
     _profile_arg(p)
     p.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="photos to protect")
