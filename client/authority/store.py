@@ -150,8 +150,7 @@ class Item:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind, "received_at": self.received_at,
                                "status": self.status, "sender": self.sender, "ref": self.ref}
         out.update(self.body)
-        if self.has_attachment:
-            out["attachment"] = True
+        out["has_attachment"] = self.has_attachment
         return out
 
 
