@@ -310,6 +310,18 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
         for p in files_containing(tmp_path, needles)
         if not p.startswith((str(tmp_path / "alice"), str(tmp_path / "bob"))) and p != str(copy_q70)
     ] == []
+    # what the authority learned: the appeal links B to A's protected photo and to A's report
+    view = json.loads(
+        pocketscan(
+            "research", "authority-view", "--store", str(store), "--out", str(tmp_path / "view"), "--json"
+        ).stdout
+    )["data"]
+    assert view["items"] == 3 and view["refused"] == 5
+    assert {(link["kind_a"], link["kind_b"]) for link in view["links"]} == {
+        ("submission", "appeal"),
+        ("report", "appeal"),
+    }
+    assert len(set(view["envelope_sizes"].values())) == len(view["envelope_sizes"])  # kinds differ in size
     print("rollout figures (s):", json.dumps({k: round(v, 3) for k, v in figures.items()}))
     out = os.environ.get("POCKETSCAN_ROLLOUT_JSON")
     if out:
