@@ -63,6 +63,12 @@ def _handle(args: argparse.Namespace) -> int:
     if not sizes or min(sizes) < 0 or not args.photo.is_file():
         print("pocketscan bench rollout: need sizes >= 0 and an existing --photo", file=sys.stderr)
         return 2
+    import signal
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(130)  # run the finally blocks: stop the relay and serve subprocesses
+
+    signal.signal(signal.SIGTERM, _terminate)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# load averages (1, 5, 15 min): {load}", file=sys.stderr)
     for size in sizes:
