@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
 
-__all__ = ["delta_estimate", "register", "relay_process", "run_rollout", "serve_process"]
+__all__ = ["InstallRecorder", "delta_estimate", "register", "relay_process", "run_rollout", "serve_process"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
@@ -179,6 +179,24 @@ def delta_estimate(snapshot: bytes, new_hashes: list[bytes]) -> dict[str, Any]:
             "delta_bytes": len(new) * index_bytes + HEADER_SIZE + 64, "delta_compute_s": seconds}
 
 
+class InstallRecorder:
+    """Subscribes to a core's events and records when each snapshot version was installed (wall clock)."""
+
+    def __init__(self, core: Any) -> None:
+        self.installed: dict[int, float] = {}
+        core.subscribe(self._on_event)
+
+    def _on_event(self, event: Any) -> None:
+        from client.interfaces import SnapshotChanged
+
+        if isinstance(event, SnapshotChanged) and event.status.version is not None:
+            self.installed.setdefault(event.status.version, time.time())
+
+    def newer_than(self, version: int) -> int:
+        """The newest installed version above ``version`` (0 if none yet)."""
+        return max((v for v in self.installed if v > version), default=0)
+
+
 async def _until(cond: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -193,7 +211,6 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
     """Measure one bank size (see the module docstring); returns the figures."""
     from client.authority.store import AuthorityStore
     from client.demo.world import AuthorityIdentity, make_profile
-    from client.interfaces import CoreEvent, SnapshotChanged
     from client.protect import submit_appeal, submit_protection
     from scanner.authority import AuthorityKey
 
@@ -213,13 +230,8 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
             async def main() -> None:
                 alice = make_profile(root, "alice", relay=relay, authority=authority, policy="block")
                 bob = make_profile(root, "bob", relay=relay, authority=authority, policy="block")
-                installed: dict[int, float] = {}
-
-                def on_event(event: CoreEvent) -> None:
-                    if isinstance(event, SnapshotChanged) and event.status.version is not None:
-                        installed.setdefault(event.status.version, time.time())
-
-                bob.subscribe(on_event)
+                recorder = InstallRecorder(bob)
+                installed = recorder.installed
                 try:
                     await alice.start()
                     await bob.start()
@@ -233,8 +245,8 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                         item = (await _until(lambda: store.items(kind="submission"), 60, "the submission"))[0]
                         decided = store.decide(item.id, accept=True, note="bench", reviewer="bench")
                         progress("accepted; waiting for client B to enforce it")
-                        version = await _until(lambda: max((v for v in installed if v > first), default=0),
-                                               wait, "the accept's snapshot")
+                        version = await _until(lambda: recorder.newer_than(first), wait,
+                                               "the accept's snapshot")
                         result["accept_to_enforced_s"] = installed[version] - decided.decided_at
                         built = next(s for s in store.snapshots() if s["version"] == version)
                         result.update(build_s=built["build_seconds"], publish_s=built["publish_seconds"],
@@ -245,8 +257,8 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                         appeal = (await _until(lambda: store.items(kind="appeal"), 60, "the appeal"))[0]
                         decided = store.decide(appeal.id, accept=True, note="bench", reviewer="bench")
                         progress("appeal accepted; waiting for client B to enforce it")
-                        removed = await _until(lambda: max((v for v in installed if v > version), default=0),
-                                               wait, "the appeal's snapshot")
+                        removed = await _until(lambda: recorder.newer_than(version), wait,
+                                               "the appeal's snapshot")
                         result["appeal_to_enforced_s"] = installed[removed] - decided.decided_at
                         rebuilt = next(s for s in store.snapshots() if s["version"] == removed)
                         result["appeal_build_s"] = rebuilt["build_seconds"]
