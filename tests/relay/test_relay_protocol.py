@@ -65,10 +65,11 @@ def test_unknown_type_keeps_the_id() -> None:
 
 
 def test_transcript_binds_everything() -> None:
-    base = p.auth_transcript(b"n" * 32, b"c" * 16, 1)
-    assert base != p.auth_transcript(b"m" * 32, b"c" * 16, 1)
-    assert base != p.auth_transcript(b"n" * 32, b"d" * 16, 1)
-    assert base != p.auth_transcript(b"n" * 32, b"c" * 16, 2)
+    base = p.auth_transcript(b"n" * 32, b"c" * 16, 1, "relay.test:443")
+    assert base != p.auth_transcript(b"m" * 32, b"c" * 16, 1, "relay.test:443")
+    assert base != p.auth_transcript(b"n" * 32, b"d" * 16, 1, "relay.test:443")
+    assert base != p.auth_transcript(b"n" * 32, b"c" * 16, 2, "relay.test:443")
+    assert base != p.auth_transcript(b"n" * 32, b"c" * 16, 1, "relay.test:444")
 
 
 def test_account_id_matches_the_client_formula() -> None:

@@ -21,7 +21,9 @@ A = "a" * 32
 B = "b" * 32
 C = "c" * 32
 NOW = 1_800_000_000.0
-LIMITS = Limits(mailbox_max_messages=5, mailbox_max_bytes=1000, max_otks=10, uploads_per_account=2)
+LIMITS = Limits(
+    mailbox_max_messages=5, mailbox_max_bytes=1000, max_otks=10, uploads_per_account=2, mailbox_sender_share=1.0
+)
 
 
 @pytest.fixture(params=["sqlite-file", "sqlite-memory", "redis"])
@@ -63,9 +65,9 @@ def test_envelopes(make_store: Callable[[], MailStore]) -> None:
             assert [(m.mid, m.sender, m.env) for m in got] == [(first.mid, A, b"e1"), (second.mid, C, b"e2")]
             assert [m.mid for m in await s.fetch(B, first.mid, 10, NOW)] == [second.mid]
             assert await s.fetch(A, None, 10, NOW) == []
-            assert await s.ack(A, [first.mid]) == []  # not A's mailbox
-            assert await s.ack(B, [first.mid, "garbage", "12-x"]) == [first.mid]
-            assert await s.ack(B, [first.mid]) == []
+            assert await s.ack(A, [first.mid], NOW, LIMITS) == []  # not A's mailbox
+            assert await s.ack(B, [first.mid, "garbage", "12-x"], NOW, LIMITS) == [first.mid]
+            assert await s.ack(B, [first.mid], NOW, LIMITS) == []
             assert [m.mid for m in await s.fetch(B, None, 10, NOW)] == [second.mid]
             # Expired envelopes are neither fetched nor kept by prune.
             assert await s.fetch(B, None, 10, NOW + LIMITS.ttl + 5) == []
@@ -95,7 +97,7 @@ def test_quota(make_store: Callable[[], MailStore]) -> None:
                 await s.put_envelope(
                     sender=A, recipient=B, cid=os.urandom(16), env=b"x", now=NOW, limits=LIMITS
                 )
-            await s.ack(B, mids[:1])
+            await s.ack(B, mids[:1], NOW, LIMITS)
             await s.put_envelope(sender=A, recipient=B, cid=os.urandom(16), env=b"x", now=NOW, limits=LIMITS)
             with pytest.raises(LimitExceeded):  # bytes quota
                 await s.put_envelope(
