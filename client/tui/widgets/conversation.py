@@ -26,6 +26,7 @@ _STATE_MARK = {
     "failed": "✗ failed",
     "blocked": "⛔ not sent",
     "received": "",
+    "waiting": "⏳ waiting (relay quota; retrying)",
 }
 
 
