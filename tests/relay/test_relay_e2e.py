@@ -156,7 +156,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             # Wrong signature (signed over another nonce).
             async with connect(server.url) as ws:
                 hello = p.decode(await ws.recv())
-                sig = key.sign(p.auth_transcript(os.urandom(32), hello["conn"], 1, p.relay_authority(server.url))).signature
+                sig = key.sign(
+                    p.auth_transcript(os.urandom(32), hello["conn"], 1, p.relay_authority(server.url))
+                ).signature
                 await ws.send(
                     p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig})
                 )
@@ -166,7 +168,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             # Unsupported version.
             async with connect(server.url) as ws:
                 hello = p.decode(await ws.recv())
-                sig = key.sign(p.auth_transcript(hello["nonce"], hello["conn"], 99, p.relay_authority(server.url))).signature
+                sig = key.sign(
+                    p.auth_transcript(hello["nonce"], hello["conn"], 99, p.relay_authority(server.url))
+                ).signature
                 await ws.send(
                     p.encode({"t": "auth", "id": 1, "v": 99, "pk": bytes(key.verify_key), "sig": sig})
                 )
@@ -181,7 +185,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             # A replayed signature (old nonce) on a new connection fails too.
             async with connect(server.url) as ws:
                 first = p.decode(await ws.recv())
-                good = key.sign(p.auth_transcript(first["nonce"], first["conn"], 1, p.relay_authority(server.url))).signature
+                good = key.sign(
+                    p.auth_transcript(first["nonce"], first["conn"], 1, p.relay_authority(server.url))
+                ).signature
             async with connect(server.url) as ws:
                 await ws.recv()
                 await ws.send(
@@ -229,7 +235,9 @@ def test_only_own_mailbox(tmp_path: Path) -> None:
 
 
 def test_prekeys_handed_out_once_under_concurrency(tmp_path: Path) -> None:
-    limits = Limits(prekey_target_rate=0)  # atomicity, not the per-target rate (tests/relay/test_relay_hostile.py)
+    limits = Limits(
+        prekey_target_rate=0
+    )  # atomicity, not the per-target rate (tests/relay/test_relay_hostile.py)
 
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite", limits=limits) as server:
@@ -453,7 +461,9 @@ def test_slow_reader_is_disconnected(tmp_path: Path) -> None:
             key = new_key()
             async with connect(server.url, max_size=None, max_queue=1, close_timeout=0.5) as ws:
                 hello = p.decode(await ws.recv())
-                sig = key.sign(p.auth_transcript(hello["nonce"], hello["conn"], 1, p.relay_authority(server.url))).signature
+                sig = key.sign(
+                    p.auth_transcript(hello["nonce"], hello["conn"], 1, p.relay_authority(server.url))
+                ).signature
                 await ws.send(
                     p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig})
                 )
