@@ -25,6 +25,16 @@ from relay.client import RelayConnection
 from relay.errors import AuthError
 from relay.limits import Limits
 
+# The relay's documented defaults (docs/protocol.md, "Limits and quotas"), written out so that a
+# relay without them fails these tests on behaviour.
+SENDER_SHARE = 0.25
+PREKEY_FETCH_BURST = 30
+PREKEY_TARGET_BURST = 20
+BLOB_QUOTA_COUNT = 1000
+CONNECTIONS_PER_ADDRESS = 256
+DELIVERED_ID_TTL = 86400.0
+BAD_REQUESTS = 16
+
 
 async def _pipeline(
     client: RawClient, frames: list[dict[str, Any]], *, batch: int = 500, pause: float = 0.0
@@ -108,7 +118,7 @@ def test_a_flood_of_malformed_requests_is_closed_after_the_strike_limit(tmp_path
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite") as server:
             c = await RawClient.connect(server.url)
-            limit = Limits().bad_requests
+            limit = BAD_REQUESTS
             for i in range(limit):
                 reply = await c.request({"t": "blob.get", "id": i, "blob": "!"})
                 assert reply["id"] == i
@@ -126,8 +136,6 @@ def test_a_flood_of_malformed_requests_is_closed_after_the_strike_limit(tmp_path
 
 
 def test_prekey_drain_is_bounded_per_target_and_per_requester(tmp_path: Path) -> None:
-    defaults = Limits()
-
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite") as server:
             owner = await RelayConnection.connect(server.url, new_key())
@@ -139,13 +147,13 @@ def test_prekey_drain_is_bounded_per_target_and_per_requester(tmp_path: Path) ->
                 replies.append(await attackers[i % 5].request({"t": "prekeys.get", "account": owner.account}))
             assert all(r["t"] == "ok" and r["bundle"] == b"signed bundle" for r in replies)
             handed = sum(r["otk"] is not None for r in replies)
-            assert handed <= defaults.prekey_target_burst + 1
+            assert handed <= PREKEY_TARGET_BURST + 1
             assert await owner.count_prekeys() >= 100 - handed
             # One account alone is stopped by its own bucket: rate_limited with its id, connection kept.
             solo = await RawClient.connect(server.url)
             frames = [{"t": "prekeys.get", "id": i, "account": owner.account} for i in range(60)]
             codes = [r.get("code") for r in await _pipeline(solo, frames)]
-            assert codes.count(p.ErrorCode.RATE_LIMITED) >= 60 - defaults.prekey_fetch_burst - 1
+            assert codes.count(p.ErrorCode.RATE_LIMITED) >= 60 - PREKEY_FETCH_BURST - 1
             assert await solo.is_open()
 
     run(body())
@@ -195,7 +203,7 @@ def test_one_sender_cannot_fill_a_mailbox(tmp_path: Path) -> None:
             attacker = await RawClient.connect(server.url)
             replies = await _pipeline(attacker, _sends(victim, 200))
             stored = sum(r["t"] == "ok" for r in replies)
-            assert stored <= 200 * Limits().mailbox_sender_share
+            assert stored <= 200 * SENDER_SHARE
             assert {r["code"] for r in replies if r["t"] == "error"} == {p.ErrorCode.QUOTA}
             assert await attacker.is_open()
             friend = await RelayConnection.connect(server.url, new_key())
@@ -218,7 +226,7 @@ def test_a_mailbox_flood_with_default_limits_does_not_stop_a_friend(tmp_path: Pa
             victim = p.account_id_from_public_key(bytes(victim_key.verify_key))
             attacker = await RawClient.connect(server.url)
             replies = await _pipeline(attacker, _sends(victim, 10_000), batch=1000, pause=0.6)
-            assert sum(r["t"] == "ok" for r in replies) == Limits().sender_max_messages
+            assert sum(r["t"] == "ok" for r in replies) == int(Limits().mailbox_max_messages * SENDER_SHARE)
             friend = await RelayConnection.connect(server.url, new_key())
             await friend.send(victim, b"genuine")
             conn = await RelayConnection.connect(server.url, victim_key)
@@ -255,7 +263,7 @@ def test_a_send_refused_for_a_full_mailbox_waits_and_is_delivered(tmp_path: Path
                 alice.net.quota_backoff_initial = 0.2
                 for _ in range(4):
                     attacker = await RawClient.connect(server.url)
-                    await _pipeline(attacker, _sends(bob.account_id, limits.sender_max_messages))
+                    await _pipeline(attacker, _sends(bob.account_id, int(8 * SENDER_SHARE)))
                 out = await alice.send_text(bob.account_id, "genuine")
                 assert out.message is not None
                 msg_id = out.message.id
@@ -286,14 +294,12 @@ def test_a_send_refused_for_a_full_mailbox_waits_and_is_delivered(tmp_path: Path
 
 
 def test_blob_quota_per_account(tmp_path: Path) -> None:
-    defaults = Limits()
-
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite") as server:
             c = await RawClient.connect(server.url)
-            count = defaults.blob_quota_count + 1
+            count = BLOB_QUOTA_COUNT + 1
             frames = [{"t": "blob.put", "id": i, "data": b"", "final": True} for i in range(count)]
-            replies = await _pipeline(c, frames, batch=defaults.uploads_per_account)
+            replies = await _pipeline(c, frames, batch=Limits().uploads_per_account)
             assert all(r["t"] == "ok" for r in replies[:-1])
             assert (replies[-1]["t"], replies[-1]["code"]) == ("error", p.ErrorCode.QUOTA)
             assert await c.is_open()
@@ -329,7 +335,7 @@ def test_blob_byte_quota_stops_one_mib_blobs(tmp_path: Path) -> None:
 
 
 def test_per_address_connection_cap(tmp_path: Path) -> None:
-    cap = Limits().connections_per_address
+    cap = CONNECTIONS_PER_ADDRESS
 
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite") as server:
@@ -345,7 +351,7 @@ def test_per_address_connection_cap(tmp_path: Path) -> None:
                 assert refused.value.rcvd is not None and refused.value.rcvd.code == 1013
                 await held.pop().close()
                 for _ in range(100):  # a slot frees when a connection closes
-                    if server.core.by_address.get("127.0.0.1", 0) < cap:
+                    if server.core.connections < cap:
                         break
                     await asyncio.sleep(0.02)
                 again = await connect(server.url, compression=None, close_timeout=0.5)
@@ -406,7 +412,7 @@ def _delivered(url: str) -> Any:
 
 
 def test_delivery_prunes_the_sender_recipient_pair_sqlite(tmp_path: Path) -> None:
-    grace = Limits().delivered_id_ttl
+    grace = DELIVERED_ID_TTL
 
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite") as server:
@@ -429,7 +435,7 @@ def test_delivery_prunes_the_sender_recipient_pair_redis(
 ) -> None:
     import redis.asyncio as aioredis
 
-    grace = Limits().delivered_id_ttl
+    grace = DELIVERED_ID_TTL
 
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite", redis=redis_server, prefix=redis_prefix) as server:
