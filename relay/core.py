@@ -160,7 +160,9 @@ class RelayCore:
             return p.error_frame(request.id, p.ErrorCode.INTERNAL, str(exc))
 
     def refuse_unknown(self, session: Session, request_id: int, message: str) -> Frame:
-        """Error reply to a request of an unknown type (counts as a strike)."""
+        """Error reply to a request of an unknown type (counts as a strike; closes before authentication)."""
+        if session.account is None:
+            session.close_reason = "unknown request before authentication"
         return self._refuse(session, request_id, p.ErrorCode.UNKNOWN_TYPE, message)
 
     def refuse_malformed(self, session: Session, error: p.FieldError) -> Frame:
