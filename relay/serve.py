@@ -117,6 +117,8 @@ def _limits_from_args(args: argparse.Namespace) -> Limits:
             raise ValueError(f"--{name.replace('_', '-')} must not be negative")
     if args.blob_quota_mb < 0 or args.prekey_fetch_rate < 0 or args.prekey_target_per_hour < 0:
         raise ValueError("quotas and rates must not be negative")
+    if not 0 < args.sender_share <= 1:
+        raise ValueError(f"--sender-share must be in (0, 1], not {args.sender_share}")
     return Limits(
         ttl=args.ttl_days * DAY,
         mailbox_max_messages=args.mailbox_max,
