@@ -190,6 +190,36 @@ def test_drained_prekeys_are_refilled_while_connected(tmp_path: Path) -> None:
     run(body())
 
 
+def test_prekey_limits_and_low_push_hold_across_a_fleet(
+    tmp_path: Path, redis_server: str, redis_prefix: str
+) -> None:
+    """Two relay processes' worth of relays on one Redis: the per-target bucket is shared, and the
+    owner connected to one relay hears ``prekeys.low`` when the drain happens through the other."""
+
+    async def body() -> None:
+        async with (
+            relay(tmp_path / "a.sqlite", redis=redis_server, prefix=redis_prefix) as one,
+            relay(tmp_path / "b.sqlite", redis=redis_server, prefix=redis_prefix) as two,
+        ):
+            told: list[int] = []
+            owner = await RelayConnection.connect(one.url, new_key(), on_prekeys_low=told.append)
+            await owner.put_prekeys(b"signed bundle", [b"otk-%03d" % i for i in range(30)])
+            attackers = [await RawClient.connect(two.url) for _ in range(3)]
+            handed = 0
+            for i in range(60):
+                reply = await attackers[i % 3].request({"t": "prekeys.get", "account": owner.account})
+                handed += reply["otk"] is not None
+            assert handed <= PREKEY_TARGET_BURST + 1
+            for _ in range(250):  # pushes cross from relay two to relay one over Redis pub/sub
+                if told and told[-1] == 30 - handed:
+                    break
+                await asyncio.sleep(0.02)
+            assert told and told[-1] == 30 - handed
+            await owner.close()
+
+    run(body())
+
+
 # --- finding: 10,000 envelopes into an offline victim's mailbox; a friend's message dropped ---------
 
 
