@@ -140,10 +140,9 @@ return {bundle, otk}
 # KEYS[q + 1] = bqs:{owner} (sizes); drops expired ids, returns (live blobs, their bytes).
 _QUOTA_USAGE = """
 local function quota_usage(zkey, hkey, now)
-  local dead = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
-  if #dead > 0 then
-    redis.call('ZREM', zkey, unpack(dead))
-    redis.call('HDEL', hkey, unpack(dead))
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now)) do
+    redis.call('ZREM', zkey, id)
+    redis.call('HDEL', hkey, id)
   end
   local bytes = 0
   for _, v in ipairs(redis.call('HVALS', hkey)) do bytes = bytes + tonumber(v) end
