@@ -480,3 +480,64 @@ def test_delivery_prunes_the_sender_recipient_pair_redis(
             await r.aclose()
 
     run(body())
+
+
+@pytest.mark.slow
+def test_a_waiting_send_is_reported_by_the_cli_and_delivered_later(tmp_path: Path) -> None:
+    """Through `pocketscan` against a `pocketscan relay` process started with quota flags: a send
+    refused for a full mailbox is reported as waiting (exit 2, ``"delivery": "waiting"``), stays in
+    the outbox, and is delivered once the recipient has read its mailbox."""
+    import contextlib
+    import io
+    import json
+
+    from relayfix import RelayProcess
+
+    from client.cli.main import main as cli
+    from client.demo.world import AuthorityIdentity
+
+    def pocketscan(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = cli(list(args))
+        return (
+            status,
+            [json.loads(line) for line in out.getvalue().splitlines() if line.strip()],
+            err.getvalue(),
+        )
+
+    server = RelayProcess(
+        "--db", str(tmp_path / "relay.sqlite"), "--mailbox-max", "4", "--sender-share", "0.5"
+    )
+    try:
+        authority = AuthorityIdentity.generate()
+        ids = {}
+        for who in ("a", "b"):
+            status, out, _ = pocketscan(
+                "account", "create", "--profile", str(tmp_path / who), "--relay", server.url,
+                "--authority-pubkey", authority.public_hex, "--no-passphrase",
+            )  # fmt: skip
+            assert status == 0, out
+            ids[who] = out[0]["account_id"]
+        assert pocketscan("contact", "add", "--profile", str(tmp_path / "a"), ids["b"], "--name", "b")[0] == 0
+        assert pocketscan("contact", "add", "--profile", str(tmp_path / "b"), ids["a"], "--name", "a")[0] == 0
+
+        async def flood() -> None:  # two accounts fill b's mailbox (each up to its half)
+            for _ in range(2):
+                attacker = await RawClient.connect(server.url)
+                replies = await _pipeline(attacker, _sends(ids["b"], 2))
+                assert all(r["t"] == "ok" for r in replies)
+                await attacker.close()
+
+        run(flood())
+        status, out, _ = pocketscan("send", "--profile", str(tmp_path / "a"), "--to", "b", "--text", "hello",
+                                    "--timeout", "3")  # fmt: skip
+        assert status == 2 and out[0]["delivery"] == "waiting" and "quota" in out[0]["error"], out
+        status, out, _ = pocketscan("inbox", "--profile", str(tmp_path / "b"))  # b reads the flood
+        assert status == 0 and out == []  # garbage is not shown as messages
+        status, _, err = pocketscan("inbox", "--profile", str(tmp_path / "a"))  # a's outbox flushes
+        assert status == 0 and "waiting" not in err
+        status, out, _ = pocketscan("inbox", "--profile", str(tmp_path / "b"), "--wait", "10")
+        assert status == 0 and [m.get("text") for m in out] == ["hello"], out
+    finally:
+        server.stop()
