@@ -237,10 +237,13 @@ class RelayServer:
         self.core.snapshot_published(info)
 
     def add_public_url(self, url: str) -> None:
-        """Accept authentications naming ``url`` too (a proxy in front of a running relay)."""
-        own = relay_names(self.host, self.port) if not self.public_urls else ()
+        """Accept authentications naming ``url`` (a proxy put in front of a running relay).
+
+        Like ``--public-url``: from then on the public URLs are the relay's names, not its bound
+        address (behind a proxy a loopback name would be ambiguous across machines).
+        """
         self.public_urls = (*self.public_urls, url)
-        self._names = tuple(dict.fromkeys((*own, *relay_names(self.host, self.port, self.public_urls))))
+        self._names = relay_names(self.host, self.port, self.public_urls)
 
     def _on_prekeys_low(self, account: str, count: int) -> None:
         self.core.prekeys_low(account, count)
