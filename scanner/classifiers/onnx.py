@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from scanner.classifiers.base import Classification, ClassifierError, Detection
+from scanner.classifiers.base import Classification, ClassifierError, Detection, Label
 from scanner.classifiers.postprocess import decode_yolov8, letterbox, softmax, to_model_input
 from scanner.classifiers.spec import ClassifierSpec, load_classifier_sidecar, sidecar_for
 from scanner.hashers.base import check_rgb
@@ -54,7 +54,8 @@ class OnnxClassifier:
         self.input_name = self.spec.input_name or names_in[0]
         self.output_name = self.spec.output_name or names_out[0]
         if self.input_name not in names_in:
-            raise ClassifierError(f"{self.model_path}: no input named {self.input_name!r} (inputs: {names_in})")
+            raise ClassifierError(
+                f"{self.model_path}: no input named {self.input_name!r} (inputs: {names_in})")
         if self.output_name not in names_out:
             raise ClassifierError(
                 f"{self.model_path}: no output named {self.output_name!r} (outputs: {names_out})")
@@ -103,7 +104,8 @@ class OnnxClassifier:
             raise ClassifierError(f"{self.model_path}: inference failed ({str(exc).strip()[:300]})") from None
         y = np.asarray(y)
         if not np.issubdtype(y.dtype, np.floating) or not np.isfinite(y).all():
-            raise ClassifierError(f"{self.model_path}: the model produced non-numeric, NaN or infinite values")
+            raise ClassifierError(
+                f"{self.model_path}: the model produced non-numeric, NaN or infinite values")
         return y
 
     def classify_rgb(self, rgb: np.ndarray) -> Classification:
@@ -148,7 +150,7 @@ class OnnxClassifier:
         return self._result(min(1.0, max(0.0, score)), ())
 
     def _result(self, score: float, detections: tuple[Detection, ...]) -> Classification:
-        label = "sensitive" if score >= self.spec.threshold else "ok"
+        label: Label = "sensitive" if score >= self.spec.threshold else "ok"
         return Classification(label, float(score), self.name, self.spec.threshold, detections)
 
     def __repr__(self) -> str:

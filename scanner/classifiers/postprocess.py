@@ -94,7 +94,8 @@ def decode_yolov8(output: np.ndarray, num_classes: int, *, min_box_score: float,
     if out.ndim == 3 and out.shape[0] == 1:
         out = out[0]
     if out.ndim != 2 or out.shape[0] != 4 + num_classes:
-        raise ValueError(f"expected a (4 + {num_classes}) x N detector output, got shape {tuple(output.shape)}")
+        raise ValueError(
+            f"expected a (4 + {num_classes}) x N detector output, got shape {tuple(output.shape)}")
     rows = out.T  # N x (4 + C)
     class_scores = rows[:, 4:]
     best = class_scores.argmax(axis=1)

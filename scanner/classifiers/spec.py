@@ -85,8 +85,9 @@ class ClassifierSpec:
         """The same spec with another threshold or sensitive-label set (validated)."""
         from dataclasses import replace
 
+        labels = self.sensitive_labels if sensitive_labels is None else frozenset(sensitive_labels)
         new = replace(self, threshold=self.threshold if threshold is None else float(threshold),
-                      sensitive_labels=self.sensitive_labels if sensitive_labels is None else sensitive_labels)
+                      sensitive_labels=labels)
         if not (0.0 < new.threshold <= 1.0) or math.isnan(new.threshold):
             raise ClassifierError(f"threshold must be in (0, 1], not {new.threshold}")
         unknown = sorted(new.sensitive_labels - set(new.labels))
@@ -193,8 +194,8 @@ def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> 
                            and abs(v) <= 1e6 for v in rng) or rng[0] == rng[1]):
             raise ClassifierError(f"{where}: 'range' must be [low, high], two different numbers")
         lo, hi = float(rng[0]), float(rng[1])
-        scale = ((hi - lo) / 255,) * 3  # type: ignore[assignment]
-        offset = (lo,) * 3  # type: ignore[assignment]
+        scale = ((hi - lo) / 255, (hi - lo) / 255, (hi - lo) / 255)
+        offset = (lo, lo, lo)
     labels = _labels(raw.get("labels"), "labels", where)
     sensitive = _labels(raw.get("sensitive_labels"), "sensitive_labels", where)
     missing = [s for s in sensitive if s not in labels]
@@ -208,7 +209,8 @@ def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> 
         raise ClassifierError(f"{where}: 'max_detections' must be an integer 1..1000")
     for key in ("input_name", "output_name", "comment"):
         value = raw.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > (2000 if key == "comment" else 256)):
+        longest = 2000 if key == "comment" else 256
+        if value is not None and (not isinstance(value, str) or len(value) > longest):
             raise ClassifierError(f"{where}: '{key}' must be a string (or null)")
     return ClassifierSpec(
         name=name,
