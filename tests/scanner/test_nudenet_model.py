@@ -91,3 +91,24 @@ def test_agrees_with_the_nudenet_package_pipeline() -> None:
             assert abs(got.score - det["score"]) < 0.05, (path.name, det, got)
             x, y, w, h = det["box"]
             assert got.box == pytest.approx((x, y, x + w, y + h), abs=6), (path.name, det, got)
+
+
+@pytest.mark.slow
+def test_synthetic_benign_figures(tmp_path: Path) -> None:
+    """Recorded figures (docs/sensitive.md, seed 0): 0 of 210 generated confusers and 2 of 150 skin-tone-heavy
+    synthetic images (1 medium, 1 dark, 0 light) reach the 0.5 threshold; allow one more for numeric drift
+    across onnxruntime versions (the highest benign scores are 0.667 and 0.520)."""
+    from research.evals.sensitive import SensitiveConfig, run
+
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    (bank / "rocket.jpg").write_bytes((REPO / "samples" / "rocket.jpg").read_bytes())
+    empty = tmp_path / "none"
+    empty.mkdir()
+    res = run(SensitiveConfig(benign=[str(empty)], bank=str(bank), out=str(tmp_path / "out"), generated=210,
+                              skin=150, timing_limit=0), seed=0)
+    fams = res.data["families"]
+    generated = sum(v["classifier"]["k"] for k, v in fams.items() if k.startswith("generated/"))
+    skin = {k.split("/")[1]: v["classifier"]["k"] for k, v in fams.items() if k.startswith("skin-synthetic/")}
+    assert fams["all"]["n"] == 360 and generated == 0
+    assert skin["light"] == 0 and 1 <= sum(skin.values()) <= 3
