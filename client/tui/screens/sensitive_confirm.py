@@ -6,12 +6,8 @@ Warnings): the rating was made on this device, nothing was sent and nothing is r
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -22,15 +18,9 @@ from client.tui.screens.confirm import ConfirmSendScreen
 __all__ = ["SensitiveSendScreen", "confirm_screen_for"]
 
 
-class SensitiveSendScreen(ModalScreen[bool]):
-    """Asks before a possibly sensitive image leaves; Cancel is focused, ``y`` sends, ``escape`` cancels."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [("escape", "cancel", "Cancel"), ("y", "send", "Send anyway")]
-
-    def __init__(self, outcome: SendOutcome, name: str) -> None:
-        super().__init__()
-        self.outcome = outcome
-        self.name_ = name
+class SensitiveSendScreen(ConfirmSendScreen):
+    """Asks before a possibly sensitive image leaves; Cancel is focused, ``y`` sends, ``escape`` cancels
+    (keys and buttons as the scanner's warning, :class:`ConfirmSendScreen`)."""
 
     def compose(self) -> ComposeResult:
         rating = self.outcome.sensitive
@@ -49,17 +39,6 @@ class SensitiveSendScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", variant="primary", id="cancel")
                 yield Button("Send anyway", variant="warning", id="send")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
-
-    @on(Button.Pressed, "#send")
-    def action_send(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(False)
 
 
 def confirm_screen_for(outcome: SendOutcome, name: str) -> ModalScreen[bool]:
