@@ -6,7 +6,9 @@ images), in one pass over the same decoded pixels:
 * the classifier's score and label (``sensitive`` at the model's threshold): a ``sensitive`` label on a
   benign image is a false positive;
 * PDQ against a bank built from ``--bank`` (nearest bank hash over the 8 dihedral variants of the query,
-  within PDQ's match distance 31, quality gate 50, as the client's matcher sees it): a false match.
+  within PDQ's match distance 31, quality gate 50): a false match. This is the exact matching rule that
+  the client's signed snapshot (LSH + Bloom filter) approximates; ``research fpr`` reports the snapshot's
+  own verdict beside it.
 
 Rates are per family (sub-folder) with Wilson 95% intervals; files byte-identical to a bank file are
 excluded and counted. A threshold sweep shows what another threshold would have cost. The cost per image is
