@@ -246,3 +246,29 @@ def test_our_code_never_imports_opencv(detector: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0])["label"] == "sensitive"
+
+
+def test_non_finite_model_output_is_an_error_not_a_score(tmp_path: Path) -> None:
+    """A hostile or broken user model whose output is NaN gives one ClassifierError, never a rating."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    w = -np.ones((3, 2), np.float32)  # negative logits, then Log: NaN
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["g"]),
+         helper.make_node("Flatten", ["g"], ["f"], axis=1),
+         helper.make_node("MatMul", ["f", "w"], ["m"]),
+         helper.make_node("Log", ["m"], ["logits"])],
+        "nan_classifier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "nan.onnx"
+    save(model, str(path))
+    path.with_suffix(".json").write_text(json.dumps({
+        "name": "nan", "kind": "classifier", "input_size": 32, "labels": ["a", "b"],
+        "sensitive_labels": ["a"], "threshold": 0.5}))
+    with pytest.raises(ClassifierError, match="NaN or infinite"):
+        classify_file(solid_png(tmp_path / "x.png", (200, 100, 50)), get_classifier(str(path)))
