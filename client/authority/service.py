@@ -44,6 +44,9 @@ class _StoreOutbox:
     def rejected(self, envelope_id: str, reason: str) -> None:
         self.store.outbox_done(envelope_id, delivered=False, why=reason)
 
+    def waiting(self, envelope_id: str, reason: str) -> None:
+        """A quota refusal: the notice stays in the outbox; the network retries it with backoff."""
+
 
 class AuthorityService:
     """The serve loop (see the module docstring)."""
