@@ -73,7 +73,7 @@ FAST_MIN_SIDE = 720
 """Fast mode never decodes below this many pixels on the shorter side (a 12 MP photo, 3024 or 3000 px on
 its shorter side, decodes at 1/4 scale: 756 or 750 px). Measured with ``pocketscan bench hash``: with
 512, fine textures of 1024 px (halved to 512) drifted 16-24 bits from the full-resolution hash."""
-MAX_DECODE_BYTES = 384 * 1024 * 1024
+MAX_DECODE_BYTES = 352 * 1024 * 1024
 """Largest estimated decode memory (decoded raster, its RGB conversion and the output array) allowed."""
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "PPM", "TGA", "ICO")
 """Pillow format plugins allowed to parse untrusted bytes (MPO is the JPEG variant many phones write)."""
@@ -171,6 +171,7 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be 'fast' or 'exact', not {mode!r}")
 
 
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 """Pillow's in-memory bytes per pixel for one-band modes; every other mode is stored in 4 bytes."""
 
@@ -178,15 +179,17 @@ _BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "
 def decode_cost(width: int, height: int, mode: str, *, out_bands: int = 3, reduce: int = 1) -> int:
     """Estimated peak bytes to decode a ``width`` x ``height`` image of Pillow ``mode`` into an array.
 
-    The decoded raster (Pillow keeps 1, 2 or 4 bytes per pixel), plus the RGB conversion when the
-    mode is not RGB or L (4 bytes per pixel), plus the ``out_bands``-byte output, both after an
+    The decoded raster (Pillow keeps 1, 2 or 4 bytes per pixel), plus a full-size premultiplied copy
+    for modes with alpha (Pillow makes one to reduce or resize them), plus the RGB conversion when
+    the mode is not RGB or L (4 bytes per pixel) and the ``out_bands``-byte output, both after an
     integer ``reduce``.
     """
     pixels = width * height
     raster = pixels * _BYTES_PER_PIXEL.get(mode, 4)
+    premultiplied = pixels * 4 if mode in _ALPHA_MODES else 0  # Pillow's reduce/resize copy alpha images
     after = pixels // max(1, reduce) ** 2
     convert = 0 if mode in ("RGB", "L") else after * 4
-    return raster + convert + after * out_bands
+    return raster + premultiplied + convert + after * out_bands
 
 
 def check_decode_cost(im: Image.Image, name: str, *, out_bands: int = 3, reduce: int = 1) -> None:
@@ -269,7 +272,7 @@ def _decode(
             if orient:
                 im = _apply_orientation(im)
             # the luminance plane of a (reduced-scale or grey) JPEG, else RGB
-            arr = np.asarray(im if luma_plane or im.mode == "RGB" else im.convert("RGB"))
+            arr = _to_array(im if luma_plane or im.mode == "RGB" else im.convert("RGB"))
         except ImageError:
             raise
         except MemoryError:
@@ -282,6 +285,26 @@ def _decode(
     if arr.dtype != np.uint8 or not shape_ok:  # pragma: no cover - Pillow's convert("RGB") gives HxWx3
         raise ImageError(name, f"decoded to an unexpected array {arr.shape} {arr.dtype}")
     return arr
+
+
+_STRIP_PIXELS = 4_000_000
+
+
+def _to_array(im: Image.Image) -> np.ndarray:
+    """``np.asarray(im)`` in horizontal strips: Pillow's array export copies the whole image twice
+    (``tobytes`` joins its chunks), strips keep the transient to a few megabytes."""
+    width, height = im.size
+    bands = len(im.getbands())
+    shape = (height, width) if bands == 1 else (height, width, bands)
+    if width * height <= _STRIP_PIXELS:
+        return np.asarray(im)
+    out = np.empty(shape, dtype=np.uint8)
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        n = min(rows, height - top)
+        strip = np.frombuffer(im.crop((0, top, width, top + n)).tobytes(), dtype=np.uint8)
+        out[top:top + n] = strip.reshape((n, width) if bands == 1 else (n, width, bands))
+    return out
 
 
 def _reduce(im: Image.Image) -> Image.Image:
