@@ -693,6 +693,8 @@ class Core:
                 try:
                     await self._process(env)
                 except Exception as exc:
+                    with contextlib.suppress(Exception):  # a one-time prekey may be spent in memory only
+                        self.prekeys = self.store.load_prekeys() or self.prekeys
                     self._record_failure(env, _failure_reason(exc))
             self._inbound_tries.pop(env.mid, None)
         self._inbound_count += 1
@@ -733,12 +735,11 @@ class Core:
         if not _ACCOUNT_ID.fullmatch(sender):
             raise ClientError("the relay named no valid sender")
         contact = store.get_contact(sender)
-        prekeys = store.load_prekeys() or self.prekeys
+        prekeys = self.prekeys  # kept equal to the stored prekeys (reloaded if a transaction fails)
         try:
             dec = decrypt_message(self.identity, prekeys, store.load_session(sender), env.env,
                                   sender_account_id=sender,
                                   known_identity_key=contact.identity_key if contact else None)
-            content = Content.from_bytes(dec.plaintext)
         except DuplicateMessage:
             store.mark_seen(env.mid)
             return
@@ -750,7 +751,16 @@ class Core:
         message: MessageRecord | None = None
         receipts: list[str] = []
         shown = True
-        if content.kind == "text":
+        content: Content | None
+        try:
+            content = Content.from_bytes(dec.plaintext)
+        except DecryptionFailed as exc:  # authentic but malformed: the session advanced, keep it
+            content = None
+            message, shown = self._failure_record(sender, _failure_reason(exc)), False
+            self._trace("core.inbound_failed")
+        if content is None:
+            pass
+        elif content.kind == "text":
             message = MessageRecord(content.msg_id, sender, "in", "text", content.sent_at, "received",
                                     body=content.text or "")
         elif content.kind == "image" and content.attachment is not None:

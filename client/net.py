@@ -265,10 +265,7 @@ class Net:
                     return  # not acknowledged: the relay redelivers after reconnect
                 except Exception as exc:  # one bad envelope costs one envelope: acknowledged, never retried
                     self.last_error = f"inbound envelope not processed: {type(exc).__name__}: {exc}"
-            try:
-                await conn.ack([delivery.mid])
-            except ConnectionLost:
-                return
+            conn.ack_soon([delivery.mid])  # batched (or piggybacked on a send): no round trip per envelope
 
     # --- snapshots -----------------------------------------------------------------------------
     async def _snapshots(self, conn: RelayConnection) -> None:
