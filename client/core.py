@@ -74,6 +74,7 @@ from client.outbox import ImagePipeline, SendError, send_image
 from client.policy import PolicyName, ScanResult
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
+from client.sensitive import LocalClassifier, SensitiveResult, blurs_received
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
 from scanner.errors import SnapshotInvalid
@@ -218,6 +219,7 @@ class Core:
         self.hub = EventHub()
         self.slot = SnapshotSlot()
         self.scanner = LocalScanner(self.slot, clock=clock)
+        self.classifier = LocalClassifier(lambda: self.settings.sensitive_model)
         self.outbox = _StoreOutbox(self)
         self.last_error = ""
         self._lock_file = lock
@@ -241,6 +243,8 @@ class Core:
             policy=lambda: self.settings.policy,
             dihedral=lambda: self.settings.dihedral,
             trace=lambda step: self._trace(f"outbox.{step}"),
+            classifier=self.classifier,
+            sensitive_content=lambda: self.settings.sensitive_content,
         )
         self.media = MediaStore(profile.media_dir, store.derived_key("media"))
         self._inbound_tries: dict[str, int] = {}
@@ -507,11 +511,12 @@ class Core:
             label = (name if isinstance(name, str) and name else "photo")[:128] + dims
         path = str(self.media.path(m.local_path)) if is_media_ref(m.local_path) else None
         outcome, votes = verdict.get("outcome"), verdict.get("votes")
+        rating = SensitiveResult.from_dict(verdict.get("sensitive"))
         return MessageView(m.msg_id, m.peer, m.direction, m.kind, text=m.body or "", path=path,
                            state=m.state, sent_at=float(m.sent_at),
                            verdict=outcome if isinstance(outcome, str) else None,
                            votes=votes if isinstance(votes, int) and 0 <= votes <= 1024 else None,
-                           label=label)
+                           label=label, sensitive=rating is not None and rating.flagged)
 
     def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
         return [self._view(m) for m in self.store.list_messages(peer, limit=limit)]
@@ -830,6 +835,9 @@ class Core:
         verdict: dict[str, Any] | None = None
         if self.settings.scan_received:
             verdict = await self._scan_received(data)
+        if blurs_received(self.settings.sensitive_content):  # rated on the device, never reported
+            rating = await asyncio.to_thread(self.classifier.classify, data, name="received image")
+            verdict = {**(verdict or {}), "sensitive": rating.as_dict()}
         return MessageRecord(msg_id, sender, "in", "image", sent_at, "received",
                              attachment=pointer, local_path=local, verdict=verdict)
 
@@ -931,6 +939,7 @@ class Core:
             "policy": self.settings.policy,
             "dihedral": self.settings.dihedral,
             "scan_received": self.settings.scan_received,
+            "sensitive_content": self.settings.sensitive_content,
             "passphrase": self.settings.passphrase,
             "snapshot_version": status.version,
             "snapshot_fingerprint": status.fingerprint,

@@ -62,9 +62,11 @@ def register(registry: CommandRegistry) -> None:
                        help="change a setting (policy off|warn|block|report, dihedral, ...)",
                        epilog="examples:\n  pocketscan config set policy block\n"
                               "  pocketscan config set dihedral false\n"
-                              "  pocketscan config set scan_received true")
+                              "  pocketscan config set scan_received true\n"
+                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both")
     _profile_arg(p)
-    p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, name")
+    p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, "
+                              "name, sensitive-content, sensitive-model")
     p.add_argument("value")
     p = config.command("show", _config_show, help="print the settings as JSON")
     _profile_arg(p)
@@ -246,7 +248,17 @@ def _config_set(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     finally:
         core.close()
-    _print({args.key: getattr(settings, args.key)})
+    from client.config import setting_name
+
+    key = setting_name(args.key)
+    _print({args.key: getattr(settings, key)})
+    if key in ("sensitive_content", "sensitive_model") and settings.sensitive_content != "off":
+        from client.sensitive import sensitive_note
+
+        note = sensitive_note(settings.sensitive_model)
+        if note:
+            print(f"pocketscan: note: images are not rated until the classifier loads: {note}",
+                  file=sys.stderr)
     return 0
 
 
@@ -278,10 +290,14 @@ def _outcome_json(outcome: SendOutcome, to: str) -> dict[str, Any]:
                    reason=outcome.decision.explanation)
     if outcome.error:
         out["error"] = outcome.error
+    if outcome.sensitive is not None:
+        out["sensitive"] = outcome.sensitive.as_dict()
     if outcome.status == "confirm":
         out["status"] = "blocked"
         out["needs_confirmation"] = True
         out["hint"] = "policy warn: re-run with --yes to send it anyway"
+        if outcome.sensitive is not None and outcome.sensitive.flagged:
+            out["hint"] = "sensitive-content warn: re-run with --yes to send it anyway"
     return out
 
 
@@ -317,6 +333,9 @@ def _send(args: argparse.Namespace) -> int:
 
     result = _run(go())
     _print(result)
+    if result.get("needs_confirmation") and (result.get("sensitive") or {}).get("label") == "sensitive":
+        print(f"pocketscan: not sent: {result.get('reason', 'the image may be sensitive')}; "
+              "re-run with --yes to send it anyway", file=sys.stderr)
     return 2 if result["status"] == "error" else 0
 
 
@@ -358,10 +377,12 @@ def _message_json(m: MessageView, saved: str | None = None) -> dict[str, Any]:
         out["sealed"] = saved is None
         if m.text:
             out["error"] = m.text
-    if m.state == "failed" and m.direction == "in":
-        out["error"] = m.text  # "a message from X could not be shown: REASON"
         if m.verdict:
             out["verdict"] = m.verdict
+        if m.sensitive:
+            out["sensitive"] = True
+    if m.state == "failed" and m.direction == "in":
+        out["error"] = m.text  # "a message from X could not be shown: REASON"
     out["sent_at"] = m.sent_at
     return out
 
