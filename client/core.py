@@ -183,7 +183,7 @@ class _StoreOutbox:
         if msg_id is None:
             return
         message = store.get_message(msg_id)
-        if message is not None and message.state == "sending":
+        if message is not None and message.state in ("sending", "waiting"):
             store.update_message(msg_id, state="sent")
             self.core.hub.emit(DeliveryChanged(msg_id, message.peer, "sent"))
 
@@ -197,6 +197,14 @@ class _StoreOutbox:
         if message is not None:
             store.update_message(msg_id, state="failed")
             self.core.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
+
+    def waiting(self, envelope_id: str, reason: str) -> None:
+        """The relay refused the envelope for a quota: it stays in the outbox, retried with backoff."""
+        msg_id = self.msg_of.get(envelope_id)
+        message = self.core.store.get_message(msg_id) if msg_id else None
+        if message is not None and message.state == "sending":
+            self.core.store.update_message(message.msg_id, state="waiting")
+            self.core.hub.emit(DeliveryChanged(message.msg_id, message.peer, "waiting"))
 
 
 class Core:
@@ -235,6 +243,7 @@ class Core:
             wants_snapshot=self._wants_snapshot,
             install_snapshot=self.install_snapshot,
             on_connected=self._on_connected,
+            on_prekeys_low=lambda left: self._on_connected(),
         )
         self.pipeline = ImagePipeline(
             scanner=self.scanner,

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 Direction = Literal["in", "out"]
-DeliveryState = Literal["sending", "sent", "delivered", "failed", "blocked", "received"]
+DeliveryState = Literal["sending", "sent", "delivered", "failed", "blocked", "received", "waiting"]
 SendStatus = Literal["sent", "blocked", "reported", "error", "confirm"]
 
 

@@ -327,6 +327,11 @@ def _send(args: argparse.Namespace) -> int:
                 result["status"] = "error"
                 result["error"] = ("the relay did not acknowledge in time; the message stays in the outbox "
                                    "and is resent the next time this profile connects")
+                if core.net.waiting:
+                    result["delivery"] = "waiting"
+                    reason = next(iter(core.net.waiting.values()))
+                    result["error"] = (f"the relay refused it for now ({reason}); the message waits in the "
+                                       "outbox and is retried with backoff")
             return result
         finally:
             await core.stop()
@@ -416,6 +421,10 @@ def _inbox(args: argparse.Namespace) -> int:
                 if args.save is not None and message.kind == "image":
                     saved = _save_image(core, message, args.save)
                 _print(_message_json(message, saved))
+            if core.net.waiting:
+                print(f"pocketscan: {len(core.net.waiting)} outgoing message(s) waiting: the relay refused "
+                      "them for a quota (the recipient's mailbox is full); they stay in the outbox and are "
+                      "retried", file=sys.stderr)
         finally:
             await core.stop()
         return status

@@ -43,6 +43,7 @@ _STATE_MARK = {
     "failed": "✗ failed",
     "blocked": "⛔ not sent",
     "received": "",
+    "waiting": "⏳ waiting (relay quota; retrying)",
 }
 
 
