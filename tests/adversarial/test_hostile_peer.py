@@ -241,3 +241,27 @@ def test_tampered_settings_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="changed outside pocketscan"):
         Core.open(Profile(tmp_path / "victim"))
     assert Store.exists(tmp_path / "victim" / "store.sqlite")
+
+
+def test_a_full_disk_costs_one_envelope(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever fails while handling an envelope, a full disk included, is recorded and acknowledged."""
+    import errno
+
+    async def body() -> None:
+        async with arena(tmp_path) as a:
+            victim = a.victim.account_id
+
+            def full(data: bytes) -> str:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            monkeypatch.setattr(a.victim.media, "put", full)  # the disk fills up while an image arrives
+            out = await a.friend.send_image(victim, COFFEE, confirmed=True)
+            assert out.status == "sent", out
+            await a.friend.send_text(victim, "genuine")
+            await until(lambda: "genuine" in shown(a.victim, a.friend.account_id), timeout=30)
+            texts = shown(a.victim, a.friend.account_id)
+            assert texts[0] == "a message from friend could not be shown: it could not be saved " \
+                               "(No space left on device)", texts
+            assert a.victim.net.connects == 1
+
+    run(body())

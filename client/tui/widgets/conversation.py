@@ -87,7 +87,9 @@ class MessageBubble(Static):
         meta = Text(f"{stamp} {_STATE_MARK.get(m.state, m.state) if m.direction == 'out' else ''}".rstrip(),
                     style="dim")
         parts: list[object] = []
-        if m.kind == "text":
+        if m.kind == "text" and m.state == "failed" and m.direction == "in":
+            parts.append(Text(f"✗ {m.text}", style="italic"))  # "a message from X could not be shown: ..."
+        elif m.kind == "text":
             parts.append(Text(m.text))
         else:
             label = m.label or (Path(m.path).name if m.path else "image")
