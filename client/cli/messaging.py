@@ -25,6 +25,8 @@ __all__ = ["register"]
 
 CONNECT_TIMEOUT = 15.0
 ACK_TIMEOUT = 60.0
+OFFLINE_BUDGET = 2.0
+"""Seconds a command waits for the first connection attempt before answering "queued" or refusing."""
 
 
 def _profile_arg(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +75,10 @@ def register(registry: CommandRegistry) -> None:
                          description="Send a message. Images go through the on-device scan and the policy "
                                      "before they are encrypted; prints one JSON object.",
                          epilog="exit status: 0 when the command did what the policy says (a block is not a "
-                                "failure), 2 on errors")
+                                "failure), 2 on errors\n"
+                                "relay down: a text answers within about 2 s with status queued (kept "
+                                "encrypted, sent on the next connection);\nan image is refused at once "
+                                "(status error, nothing queued)")
     _profile_arg(p)
     p.add_argument("--to", required=True, metavar="ACCOUNT_ID|NAME")
     what = p.add_mutually_exclusive_group(required=True)
@@ -169,6 +174,9 @@ def _account_create(args: argparse.Namespace) -> int:
 
     async def publish() -> bool:
         try:
+            await core.start()
+            if not await core.net.wait_first_attempt(OFFLINE_BUDGET):
+                return False  # relay down: answer now, publish on the next connection
             return await core.publish_now(CONNECT_TIMEOUT)
         finally:
             await core.stop()
@@ -289,12 +297,21 @@ def _send(args: argparse.Namespace) -> int:
             except _errors() as exc:
                 return _outcome_json(SendOutcome("error", error=str(exc)), args.to)
             await core.start()
-            await core.wait_connected(CONNECT_TIMEOUT)
+            if not await core.net.wait_first_attempt(OFFLINE_BUDGET) and args.image is not None:
+                return _outcome_json(SendOutcome("error", error=(
+                    f"the relay {core.settings.relay} is not reachable: images are sent only while connected "
+                    "(nothing was queued); try again once the relay is up")), peer)
             if args.text is not None:
                 outcome = await core.send_text(peer, args.text)
             else:
                 outcome = await core.send_image(peer, args.image, confirmed=args.yes)
             result = _outcome_json(outcome, peer)
+            if outcome.status == "queued" or (outcome.status == "sent" and not core.connected):
+                result["status"] = "queued"
+                result["detail"] = (f"the relay {core.settings.relay} is not reachable: the message is "
+                                    "stored (encrypted) and sent the next time this profile connects "
+                                    "(pocketscan inbox, send or chat)")
+                return result
             if outcome.status in ("sent", "reported") and not await _flushed(core, args.timeout):
                 result["status"] = "error"
                 result["error"] = ("the relay did not acknowledge in time; the message stays in the outbox "
@@ -346,7 +363,8 @@ def _inbox(args: argparse.Namespace) -> int:
         status = 0
         try:
             await core.start()
-            if not await core.wait_connected(max(CONNECT_TIMEOUT, args.wait)):
+            if not (await core.net.wait_first_attempt(CONNECT_TIMEOUT if args.wait > 0 else OFFLINE_BUDGET)
+                    or (args.wait > 0 and await core.wait_connected(args.wait))):
                 print(f"pocketscan: cannot reach the relay {core.settings.relay}; showing what is stored",
                       file=sys.stderr)
                 status = 2
