@@ -131,6 +131,8 @@ class Net:
         self._conn: RelayConnection | None = None
         self._connected = asyncio.Event()
         self._attempt_failed = asyncio.Event()
+        self.snapshot_checked = asyncio.Event()
+        """Set once a connection has checked the relay's current snapshot (installed, refused or none)."""
         self._kick = asyncio.Event()
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -298,6 +300,7 @@ class Net:
                             self._install_snapshot(fetched[1])
                         except Exception as exc:  # refused: the last good snapshot stays in use
                             self._on_state(True, f"snapshot v{info.version} refused: {exc}")
+            self.snapshot_checked.set()
             info = await conn.snapshots.get()
 
     # --- requests ------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def register(registry: CommandRegistry) -> None:
                    help="initial scanning policy (default: warn)")
     p = account.command("show", _account_show, help="print this profile's account as JSON")
     _profile_arg(p)
+    p.add_argument("--id", action="store_true", help="print only the account id (for scripts)")
 
     contact = registry.group("contact", help="manage contacts")
     p = contact.command("add", _contact_add, help="add a contact by account id or invite code")
@@ -196,7 +197,10 @@ def _account_show(args: argparse.Namespace) -> int:
     except _errors() as exc:
         return _fail(str(exc))
     try:
-        _print(core.describe())
+        if args.id:
+            print(core.account_id)
+        else:
+            _print(core.describe())
     finally:
         core.close()
     return 0
@@ -304,6 +308,11 @@ def _send(args: argparse.Namespace) -> int:
             if args.text is not None:
                 outcome = await core.send_text(peer, args.text)
             else:
+                import asyncio
+                import contextlib
+
+                with contextlib.suppress(TimeoutError):  # scan against the relay's current snapshot
+                    await asyncio.wait_for(core.net.snapshot_checked.wait(), CONNECT_TIMEOUT)
                 outcome = await core.send_image(peer, args.image, confirmed=args.yes)
             result = _outcome_json(outcome, peer)
             if outcome.status == "queued" or (outcome.status == "sent" and not core.connected):
