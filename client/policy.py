@@ -125,7 +125,8 @@ def _explain(scan: ScanResult, action: Action) -> str:
         fp = (scan.snapshot_fingerprint or "")[:16]
         snap = f"snapshot v{scan.snapshot_version} ({fp})"
     if scan.outcome == "match":
-        what = f"matches the hash bank in {snap or 'the snapshot'}: {format_votes(scan.votes, scan.min_votes)}"
+        votes = format_votes(scan.votes, scan.min_votes)
+        what = f"matches the hash bank in {snap or 'the snapshot'}: {votes}"
     elif scan.outcome == "no_match":
         what = f"no match in {snap or 'the snapshot'}: {format_votes(scan.votes, scan.min_votes)}"
     elif scan.outcome == "low_quality":

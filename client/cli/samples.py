@@ -26,7 +26,8 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="sample file names or stems (default: all)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--dir", action="store_true", help="print the folder instead of the files")
-    what.add_argument("--copy", metavar="DIR", type=Path, help="copy the samples into DIR (created if missing)")
+    what.add_argument("--copy", metavar="DIR", type=Path,
+                      help="copy the samples into DIR (created if missing)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of one path per line")
 
 

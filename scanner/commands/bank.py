@@ -71,9 +71,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true", help="JSON Lines output")
 
     p = bank.command("stats", _stats, help="counts per algorithm, quality, expiry and label, as JSON",
-                     description="Print the bank's counts as one JSON object: entries, by_algorithm, low_quality,\n"
-                                 "expired, snapshot_eligible, labels, first_added / last_added (Unix seconds)\n"
-                                 "and first_added_at / last_added_at (ISO 8601, UTC).")
+                     description="Print the bank's counts as one JSON object: entries, by_algorithm,\n"
+                                 "low_quality, expired, snapshot_eligible, labels, first_added / last_added\n"
+                                 "(Unix seconds) and first_added_at / last_added_at (ISO 8601, UTC).")
     p.add_argument("--bank", required=True, metavar="BANK.sqlite")
     p.add_argument("--json", action="store_true", help="accepted for scripts; the output is always JSON")
 

@@ -10,6 +10,7 @@ no shell block of the README depends on the repository root (``samples/`` paths)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -59,10 +60,8 @@ def run_walkthrough(name: str, workdir: Path) -> subprocess.CompletedProcess[str
     try:
         out, err = proc.communicate(timeout=240)
     finally:  # whatever happened, nothing the walkthrough started outlives the test
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         proc.wait(10)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
