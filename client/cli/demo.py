@@ -46,10 +46,12 @@ def _demo(args: argparse.Namespace) -> int:
         print("pocketscan demo: starting relay, authority, snapshot and bot...", file=sys.stderr, flush=True)
         info = runtime.start()
         if args.check:
-            print(json.dumps({"relay": info.relay_url, "authority_pubkey": info.authority_pubkey,
-                              "bot": info.bot_account, "profile": str(info.user_profile),
-                              "banked": [p.name for p in info.banked],
-                              "clean": [p.name for p in info.clean]}))
+            summary = {"relay": info.relay_url, "authority_pubkey": info.authority_pubkey,
+                       "bot": info.bot_account, "banked": [p.name for p in info.banked],
+                       "clean": [p.name for p in info.clean]}
+            if args.dir:  # without --dir everything is removed on exit: no path to a deleted folder
+                summary["profile"] = str(info.user_profile)
+            print(json.dumps(summary))
             return 0
         core = runtime.open_user()
         samples = info.banked[0].parent if info.banked else None
