@@ -85,6 +85,8 @@ def _finish(args: argparse.Namespace, results: Results) -> int:
 
 def _guard(fn: Any) -> Any:
     def wrapper(args: argparse.Namespace) -> int:
+        if getattr(args, "json", False):
+            args.quiet = True  # --json is for scripts: no progress bar
         try:
             return int(fn(args))
         except (ValueError, FileNotFoundError, KeyError) as exc:

@@ -92,21 +92,13 @@ def _import(args: argparse.Namespace) -> int:
     expires = None if args.expires_days is None else now + int(args.expires_days * 86400)
     if not 0 <= args.quality <= 100:
         return _err("--quality must lie in 0..100")
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from scanner.progress import progress_bar
 
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("hashing images: {task.completed} done, {task.description}"),
-            console=Console(stderr=True),
-            transient=True,
-            disable=args.json or not sys.stderr.isatty(),
-        ) as progress:
-            task = progress.add_task("", total=None)
+        with progress_bar("hashing images", None, quiet=args.json) as advance:
 
             def on_image(path: object) -> None:
-                progress.update(task, advance=1, description=str(path)[-60:])
+                advance(description=f"hashing {str(path)[-50:]}")
 
             entries = collect_entries(
                 args.sources,

@@ -13,8 +13,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -107,7 +106,9 @@ def run_hash(
     if progress is None:
         progress = len(files) > 1 and sys.stderr.isatty()
     failed = False
-    with _progress_bar(len(files), enabled=progress) as advance:
+    from scanner.progress import progress_bar
+
+    with progress_bar("hashing", len(files), quiet=not progress) as advance:
         for path in files:
             record: dict[str, object]
             try:
@@ -126,20 +127,6 @@ def run_hash(
             print(json.dumps(record), file=stream, flush=True)
             advance()
     return 2 if failed else 0
-
-
-@contextmanager
-def _progress_bar(total: int, *, enabled: bool) -> Iterator[Callable[[], None]]:
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("hash", total=total)
-        yield lambda: bar.advance(task)
 
 
 def _handle(args: argparse.Namespace) -> int:
