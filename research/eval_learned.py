@@ -145,7 +145,7 @@ def compare(
 
 
 def markdown_table(c: Comparison) -> str:
-    """The recall table, as in the README."""
+    """The recall table, as in docs/performance.md."""
     lines = [
         f"Benign pairs: {c.pairs} ({c.images} images, {c.gated_out} below PDQ quality 50 left out). "
         f"False matches: PDQ at {c.pdq_threshold}/256 bits: {c.pdq_false_matches} ({c.pdq_fmr:.2%}); "
