@@ -175,8 +175,8 @@ class Net:
     async def wait_first_attempt(self, timeout: float) -> bool:
         """Wait until connected (True) or until the first connection attempt failed or ``timeout`` passed.
 
-        Commands use it to answer within seconds when the relay is down: a refused connection
-        fails in milliseconds, so nothing waits for the full reconnect budget.
+        Commands use it to answer at once when the relay is down: a refused connection fails in
+        milliseconds, so nothing waits for reconnects with backoff; a slow but live relay is still waited for.
         """
         if self.connected:
             return True
