@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.relay.relayfix import RelayProcess
+
 POCKETSCAN = [sys.executable, "-c", "from client.cli.main import main; raise SystemExit(main())"]
 
 
@@ -35,26 +37,8 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-class Relay:
-    """A real `pocketscan relay` process on a given loopback port (stopped by :meth:`stop`)."""
+class Relay(RelayProcess):
+    """A real `pocketscan relay` process on a given loopback port (the later ``--port`` wins)."""
 
     def __init__(self, port: int, db: Path, *extra: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        self.proc = subprocess.Popen([*POCKETSCAN, "relay", "--port", str(port), "--db", str(db), "--quiet",
-                                      *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=env)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError("the relay did not start")
-        self.url = json.loads(line)["listening"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        super().__init__("--port", str(port), "--db", str(db), *extra)
