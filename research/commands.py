@@ -308,14 +308,14 @@ def register(registry: CommandRegistry) -> None:
         type=int,
         action="append",
         metavar="N",
-        help="account arithmetic: images an account sends per year (repeatable)",
+        help="account arithmetic: images an account sends per year (repeatable; default 1000, 10000, 100000)",
     )
     p.add_argument(
         "--account-threshold",
         type=int,
         action="append",
         metavar="T",
-        help="account arithmetic: matches before an account is flagged (repeatable)",
+        help="account arithmetic: matches before an account is flagged (repeatable; default 1, 2, 5, 10, 30)",
     )
     p.add_argument("--accounts", type=int, metavar="N", help="number of accounts (default 1e9)")
 

@@ -106,6 +106,14 @@ def test_robustness_help_states_the_real_default(capsys: pytest.CaptureFixture[s
         main(["research", "robustness", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "default pdq,phash,dhash,ahash" in help_text
+    with pytest.raises(SystemExit):
+        main(["research", "fpr", "--help"])
+    fpr_help = " ".join(capsys.readouterr().out.split())
+    from research.evals.fpr import FprConfig
+
+    cfg = FprConfig(bank="b", benign="n", out="o")
+    assert f"default {', '.join(map(str, cfg.images_per_year))})" in fpr_help
+    assert f"default {', '.join(map(str, cfg.account_thresholds))})" in fpr_help
     from research.evals import robustness
 
     assert "cfg.algos or [\"pdq\", \"phash\", \"dhash\", \"ahash\"]" in Path(robustness.__file__).read_text()
