@@ -43,8 +43,10 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     runtime = DemoRuntime(root, policy=args.policy)
     try:
-        print("pocketscan demo: starting relay, authority, snapshot and bot...", file=sys.stderr, flush=True)
-        info = runtime.start()
+        from scanner.progress import progress_bar
+
+        with progress_bar("demo: starting relay, authority, snapshot and bot", None, quiet=args.check):
+            info = runtime.start()
         if args.check:
             summary = {"relay": info.relay_url, "authority_pubkey": info.authority_pubkey,
                        "bot": info.bot_account, "banked": [p.name for p in info.banked],
