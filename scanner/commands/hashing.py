@@ -13,7 +13,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -127,6 +128,15 @@ def run_hash(
             print(json.dumps(record), file=stream, flush=True)
             advance()
     return 2 if failed else 0
+
+
+@contextmanager
+def _progress_bar(total: int, *, enabled: bool, label: str = "hashing") -> Iterator[Callable[[], None]]:
+    """A bar labelled ``label`` (also for ``scanner.commands.classify``), via :mod:`scanner.progress`."""
+    from scanner.progress import progress_bar
+
+    with progress_bar(label, total, quiet=not enabled) as advance:
+        yield advance
 
 
 def _handle(args: argparse.Namespace) -> int:
