@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from client.interfaces import ChatCore
+from client.interfaces import ChatCore, SendOutcome
 from client.tui.app import PocketscanApp
 from client.tui.screens.add_contact import AddContactScreen
 from client.tui.screens.chat import ChatScreen
@@ -235,3 +235,39 @@ def test_demo_check_prints_no_path_it_deletes(capsys: pytest.CaptureFixture[str]
     assert main(["demo", "--check", "--dir", str(tmp_path / "kept")]) == 0
     kept = json.loads(capsys.readouterr().out)
     assert Path(kept["profile"]).is_dir()  # with --dir the folder stays, so its path is printed
+
+
+class Offline(FakeCore):
+    """A core whose relay is unreachable: texts to a contact without a session are queued."""
+
+    @property
+    def connected(self) -> bool:
+        return False
+
+    async def send_text(self, peer: str, text: str) -> SendOutcome:
+        out = await super().send_text(peer, text)
+        assert out.message is not None
+        from dataclasses import replace
+
+        return SendOutcome("queued", replace(out.message, state="sending"))
+
+
+def test_a_queued_text_says_it_waits_for_the_relay() -> None:
+    async def body(pilot: Any) -> None:
+        await type_line(pilot, "see you [b]soon")
+        text = banner(pilot)
+        assert text.startswith("QUEUED") and "sent once connected" in text
+        assert pilot.app.screen.sub_title.endswith("offline")
+
+    run(PocketscanApp(core=Offline(), image_dir=SAMPLES), body)
+
+
+def test_file_names_are_not_markup(tmp_path: Path) -> None:
+    odd = tmp_path / "x[b]y.jpg"
+    odd.write_bytes((SAMPLES / "rocket.jpg").read_bytes())
+
+    async def body(pilot: Any) -> None:
+        await type_line(pilot, f"/image {odd}")
+        assert "x[b]y.jpg" in banner(pilot)
+
+    run(PocketscanApp(core=FakeCore(banked=("x[b]y.jpg",)), image_dir=SAMPLES), body)
