@@ -117,3 +117,18 @@ def test_robustness_help_states_the_real_default(capsys: pytest.CaptureFixture[s
     from research.evals import robustness
 
     assert "cfg.algos or [\"pdq\", \"phash\", \"dhash\", \"ahash\"]" in Path(robustness.__file__).read_text()
+
+
+def test_robustness_lists_unreadable_bank_files(tmp_path: Path, samples_dir: Path) -> None:
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    for name in ("coffee.jpg", "chelsea.jpg"):
+        shutil.copy(samples_dir / name, bank / name)
+    (bank / "cut.jpg").write_bytes((samples_dir / "rocket.jpg").read_bytes()[:300])  # truncated JPEG
+    out = tmp_path / "out"
+    assert main(["research", "robustness", "--bank", str(bank), "--out", str(out), "--algo", "pdq",
+                 "--transforms", "jpeg70", "--no-snapshot", "--workers", "1", "--quiet"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Unreadable inputs (1)" in report and "cut.jpg" in report.split("## Unreadable inputs (1)")[1]
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert any("1 input file(s) could not be read" in line for line in summary)
