@@ -1,7 +1,8 @@
 """Client settings: one ``Settings`` object, stored as JSON in the profile, env overrides.
 
 Every field can be overridden by an environment variable ``POCKETSCAN_<FIELD>`` (for example
-``POCKETSCAN_POLICY=block``); the file is what ``pocketscan config set`` writes.
+``POCKETSCAN_POLICY=block``); the file is what ``pocketscan config set`` writes. Names may be
+written with dashes on the command line (``report-threshold`` is ``report_threshold``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class Settings:
     """Display name chosen at onboarding."""
     passphrase: bool = True
     """Whether the store is encrypted under a passphrase (``--no-passphrase`` only for tests/demo)."""
+    report_threshold: int = 1
+    """Under ``report``: matches per key period before the authority can read any (1 = at once)."""
+    synthetic_vouchers: float = 0.0
+    """Under ``report`` with a threshold above 1: share of non-matching images sending a synthetic voucher."""
 
     def validate(self) -> Settings:
         if self.relay and not (self.relay.startswith("ws://") or self.relay.startswith("wss://")):
@@ -55,15 +60,27 @@ class Settings:
             parse_policy(self.policy)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if not 1 <= self.report_threshold <= MAX_REPORT_THRESHOLD:
+            raise ConfigError(f"report_threshold must be between 1 and {MAX_REPORT_THRESHOLD}")
+        if not 0.0 <= self.synthetic_vouchers <= 1.0:
+            raise ConfigError("synthetic_vouchers must be a rate between 0 and 1")
         return self
 
+
+MAX_REPORT_THRESHOLD = 100
+"""Largest report threshold (``client.vouchers.voucher.MAX_THRESHOLD``; Apple's design used 30)."""
 
 _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 
 
+def _field_name(name: str) -> str:
+    return name.strip().replace("-", "_")
+
+
 def _coerce(name: str, value: Any) -> Any:
     kinds = {f.name: f.type for f in fields(Settings)}
+    name = _field_name(name)
     if name not in kinds:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
     if kinds[name] == "bool":
@@ -72,6 +89,20 @@ def _coerce(name: str, value: Any) -> Any:
         if str(value).lower() in _BOOL:
             return _BOOL[str(value).lower()]
         raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if kinds[name] in ("int", "float"):
+        number_type = int if kinds[name] == "int" else float
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        try:
+            number = number_type(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be {'a whole number' if number_type is int else 'a number'}, "
+                              f"not {value!r}") from None
+        if isinstance(value, float) and number_type is int and not value.is_integer():
+            raise ConfigError(f"{name} must be a whole number, not {value!r}")
+        if number_type is float and number != number:
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        return number
     if name == "policy":
         try:
             return parse_policy(str(value))
@@ -90,7 +121,7 @@ def load_settings(path: Path, *, env: bool = True) -> Settings:
             raise ConfigError(f"cannot read settings {path}: {exc}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"settings {path} must hold a JSON object")
-        data = {k: _coerce(k, v) for k, v in raw.items()}
+        data = {_field_name(k): _coerce(k, v) for k, v in raw.items()}
     if env:
         for f in fields(Settings):
             value = os.environ.get(f"POCKETSCAN_{f.name.upper()}")
@@ -112,6 +143,6 @@ def save_settings(path: Path, settings: Settings) -> None:
 def set_setting(path: Path, name: str, value: str) -> Settings:
     """Change one setting in the file (env overrides are not written)."""
     current = load_settings(path, env=False)
-    updated = replace(current, **{name: _coerce(name, value)}).validate()
+    updated = replace(current, **{_field_name(name): _coerce(name, value)}).validate()
     save_settings(path, updated)
     return updated

@@ -73,6 +73,7 @@ from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
+from client.vouchers.issuer import VoucherIssuer, wants_synthetic
 from scanner.hashers.base import HashResult
 
 __all__ = ["Core", "ProfileInUse", "format_invite", "parse_contact_ref"]
@@ -192,7 +193,9 @@ class Core:
             policy=lambda: self.settings.policy,
             dihedral=lambda: self.settings.dihedral,
             trace=lambda step: self._trace(f"outbox.{step}"),
+            on_clean_send=self._maybe_synthetic_voucher,
         )
+        self.vouchers = VoucherIssuer(store, identity.account_id)
         self._load_saved_snapshot()
 
     # ----- construction ------------------------------------------------------------------------
@@ -577,12 +580,31 @@ class Core:
                         snapshot_version=scan.snapshot_version,
                         votes=scan.votes, quality=scan.quality, pdq_hash=hashed.hex if hashed else None,
                         image_sha256=hashlib.sha256(data).hexdigest())
-        envelope = seal_report(report, key)
-        envelope_id = os.urandom(16).hex()
-        self.store.outbox_put(OutboxItem(envelope_id, authority_mailbox(key), envelope, self.clock(), 0,
-                                         {"kind": "report"}))
+        threshold = self.settings.report_threshold
+        if threshold <= 1:
+            self._queue_to_authority(key, lambda: seal_report(report, key), "report")
+        else:  # threshold reporting: a voucher the authority can open only with t of them (client.vouchers)
+            self._queue_to_authority(key, lambda: self.vouchers.seal(report, threshold=threshold,
+                                                                     now=self.clock(), authority_key=key),
+                                     "voucher")
         self._trace("net.send_report")
         self.net.kick()
+
+    def _queue_to_authority(self, key: bytes, envelope: Callable[[], bytes], kind: str) -> None:
+        with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
+            self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
+                                             self.clock(), 0, {"kind": kind}))
+
+    async def _maybe_synthetic_voucher(self, scan: ScanResult) -> None:
+        """Under threshold reporting, a fraction of non-matching images send a synthetic voucher."""
+        s = self.settings
+        if s.authority_pubkey and wants_synthetic(s.policy, s.report_threshold, s.synthetic_vouchers):
+            key = bytes.fromhex(s.authority_pubkey)
+            self._queue_to_authority(key, lambda: self.vouchers.seal(None, threshold=s.report_threshold,
+                                                                     now=self.clock(), authority_key=key),
+                                     "voucher")
+            self._trace("net.send_voucher")
+            self.net.kick()
 
     # ----- inbound -----------------------------------------------------------------------------
     async def _on_inbound(self, env: Inbound) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,6 +52,8 @@ class ImagePipeline:
     dihedral: Callable[[], bool]
     decide: Callable[[ScanResult, PolicyName], Decision] = decide
     trace: Callable[[str], None] | None = None
+    on_clean_send: Callable[[ScanResult], Awaitable[None]] | None = None
+    """Called when a scanned image is about to be sent (synthetic vouchers under threshold reporting)."""
 
     def _t(self, step: str) -> None:
         if self.trace is not None:
@@ -140,6 +142,9 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
             return SendOutcome("confirm", None, scan, decision)
         decision = replace(decision, explanation=decision.explanation.replace(
             "send anyway?", "sent after the sender confirmed"))
+
+    if pipe.on_clean_send is not None and scan.outcome == "no_match":
+        await pipe.on_clean_send(scan)
 
     # 6. encrypt behind the seam, upload the opaque blob, send the pointer in an E2E message
     pipe._t("encrypt")

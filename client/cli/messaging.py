@@ -62,9 +62,12 @@ def register(registry: CommandRegistry) -> None:
                        help="change a setting (policy off|warn|block|report, dihedral, ...)",
                        epilog="examples:\n  pocketscan config set policy block\n"
                               "  pocketscan config set dihedral false\n"
-                              "  pocketscan config set scan_received true")
+                              "  pocketscan config set scan_received true\n"
+                              "  pocketscan config set report-threshold 3   (default 1: report at once)\n"
+                              "  pocketscan config set synthetic-vouchers 0.05   (default 0)")
     _profile_arg(p)
-    p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, name")
+    p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, "
+                               "name, report-threshold, synthetic-vouchers")
     p.add_argument("value")
     p = config.command("show", _config_show, help="print the settings as JSON")
     _profile_arg(p)
@@ -234,7 +237,7 @@ def _config_set(args: argparse.Namespace) -> int:
         settings = set_setting(profile.settings_file, args.key, args.value)
     except _errors() as exc:
         return _fail(str(exc))
-    _print({args.key: getattr(settings, args.key)})
+    _print({args.key: getattr(settings, args.key.strip().replace("-", "_"))})
     return 0
 
 
