@@ -13,7 +13,9 @@ interpolation at 0 matches the group's key commitment (a constant-time compare):
 1. every ``t``-subset that contains the new voucher, while there are at most
    :data:`SUBSET_SEARCH_LIMIT` of them (subsets without it were tried when earlier vouchers came);
 2. beyond that, Berlekamp-Welch decoding over all held shares, which succeeds when the real shares
-   are at least ``(n + t) / 2`` of the ``n`` held (synthetic vouchers are errors to it).
+   are at least ``(n + t) / 2`` of the ``n`` held (synthetic vouchers are errors to it). Each attempt
+   solves an ``n x n`` system, so attempts are spaced out: the next one waits until the group holds
+   1/8 more vouchers, and groups above :data:`BERLEKAMP_WELCH_LIMIT` held vouchers are not decoded.
 
 At ``t`` real shares without synthetic ones among the held vouchers, step 1 opens the group at once.
 Once the polynomial is known, every held voucher (and every later one) is checked: a share on the
@@ -50,7 +52,7 @@ __all__ = [
 
 SUBSET_SEARCH_LIMIT = 20_000
 """Most t-subsets tried for one arriving voucher before falling back to error-correcting decoding."""
-BERLEKAMP_WELCH_LIMIT = 400
+BERLEKAMP_WELCH_LIMIT = 200
 """Most held vouchers a group decodes with Berlekamp-Welch (a dense linear system of that size)."""
 
 
@@ -108,6 +110,8 @@ class _Group:
     opened: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     received: int = 0
+    next_decode: int = 0
+    """Held count at which the next Berlekamp-Welch attempt runs."""
 
     @property
     def secret(self) -> int | None:
@@ -117,10 +121,12 @@ class _Group:
 class VoucherBook:
     """Every account's vouchers by period (see the module docstring for the rules)."""
 
-    def __init__(self, *, subset_limit: int = SUBSET_SEARCH_LIMIT) -> None:
+    def __init__(self, *, subset_limit: int = SUBSET_SEARCH_LIMIT, decode: bool = True) -> None:
+        """``decode=False`` holds and counts without ever opening (research on what is seen below t)."""
         self._groups: dict[GroupKey, _Group] = {}
         self._ids: set[bytes] = set()
         self.subset_limit = subset_limit
+        self.decode = decode
 
     # ----- queries -----------------------------------------------------------------------------
     def status(self) -> list[GroupStatus]:
@@ -182,7 +188,7 @@ class VoucherBook:
 
     def _reconstruct(self, group: _Group, newest: Voucher) -> list[Share] | None:
         t = group.threshold
-        if len(group.held) < t:
+        if not self.decode or len(group.held) < t:
             return None
         others = [v.share for v in group.held if v is not newest]
         if math.comb(len(others), t - 1) <= self.subset_limit:
@@ -195,8 +201,10 @@ class VoucherBook:
                 if self._authentic(group, secret):
                     return points
             return None
-        if len(group.held) > BERLEKAMP_WELCH_LIMIT:
+        n = len(group.held)
+        if n > BERLEKAMP_WELCH_LIMIT or n < group.next_decode:
             return None
+        group.next_decode = n + max(1, n // 8)
         coefficients = decode_with_errors([v.share for v in group.held], t)
         if coefficients is None or not self._authentic(group, coefficients[0]):
             return None

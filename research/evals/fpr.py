@@ -54,6 +54,8 @@ class FprConfig:
     images_per_year: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     account_thresholds: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 30])
     accounts: int = 1_000_000_000
+    configured_threshold: int | None = None
+    """The client's ``report-threshold`` (``--profile`` or ``--report-threshold``): always in the table."""
     max_gallery: int = 40
     quiet: bool = True
 
@@ -294,11 +296,13 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             if snap_rate_dih is not None
             else f"raw distance <= {thr}, dihedral"
         )
+        thresholds = sorted(set(cfg.account_thresholds) | (
+            {cfg.configured_threshold} if cfg.configured_threshold else set()))
         acct = stats.account_table(
             base.p,
             base.wilson_high,
             images_per_year=cfg.images_per_year,
-            thresholds=cfg.account_thresholds,
+            thresholds=thresholds,
             accounts=cfg.accounts,
         )
         acct_rows = [
@@ -337,6 +341,7 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
                 "p": base.p,
                 "p_upper": base.wilson_high,
                 "rows": acct,
+                "configured_threshold": cfg.configured_threshold,
                 "assumptions": list(stats.ACCOUNT_ASSUMPTIONS),
             },
         }
@@ -349,10 +354,14 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             line += f"; snapshot verdict {snap_rate_dih.fmt()}"
         summary.append(line)
         worst = max(acct, key=lambda r: (r.threshold, -r.images_per_year))  # the most favourable row
+        if cfg.configured_threshold:  # the client's configured t, at the busiest account of the table
+            worst = max((r for r in acct if r.threshold == cfg.configured_threshold),
+                        key=lambda r: r.images_per_year)
         summary.append(
             f"{algo} account arithmetic ({basis}; assumptions in the report): with p at its 95% upper bound "
             f"{base.wilson_high:.3g}, an innocent account sending {worst.images_per_year:,} images a year "
-            f"reaches t={worst.threshold} matches with probability {worst.prob_flagged_upper:.3g} "
+            f"reaches {'the configured ' if cfg.configured_threshold else ''}t={worst.threshold} matches "
+            f"with probability {worst.prob_flagged_upper:.3g} "
             f"({worst.prob_flagged:.3g} at p={base.p:.3g}; n={n}: more benign images tighten the bound)"
         )
         if headline_rate is None:
