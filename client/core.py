@@ -69,6 +69,7 @@ from client.locations import Profile
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
 from client.outbox import ImagePipeline, SendError, send_image
 from client.policy import PolicyName, ScanResult
+from client.protect import receive_notice
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
@@ -613,6 +614,8 @@ class Core:
         self._inbound_count += 1
 
     async def _process(self, env: Inbound) -> None:
+        if receive_notice(self, env):  # the authority's sealed decision on our submission or appeal
+            return
         store = self.store
         sender = env.sender
         contact = store.get_contact(sender)

@@ -28,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.messaging",
     "client.cli.demo",
     "research.bench_overhead",
+    "client.authority.commands",
+    "client.cli.protect",
 )
 
 
