@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "research.bench_overhead",
     "client.authority.commands",
     "client.cli.protect",
+    "client.authority.voucher_cli",
 )
 
 

@@ -140,8 +140,25 @@ class VoucherBook:
         return g is not None and g.curve is not None
 
     # ----- adding ------------------------------------------------------------------------------
-    def add(self, voucher: Voucher, *, sender: str | None = None) -> AddOutcome:
-        """Hold ``voucher``; open its group if it makes ``t`` real shares; raise :class:`VoucherRefused`."""
+    def restore_open(self, voucher: Voucher, curve: list[Share]) -> None:
+        """Open ``voucher``'s group with a polynomial found earlier (a persisted book), after checking it."""
+        key: GroupKey = (voucher.account, voucher.period, voucher.threshold)
+        group = self._groups.setdefault(key, _Group(*key, voucher.commitment))
+        if len(curve) != group.threshold or not self._authentic(group, interpolate_at(curve, 0)):
+            raise VoucherRefused("the stored polynomial does not match this group's key commitment")
+        group.curve = list(curve)
+
+    def curve(self, key: GroupKey) -> list[Share] | None:
+        """The reconstructed polynomial of an open group (t points), to persist; None while closed."""
+        g = self._groups.get(key)
+        return None if g is None or g.curve is None else list(g.curve)
+
+    def add(self, voucher: Voucher, *, sender: str | None = None, attempt: bool = True) -> AddOutcome:
+        """Hold ``voucher``; open its group if it makes ``t`` real shares; raise :class:`VoucherRefused`.
+
+        ``attempt=False`` (reloading vouchers already processed) registers it without decoding, and
+        without opening it when its group is already open.
+        """
         if sender is not None and not hmac.compare_digest(sender.encode(), voucher.account.encode()):
             raise VoucherRefused("voucher refused: its account is not the sender's")
         if voucher.voucher_id in self._ids:
@@ -158,6 +175,10 @@ class VoucherBook:
         self._ids.add(voucher.voucher_id)
         group.xs.add(voucher.x)
         group.received += 1
+        if not attempt:
+            if group.curve is None:
+                group.held.append(voucher)
+            return AddOutcome("held", key)
         if group.curve is not None:
             opened, dropped = self._sort_out(group, [voucher])
             return AddOutcome("opened" if opened else "dropped", key, opened, dropped)
