@@ -134,6 +134,8 @@ def _voucher_of(body: dict[str, Any]) -> Voucher:
 
 
 async def _prepare_voucher(item: OpenedItem, fetch: BlobFetcher | None) -> Prepared:
+    if item.sender_key:
+        raise ItemError("a voucher travels in a PSVC envelope, never as a signed item")
     v = _voucher_of(item.body)
     if not is_ref(v.id_hex) or v.account != item.sender:
         raise ItemError("voucher id or account is malformed")

@@ -141,7 +141,7 @@ def test_inbox_refuses_forged_unopenable_and_malformed_items(tmp_path: Path, aut
             alice.account_id,
             seal_item("submission", _submission(), alice, AuthorityKey.generate().public_key),
         ),
-        "m6": (alice.account_id, seal_item("voucher", {"x": 1}, alice, authority.public_key)),
+        "m6": (alice.account_id, seal_item("gift", {"x": 1}, alice, authority.public_key)),
         "m7": (
             alice.account_id,
             seal_item(

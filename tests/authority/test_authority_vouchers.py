@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from client.authority.inbox import Inbox
+from client.authority.items import seal_item
 from client.authority.store import AuthorityStore
 from client.authority.vouchers import voucher_groups
 from client.cli.main import main
@@ -60,7 +61,8 @@ class Sender:
                                 authority_key=self.authority.public_key)
 
     def synthetic(self, now: float = 10 * PERIOD_SECONDS) -> bytes:
-        return self.issuer.seal(None, threshold=self.threshold, now=now, authority_key=self.authority.public_key)
+        return self.issuer.seal(None, threshold=self.threshold, now=now,
+                                authority_key=self.authority.public_key)
 
 
 def _receive(inbox: Inbox, sender: str, envelope: bytes) -> str | None:
@@ -118,10 +120,11 @@ def test_periods_never_combine_and_cli_lines(tmp_path: Path, capsys: pytest.Capt
     assert main(["authority", "vouchers", "--store", str(path)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(list(line) == ["account", "period", "vouchers", "threshold", "opened"] for line in lines)
-    expected = sorted([{"account": alice.account, "period": 10, "vouchers": 1, "threshold": 2, "opened": False},
-                       {"account": alice.account, "period": 11, "vouchers": 1, "threshold": 2, "opened": False},
-                       {"account": bob.account, "period": 10, "vouchers": 1, "threshold": 3, "opened": False}],
-                      key=lambda d: (d["account"], d["period"]))
+    expected = sorted([
+        {"account": alice.account, "period": 10, "vouchers": 1, "threshold": 2, "opened": False},
+        {"account": alice.account, "period": 11, "vouchers": 1, "threshold": 2, "opened": False},
+        {"account": bob.account, "period": 10, "vouchers": 1, "threshold": 3, "opened": False},
+    ], key=lambda d: (d["account"], d["period"]))
     assert lines == expected
     assert main(["authority", "vouchers", "--store", str(tmp_path / "missing.sqlite")]) == 2
     err = capsys.readouterr().err
@@ -147,6 +150,11 @@ def test_replayed_forged_and_foreign_vouchers_are_refused(tmp_path: Path) -> Non
         assert any("forged voucher" in r["reason"] for r in store.refused())
         # a damaged envelope: refused, costs only itself
         assert _receive(inbox, alice.account, b"PSVC" + os.urandom(300)) is None
+        # a voucher dressed as a signed item is refused too (vouchers only travel in PSVC envelopes)
+        signed = seal_item("voucher", {"voucher": encode_voucher(v1).hex()}, alice.identity,
+                           authority.public_key)
+        assert _receive(inbox, alice.account, signed) is None
+        assert "PSVC envelope" in store.refused()[-1]["reason"]
         [group] = voucher_groups(store)
         assert (group.vouchers, group.opened) == (1, False)
         assert "voucher.refused" in [a.action for a in store.audit_log()]
