@@ -1,0 +1,107 @@
+"""Threshold reporting end to end with real processes: a relay and `authority serve` as subprocesses and a
+client (a real :class:`client.core.Core`) under the ``report`` policy with ``report-threshold 3``.
+
+After two matching sends the authority holds 2 of 3 vouchers and nothing readable (no report in the queue, no
+report field anywhere in its store's files); after the third, all three reports are in the review queue."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.demo.world import AuthorityIdentity, make_profile
+from tests.authority.procs import SAMPLES, pocketscan, read_log, relay_process, serve_process
+
+pytestmark = pytest.mark.slow
+
+BOUND = 30.0
+BANKED = ("rocket.jpg", "astronaut.jpg", "camera.jpg")
+
+
+async def until(cond: Any, *, timeout: float = BOUND, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def _lines(*args: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in pocketscan(*args).stdout.splitlines() if line.strip()]
+
+
+def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
+    key_file = tmp_path / "authority" / "authority.key"
+    bank, store = tmp_path / "authority" / "bank.sqlite", tmp_path / "authority" / "store.sqlite"
+    key_file.parent.mkdir()
+    pocketscan("authority", "keygen", "--out", str(key_file))
+    from scanner.authority import AuthorityKey
+
+    authority = AuthorityIdentity(AuthorityKey.load(key_file).seed)
+    pocketscan("bank", "import", "--bank", str(bank), "--source", "demo-list",
+               *(str(SAMPLES / name) for name in BANKED))
+    images = [SAMPLES / name for name in BANKED]
+    digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in images]
+
+    with (
+        relay_process(tmp_path, authority.public_hex) as relay_url,
+        serve_process(tmp_path, key_file, bank, store, relay_url) as (serve, log),
+    ):
+
+        async def main() -> None:
+            alice = make_profile(tmp_path, "alice", relay=relay_url, authority=authority, policy="report")
+            bob = make_profile(tmp_path, "bob", relay=relay_url, authority=authority, policy="block")
+            assert pocketscan("config", "set", "--profile", str(tmp_path / "alice"), "report-threshold",
+                              "3").stdout.strip() == '{"report-threshold": 3}'
+            alice.settings = replace(alice.settings, report_threshold=3)
+            try:
+                await alice.add_contact(bob.account_id, "bob")
+                await alice.start()
+                assert await alice.publish_now() and await bob.publish_now()
+                await until(lambda: alice.slot.current is not None, what="the snapshot from authority serve")
+
+                for path in images[:2]:
+                    out = await alice.send_image(bob.account_id, path)
+                    assert out.status == "reported", out
+                groups = await until(
+                    lambda: [g for g in _lines("authority", "vouchers", "--store", str(store))
+                             if g["vouchers"] >= 2],
+                    what="2 vouchers at the authority")
+                assert groups == [{"account": alice.account_id, "period": groups[0]["period"], "vouchers": 2,
+                                   "threshold": 3, "opened": False}]
+                assert _lines("authority", "queue", "--store", str(store), "--kind", "report") == []
+                # no opened content at rest: no report field of either image in the authority's files
+                for file in store.parent.iterdir():
+                    data = file.read_bytes()
+                    assert not any(d.encode() in data for d in digests), file.name
+                    assert bob.account_id.encode() not in data, file.name
+
+                assert (await alice.send_image(bob.account_id, images[2])).status == "reported"
+                def three_reports() -> list[dict[str, Any]]:
+                    found = _lines("authority", "queue", "--store", str(store), "--kind", "report")
+                    return found if len(found) >= 3 else []
+
+                reports = await until(three_reports, what="the three reports in the queue")
+                assert len(reports) == 3
+                assert {r["reporter"] for r in reports} == {alice.account_id}
+                assert {r["recipient"] for r in reports} == {bob.account_id}
+                assert sorted(r["image_sha256"] for r in reports) == sorted(digests)
+                assert all(r["votes"] >= 1 and r["snapshot_version"] is not None for r in reports)
+                assert all(r["threshold"]["t"] == 3 for r in reports)
+                [group] = _lines("authority", "vouchers", "--store", str(store))
+                assert group["opened"] is True and group["vouchers"] == 3
+            finally:
+                await alice.stop()
+                await bob.stop()
+
+        asyncio.run(main())
+        assert serve.poll() is None, read_log(log)
