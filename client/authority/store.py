@@ -150,8 +150,7 @@ class Item:
         out: dict[str, Any] = {"id": self.id, "kind": self.kind, "received_at": self.received_at,
                                "status": self.status, "sender": self.sender, "ref": self.ref}
         out.update(self.body)
-        if self.has_attachment:
-            out["attachment"] = True
+        out["has_attachment"] = self.has_attachment
         return out
 
 
@@ -315,9 +314,9 @@ class AuthorityStore:
 
     def add_item(self, *, kind: str, sender: str, sender_key: bytes | None, relay_mid: str, ref: str,
                  body: dict[str, Any], received_at: float, status: str = "waiting",
-                 attachment: bytes | None = None) -> str | None:
+                 attachment: bytes | None = None, item_id: str | None = None) -> str | None:
         """Store a verified item; its queue id, or None for a duplicate (same sender, kind and ref)."""
-        item_id = new_item_id(kind)
+        item_id = item_id or new_item_id(kind)
         with self.transaction():
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO items (id, kind, received_at, sender, sender_key, relay_mid, ref,"

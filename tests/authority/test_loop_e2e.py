@@ -199,7 +199,7 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                 )[0]
                 assert item_b["appeal_id"] == appeal.ref and item_b["snapshot_version"] == new_version
                 assert item_b["blocked"] is True and "own cat" in item_b["reason"]
-                assert "attachment" not in item_b
+                assert "attachment" not in item_b and item_b["has_attachment"] is False
                 review = await asyncio.to_thread(
                     pocketscan,
                     "authority",
