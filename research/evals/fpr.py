@@ -354,8 +354,8 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             line += f"; snapshot verdict {snap_rate_dih.fmt()}"
         summary.append(line)
         worst = max(acct, key=lambda r: (r.threshold, -r.images_per_year))  # the most favourable row
-        if cfg.configured_threshold:  # the client's configured t, at the busiest account of the table
-            worst = max((r for r in acct if r.threshold == cfg.configured_threshold),
+        if cfg.configured_threshold:  # the client's configured t, at the least busy account of the table
+            worst = min((r for r in acct if r.threshold == cfg.configured_threshold),
                         key=lambda r: r.images_per_year)
         summary.append(
             f"{algo} account arithmetic ({basis}; assumptions in the report): with p at its 95% upper bound "

@@ -54,7 +54,7 @@ def test_threshold_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert rows[1]["expected_opened_accounts_high"] > rows[3]["expected_opened_accounts_high"]
     off, on = data["distinguishability"]
     # nothing below t ever opens; without synthetic vouchers any voucher gives a matching account away
-    assert off["accounts_opened"] == on["accounts_opened"] == 0
+    assert off["accounts_reaching_t"] == on["accounts_reaching_t"] == 0
     assert off["auc_count"]["auc"] == 1.0 and off["non_matching"]["mean"] == 0.0
     assert on["non_matching"]["mean"] > 0 and on["auc_count"]["auc"] < 1.0
     # synthetic vouchers leave with delivered images: timing labels almost every voucher correctly
