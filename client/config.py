@@ -44,6 +44,8 @@ class Settings:
     report_threshold: int = 1
     """Under ``report``: matches per key period before the authority can read any (1 = at once)."""
     synthetic_vouchers: float = 0.0
+    voucher_delay: float = 0.0
+    """Under threshold reporting: mean seconds a voucher waits before it leaves (random, exponential)."""
     """Under ``report`` with a threshold above 1: share of non-matching images sending a synthetic voucher."""
 
     def validate(self) -> Settings:
@@ -64,6 +66,8 @@ class Settings:
             raise ConfigError(f"report_threshold must be between 1 and {MAX_REPORT_THRESHOLD}")
         if not 0.0 <= self.synthetic_vouchers <= 1.0:
             raise ConfigError("synthetic_vouchers must be a rate between 0 and 1")
+        if not 0.0 <= self.voucher_delay <= 7 * 86_400:
+            raise ConfigError("voucher_delay must be between 0 and 604800 seconds (7 days)")
         return self
 
 

@@ -74,7 +74,7 @@ from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
-from client.vouchers.issuer import VoucherIssuer, wants_synthetic
+from client.vouchers.issuer import VoucherIssuer, voucher_delay, wants_synthetic
 from scanner.hashers.base import HashResult
 
 __all__ = ["Core", "ProfileInUse", "format_invite", "parse_contact_ref"]
@@ -121,7 +121,7 @@ class _StoreOutbox:
         """envelope id -> message id (for delivery state updates)."""
 
     def pending(self) -> list[PendingEnvelope]:
-        items = self.core.store.outbox_pending()
+        items = self.core.outbox_due()
         for item in items:
             if item.meta.get("msg_id"):
                 self.msg_of.setdefault(item.envelope_id, item.meta["msg_id"])
@@ -197,6 +197,7 @@ class Core:
             on_clean_send=self._maybe_synthetic_voucher,
         )
         self.vouchers = VoucherIssuer(store, identity.account_id)
+        self._timers: set[str] = set()
         self._load_saved_snapshot()
 
     # ----- construction ------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class Core:
         while loop.time() < deadline:
             before = self._inbound_count
             await asyncio.sleep(quiet)
-            if not self.store.outbox_pending() and self._inbound_count == before and self.net.connected:
+            if not self.outbox_due() and self._inbound_count == before and self.net.connected:
                 return True
         return False
 
@@ -592,9 +593,30 @@ class Core:
         self.net.kick()
 
     def _queue_to_authority(self, key: bytes, envelope: Callable[[], bytes], kind: str) -> None:
+        meta: dict[str, Any] = {"kind": kind}
+        if kind == "voucher" and self.settings.voucher_delay > 0:  # timing must not tie it to this send
+            meta["not_before"] = self.clock() + voucher_delay(self.settings.voucher_delay)
         with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
             self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
-                                             self.clock(), 0, {"kind": kind}))
+                                             self.clock(), 0, meta))
+
+    def outbox_due(self) -> list[OutboxItem]:
+        """Envelopes due now: a delayed voucher waits in the outbox until its time (a timer kicks the net)."""
+        now = self.clock()
+        due = []
+        for item in self.store.outbox_pending():
+            when = float(item.meta.get("not_before") or 0.0)
+            if when <= now:
+                due.append(item)
+            elif item.envelope_id not in self._timers:
+                with contextlib.suppress(RuntimeError):  # no event loop: the next connection sends it
+                    asyncio.get_running_loop().call_later(when - now, self._wake, item.envelope_id)
+                    self._timers.add(item.envelope_id)
+        return due
+
+    def _wake(self, envelope_id: str) -> None:
+        self._timers.discard(envelope_id)
+        self.net.kick()
 
     async def _maybe_synthetic_voucher(self, scan: ScanResult) -> None:
         """Under threshold reporting, a fraction of non-matching images send a synthetic voucher."""

@@ -286,6 +286,8 @@ def _cmd_threshold(args: argparse.Namespace) -> int:
     for name in ("accounts", "mc_accounts", "eval_accounts"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.voucher_delay <= 7 * 86_400:
+        raise ValueError("--voucher-delay must be between 0 and 604800 seconds")
     if args.period_days <= 0 or any(d <= 0 for d in args.images_per_day or []):
         raise ValueError("--period-days and --images-per-day must be positive")
     if any(not 1 <= t <= 100 for t in args.threshold or []):
@@ -295,7 +297,8 @@ def _cmd_threshold(args: argparse.Namespace) -> int:
     cfg = ThresholdConfig(out=args.out, p=p, p_low=low, p_high=high, p_source=source, accounts=args.accounts,
                           period_days=args.period_days, mc_accounts=args.mc_accounts,
                           eval_accounts=args.eval_accounts, eval_threshold=args.eval_threshold,
-                          eval_images_per_day=args.eval_images_per_day, quiet=args.quiet)
+                          eval_images_per_day=args.eval_images_per_day, voucher_delay=args.voucher_delay,
+                          quiet=args.quiet)
     if args.images_per_day:
         cfg.images_per_day = args.images_per_day
     if args.threshold:
@@ -550,6 +553,8 @@ def register(registry: CommandRegistry) -> None:
                    help="median images/day of the evaluated accounts (log-normal; default 10)")
     p.add_argument("--synthetic-rate", type=float, action="append", metavar="Q",
                    help="synthetic voucher rates to evaluate (repeatable; default 0, 0.01, 0.05, 0.2)")
+    p.add_argument("--voucher-delay", type=float, default=3600.0, metavar="SECONDS",
+                   help="also measure timing with vouchers held this long on average (default 3600)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

@@ -80,7 +80,7 @@ async def _flush(core: Core, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if not core.store.outbox_pending():
+        if not core.outbox_due():
             return True
         await asyncio.sleep(0.05)
     return False

@@ -9,6 +9,7 @@ the same store transaction as the outbox write, so a crash cannot hand out one c
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from client.vouchers.voucher import (
     share_index,
 )
 
-__all__ = ["SECRET_SETTING", "VoucherIssuer", "report_body", "report_from_body", "wants_synthetic"]
+__all__ = ["SECRET_SETTING", "VoucherIssuer", "report_body", "report_from_body", "voucher_delay",
+           "wants_synthetic"]
 
 SECRET_SETTING = "voucher_secret"
 COUNTER_SETTING = "voucher_counter"
@@ -46,6 +48,13 @@ def wants_synthetic(policy: str, threshold: int, rate: float,
                     draw: Callable[[], float] = lambda: secrets.randbelow(2**53) / 2**53) -> bool:
     """Whether a non-matching image sends a synthetic voucher (policy ``report``, t > 1, chance ``rate``)."""
     return policy == "report" and threshold > 1 and rate > 0 and draw() < rate
+
+
+def voucher_delay(mean: float, draw: Callable[[], float] = lambda: secrets.randbelow(2**53) / 2**53) -> float:
+    """Seconds to hold a voucher: exponential with ``mean`` (memoryless: the wait hides the send)."""
+    if mean <= 0:
+        return 0.0
+    return -mean * math.log1p(-draw())
 
 
 def report_body(report: Report) -> bytes:

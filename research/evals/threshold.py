@@ -26,7 +26,9 @@ bootstrap 95% interval (0.5 = chance, 1 = always right):
 * **timing**: a synthetic voucher leaves with an image that is delivered (the client sends it during
   that image's send), a real one with an image that is blocked; the relay sees whether an attachment
   upload from the same account follows within a few seconds. Scored per account as the number of
-  vouchers without an upload next to them.
+  vouchers without an upload next to them. Measured twice: as the client sends today with
+  ``voucher-delay 0`` (the voucher leaves during the send), and with ``voucher-delay`` D (each voucher
+  waits an exponential time of mean D before it leaves; ``--voucher-delay``, default 3600 s).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class ThresholdConfig:
     eval_images_per_day: float = 10.0
     synthetic_rates: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.05, 0.2])
     bootstrap: int = 300
+    voucher_delay: float = 3600.0
     quiet: bool = True
 
 
@@ -249,9 +252,17 @@ class _Account:
     real: int
     vouchers: int = 0
     timing_score: int = 0
+    delayed_timing_score: int = 0
 
 
-def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, t: int) -> dict[str, Any]:
+def _looks_real(delivered: np.ndarray, at: float) -> bool:
+    """No delivered-image upload of the account within the window around ``at``."""
+    lo, hi = np.searchsorted(delivered, [at - TIMING_WINDOW_S, at + TIMING_WINDOW_S])
+    return bool(hi - lo == 0)
+
+
+def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, t: int,
+                   delay_rng: np.random.Generator) -> dict[str, Any]:
     import nacl.signing
 
     from client.vouchers.book import VoucherBook
@@ -273,7 +284,7 @@ def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, 
     period = 1
     period_s = cfg.period_days * 86_400
     accounts: list[_Account] = []
-    timing_right = timing_total = 0
+    timing_right = timing_total = delayed_right = 0
     for i in range(cfg.eval_accounts):
         matching = i % 2 == 1
         per_day = float(cfg.eval_images_per_day * rng.lognormal(0.0, 1.0))
@@ -297,11 +308,16 @@ def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, 
             v = make_voucher(key, x, b"report") if is_real[j] else make_synthetic_voucher(key, x)
             book.add(open_voucher(seal_voucher(v, pub), seed), sender=acct.name)
             # timing: does an upload of a delivered image sit within the window of this voucher?
-            near = np.searchsorted(delivered_times, [times[j] - TIMING_WINDOW_S, times[j] + TIMING_WINDOW_S])
-            looks_real = near[1] - near[0] == 0
+            looks_real = _looks_real(delivered_times, float(times[j]))
             acct.timing_score += int(looks_real)
             timing_right += int(looks_real == bool(is_real[j]))
             timing_total += 1
+            # the same with the voucher held for an exponential delay before it leaves
+            leaves = float(times[j]) + (float(delay_rng.exponential(cfg.voucher_delay))
+                                        if cfg.voucher_delay > 0 else 0.0)
+            looks_real = _looks_real(delivered_times, leaves)
+            acct.delayed_timing_score += int(looks_real)
+            delayed_right += int(looks_real == bool(is_real[j]))
         accounts.append(acct)
     counts = {s.account: s for s in book.status()}
     for a in accounts:
@@ -320,10 +336,15 @@ def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, 
         "count": ([float(a.vouchers) for a in match], [float(a.vouchers) for a in clean]),
         "count_and_volume": ([vol_score(a) for a in match], [vol_score(a) for a in clean]),
         "timing": ([float(a.timing_score) for a in match], [float(a.timing_score) for a in clean]),
+        "timing_delayed": ([float(a.delayed_timing_score) for a in match],
+                           [float(a.delayed_timing_score) for a in clean]),
     }
     result: dict[str, Any] = {"synthetic_rate": rate, "threshold": t, "accounts_reaching_t": reaching,
                               "vouchers": timing_total,
-                              "timing_voucher_accuracy": stats.rate(timing_right, timing_total).as_dict()}
+                              "timing_voucher_accuracy": stats.rate(timing_right, timing_total).as_dict(),
+                              "voucher_delay": cfg.voucher_delay,
+                              "delayed_timing_voucher_accuracy": stats.rate(delayed_right,
+                                                                            timing_total).as_dict()}
     for name, (pos, neg) in scores.items():
         lo, hi = _auc_interval(rng, pos, neg, cfg.bootstrap)
         result[f"auc_{name}"] = {"auc": auc(pos, neg), "low": lo, "high": hi}
@@ -345,12 +366,13 @@ def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, 
 def _distinguish(cfg: ThresholdConfig, rng: np.random.Generator) -> tuple[list[dict[str, Any]], Section]:
     t = cfg.eval_threshold or cfg.configured_threshold or 10
     t = max(2, t)
+    delay_rng = rng.spawn(1)[0]  # its own stream: the other figures do not depend on the delay
     results = []
     for i, rate in enumerate(cfg.synthetic_rates):
         if not cfg.quiet and os.isatty(2):
             print(f"\rdistinguishability: synthetic rate {rate:g} ({i + 1}/{len(cfg.synthetic_rates)})",
                   end="", file=sys.stderr, flush=True)
-        results.append(_simulate_rate(cfg, rng, rate, t))
+        results.append(_simulate_rate(cfg, rng, rate, t, delay_rng))
     if not cfg.quiet and os.isatty(2):
         print(file=sys.stderr)
     sec = Section("What the authority sees below t")
@@ -370,20 +392,23 @@ def _distinguish(cfg: ThresholdConfig, rng: np.random.Generator) -> tuple[list[d
             f"{c['mean']:.1f} / {c['median']:g} [{c['p10']:g}, {c['p90']:g}]",
             f"{c['zero']}/{c['accounts']}",
             *(f"{r[k]['auc']:.3f} [{r[k]['low']:.3f}, {r[k]['high']:.3f}]"
-              for k in ("auc_count", "auc_count_and_volume", "auc_timing")),
+              for k in ("auc_count", "auc_count_and_volume", "auc_timing", "auc_timing_delayed")),
             r["accounts_reaching_t"],
             f"{r['timing_voucher_accuracy']['k']}/{r['timing_voucher_accuracy']['n']}",
+            f"{r['delayed_timing_voucher_accuracy']['k']}/{r['delayed_timing_voucher_accuracy']['n']}",
         ])
     sec.tables.append(Table(
         "Per-account voucher counts below t and distinguisher AUC (bootstrap 95%)",
         ["synthetic rate", "matching: mean / median [p10, p90]", "non-matching: mean / median [p10, p90]",
          "non-matching with 0 vouchers", "AUC count", "AUC count+volume", "AUC timing",
-         "accounts with >= t real (would open)",
-         "vouchers labelled right by timing"],
+         f"AUC timing, delay {cfg.voucher_delay:g} s", "accounts with >= t real (would open)",
+         "vouchers labelled right by timing", "same, delayed"],
         rows,
         note="count: rank by vouchers held; count+volume: also knowing the account's image count "
              "(relay collusion); timing: vouchers with no delivered-image upload within "
-             f"{TIMING_WINDOW_S:g} s (a synthetic voucher leaves during a delivered image's send).",
+             f"{TIMING_WINDOW_S:g} s (a synthetic voucher leaves during a delivered image's send); delayed: "
+             f"each voucher leaves after an exponential wait of mean {cfg.voucher_delay:g} s "
+             "(`config set voucher-delay`).",
     ))
     sec.plots.append(Plot(
         "line", f"How well the authority tells matching accounts below t={t} apart", "synthetic voucher rate",
@@ -391,7 +416,8 @@ def _distinguish(cfg: ThresholdConfig, rng: np.random.Generator) -> tuple[list[d
         [Series(label, [r[k]["auc"] for r in results], x=[r["synthetic_rate"] for r in results],
                 low=[r[k]["low"] for r in results], high=[r[k]["high"] for r in results])
          for label, k in (("count", "auc_count"), ("count + volume", "auc_count_and_volume"),
-                          ("timing", "auc_timing"))],
+                          ("timing", "auc_timing"),
+                          (f"timing, vouchers delayed {cfg.voucher_delay:g} s", "auc_timing_delayed"))],
         name="threshold-distinguishability",
     ))
     last = results[-1]
@@ -427,7 +453,9 @@ def run(cfg: ThresholdConfig, seed: int = 0) -> Results:
             f"below t={r['threshold']}, synthetic rate {r['synthetic_rate']:g}: AUC count "
             f"{r['auc_count']['auc']:.2f}, count+volume {r['auc_count_and_volume']['auc']:.2f}, "
             f"timing {r['auc_timing']['auc']:.2f}; timing labels "
-            f"{100 * r['timing_voucher_accuracy']['p']:.1f}% of {r['vouchers']} vouchers correctly"
+            f"{100 * r['timing_voucher_accuracy']['p']:.1f}% of {r['vouchers']} vouchers correctly "
+            f"({100 * r['delayed_timing_voucher_accuracy']['p']:.1f}% with voucher-delay "
+            f"{r['voucher_delay']:g} s, AUC {r['auc_timing_delayed']['auc']:.2f})"
         )
     sec1 = Section("Falsely opened accounts")
     sec1.text.append(

@@ -4,9 +4,12 @@ opens none below t and all at t; synthetic vouchers from clean sends look the sa
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from client.demo.world import (
     DEMO_BANKED,
@@ -85,3 +88,48 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
             await relay.stop()
 
     asyncio.run(main())
+
+
+def test_delayed_vouchers_wait_in_the_outbox_until_their_time(tmp_path: Path) -> None:
+    async def main() -> None:
+        authority = AuthorityIdentity.generate()
+        relay = await start_relay(tmp_path / "relay.sqlite", authorities=[authority.public_key])
+        banked = [x for x in sample_images() if x.name in DEMO_BANKED]
+        await publish_snapshot(relay.url, authority.seed, build_snapshot(banked, authority), 1)
+        alice = make_profile(tmp_path, "alice", relay=relay.url, authority=authority, policy="report")
+        bob = make_profile(tmp_path, "bob", relay=relay.url, authority=authority, policy="block")
+        alice.settings = replace(alice.settings, report_threshold=3, voucher_delay=3600.0)
+        now = [time.time()]  # frozen: the voucher never comes due by itself
+        alice.clock = lambda: now[0]
+        try:
+            await alice.add_contact(bob.account_id, "bob")
+            assert await alice.publish_now() and await bob.publish_now()
+            await until(lambda: alice.slot.current is not None)
+            assert (await alice.send_image(bob.account_id, banked[0])).status == "reported"
+            [item] = alice.store.outbox_pending()
+            assert item.meta["kind"] == "voucher" and item.meta["not_before"] > now[0]
+            assert alice.outbox_due() == [] and await alice.wait_idle(quiet=0.2, timeout=10)
+            assert await fetch_mailbox(relay.url, authority.seed) == []  # nothing left at send time
+            now[0] = item.meta["not_before"] + 1  # its time has come
+            alice.net.kick()
+            await until(lambda: not alice.store.outbox_pending())
+            [mail] = await fetch_mailbox(relay.url, authority.seed)
+            assert is_voucher_envelope(mail.env)
+        finally:
+            await alice.stop()
+            await bob.stop()
+            await relay.stop()
+
+    asyncio.run(main())
+
+
+def test_voucher_delay_is_exponential_and_bounded_in_settings() -> None:
+    from client.config import ConfigError, Settings
+    from client.vouchers.issuer import voucher_delay
+
+    assert voucher_delay(0.0) == 0.0
+    assert voucher_delay(100.0, lambda: 0.5) == pytest.approx(100.0 * 0.6931471805599453)
+    draws = [voucher_delay(10.0) for _ in range(4000)]
+    assert min(draws) >= 0 and 9.0 < sum(draws) / len(draws) < 11.0  # mean 10, sd of the mean 0.16
+    with pytest.raises(ConfigError, match="voucher_delay"):
+        Settings(voucher_delay=8 * 86_400).validate()

@@ -59,6 +59,9 @@ def test_threshold_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert on["non_matching"]["mean"] > 0 and on["auc_count"]["auc"] < 1.0
     # synthetic vouchers leave with delivered images: timing labels almost every voucher correctly
     assert on["timing_voucher_accuracy"]["p"] > 0.95
+    # held for an hour on average, a voucher rarely sits next to its own upload: timing loses its edge
+    assert on["delayed_timing_voucher_accuracy"]["p"] < 0.5 < on["timing_voucher_accuracy"]["p"]
+    assert on["auc_timing_delayed"]["auc"] < on["auc_timing"]["auc"]
     for name in ("threshold-false-openings", "threshold-distinguishability", "threshold-counts"):
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 1000
 
