@@ -24,6 +24,7 @@ Opening is idempotent: report items are keyed by the voucher id, so a re-run add
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -145,7 +146,7 @@ async def _prepare_voucher(item: OpenedItem, fetch: BlobFetcher | None) -> Prepa
 
 
 def _after_store(store: AuthorityStore, item_id: str) -> None:
-    process_vouchers(store)
+    process_vouchers(store, item_id)
 
 
 # ----- processing ---------------------------------------------------------------------------------
@@ -283,13 +284,26 @@ def _apply_outcome(store: AuthorityStore, book: VoucherBook, group: GroupKey, ou
                             why="synthetic, forged or damaged: it does not open under the period key")
 
 
-def process_vouchers(store: AuthorityStore) -> None:
-    """Process every voucher item not yet processed (normally just the one that arrived)."""
-    _ensure_schema(store)
-    with store.transaction() as db:
-        rows = db.execute(
-            "SELECT i.body FROM items i LEFT JOIN voucher_state s ON s.item_id = i.id"
-            " WHERE i.kind='voucher' AND s.item_id IS NULL ORDER BY i.received_at, i.rowid").fetchall()
+_caught_up: weakref.WeakSet[AuthorityStore] = weakref.WeakSet()
+"""Stores whose unprocessed vouchers (a crash between storing and processing) were looked for."""
+
+
+def process_vouchers(store: AuthorityStore, item_id: str | None = None) -> None:
+    """Process the voucher ``item_id`` (its account's group), after a one-time catch-up per store."""
+    if store not in _caught_up:
+        _ensure_schema(store)
+        _caught_up.add(store)
+        item_id = None
+    if item_id is not None:
+        with store.transaction() as db:
+            row = db.execute("SELECT body FROM items WHERE id=? AND kind='voucher'", (item_id,)).fetchone()
+        rows = [row] if row is not None else []
+    else:
+        with store.transaction() as db:
+            rows = db.execute(
+                "SELECT i.body FROM items i LEFT JOIN voucher_state s ON s.item_id = i.id"
+                " WHERE i.kind='voucher' AND i.status='held' AND s.item_id IS NULL"
+                " ORDER BY i.received_at, i.rowid").fetchall()
     groups: list[GroupKey] = []
     for (body,) in rows:
         try:

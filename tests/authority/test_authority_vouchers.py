@@ -168,3 +168,22 @@ def test_replayed_forged_and_foreign_vouchers_are_refused(tmp_path: Path) -> Non
         [group] = voucher_groups(store)
         assert group.opened and group.dropped_vouchers == 1
         assert len(encode_voucher(forged)) == len(encode_voucher(v0))
+
+
+def test_a_voucher_stored_but_not_processed_is_caught_up(tmp_path: Path) -> None:
+    """A crash between storing a voucher and processing it: the next store that serves catches it up."""
+    authority = AuthorityKey.generate()
+    alice = Sender(authority, threshold=2)
+    path = tmp_path / "store.sqlite"
+    v = open_voucher(alice.real(0), authority.seed)
+    with AuthorityStore(path, create=True) as store:
+        store.add_item(kind="voucher", sender=alice.account, sender_key=None, relay_mid="m-crashed",
+                       ref=v.id_hex, status="held", received_at=1.0,
+                       body={"account": v.account, "period": v.period, "threshold": v.threshold,
+                             "voucher_id": v.id_hex, "voucher": encode_voucher(v).hex()})
+    with AuthorityStore(path) as store:
+        assert voucher_groups(store) == []
+        _receive(Inbox(store, authority.seed), alice.account, alice.real(1))
+        [group] = voucher_groups(store)
+        assert group.opened and group.opened_vouchers == 2
+        assert sorted(r["hashes"]["pdq"] for r in _reports(store)) == ["00" * 32, "01" * 32]
