@@ -790,6 +790,24 @@ class Core:
         save_settings(self.profile.settings_file, self.settings)
         self.hub.emit(SnapshotChanged(self.scanner_status()))
 
+    # ----- the authority loop (client.protect) -------------------------------------------------
+    async def protect_image(self, path: Path, *, hashes: Any = None) -> Any:
+        """Hash ``path`` here (unless ``hashes`` are given) and queue a sealed protection request."""
+        from client.protect import image_hashes, submit_protection
+
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        if hashes is None:
+            hashes = await asyncio.to_thread(image_hashes, data, name=Path(path).name)
+        async with self.lock:
+            return submit_protection(self, data, name=Path(path).name, hashes=hashes)
+
+    async def appeal_image(self, path: Path, *, reason: str, attach_image: bool = False) -> Any:
+        """Queue a sealed appeal against the block of ``path`` (the image only with ``attach_image``)."""
+        from client.protect import submit_appeal
+
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        return await submit_appeal(self, data, name=Path(path).name, reason=reason, attach_image=attach_image)
+
     def describe(self) -> dict[str, Any]:
         """What ``pocketscan account show`` prints."""
         status = self.scanner_status()

@@ -268,6 +268,14 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
 
 
 @_guard
+def _cmd_authority_view(args: argparse.Namespace) -> int:
+    from research.evals.authority_view import AuthorityViewConfig, run
+
+    cfg = AuthorityViewConfig(store=args.store, out=args.out, quiet=args.quiet)
+    return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
 def _cmd_relay_view(args: argparse.Namespace) -> int:
     from research.evals.relay_view import RelayViewConfig, run
 
@@ -555,6 +563,18 @@ def register(registry: CommandRegistry) -> None:
                    help="synthetic voucher rates to evaluate (repeatable; default 0, 0.01, 0.05, 0.2)")
     p.add_argument("--voucher-delay", type=float, default=3600.0, metavar="SECONDS",
                    help="also measure timing with vouchers held this long on average (default 3600)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = research.command(
+        "authority-view",
+        _cmd_authority_view,
+        help="what the authority learns from each report, submission and appeal (from its store)",
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("--store", required=True, metavar="STORE.sqlite", help="the authority store")
+    p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

@@ -19,10 +19,11 @@ from collections.abc import Callable
 import nacl.signing
 
 from client.authority.inbox import Inbox
-from client.authority.store import AuthorityStore
+from client.authority.store import AuthorityStore, StoreError
 from client.authority.workflow import Built, Workflow
 from client.net import Inbound, Net, NetError, PendingEnvelope
 from scanner.authority import AuthorityKey
+from scanner.errors import ScannerError
 
 __all__ = ["AuthorityService"]
 
@@ -49,13 +50,14 @@ class AuthorityService:
 
     def __init__(self, key: AuthorityKey, store: AuthorityStore, workflow: Workflow, relay_url: str, *,
                  progress: Callable[[str], None] = lambda line: None, poll: float = 0.2,
-                 retry_max: float = 30.0) -> None:
+                 retry_max: float = 30.0, publish_timeout: float = 30.0) -> None:
         self.key = key
         self.store = store
         self.workflow = workflow
         self.progress = progress
         self.poll = poll
         self.retry_max = retry_max
+        self.publish_timeout = publish_timeout
         self.net = Net(relay_url, nacl.signing.SigningKey(key.seed), _StoreOutbox(store),
                        on_inbound=self._inbound, seen=store.seen_mid, on_state=self._on_state)
         self.inbox = Inbox(store, key.seed, fetch_blob=self.net.download_blob, progress=progress)
@@ -63,6 +65,7 @@ class AuthorityService:
         self._retry_at = 0.0
         self._retry_delay = 1.0
         self._last_state: tuple[bool, str] | None = None
+        self._last_error = ""
 
     def _on_state(self, connected: bool, detail: str) -> None:
         if (connected, detail) != self._last_state:
@@ -78,7 +81,14 @@ class AuthorityService:
         await self.net.start()
         try:
             while not stop.is_set():
-                await self.step()
+                try:
+                    await self.step()
+                except (StoreError, ScannerError) as exc:  # e.g. a busy store or bank: retried next round
+                    if str(exc) != self._last_error:
+                        self._last_error = str(exc)
+                        self.progress(f"{exc}; retrying")
+                else:
+                    self._last_error = ""
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.poll)
         finally:
@@ -96,7 +106,7 @@ class AuthorityService:
     async def _publish(self) -> None:
         try:
             info = await self.net.call(lambda conn: conn.snapshot_info(), what="ask for the relay's snapshot",
-                                       timeout=10.0)
+                                       timeout=min(10.0, self.publish_timeout))
         except NetError as exc:
             self._retry_later(f"cannot reach the relay: {exc}")
             return
@@ -106,14 +116,21 @@ class AuthorityService:
         if stale or built is None or built.version <= relay_version:
             self.progress(f"rebuilding the snapshot (bank generation {self.store.bank_generation()})")
             generation, floor = self.workflow.build_floor()
-            built = await asyncio.to_thread(self.workflow.build, generation=generation,
-                                            min_version=max(floor, relay_version + 1))
+            try:
+                built = await asyncio.to_thread(self.workflow.build, generation=generation,
+                                                min_version=max(floor, relay_version + 1))
+            except Exception as exc:  # a failed build must not stop the authority; the bank is intact
+                with self.store.transaction():
+                    why = f"{type(exc).__name__}: {exc}"[:500]
+                    self.store.audit("serve", "snapshot.build_failed", why=why)
+                self._retry_later(f"building the snapshot failed ({type(exc).__name__}: {exc})")
+                return
             self.workflow.record_build(built)
             self._built = built
         started = time.perf_counter()
         try:
             await self.net.call(lambda conn: conn.publish_snapshot(built.data, built.version),
-                                what=f"publish snapshot v{built.version}", timeout=30.0)
+                                what=f"publish snapshot v{built.version}", timeout=self.publish_timeout)
         except NetError as exc:
             with self.store.transaction():
                 self.store.audit("serve", "snapshot.publish_failed", why=str(exc)[:500],

@@ -144,8 +144,9 @@ class Workflow:
         version = max(now, min_version)
         started = time.perf_counter()
         params = calibrate(max(1, len(hashes))).params
+        # workers=1: serve builds in a thread of an asyncio process, where forking build workers is unsafe
         data = (build or build_snapshot)(hashes, params=params, key=self.key, version=version, created=now,
-                                         expires=now + int(SNAPSHOT_VALID_DAYS * 86400))
+                                         expires=now + int(SNAPSHOT_VALID_DAYS * 86400), workers=1)
         seconds = time.perf_counter() - started
         return Built(version, generation, data, len(hashes), seconds)
 

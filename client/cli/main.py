@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "research.bench_overhead",
     "client.authority.commands",
     "client.cli.protect",
+    "research.bench_rollout",
     "client.authority.voucher_cli",
 )
 

@@ -73,17 +73,12 @@ def _read(path: Path) -> bytes:
 
 
 async def _flush(core: Core, timeout: float) -> bool:
-    import asyncio
+    """Connect and wait until the relay acknowledged everything queued."""
+    from client.cli.messaging import _flushed
 
     await core.start()
     await core.wait_connected(min(timeout, CONNECT_TIMEOUT))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if not core.outbox_due():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+    return await _flushed(core, timeout)
 
 
 def _consent(lines: list[str]) -> bool:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from research.bench_rollout import relay_process, serve_process
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
@@ -36,90 +35,6 @@ def _env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("POCKETSCAN_PASSPHRASE", None)
     return env
-
-
-@contextmanager
-def relay_process(root: Path, authority_hex: str) -> Iterator[str]:
-    """A relay subprocess on a free loopback port; yields its URL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client.cli.main",
-            "relay",
-            "--port",
-            "0",
-            "--quiet",
-            "--db",
-            str(root / "relay.sqlite"),
-            "--authority-pubkey",
-            authority_hex,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=_env(),
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"the relay did not start: {proc.stderr.read() if proc.stderr else ''}")
-        yield str(json.loads(line)["listening"])
-    finally:
-        _stop(proc)
-
-
-@contextmanager
-def serve_process(
-    root: Path, key: Path, bank: Path, store: Path, relay: str, *extra: str
-) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    """`pocketscan authority serve` as a subprocess; yields it and the file its progress lines go to."""
-    log = root / "serve.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "client.cli.main",
-                "authority",
-                "serve",
-                "--key",
-                str(key),
-                "--bank",
-                str(bank),
-                "--store",
-                str(store),
-                "--relay",
-                relay,
-                "--poll",
-                "0.1",
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=fh,
-            text=True,
-            cwd=REPO,
-            env=_env(),
-        )
-        try:
-            yield proc, log
-        finally:
-            _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 def wait_for(cond: Any, *, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:

@@ -337,3 +337,55 @@ def test_cli_queue_review_audit(
     assert main(["authority", "audit", "--store", str(store_path), "--item", str(item_id)]) == 0
     audit = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(a["action"], a["actor"], a["why"]) for a in audit][-1] == ("decision.rejected", "ana", "no")
+
+
+def test_a_refused_publish_loses_nothing_and_is_retried(tmp_path: Path, authority: AuthorityKey) -> None:
+    """A real relay that does not list the authority key refuses the snapshot: the decision stays applied,
+    the bank keeps its change, the generation stays dirty; once the relay accepts the key the retry
+    publishes and the held notice is queued."""
+    from client.authority.service import AuthorityService
+    from client.demo.world import RelayHandle
+
+    alice = IdentityKeyPair.generate()
+    store, workflow, bank = _workflow(tmp_path, authority)
+    lines: list[str] = []
+
+    async def main() -> None:
+        relay = await RelayHandle(tmp_path / "relay.sqlite").start()  # lists no authority
+        service = AuthorityService(
+            authority, store, workflow, relay.url, progress=lines.append, publish_timeout=5.0
+        )
+        item = await service.inbox.receive(
+            "m1", alice.account_id, 1.0, seal_item("submission", _submission(), alice, authority.public_key)
+        )
+        assert item is not None
+        store.decide(item, accept=True, reviewer="rev")
+        await service.net.start()
+        try:
+            await service.step()
+            assert store.unapplied() == [] and store.bank_generation() == 2
+            assert store.published_generation() == 0 and workflow.needs_publish()
+            assert [a.action for a in store.audit_log()].count("snapshot.publish_failed") == 1
+            assert any("retrying" in line for line in lines) and store.outbox_pending() == []
+            with HashBank(bank) as b:
+                assert PDQ in {e.hash for e in b.entries()}
+            await relay.stop()
+            relay2 = await RelayHandle(
+                tmp_path / "relay.sqlite", port=relay.port, authorities=[authority.public_key]
+            ).start()
+            try:
+                service._retry_at = 0.0
+                for _ in range(100):
+                    await service.step()
+                    if not workflow.needs_publish():
+                        break
+                    service._retry_at = 0.0
+                    await asyncio.sleep(0.1)
+                assert store.published_generation() == 2 and len(store.outbox_pending()) == 1
+            finally:
+                await relay2.stop()
+        finally:
+            await service.net.stop()
+
+    asyncio.run(main())
+    store.close()

@@ -25,9 +25,9 @@ from client.authority.items import seal_item
 from client.authority.store import AuthorityStore
 from client.crypto.identity import IdentityKeyPair
 from client.demo.world import AuthorityIdentity, make_profile
-from client.interfaces import CoreEvent, SnapshotChanged
 from client.protect import submit_appeal, submit_protection
 from client.report import Report, authority_mailbox, seal_report
+from research.bench_rollout import InstallRecorder
 from tests.authority.procs import (
     SAMPLES,
     files_containing,
@@ -97,13 +97,8 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
         async def main() -> None:
             alice = make_profile(tmp_path, "alice", relay=relay_url, authority=authority, policy="report")
             bob = make_profile(tmp_path, "bob", relay=relay_url, authority=authority, policy="block")
-            installed: dict[int, float] = {}
-
-            def on_event(event: CoreEvent) -> None:
-                if isinstance(event, SnapshotChanged) and event.status.version is not None:
-                    installed.setdefault(event.status.version, time.time())
-
-            bob.subscribe(on_event)
+            recorder = InstallRecorder(bob)
+            installed = recorder.installed
             try:
                 await alice.add_contact(bob.account_id, "bob")
                 await bob.add_contact(alice.account_id, "alice")
@@ -154,7 +149,7 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                 )
                 decided_at = json.loads(review.stdout)["decided_at"]
                 new_version = await until(
-                    lambda: max((v for v in installed if v > first_version), default=0),
+                    lambda: recorder.newer_than(first_version),
                     what="B installing the snapshot with the protected photo",
                 )
                 blocked = await bob.send_image(alice.account_id, copy_q70)
@@ -213,7 +208,7 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                 )
                 decided_at = json.loads(review.stdout)["decided_at"]
                 unblock_version = await until(
-                    lambda: max((v for v in installed if v > new_version), default=0),
+                    lambda: recorder.newer_than(new_version),
                     what="B installing the snapshot without the hash",
                 )
                 resent = await bob.send_image(alice.account_id, copy_q70)
@@ -310,6 +305,18 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
         for p in files_containing(tmp_path, needles)
         if not p.startswith((str(tmp_path / "alice"), str(tmp_path / "bob"))) and p != str(copy_q70)
     ] == []
+    # what the authority learned: the appeal links B to A's protected photo and to A's report
+    view = json.loads(
+        pocketscan(
+            "research", "authority-view", "--store", str(store), "--out", str(tmp_path / "view"), "--json"
+        ).stdout
+    )["data"]
+    assert view["items"] == 3 and view["refused"] == 5
+    assert {(link["kind_a"], link["kind_b"]) for link in view["links"]} == {
+        ("submission", "appeal"),
+        ("report", "appeal"),
+    }
+    assert len(set(view["envelope_sizes"].values())) == len(view["envelope_sizes"])  # kinds differ in size
     print("rollout figures (s):", json.dumps({k: round(v, 3) for k, v in figures.items()}))
     out = os.environ.get("POCKETSCAN_ROLLOUT_JSON")
     if out:
