@@ -313,6 +313,10 @@ def _cmd_threshold(args: argparse.Namespace) -> int:
         cfg.thresholds = args.threshold
     if args.synthetic_rate:
         cfg.synthetic_rates = args.synthetic_rate
+    if args.opening_threshold:
+        if any(not 1 <= t <= 100 for t in args.opening_threshold):
+            raise ValueError("--opening-threshold must be between 1 and 100")
+        cfg.opening_thresholds = args.opening_threshold
     cfg.configured_threshold = _configured_threshold(args)
     return _finish(args, run(cfg, seed=args.seed))
 
@@ -563,6 +567,8 @@ def register(registry: CommandRegistry) -> None:
                    help="synthetic voucher rates to evaluate (repeatable; default 0, 0.01, 0.05, 0.2)")
     p.add_argument("--voucher-delay", type=float, default=3600.0, metavar="SECONDS",
                    help="also measure timing with vouchers held this long on average (default 3600)")
+    p.add_argument("--opening-threshold", type=int, action="append", metavar="T",
+                   help="t of the opening-cost measurement (repeatable; default 3 and 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

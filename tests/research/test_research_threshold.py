@@ -45,7 +45,8 @@ def test_formula_agrees_with_monte_carlo(p: float, per_day: float, t: int) -> No
 def test_threshold_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     res = _run(capsys, "threshold", "--p", "0/2000", "--out", str(tmp_path), "--report-threshold", "3",
                "--eval-accounts", "60", "--mc-accounts", "2000", "--synthetic-rate", "0",
-               "--synthetic-rate", "0.2", "--images-per-day", "10", "--threshold", "1")
+               "--synthetic-rate", "0.2", "--images-per-day", "10", "--threshold", "1",
+               "--opening-threshold", "3")
     data = res["data"]
     assert data["configured_threshold"] == 3 and data["p"] == 0.0 and data["p_high"] > 0
     rows = {r["threshold"]: r for r in data["false_openings"]}
@@ -62,6 +63,10 @@ def test_threshold_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     # held for an hour on average, a voucher rarely sits next to its own upload: timing loses its edge
     assert on["delayed_timing_voucher_accuracy"]["p"] < 0.5 < on["timing_voucher_accuracy"]["p"]
     assert on["auc_timing_delayed"]["auc"] < on["auc_timing"]["auc"]
+    # opening: without decoys exactly t real vouchers open; decoys never open a wrong key
+    opening = {(r["threshold"], r["synthetic"]): r for r in data["opening_cost"]}
+    assert opening[(3, 0)]["real_needed"] == 3 and len(opening) == 5
+    assert all(r["opened"] and r["real_needed"] >= r["threshold"] for r in data["opening_cost"])
     for name in ("threshold-false-openings", "threshold-distinguishability", "threshold-counts"):
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 1000
 
