@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from client.policy import PolicyName, parse_policy
+from client.sensitive import MAX_MODEL_NAME, SensitiveSetting, parse_sensitive_setting
 
-__all__ = ["ConfigError", "Settings", "load_settings", "save_settings", "set_setting"]
+__all__ = ["ConfigError", "Settings", "load_settings", "save_settings", "set_setting", "setting_name"]
 
 
 class ConfigError(ValueError):
@@ -41,12 +42,16 @@ class Settings:
     """Display name chosen at onboarding."""
     passphrase: bool = True
     """Whether the store is encrypted under a passphrase (``--no-passphrase`` only for tests/demo)."""
+    sensitive_content: SensitiveSetting = "off"
+    """On-device sensitive-content classifier: off, warn (confirm before sending), blur (received), both."""
+    sensitive_model: str = "nudenet"
+    """The classifier: ``nudenet`` (needs ``pocketscan[sensitive]``) or an ``.onnx`` path with its sidecar."""
     report_threshold: int = 1
     """Under ``report``: matches per key period before the authority can read any (1 = at once)."""
     synthetic_vouchers: float = 0.0
+    """Under ``report`` with a threshold above 1: share of non-matching images sending a synthetic voucher."""
     voucher_delay: float = 0.0
     """Under threshold reporting: mean seconds a voucher waits before it leaves (random, exponential)."""
-    """Under ``report`` with a threshold above 1: share of non-matching images sending a synthetic voucher."""
 
     def validate(self) -> Settings:
         if self.relay and not (self.relay.startswith("ws://") or self.relay.startswith("wss://")):
@@ -60,8 +65,11 @@ class Settings:
                 raise ConfigError("authority_pubkey must be 64 hex characters (an Ed25519 public key)")
         try:
             parse_policy(self.policy)
+            parse_sensitive_setting(self.sensitive_content)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if not self.sensitive_model or len(self.sensitive_model) > MAX_MODEL_NAME:
+            raise ConfigError("sensitive_model must be a classifier name or an .onnx path")
         if not 1 <= self.report_threshold <= MAX_REPORT_THRESHOLD:
             raise ConfigError(f"report_threshold must be between 1 and {MAX_REPORT_THRESHOLD}")
         if not 0.0 <= self.synthetic_vouchers <= 1.0:
@@ -78,13 +86,14 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 
 
-def _field_name(name: str) -> str:
-    return name.strip().replace("-", "_")
+def setting_name(name: str) -> str:
+    """``sensitive-content`` and ``sensitive_content`` name the same setting."""
+    return name.replace("-", "_")
 
 
 def _coerce(name: str, value: Any) -> Any:
+    name = setting_name(name)
     kinds = {f.name: f.type for f in fields(Settings)}
-    name = _field_name(name)
     if name not in kinds:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
     if kinds[name] == "bool":
@@ -112,6 +121,11 @@ def _coerce(name: str, value: Any) -> Any:
             return parse_policy(str(value))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    if name == "sensitive_content":
+        try:
+            return parse_sensitive_setting(str(value))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return str(value)
 
 
@@ -125,7 +139,7 @@ def load_settings(path: Path, *, env: bool = True) -> Settings:
             raise ConfigError(f"cannot read settings {path}: {exc}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"settings {path} must hold a JSON object")
-        data = {_field_name(k): _coerce(k, v) for k, v in raw.items()}
+        data = {setting_name(k): _coerce(k, v) for k, v in raw.items()}
     if env:
         for f in fields(Settings):
             value = os.environ.get(f"POCKETSCAN_{f.name.upper()}")
@@ -147,6 +161,6 @@ def save_settings(path: Path, settings: Settings) -> None:
 def set_setting(path: Path, name: str, value: str) -> Settings:
     """Change one setting in the file (env overrides are not written)."""
     current = load_settings(path, env=False)
-    updated = replace(current, **{_field_name(name): _coerce(name, value)}).validate()
+    updated = replace(current, **{setting_name(name): _coerce(name, value)}).validate()
     save_settings(path, updated)
     return updated

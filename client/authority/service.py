@@ -44,6 +44,9 @@ class _StoreOutbox:
     def rejected(self, envelope_id: str, reason: str) -> None:
         self.store.outbox_done(envelope_id, delivered=False, why=reason)
 
+    def waiting(self, envelope_id: str, reason: str) -> None:
+        """The relay refused a notice for a quota: it stays in the outbox and is retried later."""
+
 
 class AuthorityService:
     """The serve loop (see the module docstring)."""

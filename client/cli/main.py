@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.protect",
     "research.bench_rollout",
     "client.authority.voucher_cli",
+    "scanner.commands.classify",
 )
 
 

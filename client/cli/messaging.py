@@ -63,12 +63,14 @@ def register(registry: CommandRegistry) -> None:
                        epilog="examples:\n  pocketscan config set policy block\n"
                               "  pocketscan config set dihedral false\n"
                               "  pocketscan config set scan_received true\n"
+                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both\n"
                               "  pocketscan config set report-threshold 3   (default 1: report at once)\n"
                               "  pocketscan config set synthetic-vouchers 0.05   (default 0)\n"
                               "  pocketscan config set voucher-delay 3600   (mean seconds; default 0)")
     _profile_arg(p)
     p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, "
-                               "name, report-threshold, synthetic-vouchers, voucher-delay")
+                              "name, sensitive-content, sensitive-model, report-threshold, "
+                              "synthetic-vouchers, voucher-delay")
     p.add_argument("value")
     p = config.command("show", _config_show, help="print the settings as JSON")
     _profile_arg(p)
@@ -238,7 +240,17 @@ def _config_set(args: argparse.Namespace) -> int:
         settings = set_setting(profile.settings_file, args.key, args.value)
     except _errors() as exc:
         return _fail(str(exc))
-    _print({args.key: getattr(settings, args.key.strip().replace("-", "_"))})
+    from client.config import setting_name
+
+    key = setting_name(args.key)
+    _print({args.key: getattr(settings, key)})
+    if key in ("sensitive_content", "sensitive_model") and settings.sensitive_content != "off":
+        from client.sensitive import sensitive_note
+
+        note = sensitive_note(settings.sensitive_model)
+        if note:
+            print(f"pocketscan: note: images are not rated until the classifier loads: {note}",
+                  file=sys.stderr)
     return 0
 
 
@@ -270,10 +282,14 @@ def _outcome_json(outcome: SendOutcome, to: str) -> dict[str, Any]:
                    reason=outcome.decision.explanation)
     if outcome.error:
         out["error"] = outcome.error
+    if outcome.sensitive is not None:
+        out["sensitive"] = outcome.sensitive.as_dict()
     if outcome.status == "confirm":
         out["status"] = "blocked"
         out["needs_confirmation"] = True
         out["hint"] = "policy warn: re-run with --yes to send it anyway"
+        if outcome.sensitive is not None and outcome.sensitive.flagged:
+            out["hint"] = "sensitive-content warn: re-run with --yes to send it anyway"
     return out
 
 
@@ -303,12 +319,20 @@ def _send(args: argparse.Namespace) -> int:
                 result["status"] = "error"
                 result["error"] = ("the relay did not acknowledge in time; the message stays in the outbox "
                                    "and is resent the next time this profile connects")
+                if core.net.waiting:
+                    result["delivery"] = "waiting"
+                    reason = next(iter(core.net.waiting.values()))
+                    result["error"] = (f"the relay refused it for now ({reason}); the message waits in the "
+                                       "outbox and is retried with backoff")
             return result
         finally:
             await core.stop()
 
     result = _run(go())
     _print(result)
+    if result.get("needs_confirmation") and (result.get("sensitive") or {}).get("label") == "sensitive":
+        print(f"pocketscan: not sent: {result.get('reason', 'the image may be sensitive')}; "
+              "re-run with --yes to send it anyway", file=sys.stderr)
     return 2 if result["status"] == "error" else 0
 
 
@@ -334,6 +358,8 @@ def _message_json(m: MessageView) -> dict[str, Any]:
             out["error"] = m.text
         if m.verdict:
             out["verdict"] = m.verdict
+        if m.sensitive:
+            out["sensitive"] = True
     out["sent_at"] = m.sent_at
     return out
 
@@ -364,6 +390,10 @@ def _inbox(args: argparse.Namespace) -> int:
                 await core.wait_idle(quiet=0.4, timeout=30.0)
             for message in core.take_cli_inbox():
                 _print(_message_json(message))
+            if core.net.waiting:
+                print(f"pocketscan: {len(core.net.waiting)} outgoing message(s) waiting: the relay refused "
+                      "them for a quota (the recipient's mailbox is full); they stay in the outbox and are "
+                      "retried", file=sys.stderr)
         finally:
             await core.stop()
         return status
