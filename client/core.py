@@ -68,7 +68,7 @@ from client.interfaces import (
 from client.locations import Profile
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
 from client.outbox import ImagePipeline, SendError, send_image
-from client.policy import PolicyName, ScanResult
+from client.policy import PolicyName, ScanResult, decide
 from client.protect import receive_notice
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
@@ -208,6 +208,7 @@ class Core:
             classifier=self.classifier,
             sensitive_content=lambda: self.settings.sensitive_content,
             on_clean_send=self._maybe_synthetic_voucher,
+            decide=lambda scan, policy: decide(scan, policy, report_threshold=self.settings.report_threshold),
         )
         self.vouchers = VoucherIssuer(store, identity.account_id)
         self._timers: set[str] = set()

@@ -59,6 +59,9 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
             for path in (banked[0], clean[0], banked[1], clean[1]):
                 out = await alice.send_image(bob.account_id, path)
                 assert out.status == ("reported" if path in banked else "sent")
+                if path in banked:  # the sender is told what really leaves
+                    assert out.decision is not None and "voucher" in out.decision.explanation
+                    assert "holds 3 from this account" in out.decision.explanation
             mail = await drain()
             assert len(mail) == 4 and all(is_voucher_envelope(e) for e in mail)
             assert len({len(e) for e in mail}) == 1, "real and synthetic vouchers differ in size"
