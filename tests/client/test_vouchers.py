@@ -217,3 +217,29 @@ def test_book_opens_exactly_at_t_real(threshold: int, synthetic: int, seed: int)
         if real_seen < threshold:
             assert opened == []
     assert sorted(opened) == sorted(f"r{i}".encode() for i in range(threshold + 1))
+
+
+def test_derivations_are_the_documented_ones() -> None:
+    """docs/threshold.md "Exact derivations", recomputed independently with hmac and struct."""
+    import hashlib
+    import hmac
+    import struct
+
+    def lp(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    def prf(key: bytes, label: bytes, *parts: int | str) -> bytes:
+        msg = lp(b"pocketscan voucher v1") + lp(label)
+        for part in parts:
+            msg += lp(part.to_bytes(16, "big") if isinstance(part, int) else part.encode())
+        return hmac.new(key, msg, hashlib.sha512).digest()
+
+    key = derive_period_key(SECRET, ACCOUNT, 7, 3)
+    s_bytes = key.secret.to_bytes(32, "big")
+    assert key.secret == int.from_bytes(prf(SECRET, b"period secret", ACCOUNT, 7, 3), "big") % PRIME
+    assert key.coefficients == tuple(
+        int.from_bytes(prf(SECRET, b"coefficient", ACCOUNT, 7, 3, i), "big") % PRIME for i in (1, 2))
+    assert share_index(SECRET, ACCOUNT, 7, 5) == 1 + int.from_bytes(
+        prf(SECRET, b"share index", ACCOUNT, 7, 5), "big") % (PRIME - 1)
+    assert key.commitment == prf(s_bytes, b"commitment", ACCOUNT, 7, 3)[:32]
+    assert key.aead_key == prf(s_bytes, b"aead key", ACCOUNT, 7, 3)[:32]
