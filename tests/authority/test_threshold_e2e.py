@@ -105,3 +105,70 @@ def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
 
         asyncio.run(main())
         assert serve.poll() is None, read_log(log)
+
+
+def test_synthetic_vouchers_make_counts_alike(tmp_path: Path) -> None:
+    """With synthetic vouchers at rate 1 and the same volume, a matching and a non-matching account hold the
+    same number of vouchers below t; the matching one opens at its third match, the decoys are dropped."""
+    key_file = tmp_path / "authority" / "authority.key"
+    bank, store = tmp_path / "authority" / "bank.sqlite", tmp_path / "authority" / "store.sqlite"
+    key_file.parent.mkdir()
+    pocketscan("authority", "keygen", "--out", str(key_file))
+    from scanner.authority import AuthorityKey
+
+    authority = AuthorityIdentity(AuthorityKey.load(key_file).seed)
+    pocketscan("bank", "import", "--bank", str(bank), "--source", "demo-list",
+               *(str(SAMPLES / name) for name in BANKED))
+    banked = [SAMPLES / name for name in BANKED]
+    clean = [p for p in sorted(SAMPLES.glob("*.jpg")) if p.name not in BANKED][:4]
+
+    with (
+        relay_process(tmp_path, authority.public_hex) as relay_url,
+        serve_process(tmp_path, key_file, bank, store, relay_url) as (serve, log),
+    ):
+
+        async def main() -> None:
+            alice = make_profile(tmp_path, "alice", relay=relay_url, authority=authority, policy="report")
+            carol = make_profile(tmp_path, "carol", relay=relay_url, authority=authority, policy="report")
+            bob = make_profile(tmp_path, "bob", relay=relay_url, authority=authority, policy="block")
+            for user in (alice, carol):
+                user.settings = replace(user.settings, report_threshold=3, synthetic_vouchers=1.0)
+            try:
+                for user in (alice, carol):
+                    await user.add_contact(bob.account_id, "bob")
+                    await user.start()
+                    assert await user.publish_now()
+                assert await bob.publish_now()
+                await until(lambda: alice.slot.current is not None and carol.slot.current is not None,
+                            what="the snapshot from authority serve")
+                # six images each: alice two matches and four clean ones, carol six clean ones
+                for path in [banked[0], *clean, banked[1]]:
+                    assert (await alice.send_image(bob.account_id, path)).status in ("reported", "sent")
+                for path in [*clean, clean[0], clean[1]]:
+                    assert (await carol.send_image(bob.account_id, path)).status == "sent"
+
+                def counted() -> list[dict[str, Any]]:
+                    lines = _lines("authority", "vouchers", "--store", str(store))
+                    return lines if sum(g["vouchers"] for g in lines) >= 12 else []
+
+                groups = {g["account"]: g for g in await until(counted, what="12 vouchers at the authority")}
+                assert groups[alice.account_id]["vouchers"] == groups[carol.account_id]["vouchers"] == 6
+                assert not groups[alice.account_id]["opened"] and not groups[carol.account_id]["opened"]
+                assert _lines("authority", "queue", "--store", str(store), "--kind", "report") == []
+
+                assert (await alice.send_image(bob.account_id, banked[2])).status == "reported"
+
+                def three_reports() -> list[dict[str, Any]]:
+                    found = _lines("authority", "queue", "--store", str(store), "--kind", "report")
+                    return found if len(found) >= 3 else []
+
+                reports = await until(three_reports, what="alice's three reports in the queue")
+                assert {r["reporter"] for r in reports} == {alice.account_id} and len(reports) == 3
+                groups = {g["account"]: g for g in _lines("authority", "vouchers", "--store", str(store))}
+                assert groups[alice.account_id]["opened"] and not groups[carol.account_id]["opened"]
+            finally:
+                for user in (alice, carol, bob):
+                    await user.stop()
+
+        asyncio.run(main())
+        assert serve.poll() is None, read_log(log)
