@@ -389,3 +389,49 @@ def test_a_refused_publish_loses_nothing_and_is_retried(tmp_path: Path, authorit
 
     asyncio.run(main())
     store.close()
+
+
+def test_a_new_kind_plugs_in_through_the_table(tmp_path: Path, authority: AuthorityKey) -> None:
+    """How threshold vouchers (issue 14) plug in: a kind registered with ``register_kind`` is validated,
+    stored ``held`` (out of the queue) and handed to its hook, without touching the inbox or serve."""
+    from client.authority.inbox import KINDS, KindSpec, Prepared, register_kind
+    from client.authority.items import OpenedItem
+
+    seen: list[str] = []
+
+    async def prepare(item: OpenedItem, fetch: object) -> Prepared:
+        if not isinstance(item.body.get("share"), bytes):
+            raise ItemError("no share")
+        return Prepared(str(item.body["id"]), {"period": item.body["period"]})
+
+    def after_store(store: AuthorityStore, item_id: str) -> None:
+        seen.append(item_id)
+        if len(store.items(status="held", kind="voucher")) >= 2:  # "t = 2": open them into the queue
+            store.add_item(
+                kind="report",
+                sender="opened",
+                sender_key=None,
+                relay_mid=f"open-{item_id}",
+                ref="ee" * 16,
+                body={"opened_from": 2},
+                received_at=3.0,
+            )
+
+    register_kind(KindSpec("voucher", prepare, initial_status="held", after_store=after_store))
+    alice = IdentityKeyPair.generate()
+    try:
+        with AuthorityStore(tmp_path / "s.sqlite", create=True) as store:
+            inbox = Inbox(store, authority.seed)
+            for n in (1, 2):
+                env = seal_item(
+                    "voucher", {"id": f"{n:032x}", "period": 7, "share": b"s"}, alice, authority.public_key
+                )
+                assert asyncio.run(inbox.receive(f"m{n}", alice.account_id, 1.0, env)) is not None
+                if n == 1:
+                    assert store.items() == []  # held: reviewers see nothing below the threshold
+            bad = seal_item("voucher", {"id": "3" * 32, "period": 7}, alice, authority.public_key)
+            assert asyncio.run(inbox.receive("m3", alice.account_id, 1.0, bad)) is None
+            assert len(seen) == 2 and [i.kind for i in store.items()] == ["report"]
+            assert "malformed voucher" in store.refused()[0]["reason"]
+    finally:
+        KINDS.pop("voucher", None)

@@ -98,3 +98,20 @@ def test_cli_source_list_and_min_sources(tmp_path: Path, capsys: pytest.CaptureF
                  "--min-sources", "3"]) == 2
     assert "at least 3 sources" in capsys.readouterr().err
     assert main(["bank", "import", "--bank", str(bank), "--source", "", str(two)]) == 2
+
+
+def test_cli_remove_records_the_reason_and_stats_count_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bank, hashes = tmp_path / "b.sqlite", tmp_path / "h.txt"
+    hashes.write_text(f"{H1}\n{H2}\n")
+    assert main(["bank", "import", "--bank", str(bank), "--source", "ncmec", str(hashes)]) == 0
+    assert main(["bank", "remove", "--bank", str(bank), H1, "--reason", "appeal upheld", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["bank", "stats", "--bank", str(bank), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sources"] == {"ncmec": 1} and stats["removed"] == 1
+    with sqlite3.connect(bank) as db:
+        assert db.execute("SELECT hash, reason, sources FROM removals").fetchall() == [
+            (H1, "appeal upheld", "ncmec")
+        ]
