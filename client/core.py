@@ -846,6 +846,9 @@ class Core:
             "contacts": len(self.store.list_contacts()),
             "outbox_pending": len(self.store.outbox_pending()),
             "profile": str(self.profile.root),
+            "report_threshold": self.settings.report_threshold,
+            "synthetic_vouchers": self.settings.synthetic_vouchers,
+            "voucher_delay": self.settings.voucher_delay,
         }
 
 

@@ -79,6 +79,9 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
             assert len(reports) == 3 and {r.reporter for r in reports} == {alice.account_id}
             assert all(r.recipient == bob.account_id and r.votes >= 1 for r in reports)
             assert alice.store.get_setting(SECRET_SETTING) not in (None, "")
+            shown = alice.describe()
+            assert (shown["report_threshold"], shown["synthetic_vouchers"]) == (3, 1.0)
+            assert SECRET_SETTING not in shown and alice.store.get_setting(SECRET_SETTING) not in str(shown)
 
             # threshold 1 (the default) keeps today's readable report
             alice.settings = replace(alice.settings, report_threshold=1)
