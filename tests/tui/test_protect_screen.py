@@ -92,6 +92,7 @@ def test_appeal_after_a_block_with_reason_and_explicit_attachment() -> None:
             await pilot.press("enter")
             await _idle(pilot)
             assert chat.last_blocked == REPO / "samples" / "rocket.jpg"
+            assert "ctrl+y: appeal" in str(chat.query_one("#banner").render())
             await pilot.press("ctrl+y")
             await _idle(pilot)
             assert isinstance(app.screen, AppealScreen)
