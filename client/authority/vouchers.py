@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from client.authority.inbox import (
@@ -39,7 +38,7 @@ from client.authority.inbox import (
 )
 from client.authority.items import ItemError, OpenedItem, is_ref
 from client.authority.store import AuthorityStore
-from client.vouchers.book import AddOutcome, GroupKey, VoucherBook, VoucherRefused
+from client.vouchers.book import AddOutcome, GroupKey, GroupStatus, VoucherBook, VoucherRefused
 from client.vouchers.issuer import report_from_body
 from client.vouchers.shamir import Share
 from client.vouchers.voucher import (
@@ -51,7 +50,7 @@ from client.vouchers.voucher import (
     open_voucher,
 )
 
-__all__ = ["VoucherGroupView", "process_vouchers", "voucher_groups"]
+__all__ = ["process_vouchers", "voucher_groups"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS voucher_groups (
@@ -74,30 +73,6 @@ CREATE TABLE IF NOT EXISTS voucher_state (
 );
 CREATE INDEX IF NOT EXISTS voucher_state_group ON voucher_state (account, period, threshold);
 """
-
-
-@dataclass(frozen=True)
-class VoucherGroupView:
-    """One account's vouchers in one key period: what ``authority vouchers`` and the console show."""
-
-    account: str
-    period: int
-    threshold: int
-    vouchers: int
-    """Vouchers held (real and synthetic alike: the authority cannot tell them apart below t)."""
-    opened: bool
-    opened_vouchers: int
-    dropped_vouchers: int
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``authority vouchers`` line (exact contract)."""
-        return {"account": self.account, "period": self.period, "vouchers": self.vouchers,
-                "threshold": self.threshold, "opened": self.opened}
-
-    @property
-    def progress(self) -> str:
-        """``"k of t"`` (``"opened"`` once the period's key is known)."""
-        return "opened" if self.opened else f"{self.vouchers} of {self.threshold}"
 
 
 def _ensure_schema(store: AuthorityStore) -> None:
@@ -317,7 +292,7 @@ def process_vouchers(store: AuthorityStore, item_id: str | None = None) -> None:
         _process_group(store, key)
 
 
-def voucher_groups(store: AuthorityStore) -> list[VoucherGroupView]:
+def voucher_groups(store: AuthorityStore) -> list[GroupStatus]:
     """Every (account, period, threshold) with vouchers, sorted by account and period."""
     if not _has_tables(store):
         return []
@@ -329,7 +304,7 @@ def voucher_groups(store: AuthorityStore) -> list[VoucherGroupView]:
             " FROM voucher_state s LEFT JOIN voucher_groups g"
             " ON g.account = s.account AND g.period = s.period AND g.threshold = s.threshold"
             " GROUP BY s.account, s.period, s.threshold ORDER BY s.account, s.period, s.threshold").fetchall()
-    return [VoucherGroupView(a, int(p), int(t), int(n or 0), bool(o), int(k or 0), int(d or 0))
+    return [GroupStatus(a, int(p), int(t), int(n or 0), bool(o), int(k or 0), int(d or 0))
             for a, p, t, n, k, d, o in rows]
 
 

@@ -33,7 +33,7 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from client.errors import ClientError
 from client.vouchers.shamir import Share, ShareError, combine, decode_with_errors, evaluate, interpolate_at
@@ -86,15 +86,26 @@ class AddOutcome:
 
 @dataclass(frozen=True)
 class GroupStatus:
-    """One line of ``authority vouchers``."""
+    """One account's vouchers in one key period: a line of ``authority vouchers`` and of the console."""
 
     account: str
     period: int
     threshold: int
     vouchers: int
+    """Vouchers held (real and synthetic alike: the authority cannot tell them apart below t)."""
     opened: bool
     opened_vouchers: int
     dropped_vouchers: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``authority vouchers`` line (exact contract)."""
+        return {"account": self.account, "period": self.period, "vouchers": self.vouchers,
+                "threshold": self.threshold, "opened": self.opened}
+
+    @property
+    def progress(self) -> str:
+        """``"k of t"`` (``"opened"`` once the period's key is known)."""
+        return "opened" if self.opened else f"{self.vouchers} of {self.threshold}"
 
 
 @dataclass

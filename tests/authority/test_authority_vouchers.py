@@ -3,12 +3,9 @@ periods kept apart, replays and forgeries refused, synthetic vouchers dropped, `
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,54 +16,9 @@ from client.authority.items import seal_item
 from client.authority.store import AuthorityStore
 from client.authority.vouchers import voucher_groups
 from client.cli.main import main
-from client.crypto.identity import IdentityKeyPair
-from client.report import Report
-from client.vouchers.issuer import VoucherIssuer
 from client.vouchers.voucher import PERIOD_SECONDS, encode_voucher, open_voucher, seal_voucher
 from scanner.authority import AuthorityKey
-
-RECIPIENT = "q" * 52
-SHA = "c3" * 32
-
-
-class MemoryStore:
-    """The two settings the issuer keeps (a real profile keeps them in its encrypted store)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get_setting(self, name: str, default: Any = None) -> Any:
-        return self.values.get(name, default)
-
-    def set_setting(self, name: str, value: Any) -> None:
-        self.values[name] = value
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        yield
-
-
-class Sender:
-    def __init__(self, authority: AuthorityKey, threshold: int = 3) -> None:
-        self.identity = IdentityKeyPair.generate()
-        self.account = self.identity.account_id
-        self.issuer = VoucherIssuer(MemoryStore(), self.account)
-        self.authority, self.threshold = authority, threshold
-
-    def report(self, n: int) -> Report:
-        return Report(self.account, RECIPIENT, 1000.0 + n, "ab" * 32, 4, 3, 90, f"{n:02x}" * 32, SHA)
-
-    def real(self, n: int, now: float = 10 * PERIOD_SECONDS) -> bytes:
-        return self.issuer.seal(self.report(n), threshold=self.threshold, now=now,
-                                authority_key=self.authority.public_key)
-
-    def synthetic(self, now: float = 10 * PERIOD_SECONDS) -> bytes:
-        return self.issuer.seal(None, threshold=self.threshold, now=now,
-                                authority_key=self.authority.public_key)
-
-
-def _receive(inbox: Inbox, sender: str, envelope: bytes) -> str | None:
-    return asyncio.run(inbox.receive(os.urandom(8).hex(), sender, 0.0, envelope))
+from tests.authority.voucher_senders import RECIPIENT, SHA, Sender, receive
 
 
 def _reports(store: AuthorityStore) -> list[dict[str, Any]]:
@@ -80,7 +32,7 @@ def test_below_t_nothing_opens_and_at_t_everything_real_does(tmp_path: Path) -> 
     with AuthorityStore(path, create=True) as store:
         inbox = Inbox(store, authority.seed)
         for env in (alice.real(0), alice.synthetic(), alice.real(1)):
-            assert _receive(inbox, alice.account, env) is not None
+            assert receive(inbox, alice.account, env) is not None
         [group] = voucher_groups(store)
         assert (group.vouchers, group.threshold, group.opened, group.progress) == (3, 3, False, "3 of 3")
         assert _reports(store) == []
@@ -91,7 +43,7 @@ def test_below_t_nothing_opens_and_at_t_everything_real_does(tmp_path: Path) -> 
         assert RECIPIENT.encode() not in data and SHA.encode() not in data, file.name
     with AuthorityStore(path) as store:
         inbox = Inbox(store, authority.seed)
-        _receive(inbox, alice.account, alice.real(2))
+        receive(inbox, alice.account, alice.real(2))
         reports = _reports(store)
         assert len(reports) == 3 and {r["status"] for r in reports} == {"waiting"}
         assert {r["reporter"] for r in reports} == {alice.account}
@@ -100,8 +52,8 @@ def test_below_t_nothing_opens_and_at_t_everything_real_does(tmp_path: Path) -> 
         [group] = voucher_groups(store)
         assert group.opened and group.opened_vouchers == 3 and group.dropped_vouchers == 1
         # later vouchers of an opened period open at once; synthetic ones are dropped
-        _receive(inbox, alice.account, alice.real(3))
-        _receive(inbox, alice.account, alice.synthetic())
+        receive(inbox, alice.account, alice.real(3))
+        receive(inbox, alice.account, alice.synthetic())
         assert len(_reports(store)) == 4
         actions = [a.action for a in store.audit_log()]
         assert actions.count("vouchers.opened") == 1 and actions.count("voucher.dropped") == 2
@@ -113,9 +65,9 @@ def test_periods_never_combine_and_cli_lines(tmp_path: Path, capsys: pytest.Capt
     path = tmp_path / "store.sqlite"
     with AuthorityStore(path, create=True) as store:
         inbox = Inbox(store, authority.seed)
-        _receive(inbox, alice.account, alice.real(0, now=10 * PERIOD_SECONDS))
-        _receive(inbox, alice.account, alice.real(1, now=11 * PERIOD_SECONDS))
-        _receive(inbox, bob.account, bob.real(0))
+        receive(inbox, alice.account, alice.real(0, now=10 * PERIOD_SECONDS))
+        receive(inbox, alice.account, alice.real(1, now=11 * PERIOD_SECONDS))
+        receive(inbox, bob.account, bob.real(0))
         assert _reports(store) == []
     assert main(["authority", "vouchers", "--store", str(path)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -137,32 +89,32 @@ def test_replayed_forged_and_foreign_vouchers_are_refused(tmp_path: Path) -> Non
     with AuthorityStore(tmp_path / "store.sqlite", create=True) as store:
         inbox = Inbox(store, authority.seed)
         first = alice.real(0)
-        assert _receive(inbox, alice.account, first) is not None
+        assert receive(inbox, alice.account, first) is not None
         # the same voucher again (a replay through the relay): stored once
-        assert _receive(inbox, alice.account, first) is None
+        assert receive(inbox, alice.account, first) is None
         # a new voucher id reusing the first voucher's share index: refused by the book
         v0 = open_voucher(first, authority.seed)
         v1 = open_voucher(alice.real(1), authority.seed)
         reused = dataclasses.replace(v1, x=v0.x, y=v0.y)
-        _receive(inbox, alice.account, seal_voucher(reused, authority.public_key))
+        receive(inbox, alice.account, seal_voucher(reused, authority.public_key))
         # a voucher naming alice sent by mallory: refused by the inbox as a forgery
-        assert _receive(inbox, mallory.account, alice.real(2)) is None
+        assert receive(inbox, mallory.account, alice.real(2)) is None
         assert any("forged voucher" in r["reason"] for r in store.refused())
         # a damaged envelope: refused, costs only itself
-        assert _receive(inbox, alice.account, b"PSVC" + os.urandom(300)) is None
+        assert receive(inbox, alice.account, b"PSVC" + os.urandom(300)) is None
         # a voucher dressed as a signed item is refused too (vouchers only travel in PSVC envelopes)
         signed = seal_item("voucher", {"voucher": encode_voucher(v1).hex()}, alice.identity,
                            authority.public_key)
-        assert _receive(inbox, alice.account, signed) is None
+        assert receive(inbox, alice.account, signed) is None
         assert "PSVC envelope" in store.refused()[-1]["reason"]
         [group] = voucher_groups(store)
         assert (group.vouchers, group.opened) == (1, False)
         assert "voucher.refused" in [a.action for a in store.audit_log()]
         # a forged share (right id space, wrong value) is dropped once the period opens, never opened
         forged = dataclasses.replace(open_voucher(alice.real(3), authority.seed), y=12345)
-        _receive(inbox, alice.account, seal_voucher(forged, authority.public_key))
+        receive(inbox, alice.account, seal_voucher(forged, authority.public_key))
         assert _reports(store) == []
-        _receive(inbox, alice.account, alice.real(4))
+        receive(inbox, alice.account, alice.real(4))
         reports = _reports(store)
         assert sorted(r["hashes"]["pdq"] for r in reports) == ["00" * 32, "04" * 32]
         [group] = voucher_groups(store)
@@ -183,7 +135,7 @@ def test_a_voucher_stored_but_not_processed_is_caught_up(tmp_path: Path) -> None
                              "voucher_id": v.id_hex, "voucher": encode_voucher(v).hex()})
     with AuthorityStore(path) as store:
         assert voucher_groups(store) == []
-        _receive(Inbox(store, authority.seed), alice.account, alice.real(1))
+        receive(Inbox(store, authority.seed), alice.account, alice.real(1))
         [group] = voucher_groups(store)
         assert group.opened and group.opened_vouchers == 2
         assert sorted(r["hashes"]["pdq"] for r in _reports(store)) == ["00" * 32, "01" * 32]

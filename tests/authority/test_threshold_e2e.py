@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,24 @@ import pytest
 
 from client.demo.world import AuthorityIdentity, make_profile
 from tests.authority.procs import SAMPLES, pocketscan, read_log, relay_process, serve_process
+from tests.authority.test_loop_e2e import until
 
 pytestmark = pytest.mark.slow
 
-BOUND = 30.0
 BANKED = ("rocket.jpg", "astronaut.jpg", "camera.jpg")
 
 
-async def until(cond: Any, *, timeout: float = BOUND, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not reached within {timeout} s")
+def _authority(tmp: Path) -> tuple[AuthorityIdentity, Path, Path, Path]:
+    """An authority key and a bank of the three banked samples (the CLI, as an operator would)."""
+    key_file = tmp / "authority" / "authority.key"
+    bank, store = tmp / "authority" / "bank.sqlite", tmp / "authority" / "store.sqlite"
+    key_file.parent.mkdir()
+    pocketscan("authority", "keygen", "--out", str(key_file))
+    from scanner.authority import AuthorityKey
+
+    pocketscan("bank", "import", "--bank", str(bank), "--source", "demo-list",
+               *(str(SAMPLES / name) for name in BANKED))
+    return AuthorityIdentity(AuthorityKey.load(key_file).seed), key_file, bank, store
 
 
 def _lines(*args: str) -> list[dict[str, Any]]:
@@ -40,15 +42,7 @@ def _lines(*args: str) -> list[dict[str, Any]]:
 
 
 def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
-    key_file = tmp_path / "authority" / "authority.key"
-    bank, store = tmp_path / "authority" / "bank.sqlite", tmp_path / "authority" / "store.sqlite"
-    key_file.parent.mkdir()
-    pocketscan("authority", "keygen", "--out", str(key_file))
-    from scanner.authority import AuthorityKey
-
-    authority = AuthorityIdentity(AuthorityKey.load(key_file).seed)
-    pocketscan("bank", "import", "--bank", str(bank), "--source", "demo-list",
-               *(str(SAMPLES / name) for name in BANKED))
+    authority, key_file, bank, store = _authority(tmp_path)
     images = [SAMPLES / name for name in BANKED]
     digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in images]
 
@@ -110,15 +104,7 @@ def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
 def test_synthetic_vouchers_make_counts_alike(tmp_path: Path) -> None:
     """With synthetic vouchers at rate 1 and the same volume, a matching and a non-matching account hold the
     same number of vouchers below t; the matching one opens at its third match, the decoys are dropped."""
-    key_file = tmp_path / "authority" / "authority.key"
-    bank, store = tmp_path / "authority" / "bank.sqlite", tmp_path / "authority" / "store.sqlite"
-    key_file.parent.mkdir()
-    pocketscan("authority", "keygen", "--out", str(key_file))
-    from scanner.authority import AuthorityKey
-
-    authority = AuthorityIdentity(AuthorityKey.load(key_file).seed)
-    pocketscan("bank", "import", "--bank", str(bank), "--source", "demo-list",
-               *(str(SAMPLES / name) for name in BANKED))
+    authority, key_file, bank, store = _authority(tmp_path)
     banked = [SAMPLES / name for name in BANKED]
     clean = [p for p in sorted(SAMPLES.glob("*.jpg")) if p.name not in BANKED][:4]
 

@@ -4,9 +4,6 @@ and says how an opened report came out of its vouchers. Vouchers arrive through 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +12,12 @@ import pytest
 from client.authority.console import ReviewConsole
 from client.authority.inbox import Inbox
 from client.authority.store import AuthorityStore
-from client.report import Report
-from client.vouchers.issuer import VoucherIssuer
 from client.vouchers.voucher import PERIOD_SECONDS
 from scanner.authority import AuthorityKey
+from tests.authority.voucher_senders import Sender, receive
 
 ALICE, BOB = "a" * 52, "b" * 52
 NOW = 100 * PERIOD_SECONDS
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get_setting(self, name: str, default: Any = None) -> Any:
-        return self.values.get(name, default)
-
-    def set_setting(self, name: str, value: Any) -> None:
-        self.values[name] = value
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        yield
 
 
 def _store(path: Path, authority: AuthorityKey, senders: dict[str, tuple[int, int]]) -> AuthorityStore:
@@ -45,11 +26,9 @@ def _store(path: Path, authority: AuthorityKey, senders: dict[str, tuple[int, in
     store = AuthorityStore(path, create=True, clock=lambda: float(next(clock)))
     inbox = Inbox(store, authority.seed)
     for account, (threshold, count) in senders.items():
-        issuer = VoucherIssuer(MemoryStore(), account)
+        sender = Sender(authority, threshold, account=account)
         for n in range(count):
-            report = Report(account, "c" * 52, 1.0, "ab" * 32, 1, 3, 90, f"{n:02x}" * 32, "dd" * 32)
-            env = issuer.seal(report, threshold=threshold, now=NOW, authority_key=authority.public_key)
-            asyncio.run(inbox.receive(os.urandom(8).hex(), account, 1.0, env))
+            receive(inbox, account, sender.real(n, now=NOW))
     return store
 
 
