@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from client.authority.items import ITEM_MAGIC, ItemError, OpenedItem, open_item
 from client.authority.store import AuthorityStore
+from client.net import NetError
 
 if TYPE_CHECKING:
     from client.authority.workflow import ApplyContext, ApplyResult
@@ -142,6 +143,10 @@ class Inbox:
                 prepared = await spec.prepare(opened, self.fetch_blob)
             except ItemError as exc:
                 raise Refused(f"malformed {opened.kind}: {exc}") from None
+            except NetError:
+                raise  # the relay failed us (e.g. an attachment download): not acknowledged, redelivered
+            except Exception as exc:  # a hostile body must cost one envelope, never the inbox
+                raise Refused(f"malformed {opened.kind}: {type(exc).__name__}") from None
         except Refused as exc:
             self.store.refuse(relay_mid=mid, sender=sender, size=len(envelope), reason=str(exc),
                               received_at=self.store.clock())

@@ -45,7 +45,7 @@ class _StoreOutbox:
         self.store.outbox_done(envelope_id, delivered=False, why=reason)
 
     def waiting(self, envelope_id: str, reason: str) -> None:
-        """The relay refused a notice for a quota: it stays in the outbox and is retried later."""
+        """A quota refusal: the notice stays in the outbox; the network retries it with backoff."""
 
 
 class AuthorityService:

@@ -153,7 +153,8 @@ class Workflow:
     def record_build(self, built: Built) -> None:
         self.store.record_build(version=built.version, generation=built.generation, entries=built.entries,
                                 size=len(built.data), seconds=built.seconds)
-        self.progress(f"snapshot v{built.version} built and signed: {built.entries} hashes, "
+        self.progress(f"snapshot v{built.version} built and signed: {built.entries} "
+                      f"hash{'' if built.entries == 1 else 'es'}, "
                       f"{len(built.data)} bytes in {built.seconds:.2f} s (generation {built.generation})")
 
     def published(self, built: Built, seconds: float) -> None:

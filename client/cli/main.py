@@ -28,11 +28,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.messaging",
     "client.cli.demo",
     "research.bench_overhead",
+    "scanner.commands.classify",
     "client.authority.commands",
     "client.cli.protect",
     "research.bench_rollout",
     "client.authority.voucher_cli",
-    "scanner.commands.classify",
 )
 
 

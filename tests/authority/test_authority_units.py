@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from client.authority.inbox import Inbox
 from client.authority.items import ItemError, Notice, open_item, open_notice, seal_item, seal_notice
@@ -438,3 +440,49 @@ def test_a_new_kind_plugs_in_through_the_table(tmp_path: Path, authority: Author
         KINDS.pop("voucher", None)
         if previous is not None:
             register_kind(previous)
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80) | st.binary(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=9) | st.dictionaries(st.text(max_size=16), children, max_size=6)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(["submission", "appeal", "report", "other"]),
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "submission_id",
+                "appeal_id",
+                "created_at",
+                "hashes",
+                "reason",
+                "quality",
+                "votes",
+                "snapshot_version",
+                "attachment",
+                "blocked",
+            ]
+        ),
+        _values,
+        max_size=10,
+    ),
+)
+def test_hostile_bodies_cost_one_envelope(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, body: dict[str, object]
+) -> None:
+    authority = AuthorityKey(b"\x01" * 32)
+    alice = IdentityKeyPair(b"\x02" * 32)
+    with AuthorityStore(tmp_path_factory.mktemp("fuzz") / "s.sqlite", create=True) as store:
+        inbox = Inbox(store, authority.seed)
+        env = seal_item(kind, body, alice, authority.public_key)
+        item_id = asyncio.run(inbox.receive("m1", alice.account_id, 1.0, env))
+        if item_id is None:
+            assert len(store.refused()) == 1
+        else:
+            assert store.get_item(item_id).kind == kind and store.refused() == []
