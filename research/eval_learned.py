@@ -59,12 +59,13 @@ class Comparison:
 
 
 def load_folder(folder: str | Path) -> list[tuple[str, Image.Image]]:
-    """Every image in ``folder`` (sorted by name) as RGB."""
+    """Every image in ``folder`` (sorted by name) as RGB, decoded through the image guard."""
+    from scanner.image import load_rgb
+
     out = []
     for path in sorted(Path(folder).iterdir()):
         if path.suffix.lower() in IMAGE_SUFFIXES:
-            with Image.open(path) as im:
-                out.append((path.name, im.convert("RGB")))
+            out.append((path.name, Image.fromarray(load_rgb(path, mode="exact", orient=False))))  # guarded
     return out
 
 

@@ -174,12 +174,17 @@ def thumbnail(ref: str | bytes, size: int = 220) -> bytes:
     """A PNG thumbnail (longest side ``size``) of a path or encoded bytes; a grey tile if unreadable."""
     from PIL import Image
 
+    from scanner.errors import ImageError
+    from scanner.image import check_decode_cost, open_image
+
     try:
-        src = Image.open(io.BytesIO(ref)) if isinstance(ref, bytes) else Image.open(ref)
-        with src:
+        src = open_image(io.BytesIO(ref) if isinstance(ref, bytes) else ref, "thumbnail")
+        with src:  # the image guard: allow-listed formats, pixel cap, memory estimate before decoding
+            src.draft("RGB", (size, size))
+            check_decode_cost(src, "thumbnail")
+            src.thumbnail((size, size))
             im = src.convert("RGB")
-        im.thumbnail((size, size))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImageError):
         im = Image.new("RGB", (size, size // 2), (200, 200, 200))
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)

@@ -93,6 +93,9 @@ def register(registry: CommandRegistry) -> None:
     _profile_arg(p)
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to this long for new messages to arrive (default: only what is queued)")
+    p.add_argument("--save", metavar="DIR", type=Path, default=None,
+                   help="decrypt received images into DIR (random file names) and print that path; "
+                        "without it, path is the sealed file inside the profile (default: not saved)")
 
     p = registry.command("chat", _chat, help="the Textual messenger")
     _profile_arg(p)
@@ -237,9 +240,18 @@ def _config_set(args: argparse.Namespace) -> int:
     if not profile.settings_file.exists():
         return _fail(f"no account in {profile.root}: run `pocketscan account create` first")
     try:
-        settings = set_setting(profile.settings_file, args.key, args.value)
+        core = _open_core(args)  # the store's key authenticates the settings file
     except _errors() as exc:
         return _fail(str(exc))
+    try:
+        from client.core import SETTINGS_MAC
+
+        settings = set_setting(profile.settings_file, args.key, args.value,
+                               key=core.store.derived_key(SETTINGS_MAC))
+    except _errors() as exc:
+        return _fail(str(exc))
+    finally:
+        core.close()
     from client.config import setting_name
 
     key = setting_name(args.key)
@@ -348,18 +360,38 @@ async def _flushed(core: Core, timeout: float) -> bool:
     return False
 
 
-def _message_json(m: MessageView) -> dict[str, Any]:
+def _save_image(core: Core, m: MessageView, folder: Path) -> str | None:
+    """Decrypt a received image into ``folder`` under a local random name (never the peer's id)."""
+    from client.outbox import image_info
+
+    data = core.image_bytes(m.id)
+    if data is None:
+        return None
+    ext = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+           "image/bmp": ".bmp", "image/tiff": ".tif"}.get(image_info(data)[0], ".bin")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{os.urandom(8).hex()}{ext}"
+    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return str(target)
+
+
+def _message_json(m: MessageView, saved: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"id": m.id, "from": m.peer, "type": m.kind}
     if m.kind == "text":
         out["text"] = m.text
     else:
-        out["path"] = m.path
+        out["path"] = saved or m.path
+        out["sealed"] = saved is None
         if m.text:
             out["error"] = m.text
         if m.verdict:
             out["verdict"] = m.verdict
         if m.sensitive:
             out["sensitive"] = True
+    if m.state == "failed" and m.direction == "in":
+        out["error"] = m.text  # "a message from X could not be shown: REASON"
     out["sent_at"] = m.sent_at
     return out
 
@@ -389,7 +421,10 @@ def _inbox(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.1)
                 await core.wait_idle(quiet=0.4, timeout=30.0)
             for message in core.take_cli_inbox():
-                _print(_message_json(message))
+                saved = None
+                if args.save is not None and message.kind == "image":
+                    saved = _save_image(core, message, args.save)
+                _print(_message_json(message, saved))
             if core.net.waiting:
                 print(f"pocketscan: {len(core.net.waiting)} outgoing message(s) waiting: the relay refused "
                       "them for a quota (the recipient's mailbox is full); they stay in the outbox and are "

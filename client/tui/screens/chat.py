@@ -87,7 +87,7 @@ class ChatScreen(Screen[None]):
                 yield ContactList(id="contacts")
                 yield ScannerPanel(id="scanner")
             with Vertical(id="chat"):
-                yield Conversation(id="conversation")
+                yield Conversation(id="conversation", loader=lambda m: self.core.image_bytes(m.id))
                 banner = VerdictBanner("", id="banner")
                 banner.display = False
                 yield banner
