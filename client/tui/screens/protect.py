@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Static
 
-from client.tui.widgets.thumbnail import HalfBlockImage
+from client.tui.widgets.thumbnail import HalfBlockImage, load_thumbnail_pixels
 
 __all__ = ["AppealScreen", "AuthorityPort", "ProtectScreen"]
 
@@ -40,6 +40,14 @@ def _hash(path: Path) -> Any:
     return image_hashes(path.read_bytes(), name=path.name)
 
 
+def _thumbnail(path: Path) -> HalfBlockImage:
+    """The on-screen thumbnail, decoded through the image guard (a label if it is refused)."""
+    try:
+        return HalfBlockImage(load_thumbnail_pixels(path.read_bytes(), width=24, max_rows=6))
+    except Exception:  # a thumbnail must never stop the screen; hashing reports the real error
+        return HalfBlockImage(label="no preview")
+
+
 class ProtectScreen(ModalScreen[str | None]):
     """Hash a photo here, show what leaves, send only with consent."""
 
@@ -54,7 +62,7 @@ class ProtectScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(f"[b]Protect a photo: {escape(self.path.name)}[/b]", id="protect-title")
-            yield Static(HalfBlockImage(self.path, width=24, max_rows=6), id="protect-thumb")
+            yield Static(HalfBlockImage(label="loading image…"), id="protect-thumb")
             yield Static("Hashing on this device…", id="protect-text")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", variant="primary", id="cancel")
@@ -66,6 +74,7 @@ class ProtectScreen(ModalScreen[str | None]):
 
     @work(group="protect-hash")
     async def compute(self) -> None:
+        self.query_one("#protect-thumb", Static).update(await asyncio.to_thread(_thumbnail, self.path))
         try:
             self.hashes = await asyncio.to_thread(_hash, self.path)
         except Exception as exc:  # an undecodable file: say so, send nothing
