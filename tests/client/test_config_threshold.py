@@ -48,9 +48,10 @@ def test_bad_values_refused_and_file_kept(tmp_path: Path, name: str, value: str,
 
 
 def test_cli_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from client.demo.world import AuthorityIdentity, make_profile
+
+    make_profile(tmp_path, "p", relay="ws://127.0.0.1:1", authority=AuthorityIdentity.generate()).close()
     profile = Profile(tmp_path / "p")
-    profile.ensure()
-    save_settings(profile.settings_file, Settings())
     assert main(["config", "set", "--profile", str(profile.root), "report-threshold", "3"]) == 0
     assert json.loads(capsys.readouterr().out) == {"report-threshold": 3}
     assert main(["config", "set", "--profile", str(profile.root), "synthetic-vouchers", "0.1"]) == 0
