@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from client.core import Core
 from client.demo.world import AuthorityIdentity, make_profile
+from client.locations import Profile
 from tests.authority.procs import SAMPLES, pocketscan, read_log, relay_process, serve_process
 from tests.authority.test_loop_e2e import until
 
@@ -52,11 +54,12 @@ def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
     ):
 
         async def main() -> None:
-            alice = make_profile(tmp_path, "alice", relay=relay_url, authority=authority, policy="report")
-            bob = make_profile(tmp_path, "bob", relay=relay_url, authority=authority, policy="block")
+            make_profile(tmp_path, "alice", relay=relay_url, authority=authority, policy="report").close()
             assert pocketscan("config", "set", "--profile", str(tmp_path / "alice"), "report-threshold",
                               "3").stdout.strip() == '{"report-threshold": 3}'
-            alice.settings = replace(alice.settings, report_threshold=3)
+            alice = Core.open(Profile(tmp_path / "alice"))  # the setting as the CLI wrote it
+            assert alice.settings.report_threshold == 3
+            bob = make_profile(tmp_path, "bob", relay=relay_url, authority=authority, policy="block")
             try:
                 await alice.add_contact(bob.account_id, "bob")
                 await alice.start()
