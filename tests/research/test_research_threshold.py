@@ -92,4 +92,4 @@ def test_p_from_fpr_results_and_fpr_uses_configured_threshold(
     account = res["data"]["algos"]["pdq"]["account"]
     assert account["configured_threshold"] == 7
     assert 7 in {r["threshold"] for r in account["rows"]}
-    assert any("configured t=7" in line for line in res["summary"])
+    assert any("report-threshold t=7" in line for line in res["summary"])
