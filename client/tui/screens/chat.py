@@ -77,9 +77,9 @@ class ChatScreen(Screen[None]):
         self._load_requested = 0
         self._load_shown = 0
         self._arrived_while_loading: list[MessageView] = []
+        self.not_sent = NotSentLog()  # blocked images stay in their conversation as "not sent" items
         self.last_blocked: Path | None = None
         """The last image the policy blocked (ctrl+y appeals it)."""
-        self.not_sent = NotSentLog()  # blocked images stay in their conversation as "not sent" items
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
