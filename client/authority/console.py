@@ -3,7 +3,8 @@
 Left, the queue (waiting items first; ``w`` toggles decided ones); right, the selected item's detail: kind,
 sender (the reporter, submitter or appellant), when it arrived, its hashes, votes and snapshot version, the
 appeal's reason and whether an image is attached, and its decision. A note field and Accept / Reject record
-the decision in the store (``authority serve`` applies and publishes it). ``l`` shows the audit log. The
+the decision in the store (``authority serve`` applies and publishes it). ``l`` shows the audit log; ``v``
+shows the threshold vouchers per account and key period, as "k of t" (held, unreadable) or "opened". The
 console re-reads the store every second, so items that ``authority serve`` receives appear by themselves.
 
 Everything shown comes from senders and is treated as text: it is escaped, never markup, never an id.
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 from rich.markup import escape
 from textual import on
 from textual.app import App, ComposeResult
-from textual.binding import BindingType
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
@@ -49,6 +50,10 @@ def describe_item(item: Item, decision: Any = None) -> str:
     if item.kind == "report":
         lines += [f"reporter  {escape(str(b.get('reporter')))}",
                   f"recipient {escape(str(b.get('recipient')))}"]
+        if isinstance(b.get("threshold"), dict):
+            t = b["threshold"]
+            lines.append(f"threshold opened when {escape(str(t.get('vouchers')))} vouchers reached "
+                         f"t={escape(str(t.get('t')))} (key period {escape(str(t.get('period')))})")
     for key, label in (("votes", "votes"), ("snapshot_version", "snapshot"), ("quality", "quality"),
                        ("blocked", "blocked")):
         if key in b:
@@ -97,6 +102,7 @@ class ReviewConsole(App[None]):
         ("a", "accept", "Accept"), ("r", "reject", "Reject"), ("n", "note", "Note"),
         ("l", "toggle_audit", "Audit log"), ("w", "toggle_waiting", "Waiting/all"),
         ("f5", "refresh", "Refresh"), ("q", "quit", "Quit"),
+        Binding("v", "toggle_vouchers", "Vouchers (k of t)", show=False),
     ]
 
     def __init__(self, store: AuthorityStore, *, reviewer: str, refresh_every: float = 1.0) -> None:
@@ -114,6 +120,7 @@ class ReviewConsole(App[None]):
             with Vertical(id="queue-pane"):
                 yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
                 yield DataTable(id="audit", cursor_type="row", classes="hidden")
+                yield DataTable(id="vouchers", cursor_type="row", classes="hidden")
             with Vertical(id="detail-pane"):
                 with VerticalScroll():
                     yield Static("No item selected.", id="detail")
@@ -129,6 +136,7 @@ class ReviewConsole(App[None]):
         queue.add_columns("id", "kind", "received", "summary")
         audit = self.query_one("#audit", DataTable)
         audit.add_columns("#", "when", "who", "what", "item", "why")
+        self.query_one("#vouchers", DataTable).add_columns("account", "period", "vouchers", "state")
         self.reload()
         queue.focus()
         if self.refresh_every > 0:
@@ -161,6 +169,8 @@ class ReviewConsole(App[None]):
                      f"{counts.get('unapplied', 0)} decisions not yet applied · reviewer {self.reviewer}")
         if not self.query_one("#audit").has_class("hidden"):
             self._load_audit()
+        if not self.query_one("#vouchers").has_class("hidden"):
+            self._load_vouchers()
 
     def _load_audit(self) -> None:
         audit = self.query_one("#audit", DataTable)
@@ -171,6 +181,16 @@ class ReviewConsole(App[None]):
         for e in entries:
             audit.add_row(str(e.seq), _when(e.at)[11:], escape(e.actor[:12]), e.action, e.item_id or "",
                           escape(e.why[:60]))
+
+    def _load_vouchers(self) -> None:
+        from client.authority.vouchers import voucher_groups
+
+        table = self.query_one("#vouchers", DataTable)
+        groups = voucher_groups(self.store)
+        table.clear()
+        for g in groups:
+            state = "in queue" if g.opened else "held"
+            table.add_row(escape(g.account[:16]), str(g.period), g.progress, state)
 
     def _show_detail(self) -> None:
         detail = self.query_one("#detail", Static)
@@ -226,12 +246,25 @@ class ReviewConsole(App[None]):
 
     def action_toggle_audit(self) -> None:
         audit, queue = self.query_one("#audit", DataTable), self.query_one("#queue", DataTable)
+        self.query_one("#vouchers", DataTable).set_class(True, "hidden")
         showing = audit.has_class("hidden")
         audit.set_class(not showing, "hidden")
         queue.set_class(showing, "hidden")
         if showing:
             self._load_audit()
             audit.focus()
+        else:
+            queue.focus()
+
+    def action_toggle_vouchers(self) -> None:
+        vouchers, queue = self.query_one("#vouchers", DataTable), self.query_one("#queue", DataTable)
+        self.query_one("#audit", DataTable).set_class(True, "hidden")
+        showing = vouchers.has_class("hidden")
+        vouchers.set_class(not showing, "hidden")
+        queue.set_class(showing, "hidden")
+        if showing:
+            self._load_vouchers()
+            vouchers.focus()
         else:
             queue.focus()
 

@@ -98,6 +98,7 @@ def _load_builtins() -> None:
     if not _builtins_loaded:
         _builtins_loaded = True
         importlib.import_module("client.authority.kinds")
+        importlib.import_module("client.authority.vouchers")  # threshold vouchers (issue 14)
 
 
 def kind_spec(kind: str) -> KindSpec | None:

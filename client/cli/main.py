@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.authority.commands",
     "client.cli.protect",
     "research.bench_rollout",
+    "client.authority.voucher_cli",
 )
 
 

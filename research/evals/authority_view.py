@@ -60,6 +60,13 @@ LEARNED: dict[str, list[str]] = {
         "the reason, in the user's words",
         "the image itself (only with --attach-image)",
     ],
+    "voucher": [
+        "sender account",
+        "time",
+        "key period and threshold t",
+        "below t nothing else: real and synthetic vouchers are ciphertext of one size",
+        "at t: every real voucher of the period becomes a report (the fields above)",
+    ],
 }
 
 
@@ -130,6 +137,11 @@ def envelope_sizes(reason_lengths: tuple[int, ...] = (0, 200)) -> dict[str, int]
             "blocked": True,
         }
         sizes[f"appeal (reason of {n} characters)"] = len(seal_item("appeal", body, me, key))
+    from client.vouchers.voucher import derive_period_key, make_synthetic_voucher, seal_voucher
+
+    period_key = derive_period_key(bytes(32), me.account_id, 1, 3)
+    voucher = make_synthetic_voucher(period_key, 1)
+    sizes["voucher (real or synthetic, same size)"] = len(seal_voucher(voucher, key))
     return sizes
 
 
@@ -156,6 +168,8 @@ def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
             "appeal": f"{_short(item.sender)} was blocked by snapshot v{b.get('snapshot_version')}"
             f"{' and sent the image' if item.has_attachment else ''}; reason: "
             f"{str(b.get('reason', ''))[:60]!r}",
+            "voucher": f"{_short(item.sender)} sent a voucher (real or synthetic) in key period "
+            f"{b.get('period')} (t = {b.get('threshold')}); unreadable below t",
         }.get(item.kind, f"{item.kind} from {_short(item.sender)}")
         decision = decisions.get(item.id)
         rows.append(

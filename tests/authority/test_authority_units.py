@@ -143,7 +143,7 @@ def test_inbox_refuses_forged_unopenable_and_malformed_items(tmp_path: Path, aut
             alice.account_id,
             seal_item("submission", _submission(), alice, AuthorityKey.generate().public_key),
         ),
-        "m6": (alice.account_id, seal_item("voucher", {"x": 1}, alice, authority.public_key)),
+        "m6": (alice.account_id, seal_item("gift", {"x": 1}, alice, authority.public_key)),
         "m7": (
             alice.account_id,
             seal_item(
@@ -396,7 +396,7 @@ def test_a_refused_publish_loses_nothing_and_is_retried(tmp_path: Path, authorit
 def test_a_new_kind_plugs_in_through_the_table(tmp_path: Path, authority: AuthorityKey) -> None:
     """How threshold vouchers (issue 14) plug in: a kind registered with ``register_kind`` is validated,
     stored ``held`` (out of the queue) and handed to its hook, without touching the inbox or serve."""
-    from client.authority.inbox import KINDS, KindSpec, Prepared, register_kind
+    from client.authority.inbox import KINDS, KindSpec, Prepared, kind_spec, register_kind
     from client.authority.items import OpenedItem
 
     seen: list[str] = []
@@ -419,6 +419,7 @@ def test_a_new_kind_plugs_in_through_the_table(tmp_path: Path, authority: Author
                 received_at=3.0,
             )
 
+    previous = kind_spec("voucher")  # the real voucher kind (client.authority.vouchers), restored below
     register_kind(KindSpec("voucher", prepare, initial_status="held", after_store=after_store))
     alice = IdentityKeyPair.generate()
     try:
@@ -437,6 +438,8 @@ def test_a_new_kind_plugs_in_through_the_table(tmp_path: Path, authority: Author
             assert "malformed voucher" in store.refused()[0]["reason"]
     finally:
         KINDS.pop("voucher", None)
+        if previous is not None:
+            register_kind(previous)
 
 
 _values = st.recursive(
