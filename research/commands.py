@@ -187,6 +187,8 @@ def _cmd_tradeoffs(args: argparse.Namespace) -> int:
         decode=args.decode,
         quiet=args.quiet,
         samples=args.samples,
+        privacy=not args.no_privacy,
+        privacy_queries=args.privacy_queries,
     )
     return _finish(args, run(cfg, seed=args.seed))
 
@@ -241,6 +243,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         distance=args.distance,
         oprf=args.oprf,
         profile=args.profile,
+        max_partials=args.max_partials,
         quiet=args.quiet,
     )
     from scanner.errors import ScannerError
@@ -375,6 +378,18 @@ def register(registry: CommandRegistry) -> None:
         metavar="N",
         help="generated query pairs per distance (default 2000)",
     )
+    p.add_argument(
+        "--no-privacy",
+        action="store_true",
+        help="skip the privacy axis (offline vs OPRF-keyed snapshots, enumeration cost, OPRF latency)",
+    )
+    p.add_argument(
+        "--privacy-queries",
+        type=int,
+        default=12,
+        metavar="N",
+        help="images (random hashes, 8 variants each) timed per mode on the privacy axis (default 12)",
+    )
     _common(p)
 
     attacks = research.group("attacks", help="evasion, collision and bank-recovery attacks")
@@ -459,6 +474,14 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument("--oprf", metavar="URL", help="OPRF service (ws://HOST:PORT) for OPRF-keyed snapshots")
     p.add_argument("--profile", metavar="DIR", help="with --oprf: authenticate as this profile's account")
+    p.add_argument(
+        "--max-partials",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="stitching gives up (ambiguous) above N live partial hashes; about 300 bytes each "
+        "(default 1000000)",
+    )
     p.add_argument(
         "--out", required=True, metavar="DIR", help="folder for results.json, report.html, report.md"
     )

@@ -36,7 +36,7 @@ from scanner.snapshot.lsh import KeyDigester, pack_key_values, table_positions
 __all__ = ["RecoveryResult", "StitchResult", "enumerate_table", "recover", "stitch", "table_keys"]
 
 #: Live partial hashes above this make the stitching give up (ambiguous: a very large or padded bank).
-DEFAULT_MAX_PARTIALS = 200_000
+DEFAULT_MAX_PARTIALS = 1_000_000
 #: Keys per digest batch (bounds memory for large k).
 _BATCH = 1 << 16
 #: Partial hashes compared with one table's patterns at a time (bounds the comparison matrix).
@@ -115,7 +115,14 @@ def stitch(
         return StitchResult(np.zeros((0, hash_bits), np.int8), False, 0, len(patterns) - len(tables))
     known = np.zeros(hash_bits, dtype=bool)
     remaining = set(tables)
-    first = min(remaining, key=lambda t: (patterns[t].shape[0], t))
+    # Start from the pair of tables that share the most positions: their joint candidates are fewest.
+    member = np.zeros((len(tables), hash_bits), dtype=np.int32)
+    for i, t in enumerate(tables):
+        member[i, positions[t]] = 1
+    overlap = member @ member.T
+    np.fill_diagonal(overlap, -1)
+    i, _ = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
+    first = tables[int(i)]
     remaining.discard(first)
     partials = np.full((patterns[first].shape[0], hash_bits), -1, dtype=np.int8)
     partials[:, positions[first]] = patterns[first]
@@ -145,7 +152,7 @@ def stitch(
             return StitchResult(partials, True, max(peak, int(pi.size)), used)
         merged = partials[pi].copy()
         merged[:, pos] = patterns[nxt][mi]
-        partials = np.unique(merged, axis=0) if merged.shape[0] > 1 else merged
+        partials = merged  # distinct partials extended by distinct patterns stay distinct
         known[pos] = True
         used += 1
         peak = max(peak, partials.shape[0])

@@ -58,6 +58,7 @@ class RecoverConfig:
     oprf: str | None = None
     oprf_batch: int = 4096
     profile: str | None = None
+    max_partials: int = 1_000_000
     quiet: bool = True
 
 
@@ -94,7 +95,13 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         evaluate = client
     with _progress("enumerating keys", header.tables * (1 << header.bits), quiet=cfg.quiet) as tick:
         try:
-            res = recover(data, budget_seconds=cfg.budget_seconds, evaluate=evaluate, progress=tick)
+            res = recover(
+                data,
+                budget_seconds=cfg.budget_seconds,
+                evaluate=evaluate,
+                progress=tick,
+                max_partials=cfg.max_partials,
+            )
         finally:
             if client is not None:
                 limits = client.limits()

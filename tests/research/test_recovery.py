@@ -117,3 +117,24 @@ def test_cli_bad_snapshot_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
     assert main(["research", "attacks", "recover", str(bad), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
+
+
+@pytest.mark.slow
+def test_tradeoffs_privacy_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`research tradeoffs` puts offline (padded and not) and OPRF snapshots side by side, with a real OPRF
+    service on loopback for the latency."""
+    code = main(["research", "tradeoffs", "--bank-size", "300", "--out", str(tmp_path), "--samples", "20",
+                 "--privacy-queries", "2", "--quiet", "--json"])
+    assert code == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    modes = {m["mode"]: m for m in res["data"]["privacy"]}
+    assert set(modes) == {"offline-unpadded", "offline", "oprf", "oprf-384"}
+    assert modes["oprf"]["enumeration_core_hours"] is None and modes["oprf"]["account_days_at_limit"] > 0
+    assert modes["offline"]["enumeration_core_hours"] > modes["offline-unpadded"]["enumeration_core_hours"]
+    assert modes["oprf"]["elements_per_image"] == 8 * modes["oprf"]["params"]["tables"]
+    assert modes["oprf"]["bytes_sent_per_image"] > 32 * modes["oprf"]["elements_per_image"]
+    assert modes["offline"]["bytes_sent_per_image"] == 0
+    assert all(m["match_ms_median"] > 0 for m in modes.values())
+    html = (tmp_path / "report.html").read_text()
+    assert "Privacy" in html and html.count("<img") >= 4
+    capsys.readouterr()
