@@ -40,10 +40,14 @@ class Settings:
     """Display name chosen at onboarding."""
     passphrase: bool = True
     """Whether the store is encrypted under a passphrase (``--no-passphrase`` only for tests/demo)."""
+    oprf: str = ""
+    """The authority's OPRF service, ``ws://HOST:PORT`` (needed to scan against OPRF-keyed snapshots)."""
 
     def validate(self) -> Settings:
         if self.relay and not (self.relay.startswith("ws://") or self.relay.startswith("wss://")):
             raise ConfigError(f"relay must be a ws:// or wss:// URL, not {self.relay!r}")
+        if self.oprf and not self.oprf.startswith(("ws://", "wss://")):
+            raise ConfigError(f"oprf must be a ws:// or wss:// URL, not {self.oprf!r}")
         if self.authority_pubkey:
             try:
                 key = bytes.fromhex(self.authority_pubkey)

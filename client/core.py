@@ -269,8 +269,24 @@ class Core:
         self._started = False
         self.close()
 
+    def _oprf(self) -> Any:
+        """The OPRF service client (account key authenticates), when the settings name a service."""
+        url = self.settings.oprf
+        if not url:
+            return None
+        client = getattr(self, "_oprf_client", None)
+        if client is None or client.url != url:
+            from scanner.oprf_client import OprfServiceClient
+
+            client = OprfServiceClient(url, signing_seed=self.identity.seed)
+            self._oprf_client = client
+        return client
+
     def close(self) -> None:
         """Close the store and release the profile lock (for commands that never started the network)."""
+        client = getattr(self, "_oprf_client", None)
+        if client is not None:
+            client.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -708,7 +724,7 @@ class Core:
         if not key:
             raise ClientError("no authority key configured: cannot verify snapshots")
         floor = int(self.store.get_setting("snapshot_version", 0))
-        view = load_snapshot_view(data, key, now=self.clock(), min_version=floor)
+        view = load_snapshot_view(data, key, now=self.clock(), min_version=floor, oprf=self._oprf())
         tmp = self.profile.snapshot_file.with_suffix(".part")
         tmp.write_bytes(data)
         os.replace(tmp, self.profile.snapshot_file)
@@ -724,7 +740,8 @@ class Core:
             return
         with contextlib.suppress(Exception):  # a damaged file is refetched from the relay
             view = load_snapshot_view(path.read_bytes(), key, now=self.clock(),
-                                      min_version=int(self.store.get_setting("snapshot_version", 0)))
+                                      min_version=int(self.store.get_setting("snapshot_version", 0)),
+                                      oprf=self._oprf())
             self.slot.swap(view)
 
     def scanner_status(self) -> ScannerStatus:

@@ -125,15 +125,19 @@ class LocalScanner:
 
 
 def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
-                       min_version: int = 0) -> SnapshotView:
+                       min_version: int = 0, oprf: Any = None) -> SnapshotView:
     """Verify a snapshot file against the pinned authority key and build its matcher.
+
+    ``oprf`` (a ``scanner.matcher.OprfTransport``, e.g. ``scanner.oprf_client.OprfServiceClient``) serves
+    OPRF-keyed snapshots; without it their matches are scan errors (the policy decides as without a
+    snapshot).
 
     Raises:
         scanner.errors.SnapshotInvalid: bad signature, truncated, expired or older than ``min_version``.
     """
     from scanner.matcher import Matcher
 
-    matcher = Matcher(authority_key, min_version=min_version)
+    matcher = Matcher(authority_key, min_version=min_version, oprf=oprf)
     info = matcher.load(data, now=now)
     header = info.header
     return SnapshotView(
