@@ -479,7 +479,7 @@ def register(registry: CommandRegistry) -> None:
         type=int,
         default=1_000_000,
         metavar="N",
-        help="stitching gives up (ambiguous) above N live partial hashes; about 300 bytes each "
+        help="stitching works in batches of at most N partial hashes (about 300 bytes each) "
         "(default 1000000)",
     )
     p.add_argument(

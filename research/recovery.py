@@ -39,8 +39,6 @@ __all__ = ["RecoveryResult", "StitchResult", "enumerate_table", "recover", "stit
 DEFAULT_MAX_PARTIALS = 1_000_000
 #: Keys per digest batch (bounds memory for large k).
 _BATCH = 1 << 16
-#: Partial hashes compared with one table's patterns at a time (bounds the comparison matrix).
-_STITCH_BLOCK = 2048
 
 #: Evaluates a batch of ``(table, key bytes)`` into digests (16 bytes each, concatenated); raises to stop.
 KeyEvaluator = Callable[[int, np.ndarray], bytes]
@@ -90,15 +88,44 @@ class StitchResult:
 
     Attributes:
         candidates: ``(n, hash_bits)`` int8, 0/1 where some table sampled the bit, -1 where none did.
-        ambiguous: True when the live partial hashes exceeded the bound (the search stopped early).
-        peak_partials: the largest number of live partial hashes.
-        tables_used: tables whose constraint was applied.
+        ambiguous: True when the search exceeded its work budget (candidates are then incomplete).
+        peak_partials: the largest number of partial hashes alive at one depth (summed over chunks).
+        tables_used: tables in the search order.
+        extensions: partial hashes created in all (the search's work).
     """
 
     candidates: np.ndarray
     ambiguous: bool
     peak_partials: int
     tables_used: int
+    extensions: int = 0
+
+
+def _search_order(positions: np.ndarray, tables: list[int], patterns: dict[int, np.ndarray]) -> list[int]:
+    """Tables in the order the search applies them: the most-overlapping pair first, then always the table
+    sharing most positions with those already known (its patterns branch least)."""
+    hash_bits = int(positions.max()) + 1
+    member = np.zeros((len(tables), hash_bits), dtype=np.int32)
+    for i, t in enumerate(tables):
+        member[i, positions[t]] = 1
+    overlap = member @ member.T
+    np.fill_diagonal(overlap, -1)
+    i, _ = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
+    order = [tables[int(i)]]
+    known = member[int(i)].astype(bool)
+    remaining = set(tables) - {order[0]}
+    while remaining:
+        nxt = max(remaining, key=lambda t: (int(known[positions[t]].sum()), -patterns[t].shape[0], -t))
+        remaining.discard(nxt)
+        order.append(nxt)
+        known[positions[nxt]] = True
+    return order
+
+
+def _codes(bits: np.ndarray) -> np.ndarray:
+    """Rows of 0/1 bits (at most 63 columns) as integers."""
+    weights = (1 << np.arange(bits.shape[1] - 1, -1, -1, dtype=np.int64)).astype(np.int64)
+    return bits.astype(np.int64) @ weights
 
 
 def stitch(
@@ -107,58 +134,84 @@ def stitch(
     hash_bits: int,
     *,
     max_partials: int = DEFAULT_MAX_PARTIALS,
+    max_extensions: int = 2_000_000_000,
 ) -> StitchResult:
-    """Hashes consistent with a present pattern in every table of ``patterns`` (table -> (n, k) bits)."""
+    """Hashes consistent with a present pattern in every table of ``patterns`` (table -> (n, k) bits).
+
+    A depth-first join: at each depth every live partial hash is extended by the next table's patterns that
+    agree with it on the positions already known (a sorted-code join, no pairwise comparison); batches
+    larger than ``max_partials`` are split, so memory stays bounded by depth x ``max_partials`` rows while
+    the total work (``max_extensions`` partial hashes) bounds the time.
+    """
     tables = [t for t in patterns if patterns[t].shape[0] > 0]
     if not tables or len(tables) < len(patterns):
         # A table without any present pattern: no bank hash can exist (every hash sets a key in every table).
         return StitchResult(np.zeros((0, hash_bits), np.int8), False, 0, len(patterns) - len(tables))
+    order = _search_order(positions, tables, patterns)
     known = np.zeros(hash_bits, dtype=bool)
-    remaining = set(tables)
-    # Start from the pair of tables that share the most positions: their joint candidates are fewest.
-    member = np.zeros((len(tables), hash_bits), dtype=np.int32)
-    for i, t in enumerate(tables):
-        member[i, positions[t]] = 1
-    overlap = member @ member.T
-    np.fill_diagonal(overlap, -1)
-    i, _ = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
-    first = tables[int(i)]
-    remaining.discard(first)
-    partials = np.full((patterns[first].shape[0], hash_bits), -1, dtype=np.int8)
-    partials[:, positions[first]] = patterns[first]
-    known[positions[first]] = True
-    peak = partials.shape[0]
-    used = 1
-    while remaining:
-        # Next: the table with most already-known positions (fewest new branches); ties by fewer patterns.
-        nxt = max(remaining, key=lambda t: (int(known[positions[t]].sum()), -patterns[t].shape[0], -t))
-        remaining.discard(nxt)
-        pos = positions[nxt]
-        pats = patterns[nxt].astype(np.int32) * 2 - 1  # (m, k) in {-1, +1}
-        part = partials[:, pos].astype(np.int32)  # (n, k) in {-1, 0, 1}
-        signed = np.where(part < 0, 0, part * 2 - 1)  # unknown -> 0
-        need = np.abs(signed).sum(axis=1)
-        hits_p: list[np.ndarray] = []
-        hits_m: list[np.ndarray] = []
-        for s in range(0, signed.shape[0], _STITCH_BLOCK):
-            # +1 per agreeing known bit, -1 per disagreeing: compatible when every known bit agrees.
-            agree = signed[s : s + _STITCH_BLOCK] @ pats.T
-            bi, bm = np.nonzero(agree == need[s : s + _STITCH_BLOCK, None])
-            hits_p.append(bi + s)
-            hits_m.append(bm)
-        pi = np.concatenate(hits_p)
-        mi = np.concatenate(hits_m)
-        if pi.size > max_partials:
-            return StitchResult(partials, True, max(peak, int(pi.size)), used)
-        merged = partials[pi].copy()
-        merged[:, pos] = patterns[nxt][mi]
-        partials = merged  # distinct partials extended by distinct patterns stay distinct
+    # Per depth: which of the table's positions are already known, and its patterns sorted by their code on
+    # those positions.
+    steps = []
+    for t in order:
+        pos = positions[t]
+        old = known[pos]
+        pats = patterns[t]
+        codes = _codes(pats[:, old]) if old.any() else np.zeros(pats.shape[0], np.int64)
+        sort = np.argsort(codes, kind="stable")
+        steps.append((pos, old, codes[sort], pats[sort]))
         known[pos] = True
-        used += 1
-        peak = max(peak, partials.shape[0])
-        if partials.shape[0] == 0:
+    peaks = np.zeros(len(order) + 1, dtype=np.int64)
+    found: list[np.ndarray] = []
+    work = 0
+    stack: list[tuple[int, np.ndarray]] = []
+    first_pos, _, _, first_pats = steps[0]
+    root = np.full((first_pats.shape[0], hash_bits), -1, dtype=np.int8)
+    root[:, first_pos] = first_pats
+    for s in range(0, root.shape[0], max_partials):
+        stack.append((1, root[s : s + max_partials]))
+    peaks[1] = root.shape[0]
+    ambiguous = False
+    while stack:
+        depth, partials = stack.pop()
+        if depth == len(steps):
+            found.append(partials)
+            continue
+        pos, old, sorted_codes, sorted_pats = steps[depth]
+        if old.any():
+            query = _codes(partials[:, pos[old]])
+            lo = np.searchsorted(sorted_codes, query, side="left")
+            hi = np.searchsorted(sorted_codes, query, side="right")
+        else:
+            lo = np.zeros(partials.shape[0], np.int64)
+            hi = np.full(partials.shape[0], sorted_codes.shape[0], np.int64)
+        counts = hi - lo
+        total = int(counts.sum())
+        work += total
+        if work > max_extensions:
+            ambiguous = True
             break
-    return StitchResult(partials, False, peak, used)
+        if total == 0:
+            continue
+        peaks[depth + 1] += total
+        # Split the parents so that each child batch stays within max_partials rows.
+        cum = np.cumsum(counts)
+        cut = 0
+        while cut < partials.shape[0]:
+            base = int(cum[cut - 1]) if cut else 0
+            end = int(np.searchsorted(cum, base + max_partials, side="right"))
+            end = max(end, cut + 1)
+            parent = np.repeat(np.arange(cut, end), counts[cut:end])
+            offsets = np.arange(parent.shape[0]) - np.repeat(
+                (np.cumsum(counts[cut:end]) - counts[cut:end]), counts[cut:end]
+            )
+            chosen = lo[parent] + offsets
+            child = partials[parent].copy()
+            child[:, pos] = sorted_pats[chosen]
+            if child.shape[0]:
+                stack.append((depth + 1, child))
+            cut = end
+    candidates = np.concatenate(found) if found else np.zeros((0, hash_bits), np.int8)
+    return StitchResult(candidates, ambiguous, int(peaks.max()), len(order), work)
 
 
 @dataclass
@@ -169,6 +222,8 @@ class RecoveryResult:
     digests: int
     seconds: float
     enumeration_seconds: float
+    enumeration_cpu_seconds: float
+    stitch_extensions: int
     stitch_seconds: float
     total_digests: int
     digest_rate: float
@@ -214,6 +269,7 @@ def recover(
     evaluate = evaluate or _offline_evaluator(header)
     total = header.tables * (1 << header.bits)
     started = time.perf_counter()
+    cpu_started = time.process_time()
     deadline = started + budget_seconds
     patterns: dict[int, np.ndarray] = {}
     digests = 0
@@ -232,17 +288,20 @@ def recover(
             break
         patterns[t] = found
     enum_s = time.perf_counter() - started
-    rate = digests / enum_s if enum_s > 0 else 0.0
+    enum_cpu = time.process_time() - cpu_started
+    # Core-hours come from CPU time: on a shared machine wall time also counts other people's work.
+    rate = digests / enum_cpu if enum_cpu > 0 else 0.0
     completed = len(patterns) == header.tables
     extrapolated = (total / rate / 3600.0) if rate > 0 else math.inf
     t1 = time.perf_counter()
     candidates: list[bytes] = []
     ambiguous = False
     peak = 0
+    extensions = 0
     uncovered = 0
     if completed:
         res = stitch(positions, patterns, header.hash_bits, max_partials=max_partials)
-        ambiguous, peak = res.ambiguous, res.peak_partials
+        ambiguous, peak, extensions = res.ambiguous, res.peak_partials, res.extensions
         if not ambiguous:
             cand = res.candidates
             uncovered = int((cand[0] < 0).sum()) if cand.shape[0] else 0
@@ -254,6 +313,8 @@ def recover(
         digests=digests,
         seconds=round(enum_s + stitch_s, 3),
         enumeration_seconds=round(enum_s, 3),
+        enumeration_cpu_seconds=round(enum_cpu, 3),
+        stitch_extensions=extensions,
         stitch_seconds=round(stitch_s, 3),
         total_digests=total,
         digest_rate=rate,

@@ -33,6 +33,7 @@ The matching model behind the parameters is in ``docs/matching.md``; the file fo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -166,9 +167,13 @@ class _Loaded:
             for t in range(header.tables):
                 slots[v, t] = index.setdefault((t, keys[v, t].tobytes()), len(index))
         inputs = [lsh_input(t, key) for (t, key) in index]
+        # Pad to a constant size (L per variant) with random inputs, so that the number of distinct keys
+        # (fewer for symmetric images, whose variants share keys) does not reach the service.
+        real = len(inputs)
+        inputs += [os.urandom(24) for _ in range(len(hashes) * header.tables - real)]
         batch = blind_batch(inputs)
         response = transport.evaluate(batch.request(), len(inputs))
-        outputs = batch.finalize(response, header.oprf_public_key)
+        outputs = batch.finalize(response, header.oprf_public_key)[:real]
         digester = OprfDigester(header.salt, header.tables)
         digests = b"".join(digester.digest_output(t, out) for (t, _), out in zip(index, outputs, strict=True))
         hit = present_many(self.body, digests, header.bloom_bits, header.bloom_hashes)

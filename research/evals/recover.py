@@ -108,7 +108,7 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
                 client.close()
     if client is not None:  # keys the service evaluated before it refused (a refused batch costs nothing)
         res.digests = client.evaluated
-        if res.enumeration_seconds > 0 and res.digests:
+        if res.enumeration_seconds > 0 and res.digests:  # the service's time, not this process's CPU
             res.digest_rate = res.digests / res.enumeration_seconds
             res.extrapolated_core_hours = res.total_digests / res.digest_rate / 3600.0
     exact = within = 0
@@ -135,14 +135,15 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
     summary = [
         f"{header.tables} tables x 2^{header.bits} keys = {res.total_digests:,} digests"
         f" ({'OPRF evaluations' if cfg.oprf else 'offline'}); computed {res.digests:,} in "
-        f"{res.enumeration_seconds:.1f} s ({res.digest_rate:,.0f}/s)",
+        f"{res.enumeration_seconds:.1f} s wall, {res.enumeration_cpu_seconds:.1f} s CPU "
+        f"({res.digest_rate:,.0f}/s per core)",
         f"recovered {res.recovered} hash(es)"
         + (
             f"; {exact} exactly in the bank of {bank_n}, {within} within {cfg.distance} bits"
             if cfg.bank
             else ""
         )
-        + (" (stitching ambiguous: too many consistent partial hashes)" if res.ambiguous else ""),
+        + (" (stitching stopped: work budget exceeded)" if res.ambiguous else ""),
         f"full enumeration: {hours:.3g} core-hours at the measured rate"
         + ("" if res.completed else f" (not completed: {res.stopped_reason})"),
     ]
@@ -163,7 +164,8 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         f"Present patterns per table: median {int(np.median(counts)) if counts else 0}, "
         f"min {min(counts) if counts else 0}, max {max(counts) if counts else 0} "
         f"(header entry count {header.entry_count}).",
-        f"Stitching: peak {res.peak_partials} live partial hashes, {res.stitch_seconds:.2f} s; "
+        f"Stitching (depth-first join): {res.stitch_extensions:,} partial hashes created, peak "
+        f"{res.peak_partials:,} at one depth, {res.stitch_seconds:.2f} s; "
         f"{res.uncovered_bits} bit positions sampled by no table.",
     ]
     if oprf_note:
@@ -179,7 +181,8 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
                 ["header entry count", header.entry_count],
                 ["digests computed", res.digests],
                 ["digests for the full enumeration", res.total_digests],
-                ["enumeration seconds", res.enumeration_seconds],
+                ["enumeration seconds (wall)", res.enumeration_seconds],
+                ["enumeration seconds (CPU)", res.enumeration_cpu_seconds],
                 ["stitching seconds", res.stitch_seconds],
                 ["recovered", res.recovered],
                 ["exactly in the bank", exact if cfg.bank else "n/a (no --bank)"],
@@ -217,6 +220,8 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         "total_digests": res.total_digests,
         "digest_rate_per_second": res.digest_rate,
         "enumeration_seconds": res.enumeration_seconds,
+        "enumeration_cpu_seconds": res.enumeration_cpu_seconds,
+        "stitch_extensions": res.stitch_extensions,
         "stitch_seconds": res.stitch_seconds,
         "completed": res.completed,
         "stopped_reason": res.stopped_reason,

@@ -60,6 +60,7 @@ class _InProcess:
 
     def evaluate(self, request: bytes, count: int) -> bytes:
         self.calls += 1
+        self.last_count = count
         return self.key.evaluate_blinded([request[i * 32 : (i + 1) * 32] for i in range(count)])
 
 
@@ -168,7 +169,12 @@ def test_oprf_snapshot_commits_the_key_and_matches_only_through_the_service() ->
     matcher = Matcher(authority.public_key, oprf=service)
     matcher.load(data, now=NOW)
     assert matcher.match(_result(bytes(bank[4]))).votes == 24
-    assert service.calls == 1  # one batch per image
+    assert service.calls == 1 and service.last_count == 24  # one batch per image, L elements
+    # a symmetric image (all 8 variants equal) sends as many elements as any other: 8 L
+    symmetric = HashResult(
+        algo="pdq", bits=256, hash=bytes(bank[4]), quality=100, dihedral=(bytes(bank[4]),) * 8
+    )
+    assert matcher.match(symmetric).votes == 24 and service.last_count == 8 * 24
     assert matcher.match(_result(bytes(32))).verdict == "no_match"
     without = Matcher(authority.public_key)
     without.load(data, now=NOW)
