@@ -169,7 +169,7 @@ def measure_modes(
                 matcher = Matcher(authority.public_key, oprf=client)
                 matcher.load(data, now=now)
                 matcher.match(results[0])  # warm-up (connect + handshake)
-                s0, r0, c0, e0 = (
+                s0, r0, svc0, e0 = (
                     client.bytes_sent,
                     client.bytes_received,
                     service.stats.cpu_seconds,
@@ -182,7 +182,7 @@ def measure_modes(
                     cpu_times.append(time.thread_time() - c0)
                 sent = client.bytes_sent - s0
                 received = client.bytes_received - r0
-                cpu = service.stats.cpu_seconds - c0
+                cpu = service.stats.cpu_seconds - svc0
                 elements = service.stats.elements - e0
                 client.close()
         k = len(results)
@@ -253,6 +253,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--photos", metavar="DIR", help="hash these photos (default: random hashes)")
     p.add_argument("--images", type=int, default=40, metavar="N", help="queries per mode (default 40)")
     p.add_argument(
+        "--repeat", type=int, default=1, metavar="R", help="match every query R times (default 1)"
+    )
+    p.add_argument(
         "--per-day", type=int, default=2000, help="service limit assumed for the enumeration figure"
     )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -277,12 +280,13 @@ def _handle(args: argparse.Namespace) -> int:
             return 2
     else:
         queries = random_queries(args.images, 0)
-    figures = measure_modes(args.bank_size, queries, per_day=args.per_day)
+    figures = measure_modes(args.bank_size, queries * max(1, args.repeat), per_day=args.per_day)
     report = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
         "images": len(queries),
+        "repeat": max(1, args.repeat),
         "photos_megapixels_median": statistics.median(mps) if mps else None,
         "hash_ms_median": statistics.median(hash_ms) if hash_ms else None,
         "modes": [asdict(f) for f in figures],

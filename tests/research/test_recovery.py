@@ -134,6 +134,7 @@ def test_tradeoffs_privacy_axis(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert modes["oprf"]["elements_per_image"] == 8 * modes["oprf"]["params"]["tables"]
     assert modes["oprf"]["bytes_sent_per_image"] > 32 * modes["oprf"]["elements_per_image"]
     assert modes["offline"]["bytes_sent_per_image"] == 0
+    assert modes["oprf"]["service_cpu_ms_per_image"] > 0 and modes["oprf"]["client_cpu_ms_median"] > 0
     assert all(m["match_ms_median"] > 0 for m in modes.values())
     html = (tmp_path / "report.html").read_text()
     assert "Privacy" in html and html.count("<img") >= 4
