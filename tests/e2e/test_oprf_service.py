@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -233,17 +234,25 @@ def _edits(path: Path) -> dict[str, bytes]:
     return out
 
 
+# ../shared next to the checkout (as the other corpus tests), or $POCKETSCAN_SHARED for a worktree elsewhere.
+CORPUS = Path(os.environ.get("POCKETSCAN_SHARED", REPO.parent / "shared")) / "corpus"
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("folder", [SAMPLES, CORPUS], ids=["samples", "corpus"])
 def test_oprf_verdicts_equal_offline_verdicts_on_edits(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Bank: every sample image. Queries: JPEG q70, half size, 1 % crop of each. Both modes calibrate for the
-    same bank; verdicts may differ only where either mode's predicted match probability at the edit's PDQ
-    distance lies strictly between 0.01 and 0.99 (the calibration's stated noise)."""
+    """Bank: every image of the folder (repo samples; the corpus when ../shared exists). Queries: JPEG q70,
+    half size, 1 % crop of each. Both modes calibrate for the same bank; verdicts may differ only where either
+    mode's predicted match probability at the edit's PDQ distance lies strictly between 0.01 and 0.99 (the
+    calibration's stated noise)."""
     from scanner.calibration import predict
     from scanner.hashing import hash_file
 
-    samples = sorted(SAMPLES.glob("*.jpg"))
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent (../shared is not part of a fresh clone)")
+    samples = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     auth, oprf, bank = tmp_path / "A.key", tmp_path / "oprf.key", tmp_path / "bank.sqlite"
     assert main(["authority", "keygen", "--out", str(auth)]) == 0
     pub = capsys.readouterr().out.strip()
@@ -311,5 +320,13 @@ def test_oprf_verdicts_equal_offline_verdicts_on_edits(
         if not uncertain:
             assert off["verdict"] == on["verdict"], (off["path"], d)
             compared += 1
-    assert compared >= len(queries) - 2
-    assert sum(r["verdict"] == "match" for r in online) >= len(queries) - 2
+    uncertain = len(queries) - compared
+    agree = sum(off["verdict"] == on["verdict"] for off, on in zip(offline, online, strict=True))
+    print(
+        f"\n{folder.name}: {len(queries)} edits, verdicts agree on {agree}; {uncertain} in the model's "
+        f"uncertain band; matches offline {sum(r['verdict'] == 'match' for r in offline)}, "
+        f"OPRF {sum(r['verdict'] == 'match' for r in online)}"
+    )
+    assert uncertain <= max(2, len(queries) // 10)
+    if folder == SAMPLES:
+        assert sum(r["verdict"] == "match" for r in online) >= len(queries) - 2
