@@ -330,3 +330,56 @@ def test_oprf_verdicts_equal_offline_verdicts_on_edits(
     assert uncertain <= max(2, len(queries) // 10)
     if folder == SAMPLES:
         assert sum(r["verdict"] == "match" for r in online) >= len(queries) - 2
+
+
+@pytest.mark.slow
+def test_scan_profile_is_held_by_the_account_limit(
+    world: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scan --oprf --profile DIR` authenticates with the account key: the account's limit refuses it, and a
+    fresh key from the same address is then refused by the address limit."""
+    tmp = Path(str(world["tmp"]))
+    profile = tmp / "profile"
+    assert (
+        main(
+            [
+                "account",
+                "create",
+                "--profile",
+                str(profile),
+                "--relay",
+                "ws://127.0.0.1:9",
+                "--authority-pubkey",
+                str(world["pub"]),
+                "--no-passphrase",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    samples = world["samples"]
+    snaps = world["snaps"]
+    assert isinstance(samples, list) and isinstance(snaps, dict)
+    proc, url = _start_service(Path(str(world["oprf"])), "--per-minute", "2", "--per-day", "100")
+    try:
+        code, rows = _scan(
+            capsys, snaps["oprf"], str(world["pub"]), samples[:3], "--oprf", url, "--profile", str(profile)
+        )
+        assert code == 2 and [r["verdict"] for r in rows] == ["match", "match", "error"]
+        assert "rate limit reached (account" in str(rows[2]["error"])
+        code, rows = _scan(capsys, snaps["oprf"], str(world["pub"]), samples[:1], "--oprf", url)
+        assert code == 2 and "rate limit reached (address" in str(rows[0]["error"])
+    finally:
+        _stop(proc)
+    args = [
+        "scan",
+        "--snapshot",
+        str(snaps["oprf"]),
+        "--pubkey",
+        str(world["pub"]),
+        "--profile",
+        str(profile),
+    ]
+    assert main([*args, str(samples[0])]) == 2  # --profile without --oprf: one clear error
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only used with --oprf" in err[0]
