@@ -20,10 +20,9 @@ __all__ = [
     "enumeration_cost",
 ]
 
-#: Offline key digests per second on one core, measured with ``pocketscan research attacks recover`` on the
-#: corpus-default snapshots (1.62e6 at k = 15, 1.73e6 at k = 19, per CPU-second; 2-core x86-64 VM, Python 3.11,
-#: hashlib BLAKE2b; 2026-11-29). Faster code (C, GPU)
-#: is faster: treat the core-hours as an upper bound on the adversary's cost.
+#: Offline key digests per CPU-second, measured with ``pocketscan research attacks recover`` on the
+#: corpus-default snapshots (1.62e6 at k = 15, 1.73e6 at k = 19; 2-core x86-64 VM, Python 3.11, hashlib
+#: BLAKE2b; 2026-11-29). Faster code (C, GPU) is faster: the core-hours bound the adversary's cost above.
 DIGESTS_PER_CORE_SECOND = 1.7e6
 #: Offline builds whose full enumeration costs less than this refuse without ``--allow-weak-privacy``.
 DEFAULT_MIN_ENUMERATION_CORE_HOURS = 1.0
