@@ -2,7 +2,9 @@
 
 Contract:
 ``pocketscan snapshot build --bank BANK.sqlite --key AUTHORITY.key --out SNAP.bin [--version N]
-[--tables L --bits K --min-votes V --fpr P]``; ``pocketscan snapshot verify SNAP.bin --pubkey HEX`` prints the
+[--tables L --bits K --min-votes V --fpr P] [--keys offline|oprf [--oprf-key OPRF.key]]
+[--min-enumeration-core-hours H] [--allow-weak-privacy]`` (prints the enumeration cost and the mode's
+privacy in one ``privacy:`` line); ``pocketscan snapshot verify SNAP.bin --pubkey HEX`` prints the
 fingerprint and header as JSON (exit 0 only if valid); ``pocketscan snapshot calibrate --bank-size N
 [--target-distance D] [--max-size-mb S]``.
 """
