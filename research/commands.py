@@ -521,7 +521,7 @@ def register(registry: CommandRegistry) -> None:
         type=float,
         default=600.0,
         metavar="S",
-        help="enumeration time allowed before extrapolating (default 600)",
+        help="enumeration time allowed before extrapolating, and as much for stitching (default 600)",
     )
     p.add_argument(
         "--distance", type=int, default=31, metavar="D", help="count candidates within D bits of --bank "

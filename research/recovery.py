@@ -135,13 +135,15 @@ def stitch(
     *,
     max_partials: int = DEFAULT_MAX_PARTIALS,
     max_extensions: int = 2_000_000_000,
+    deadline: float | None = None,
 ) -> StitchResult:
     """Hashes consistent with a present pattern in every table of ``patterns`` (table -> (n, k) bits).
 
     A depth-first join: at each depth every live partial hash is extended by the next table's patterns that
     agree with it on the positions already known (a sorted-code join, no pairwise comparison); batches
     larger than ``max_partials`` are split, so memory stays bounded by depth x ``max_partials`` rows while
-    the total work (``max_extensions`` partial hashes) bounds the time.
+    the total work (``max_extensions`` partial hashes) and ``deadline`` (a ``time.perf_counter`` value) bound
+    the time; past either the result is marked ambiguous.
     """
     tables = [t for t in patterns if patterns[t].shape[0] > 0]
     if not tables or len(tables) < len(patterns):
@@ -187,7 +189,7 @@ def stitch(
         counts = hi - lo
         total = int(counts.sum())
         work += total
-        if work > max_extensions:
+        if work > max_extensions or (deadline is not None and time.perf_counter() > deadline):
             ambiguous = True
             break
         if total == 0:
@@ -255,7 +257,8 @@ def recover(
     max_partials: int = DEFAULT_MAX_PARTIALS,
     progress: Callable[[int, int], None] | None = None,
 ) -> RecoveryResult:
-    """Enumerate and stitch ``data`` (a snapshot file's bytes) within ``budget_seconds`` of enumeration.
+    """Enumerate and stitch ``data`` (a snapshot file's bytes): ``budget_seconds`` for the enumeration and as
+    much again for the stitching.
 
     ``evaluate`` digests a table's keys (default: the offline BLAKE2b digest of the header's salt). When the
     budget runs out, enumeration stops and the full cost is extrapolated from the measured rate; an
@@ -300,7 +303,13 @@ def recover(
     extensions = 0
     uncovered = 0
     if completed:
-        res = stitch(positions, patterns, header.hash_bits, max_partials=max_partials)
+        res = stitch(
+            positions,
+            patterns,
+            header.hash_bits,
+            max_partials=max_partials,
+            deadline=time.perf_counter() + budget_seconds,
+        )
         ambiguous, peak, extensions = res.ambiguous, res.peak_partials, res.extensions
         if not ambiguous:
             cand = res.candidates

@@ -143,7 +143,7 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
             if cfg.bank
             else ""
         )
-        + (" (stitching stopped: work budget exceeded)" if res.ambiguous else ""),
+        + (" (stitching stopped: work or time budget exceeded)" if res.ambiguous else ""),
         f"full enumeration: {hours:.3g} core-hours at the measured rate"
         + ("" if res.completed else f" (not completed: {res.stopped_reason})"),
     ]

@@ -223,7 +223,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
-    """Parameters from --tables/--bits/--min-votes/--fpr (Bloom sized for the rounded bank)."""
+    """Parameters from --tables/--bits/--min-votes/--fpr (Bloom sized for the rounded bank).
+
+    ``bank_size`` is the count the tables hold: the rounded count for padded snapshots.
+    """
     import math
 
     from scanner.calibration import (
@@ -308,7 +311,7 @@ def _build(args: argparse.Namespace) -> int:
             )
             params = cal.params
         else:
-            params = explicit_params(args, len(hashes))
+            params = explicit_params(args, sized_for)
             if hash_bits != 256:
                 from dataclasses import replace
 

@@ -80,7 +80,9 @@ def world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[s
     for mode in ("offline", "oprf"):
         snaps[mode] = tmp_path / f"{mode}.bin"
         extra = ["--keys", "oprf", "--oprf-key", str(oprf)] if mode == "oprf" else ["--allow-weak-privacy"]
-        # small explicit parameters: 24 x 2^14 keys keep the enumeration below a second
+        # small explicit parameters: 24 x 2^16 keys keep the enumeration to seconds; 6 votes keep the noise of
+        # the padded tables (1024 of 65536 keys each) negligible, and few Bloom false positives keep stitching
+        # an OPRF snapshot's offline enumeration cheap
         assert (
             main(
                 [
@@ -96,9 +98,11 @@ def world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[dict[s
                     "--tables",
                     "24",
                     "--bits",
-                    "14",
+                    "16",
                     "--min-votes",
-                    "4",
+                    "6",
+                    "--fpr",
+                    "1e-5",
                     *extra,
                 ]
             )
@@ -212,7 +216,7 @@ def test_recovery_attack_through_the_service_is_stopped_by_the_rate_limit(
     assert "rate limit" in data["stopped_reason"]
     assert res["digests"] == 2 * 4096  # two batches of 4096 keys, then the per-minute limit refused
     assert data["service_limits"]["per_day"] == 5
-    assert data["account_days_under_limit"] == pytest.approx(24 * (1 << 14) / (4096 * 5))
+    assert data["account_days_under_limit"] == pytest.approx(24 * (1 << 16) / (4096 * 5))
     assert 0 < res["extrapolated_core_hours"] < float("inf")
 
 

@@ -138,7 +138,7 @@ def test_key_file_is_private_and_roundtrips(tmp_path: Path) -> None:
         OprfKey.load(path)
 
 
-def _params(tables: int = 24, bits: int = 16) -> Params:
+def _params(tables: int = 24, bits: int = 20) -> Params:
     m, h = bloom_geometry(1024 * tables, 1e-4)
     return Params(tables=tables, bits=bits, min_votes=3, probe_radius=0, bloom_bits=m, bloom_hashes=h)
 
