@@ -93,6 +93,8 @@ def image_info(data: bytes) -> tuple[str, int | None, int | None]:
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = (img.format or "").lower()
+            if img.format == "MPO":  # the multi-picture JPEG phones write: a JPEG to every reader
+                return "image/jpeg", img.width, img.height
             return (Image.MIME.get(img.format or "", f"image/{fmt}" if fmt else "application/octet-stream"),
                     img.width, img.height)
     except (UnidentifiedImageError, OSError, ValueError):

@@ -125,7 +125,8 @@ class LocalScanner:
 
 
 def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
-                       min_version: int = 0, oprf: Any = None) -> SnapshotView:
+                       min_version: int = 0, min_fingerprint: str | None = None,
+                       oprf: Any = None) -> SnapshotView:
     """Verify a snapshot file against the pinned authority key and build its matcher.
 
     ``oprf`` (a ``scanner.matcher.OprfTransport``, e.g. ``scanner.oprf_client.OprfServiceClient``) serves
@@ -133,11 +134,12 @@ def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
     snapshot).
 
     Raises:
-        scanner.errors.SnapshotInvalid: bad signature, truncated, expired or older than ``min_version``.
+        scanner.errors.SnapshotInvalid: bad signature, truncated, expired, older than ``min_version``, or
+            version ``min_version`` with another fingerprint than ``min_fingerprint`` (a same-version swap).
     """
     from scanner.matcher import Matcher
 
-    matcher = Matcher(authority_key, min_version=min_version, oprf=oprf)
+    matcher = Matcher(authority_key, min_version=min_version, min_fingerprint=min_fingerprint, oprf=oprf)
     info = matcher.load(data, now=now)
     header = info.header
     return SnapshotView(

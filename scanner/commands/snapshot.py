@@ -259,8 +259,6 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank
     from scanner.calibration import calibrate, predict, rounded_entry_count
@@ -268,6 +266,7 @@ def _build(args: argparse.Namespace) -> int:
     from scanner.hashers.base import default_match_distance, match_distance_of
     from scanner.hashers.registry import get_hasher
     from scanner.privacy import enumeration_cost
+    from scanner.progress import progress_bar
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
     now = int(time.time())
@@ -327,16 +326,7 @@ def _build(args: argparse.Namespace) -> int:
                 "--keys oprf, longer keys (--min-key-bits), or --allow-weak-privacy",
             )
         started = time.perf_counter()
-        with Progress(
-            TextColumn("building snapshot"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
-            transient=True,
-            disable=args.json or not sys.stderr.isatty(),
-            console=None,
-        ) as progress:
-            task = progress.add_task("build", total=len(hashes) * params.tables)
+        with progress_bar("building snapshot", len(hashes) * params.tables, quiet=args.json) as advance:
             data = build_snapshot(
                 hashes,
                 params=params,
@@ -345,7 +335,7 @@ def _build(args: argparse.Namespace) -> int:
                 created=now,
                 expires=now + int(args.expires_days * 86400),
                 algorithm=args.algo,
-                progress=lambda done, total: progress.update(task, completed=done),
+                progress=lambda done, total: advance(completed=done),
                 pad=not args.no_padding,
                 oprf_key=oprf_key,
             )
