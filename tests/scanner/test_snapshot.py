@@ -290,15 +290,19 @@ def test_cli_build_refuses_weak_offline_privacy(tmp_path: Path, capsys: pytest.C
     assert main(["bank", "import", "--bank", str(bank), str(samples[0])]) == 0
     capsys.readouterr()
     base = ["snapshot", "build", "--bank", str(bank), "--key", str(keyfile), "--out", str(snap)]
-    assert main(base) == 2
+    assert main([*base, "--min-enumeration-core-hours", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refused" in err[0] and "core-hours" in err[0]
     assert not snap.exists()
-    assert main([*base, "--min-enumeration-core-hours", "0.001"]) == 0
+    # the default floor refuses degenerate parameters (an unpadded small bank: 0.002 core-hours) ...
+    assert main([*base, "--no-padding"]) == 2
+    assert "refused" in capsys.readouterr().err
+    # ... and lets the padded default through (0.03 core-hours)
+    assert main(base) == 0
     out = capsys.readouterr().out
     privacy = [line for line in out.splitlines() if line.startswith("privacy:")]
     assert len(privacy) == 1 and "offline keys" in privacy[0] and "core-hours" in privacy[0]
-    assert main([*base, "--allow-weak-privacy", "--json"]) == 0
+    assert main([*base, "--min-enumeration-core-hours", "1", "--allow-weak-privacy", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["enumeration_digests"] == report["tables"] * 2 ** report["bits"]
     assert report["enumeration_core_hours"] < 1
