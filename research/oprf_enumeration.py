@@ -27,7 +27,7 @@ class ServiceEvaluator:
     ) -> None:
         seed = None
         if profile is not None:
-            from client.authority.commands import account_signing_seed
+            from client.authority.oprf_commands import account_signing_seed
 
             seed = account_signing_seed(profile)
         self._client = OprfServiceClient(url, signing_seed=seed)

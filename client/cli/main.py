@@ -31,7 +31,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "scanner.commands.classify",
     "client.cli.samples",
     "client.authority.commands",
+    "client.cli.protect",
+    "research.bench_rollout",
+    "client.authority.voucher_cli",
     "research.bench_oprf",
+    "client.authority.oprf_commands",
 )
 
 

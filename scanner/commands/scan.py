@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["PROFILE_KEY_LOADER", "register"]
 
 #: Reads a messenger profile's account signing seed (directory -> 32 bytes). The messenger installs it when
-#: its commands register (``client.authority.commands``), so that :mod:`scanner` imports nothing from it.
+#: its commands register (``client.authority.oprf_commands``), so that :mod:`scanner` imports nothing from it.
 PROFILE_KEY_LOADER: Callable[[str], bytes] | None = None
 
 _EPILOG = """\
