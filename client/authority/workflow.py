@@ -135,7 +135,7 @@ class Workflow:
 
         Touches no store (it may run in a worker thread); the bank is opened here.
         """
-        from scanner.calibration import calibrate
+        from scanner.calibration import calibrate_padded
         from scanner.snapshot.builder import build_snapshot
 
         now = int(self.clock())
@@ -143,7 +143,7 @@ class Workflow:
             hashes = list(bank.snapshot_hashes(algorithm="pdq", now=now, min_sources=self.min_sources))
         version = max(now, min_version)
         started = time.perf_counter()
-        params = calibrate(max(1, len(hashes))).params
+        params = calibrate_padded(max(1, len(hashes))).params
         # workers=1: serve builds in a thread of an asyncio process, where forking build workers is unsafe
         data = (build or build_snapshot)(hashes, params=params, key=self.key, version=version, created=now,
                                          expires=now + int(SNAPSHOT_VALID_DAYS * 86400), workers=1)

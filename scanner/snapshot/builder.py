@@ -63,6 +63,26 @@ def decoy_keys(real: np.ndarray, bits: int, target: int, rng: np.random.Generato
     return pack_key_values(chosen, bits)
 
 
+def _refuse_saturating_padding(params: Params, pad_to: int) -> None:
+    """Refuse parameters under which the decoys alone would make a random image match.
+
+    Padding puts ``pad_to`` keys in every table; a query probing ``p`` keys per table then hits a table by
+    chance with probability about ``p * pad_to / 2**bits``. When the expected chance hits over all tables
+    reach half the needed votes, the snapshot would match nearly everything: that happens when the
+    parameters were calibrated for the real bank size instead of the padded count.
+    """
+    if not pad_to:
+        return
+    probes = 1 + (params.bits if params.probe_radius else 0)
+    chance_votes = params.tables * min(1.0, probes * pad_to / 2**params.bits)
+    if chance_votes >= params.min_votes / 2:
+        raise ValueError(
+            f"parameters L={params.tables}, k={params.bits}, v={params.min_votes} are too coarse for a "
+            f"padded snapshot of {pad_to} keys per table ({chance_votes:.1f} chance votes per image): "
+            "calibrate for the padded count (scanner.calibration.calibrate_padded) or build without padding"
+        )
+
+
 def _pad(
     writer: BloomWriter,
     packed: np.ndarray,
@@ -236,6 +256,7 @@ def build_snapshot(
     positions = table_positions(seed, params.tables, params.bits, params.hash_bits)
     total = packed.shape[0] * params.tables
     pad_to = rounded_entry_count(packed.shape[0]) if pad else 0
+    _refuse_saturating_padding(params, pad_to)
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if workers > 1 and total >= _PARALLEL_MIN_KEYS and "fork" in multiprocessing.get_all_start_methods():

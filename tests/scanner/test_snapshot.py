@@ -13,7 +13,7 @@ from bloom_filter2 import BloomFilter
 
 from client.cli.main import main
 from scanner.authority import AuthorityKey
-from scanner.calibration import Params, bloom_geometry, calibrate
+from scanner.calibration import Params, bloom_geometry, calibrate, calibrate_padded
 from scanner.errors import SnapshotInvalid
 from scanner.hashers.base import HashResult
 from scanner.matcher import Matcher
@@ -308,3 +308,22 @@ def test_cli_build_refuses_weak_offline_privacy(tmp_path: Path, capsys: pytest.C
     assert report["enumeration_core_hours"] < 1
     assert main([*base, "--keys", "oprf"]) == 2
     assert "--oprf-key" in capsys.readouterr().err
+
+
+def test_padding_refuses_parameters_calibrated_for_the_unpadded_count(key: AuthorityKey) -> None:
+    """Parameters sized for 2 hashes, padded to 1,024 keys per table, would match any image: refused."""
+    hashes = np.random.default_rng(7).integers(0, 256, size=(2, 32), dtype=np.uint8)
+    coarse = calibrate(2).params
+    with pytest.raises(ValueError, match="too coarse for a padded snapshot"):
+        build_snapshot(hashes, params=coarse, key=key, version=1, created=0, expires=10**10, workers=1)
+    # the same parameters without padding, and padded-count parameters with padding, build
+    assert build_snapshot(hashes, params=coarse, key=key, version=1, created=0, expires=10**10, workers=1,
+                          pad=False)
+    padded = calibrate_padded(2).params
+    data = build_snapshot(hashes, params=padded, key=key, version=1, created=0, expires=10**10, workers=1)
+    matcher = Matcher(key.public_key)
+    matcher.load(data, now=NOW)
+    rng = np.random.default_rng(8)
+    strangers = [matcher.match(HashResult("pdq", 256, rng.bytes(32), 80)).verdict for _ in range(50)]
+    assert strangers.count("match") == 0
+    assert matcher.match(HashResult("pdq", 256, hashes[0].tobytes(), 80)).verdict == "match"
