@@ -129,10 +129,60 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _streaming(args: argparse.Namespace) -> bool:
+    return bool(
+        args.generate or args.file_list or args.edits or args.scheduler or args.stream
+        or args.max_partitions is not None or args.time_limit is not None or args.restart
+    )
+
+
+def _cmd_fpr_stream(args: argparse.Namespace) -> int:
+    from research.engine import EngineError
+    from research.sources import make_plan
+    from research.stream import StreamConfig, run_stream
+
+    plan = make_plan(
+        folder=args.benign,
+        file_list=args.file_list,
+        generate=args.generate or 0,
+        generate_seed=args.generate_seed,
+        generate_scale=args.generate_scale,
+        generate_families=tuple(f.strip() for f in args.families.split(",")) if args.families else None,
+        edits=args.edits or 0,
+        edit_corpus=args.edit_corpus,
+        edit_seed=args.seed,
+        decode=args.decode,
+    )
+    cfg = StreamConfig(
+        bank=args.bank,
+        out=args.out,
+        plan=plan,
+        algos=_algos(args),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        partition_size=args.partition_size,
+        snapshot=not args.no_snapshot,
+        keep_cross_duplicates=not args.exclude_cross_duplicates,
+        max_partitions=args.max_partitions,
+        time_limit=args.time_limit,
+        restart=args.restart,
+        quiet=args.quiet,
+    )
+    try:
+        results = run_stream(cfg, seed=args.seed)
+    except EngineError as exc:
+        raise ValueError(str(exc)) from exc
+    return _finish(args, results)
+
+
 @_guard
 def _cmd_fpr(args: argparse.Namespace) -> int:
     from research.evals.fpr import FprConfig, run
 
+    if _streaming(args):
+        return _cmd_fpr_stream(args)
+    if not args.benign:
+        raise ValueError("give the benign images: --benign DIR, --file-list FILE, --generate N or --edits N")
     cfg = FprConfig(
         bank=args.bank,
         benign=args.benign,
@@ -288,12 +338,42 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
     p.add_argument(
-        "--benign", required=True, metavar="DIR", help="folder of benign images; sub-folders are families"
+        "--benign", metavar="DIR", help="folder (tree) of benign images; sub-folders are families"
     )
     _common(p)
     p.add_argument(
         "--no-snapshot", action="store_true", help="skip the snapshot verdict (raw distances only)"
     )
+    g = p.add_argument_group(
+        "streaming runs (any size; Dask tasks over partitions, on-disk store, resumable checkpoint)",
+        "Any option of this group streams: the benign images are produced and hashed partition by partition "
+        "on Dask workers, hashes go to OUT/store/*.npy, and a stopped run resumes from "
+        "OUT/store/checkpoint.json when the same command is given again.",
+    )
+    g.add_argument("--generate", type=int, metavar="N",
+                   help="add N generated confuser images (the `research generate` families, drawn by index)")
+    g.add_argument("--generate-seed", type=int, default=1_000_003, metavar="S",
+                   help="seed of the generated images (default 1000003, so they never repeat a bank made by "
+                   "`research generate` with a small seed)")
+    g.add_argument("--generate-scale", type=float, default=1.0, metavar="F",
+                   help="draw generated images at this scale (default 1.0: sides of 360-760 px; 0.35: about "
+                   "130-360 px, cheaper)")
+    g.add_argument("--families", metavar="LIST", help="generated families (comma list; default: all)")
+    g.add_argument("--file-list", metavar="FILE", help="add the images named in FILE (one path per line)")
+    g.add_argument("--edits", type=int, metavar="N",
+                   help="add N random edits (crop, resize, one transform) of the images of --edit-corpus")
+    g.add_argument("--edit-corpus", metavar="DIR", help="images to edit for --edits")
+    g.add_argument("--stream", action="store_true", help="stream a --benign folder too")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler to use (e.g. tcp://10.0.0.5:8786); default: a local cluster of "
+                   "--workers processes on this machine")
+    g.add_argument("--partition-size", type=int, default=1000, metavar="N",
+                   help="images per task and per checkpoint step (default 1000)")
+    g.add_argument("--max-partitions", type=int, metavar="N",
+                   help="stop after N partitions in this invocation (resume later)")
+    g.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop submitting partitions after this many seconds (resume later)")
+    g.add_argument("--restart", action="store_true", help="discard OUT's checkpoint and start again")
     p.add_argument(
         "--exclude-cross-duplicates",
         action="store_true",
