@@ -110,7 +110,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("--count must be at least 1")
     paths = list(
         progress(
-            generate_corpus(args.out, args.count, args.seed, workers=args.workers, families=fams),
+            generate_corpus(
+                args.out, args.count, args.seed, workers=args.workers, families=fams, scale=args.scale
+            ),
             total=args.count,
             description="generating",
             quiet=args.quiet,
@@ -201,6 +203,38 @@ def _cmd_fpr(args: argparse.Namespace) -> int:
     if args.accounts:
         cfg.accounts = args.accounts
     return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from research.evals.calibrate import CalibrateConfig, run
+
+    cfg = CalibrateConfig(
+        out=args.out,
+        calibrate_on=args.calibrate_on,
+        test_on=args.test_on,
+        split=args.split,
+        calibrate_fraction=args.calibrate_fraction,
+        algos=_algos(args) if args.algo else ["pdq", "onnx"],
+        transforms=[t.strip() for t in args.transforms.split(",") if t.strip()] if args.transforms else None,
+        precision=args.precision,
+        snapshot=not args.no_snapshot,
+        quiet=args.quiet,
+    )
+    return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
+def _cmd_brief(args: argparse.Namespace) -> int:
+    from research.brief import load_runs, write_brief
+
+    runs = load_runs([d for group in args.sources for d in group])
+    path = write_brief(runs, args.out, title=args.title)
+    if args.json:
+        print(json.dumps({"brief": str(path), "runs": [str(r.folder) for r in runs]}))
+    else:
+        print(f"brief: {path}  (from {len(runs)} run(s); every number links to its run)")
+    return 0
 
 
 @_guard
@@ -320,6 +354,13 @@ def register(registry: CommandRegistry) -> None:
         help="comma list of chat,text,chart,flat,gradient,document,meme (default: all)",
     )
     p.add_argument("--workers", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="draw at this scale (default 1.0: sides of 360-760 px; 0.35: about 130-360 px)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
@@ -394,6 +435,60 @@ def register(registry: CommandRegistry) -> None:
         help="account arithmetic: matches before an account is flagged (repeatable)",
     )
     p.add_argument("--accounts", type=int, metavar="N", help="number of accounts (default 1e9)")
+
+    p = research.command(
+        "brief",
+        _cmd_brief,
+        help="one self-contained HTML page in plain words from other research runs",
+        description=_wrap(
+            "Read the results.json of each --from folder (fpr, robustness, calibrate, attacks evade and "
+            "collide, relay-view...) and write OUT/brief.html: false matches per image and per account "
+            "with intervals and sample sizes, recall per edit, the cost of evasion, what the relay and "
+            "the authority learn. Every number links to the run that produced it."
+        ),
+        epilog="Writes OUT/brief.html (no external resources) and OUT/brief.json (the runs it cites).",
+    )
+    p.add_argument(
+        "--from", dest="sources", action="append", required=True, metavar="DIR",
+        help="a folder written by another research command (repeatable, or several after one --from)",
+        nargs="+",
+    )
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--title", metavar="TEXT", help="page title")
+    p.add_argument("--json", action="store_true")
+
+    p = research.command(
+        "calibrate",
+        _cmd_calibrate,
+        help="choose thresholds on a calibration split and report them on a disjoint test split",
+        description=_wrap(
+            "Fit every threshold the tools choose (each hasher's distance by three rules: its fixed "
+            "rule, PDQ's false-match rate at 31 bits, and perception's precision target; the "
+            "snapshot's minimum votes) on --calibrate-on, then measure recall, precision and false "
+            "matches with those thresholds on --test-on (or split one folder with --split)."
+        ),
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("--calibrate-on", metavar="DIR", help="images to choose thresholds on")
+    p.add_argument("--test-on", metavar="DIR", help="disjoint images to report them on")
+    p.add_argument("--split", metavar="DIR", help="split this folder deterministically instead (by --seed)")
+    p.add_argument(
+        "--calibrate-fraction",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="share of --split used for calibration (default 0.5)",
+    )
+    p.add_argument(
+        "--precision",
+        type=float,
+        default=0.9999,
+        metavar="P",
+        help="precision target of the precision rule (default 0.9999, perception's convention)",
+    )
+    p.add_argument("--transforms", metavar="LIST", help="comma list of transform names (default: all)")
+    p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot's minimum-votes calibration")
+    _common(p)
 
     p = research.command(
         "robustness",

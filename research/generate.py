@@ -289,11 +289,11 @@ def generate_image(index: int, family: str, seed: int, scale: float = 1.0) -> Im
     return FAMILIES[family](np.random.default_rng([seed, index]), scale)
 
 
-def _write(job: tuple[str, int, str, int]) -> str:
-    out, index, family, seed = job
+def _write(job: tuple[str, int, str, int, float]) -> str:
+    out, index, family, seed, scale = job
     path = Path(out) / family / f"{family}_{index:05d}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    generate_image(index, family, seed).save(path, format="PNG", optimize=False)
+    generate_image(index, family, seed, scale).save(path, format="PNG", optimize=False)
     return str(path)
 
 
@@ -304,9 +304,12 @@ def generate_corpus(
     *,
     workers: int = 1,
     families: tuple[str, ...] | None = None,
+    scale: float = 1.0,
 ) -> Iterator[str]:
     """Write ``count`` images under ``out/<family>/`` and yield each path as it is written."""
     from research.parallel import imap
 
-    jobs = [(str(out), i, fam, seed) for i, fam in plan(count, families)]
+    if not 0.05 <= scale <= 4.0:
+        raise ValueError(f"--scale must be within [0.05, 4], got {scale}")
+    jobs = [(str(out), i, fam, seed, scale) for i, fam in plan(count, families)]
     yield from imap(_write, jobs, workers=workers)
