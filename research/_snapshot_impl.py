@@ -52,6 +52,11 @@ class ResearchMatcher:
     def info(self) -> dict[str, Any]:
         return dict(self._info)
 
+    @property
+    def device(self) -> Any:
+        """The device's :class:`scanner.matcher.Matcher` behind this adapter."""
+        return self._matcher
+
 
 def build(
     algo: str,

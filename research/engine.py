@@ -5,7 +5,8 @@
 * ``Engine(scheduler="tcp://host:8786")`` connects to a running cluster (``dask scheduler`` plus
   ``dask worker`` processes on any machines that have pocketscan installed);
 * ``Engine(workers=N)`` starts a :class:`distributed.LocalCluster` of ``N`` single-threaded worker
-  *processes* on 127.0.0.1 (no dashboard, OS-assigned ports) and stops it on exit.
+  *processes* on 127.0.0.1 (every port OS-assigned, the scheduler's HTTP endpoint included; no worker
+  dashboards) and stops it on exit.
 
 :meth:`Engine.map_unordered` submits one task per job with at most ``2 x workers`` in flight (so a run of
 a million images never holds more than a few partitions in memory) and yields ``(job, result)`` as tasks
@@ -73,7 +74,7 @@ class Engine:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address="127.0.0.1:0",  # its HTTP server always starts: loopback, OS port
                     worker_dashboard_address=None,
                     silence_logs=logging.ERROR,
                     local_directory=self.local_directory,

@@ -143,8 +143,12 @@ def build_results(
                     ", ".join(
                         f"{k} {v * 1000:.2f} ms"
                         for k, v in run_info["task_seconds_per_image"].items()
-                        if v is not None and k != "total"
+                        if v is not None and k not in ("total", "cpu")
                     ),
+                ],
+                [
+                    "CPU seconds per image inside the tasks (not inflated by other load)",
+                    _ms(run_info["task_seconds_per_image"].get("cpu")),
                 ],
                 [
                     "peak RSS driver / worker (MB)",
@@ -173,6 +177,10 @@ def build_results(
         sections,
         meta,
     )
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.2f} ms"
 
 
 def _source_names(cfg: StreamConfig, plan: Plan) -> list[str]:

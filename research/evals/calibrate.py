@@ -85,7 +85,8 @@ def split_folder(
     ``clusters`` maps paths to a cluster key, its cluster's (so near-duplicates land on the same side)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"--calibrate-fraction must be in (0, 1), got {fraction}")
-    cal, test = [], []
+    cal: list[ImageEntry] = []
+    test: list[ImageEntry] = []
     root = Path(folder)
     for e in list_images(folder):
         key = (clusters or {}).get(e.path) or str(Path(e.path).relative_to(root))
@@ -248,7 +249,7 @@ def _snapshot_votes(
     )
     if matcher is None:
         return None
-    inner = matcher._matcher  # the device Matcher behind the research adapter
+    inner = matcher.device
     info = matcher.info()
     pos_h = [m["copy_hashes"][t][in_a] for t in m["copy_hashes"]]
     neg_h = [m["hashes"][~in_a]] + [m["copy_hashes"][t][~in_a] for t in m["copy_hashes"]]

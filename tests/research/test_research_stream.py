@@ -187,7 +187,7 @@ def test_batch_votes_equal_the_matcher_one_by_one(tmp_path: Path) -> None:
     bank = rng.integers(0, 256, (300, 32), dtype=np.uint8)
     matcher, why = build_matcher("pdq", [bytes(h) for h in bank], [100] * 300, tmp_path, seed=1)
     assert matcher is not None, why
-    inner = matcher._matcher  # the device Matcher behind the research adapter
+    inner = matcher.device
     near = bank[:40].copy()
     near[:, :2] ^= 0x11  # 4 bits away from a bank hash
     queries = np.concatenate([near, rng.integers(0, 256, (40, 32), dtype=np.uint8)])
