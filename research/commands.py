@@ -133,8 +133,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _streaming(args: argparse.Namespace) -> bool:
     return bool(
-        args.generate or args.file_list or args.edits or args.scheduler or args.stream
-        or args.max_partitions is not None or args.time_limit is not None or args.restart
+        args.generate
+        or args.file_list
+        or args.edits
+        or args.scheduler
+        or args.stream
+        or args.max_partitions is not None
+        or args.time_limit is not None
+        or args.restart
     )
 
 
@@ -169,6 +175,8 @@ def _cmd_fpr_stream(args: argparse.Namespace) -> int:
         time_limit=args.time_limit,
         restart=args.restart,
         quiet=args.quiet,
+        connect_timeout=args.connect_timeout,
+        task_timeout=args.task_timeout,
     )
     try:
         results = run_stream(cfg, seed=args.seed)
@@ -378,9 +386,7 @@ def register(registry: CommandRegistry) -> None:
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
-    p.add_argument(
-        "--benign", metavar="DIR", help="folder (tree) of benign images; sub-folders are families"
-    )
+    p.add_argument("--benign", metavar="DIR", help="folder (tree) of benign images; sub-folders are families")
     _common(p)
     p.add_argument(
         "--no-snapshot", action="store_true", help="skip the snapshot verdict (raw distances only)"
@@ -391,30 +397,78 @@ def register(registry: CommandRegistry) -> None:
         "on Dask workers, hashes go to OUT/store/*.npy, and a stopped run resumes from "
         "OUT/store/checkpoint.json when the same command is given again.",
     )
-    g.add_argument("--generate", type=int, metavar="N",
-                   help="add N generated confuser images (the `research generate` families, drawn by index)")
-    g.add_argument("--generate-seed", type=int, default=1_000_003, metavar="S",
-                   help="seed of the generated images (default 1000003, so they never repeat a bank made by "
-                   "`research generate` with a small seed)")
-    g.add_argument("--generate-scale", type=float, default=1.0, metavar="F",
-                   help="draw generated images at this scale (default 1.0: sides of 360-760 px; 0.35: about "
-                   "130-360 px, cheaper)")
+    g.add_argument(
+        "--generate",
+        type=int,
+        metavar="N",
+        help="add N generated confuser images (the `research generate` families, drawn by index)",
+    )
+    g.add_argument(
+        "--generate-seed",
+        type=int,
+        default=1_000_003,
+        metavar="S",
+        help="seed of the generated images (default 1000003, so they never repeat a bank made by "
+        "`research generate` with a small seed)",
+    )
+    g.add_argument(
+        "--generate-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="draw generated images at this scale (default 1.0: sides of 360-760 px; 0.35: about "
+        "130-360 px, cheaper)",
+    )
     g.add_argument("--families", metavar="LIST", help="generated families (comma list; default: all)")
     g.add_argument("--file-list", metavar="FILE", help="add the images named in FILE (one path per line)")
-    g.add_argument("--edits", type=int, metavar="N",
-                   help="add N random edits (crop, resize, one transform) of the images of --edit-corpus")
+    g.add_argument(
+        "--edits",
+        type=int,
+        metavar="N",
+        help="add N random edits (crop, resize, one transform) of the images of --edit-corpus",
+    )
     g.add_argument("--edit-corpus", metavar="DIR", help="images to edit for --edits")
     g.add_argument("--stream", action="store_true", help="stream a --benign folder too")
-    g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler to use (e.g. tcp://10.0.0.5:8786); default: a local cluster of "
-                   "--workers processes on this machine")
-    g.add_argument("--partition-size", type=int, default=1000, metavar="N",
-                   help="images per task and per checkpoint step (default 1000)")
-    g.add_argument("--max-partitions", type=int, metavar="N",
-                   help="stop after N partitions in this invocation (resume later)")
-    g.add_argument("--time-limit", type=float, metavar="SECONDS",
-                   help="stop submitting partitions after this many seconds (resume later)")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler to use (e.g. tcp://10.0.0.5:8786); default: a local cluster of "
+        "--workers processes on this machine",
+    )
+    g.add_argument(
+        "--partition-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="images per task and per checkpoint step (default 1000)",
+    )
+    g.add_argument(
+        "--max-partitions",
+        type=int,
+        metavar="N",
+        help="stop after N partitions in this invocation (resume later)",
+    )
+    g.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop submitting partitions after this many seconds (resume later)",
+    )
     g.add_argument("--restart", action="store_true", help="discard OUT's checkpoint and start again")
+    g.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up reaching the scheduler or starting the local cluster after this long (default 30)",
+    )
+    g.add_argument(
+        "--task-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="fail when no partition finishes for this long (default 3600)",
+    )
     p.add_argument(
         "--exclude-cross-duplicates",
         action="store_true",
@@ -449,7 +503,11 @@ def register(registry: CommandRegistry) -> None:
         epilog="Writes OUT/brief.html (no external resources) and OUT/brief.json (the runs it cites).",
     )
     p.add_argument(
-        "--from", dest="sources", action="append", required=True, metavar="DIR",
+        "--from",
+        dest="sources",
+        action="append",
+        required=True,
+        metavar="DIR",
         help="a folder written by another research command (repeatable, or several after one --from)",
         nargs="+",
     )

@@ -59,6 +59,55 @@ def test_same_seed_same_results_with_one_and_two_workers(
     assert set(pdq["families"]) <= {"chat", "text", "chart", "flat", "gradient", "document", "meme"}
 
 
+def test_a_running_scheduler_runs_the_same_tasks(
+    tmp_path: Path, bank_dir: Path, two_workers: dict[str, Any]
+) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        res = _fpr(tmp_path, bank_dir, *GEN, "--scheduler", cluster.scheduler_address)
+    assert res["data"]["run"]["engine"]["scheduler"] == cluster.scheduler_address
+    assert _figures(res) == _figures(two_workers)
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(
+    tmp_path: Path, bank_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = main(
+        [
+            "research",
+            "fpr",
+            "--bank",
+            str(bank_dir),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--generate",
+            "7",
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+            "--connect-timeout",
+            "3",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "scheduler" in err[0]
+
+
 def test_store_holds_every_hash_as_columns(tmp_path: Path, bank_dir: Path) -> None:
     res = _fpr(tmp_path, bank_dir, "--generate", "14", "--generate-scale", "0.35", "--workers", "1")
     store = Path(res["data"]["run"]["store"])
