@@ -395,7 +395,7 @@ def register(registry: CommandRegistry) -> None:
         "streaming runs (any size; Dask tasks over partitions, on-disk store, resumable checkpoint)",
         "Any option of this group streams: the benign images are produced and hashed partition by partition "
         "on Dask workers, hashes go to OUT/store/*.npy, and a stopped run resumes from "
-        "OUT/store/checkpoint.json when the same command is given again.",
+        "its checkpoint (OUT/store/checkpoint.json, partitions.jsonl) when the same command is given again.",
     )
     g.add_argument(
         "--generate",

@@ -7,9 +7,10 @@ against the bank: vectorised Hamming distances to every bank hash (nearest, with
 the histogram of all pair distances) and the snapshot's votes through the device matcher
 (:meth:`scanner.matcher.Matcher.votes_many`). Tasks return fixed-width arrays; the driver writes them into
 the :class:`Store`, one ``.npy`` memmap per column under ``OUT/store/`` (numpy, no extra dependency,
-readable with ``numpy.load(path, mmap_mode="r")``), flushes, then records the partition in
-``OUT/store/checkpoint.json``. A run that stops (Ctrl-C, ``--max-partitions``, ``--time-limit``, a crash)
-resumes from the checkpoint with the same command; a checkpoint of a different run is refused.
+readable with ``numpy.load(path, mmap_mode="r")``), flushes, then appends the partition to the checkpoint,
+``OUT/store/partitions.jsonl`` (the run's identity is in ``OUT/store/checkpoint.json``). A run that stops
+(Ctrl-C, ``--max-partitions``, ``--time-limit``, a crash) resumes from the checkpoint with the same command;
+a checkpoint of a different run is refused.
 
 The report is computed from the store in chunks (:mod:`research.stream_report`), so memory stays bounded
 by the partition size and the chunk size, not by the number of images (the store itself is on disk: about 330
@@ -381,16 +382,31 @@ def bound(k: int, n: int) -> dict[str, Any]:
     }
 
 
-def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+def _load_checkpoint(path: Path, log: Path) -> dict[str, Any] | None:
+    """The run's identity (``checkpoint.json``) and its finished partitions (``partitions.jsonl``).
+
+    Each finished partition is one appended line, so recording one costs O(1) whatever the run's size; a
+    line cut short by a crash is ignored (that partition runs again).
+    """
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        head = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: unreadable checkpoint ({exc}); use --restart") from exc
-    if not isinstance(data, dict) or "identity" not in data or "partitions" not in data:
+    if not isinstance(head, dict) or "identity" not in head:
         raise ValueError(f"{path}: not a pocketscan checkpoint; use --restart")
-    return data
+    parts: dict[str, Any] = {}
+    if log.exists():
+        with log.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line
+                if isinstance(rec, dict) and isinstance(rec.get("partition"), int):
+                    parts[str(rec.pop("partition"))] = rec
+    return {"identity": head["identity"], "partitions": parts}
 
 
 def _jobs(plan: Plan, size: int, skip: set[int]) -> list[PartitionJob]:
@@ -492,8 +508,9 @@ def run_stream(cfg: StreamConfig, seed: int = 0) -> Any:
         bank_seconds = time.perf_counter() - t_bank
         ctx = BankContext(plan=plan, algos=banks)
         ckpt_path = store_dir / "checkpoint.json"
+        log_path = store_dir / "partitions.jsonl"
         identity = _identity(cfg, ctx, seed)
-        ckpt = None if cfg.restart else _load_checkpoint(ckpt_path)
+        ckpt = None if cfg.restart else _load_checkpoint(ckpt_path, log_path)
         if ckpt is not None and ckpt["identity"] != identity:
             raise ValueError(
                 f"{out} holds a checkpoint of a different run (other bank, images, seed or partition size); "
@@ -501,6 +518,14 @@ def run_stream(cfg: StreamConfig, seed: int = 0) -> Any:
             )
         if ckpt is None:
             ckpt = {"identity": identity, "partitions": {}}
+            store_dir.mkdir(parents=True, exist_ok=True)
+            log_path.unlink(missing_ok=True)
+            _write_json_atomic(ckpt_path, {"identity": identity})
+        elif log_path.exists() and log_path.stat().st_size:
+            with log_path.open("rb+") as log:  # end a torn last line, so the next record starts its own
+                log.seek(-1, os.SEEK_END)
+                if log.read(1) != b"\n":
+                    log.write(b"\n")
         store = Store(store_dir, plan.total, n_parts, banks)
         store.open(create=not ckpt["partitions"])
         done_before = {int(k) for k in ckpt["partitions"]}
@@ -534,13 +559,17 @@ def run_stream(cfg: StreamConfig, seed: int = 0) -> Any:
                 n = len(res.columns["status"])
                 images_now += n
                 completed_now[0] += 1
-                ckpt["partitions"][str(res.index)] = {
+                record = {
                     "images": n,
                     "errors": [[gi, msg[:300]] for gi, msg in res.errors],
                     "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
                     "max_rss_kb": res.max_rss_kb,
                 }
-                _write_json_atomic(ckpt_path, ckpt)
+                ckpt["partitions"][str(res.index)] = record
+                with log_path.open("a", encoding="utf-8") as log:  # after the columns are flushed
+                    log.write(json.dumps({"partition": res.index, **record}) + "\n")
+                    log.flush()
+                    os.fsync(log.fileno())
         except KeyboardInterrupt:
             stopped = "interrupted (Ctrl-C); the same command resumes from the checkpoint"
         run_seconds = time.perf_counter() - t_run

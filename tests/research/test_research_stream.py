@@ -135,12 +135,21 @@ def test_an_interrupted_run_resumes_to_the_same_result(
     assert not run["complete"] and run["partitions_done"] == 2 and run["partitions_total"] == 6
     assert first["data"]["run"]["images_processed"] == 16
     assert "resumes" in run["stopped"]
-    ckpt = json.loads((out / "store" / "checkpoint.json").read_text())
-    assert len(ckpt["partitions"]) == 2
+    assert "identity" in json.loads((out / "store" / "checkpoint.json").read_text())
+    lines = (out / "store" / "partitions.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["images"] == 8 for line in lines)
+    with (out / "store" / "partitions.jsonl").open("a") as log:
+        log.write('{"partition": 5, "ima')  # a line torn by a crash: partition 5 runs again
     second = _fpr(out, bank_dir, *GEN, "--workers", "2")
     assert second["data"]["run"]["complete"] and second["data"]["run"]["partitions_resumed"] == 2
     assert second["data"]["run"]["images_this_invocation"] == 42 - 16
     assert _figures(second) == _figures(two_workers)
+    records = [
+        json.loads(line)
+        for line in (out / "store" / "partitions.jsonl").read_text().splitlines()[: -0 or None]
+        if line.startswith('{"partition"') and line.endswith("}")
+    ]
+    assert sorted(r["partition"] for r in records) == list(range(6))  # the torn line is on its own
 
 
 def test_a_checkpoint_of_another_run_is_refused(
