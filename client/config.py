@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from client.policy import PolicyName, parse_policy
+from client.sensitive import MAX_MODEL_NAME, SensitiveSetting, parse_sensitive_setting
 
-__all__ = ["ConfigError", "Settings", "load_settings", "save_settings", "set_setting"]
+__all__ = ["ConfigError", "Settings", "load_settings", "save_settings", "set_setting", "setting_name"]
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,10 @@ class Settings:
     """Display name chosen at onboarding."""
     passphrase: bool = True
     """Whether the store is encrypted under a passphrase (``--no-passphrase`` only for tests/demo)."""
+    sensitive_content: SensitiveSetting = "off"
+    """On-device sensitive-content classifier: off, warn (confirm before sending), blur (received), both."""
+    sensitive_model: str = "nudenet"
+    """The classifier: ``nudenet`` (needs ``pocketscan[sensitive]``) or an ``.onnx`` path with its sidecar."""
 
     def validate(self) -> Settings:
         if self.relay and not (self.relay.startswith("ws://") or self.relay.startswith("wss://")):
@@ -53,8 +58,11 @@ class Settings:
                 raise ConfigError("authority_pubkey must be 64 hex characters (an Ed25519 public key)")
         try:
             parse_policy(self.policy)
+            parse_sensitive_setting(self.sensitive_content)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        if not self.sensitive_model or len(self.sensitive_model) > MAX_MODEL_NAME:
+            raise ConfigError("sensitive_model must be a classifier name or an .onnx path")
         return self
 
 
@@ -62,7 +70,13 @@ _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
 
 
+def setting_name(name: str) -> str:
+    """``sensitive-content`` and ``sensitive_content`` name the same setting."""
+    return name.replace("-", "_")
+
+
 def _coerce(name: str, value: Any) -> Any:
+    name = setting_name(name)
     kinds = {f.name: f.type for f in fields(Settings)}
     if name not in kinds:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
@@ -75,6 +89,11 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "policy":
         try:
             return parse_policy(str(value))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if name == "sensitive_content":
+        try:
+            return parse_sensitive_setting(str(value))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     return str(value)
@@ -90,7 +109,7 @@ def load_settings(path: Path, *, env: bool = True) -> Settings:
             raise ConfigError(f"cannot read settings {path}: {exc}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"settings {path} must hold a JSON object")
-        data = {k: _coerce(k, v) for k, v in raw.items()}
+        data = {setting_name(k): _coerce(k, v) for k, v in raw.items()}
     if env:
         for f in fields(Settings):
             value = os.environ.get(f"POCKETSCAN_{f.name.upper()}")
@@ -112,6 +131,6 @@ def save_settings(path: Path, settings: Settings) -> None:
 def set_setting(path: Path, name: str, value: str) -> Settings:
     """Change one setting in the file (env overrides are not written)."""
     current = load_settings(path, env=False)
-    updated = replace(current, **{name: _coerce(name, value)}).validate()
+    updated = replace(current, **{setting_name(name): _coerce(name, value)}).validate()
     save_settings(path, updated)
     return updated

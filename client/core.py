@@ -71,6 +71,7 @@ from client.outbox import ImagePipeline, SendError, send_image
 from client.policy import PolicyName, ScanResult
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
+from client.sensitive import LocalClassifier, SensitiveResult, blurs_received
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
 from scanner.hashers.base import HashResult
@@ -133,7 +134,7 @@ class _StoreOutbox:
         if msg_id is None:
             return
         message = store.get_message(msg_id)
-        if message is not None and message.state == "sending":
+        if message is not None and message.state in ("sending", "waiting"):
             store.update_message(msg_id, state="sent")
             self.core.hub.emit(DeliveryChanged(msg_id, message.peer, "sent"))
 
@@ -147,6 +148,14 @@ class _StoreOutbox:
         if message is not None:
             store.update_message(msg_id, state="failed")
             self.core.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
+
+    def waiting(self, envelope_id: str, reason: str) -> None:
+        """The relay refused the envelope for a quota: it stays in the outbox, retried with backoff."""
+        msg_id = self.msg_of.get(envelope_id)
+        message = self.core.store.get_message(msg_id) if msg_id else None
+        if message is not None and message.state == "sending":
+            self.core.store.update_message(message.msg_id, state="waiting")
+            self.core.hub.emit(DeliveryChanged(message.msg_id, message.peer, "waiting"))
 
 
 class Core:
@@ -169,6 +178,7 @@ class Core:
         self.hub = EventHub()
         self.slot = SnapshotSlot()
         self.scanner = LocalScanner(self.slot, clock=clock)
+        self.classifier = LocalClassifier(lambda: self.settings.sensitive_model)
         self.outbox = _StoreOutbox(self)
         self.last_error = ""
         self._lock_file = lock
@@ -184,6 +194,7 @@ class Core:
             wants_snapshot=self._wants_snapshot,
             install_snapshot=self.install_snapshot,
             on_connected=self._on_connected,
+            on_prekeys_low=lambda left: self._on_connected(),
         )
         self.pipeline = ImagePipeline(
             scanner=self.scanner,
@@ -192,6 +203,8 @@ class Core:
             policy=lambda: self.settings.policy,
             dihedral=lambda: self.settings.dihedral,
             trace=lambda step: self._trace(f"outbox.{step}"),
+            classifier=self.classifier,
+            sensitive_content=lambda: self.settings.sensitive_content,
         )
         self._load_saved_snapshot()
 
@@ -437,9 +450,11 @@ class Core:
             if m.attachment is not None and m.attachment.width and m.attachment.height:
                 dims = f" {m.attachment.width}x{m.attachment.height}"
             label = (verdict.get("name") or "photo") + dims
+        rating = SensitiveResult.from_dict(verdict.get("sensitive"))
         return MessageView(m.msg_id, m.peer, m.direction, m.kind, text=m.body or "", path=m.local_path,
                            state=m.state, sent_at=m.sent_at, verdict=verdict.get("outcome"),
-                           votes=verdict.get("votes"), label=label)
+                           votes=verdict.get("votes"), label=label,
+                           sensitive=rating is not None and rating.flagged)
 
     def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
         return [self._view(m) for m in self.store.list_messages(peer, limit=limit)]
@@ -672,6 +687,9 @@ class Core:
             local = str(self._save_media(msg_id, data, pointer.content_type))
             if self.settings.scan_received:
                 verdict = await self._scan_received(data)
+            if blurs_received(self.settings.sensitive_content):  # rated on the device, never reported
+                rating = await asyncio.to_thread(self.classifier.classify, data, name="received image")
+                verdict = {**(verdict or {}), "sensitive": rating.as_dict()}
         return MessageRecord(msg_id, sender, "in", "image", sent_at, "received", body=body,
                              attachment=pointer, local_path=local, verdict=verdict)
 
@@ -755,6 +773,7 @@ class Core:
             "policy": self.settings.policy,
             "dihedral": self.settings.dihedral,
             "scan_received": self.settings.scan_received,
+            "sensitive_content": self.settings.sensitive_content,
             "passphrase": self.settings.passphrase,
             "snapshot_version": status.version,
             "snapshot_fingerprint": status.fingerprint,

@@ -17,6 +17,7 @@ from client.policy import Decision, PolicyName, ScanResult
 
 if TYPE_CHECKING:
     from client.crypto.attachments import EncryptedAttachment
+    from client.sensitive import SensitiveResult
     from scanner.hashers.base import HashResult
     from scanner.verdict import ScanVerdict
 
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 Direction = Literal["in", "out"]
-DeliveryState = Literal["sending", "sent", "delivered", "failed", "blocked", "received"]
+DeliveryState = Literal["sending", "sent", "delivered", "failed", "blocked", "received", "waiting"]
 SendStatus = Literal["sent", "blocked", "reported", "error", "confirm"]
 
 
@@ -76,6 +77,8 @@ class MessageView:
     votes: int | None = None
     label: str = ""
     """For images: the file name it was sent from (outgoing) or a description (incoming)."""
+    sensitive: bool = False
+    """For received images: the on-device classifier rated it sensitive (setting ``blur``/``both``)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ class SendOutcome:
     scan: ScanResult | None = None
     decision: Decision | None = None
     error: str = ""
+    sensitive: SensitiveResult | None = None
+    """The on-device classifier's rating (setting ``warn``/``both``), else None."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,13 @@
   it is sent (by the core) and deleted only when the relay acknowledged it; on every (re)connect
   the flusher resends whatever is pending, in order, with the same idempotency key (``cid``) so
   the relay stores it once even if the first attempt got through before the link dropped;
+* **quota backoff**: a send the relay refuses for a quota (``quota_exceeded``: the recipient's
+  mailbox, or this sender's share of it, is full) stays in the outbox and is retried with
+  exponential backoff from ``quota_backoff_initial`` to ``quota_backoff_max`` seconds; the outbox is
+  told it is *waiting* (never failed, never dropped). Later envelopes to the same peer wait behind
+  it (order is kept); envelopes to other peers go on;
+* **prekey refill**: when the relay pushes ``prekeys.low``, ``on_prekeys_low`` runs (the core tops
+  its one-time prekeys up) on the live connection, without reconnecting;
 * **inbound dedupe**: pushed envelopes whose relay id was already processed are acknowledged and
   dropped (the store remembers seen ids; the ratchet also refuses replays);
 * **snapshot updates**: on connect and on every announcement, a newer snapshot is downloaded
@@ -83,6 +90,9 @@ class OutboxPort(Protocol):
 
     def rejected(self, envelope_id: str, reason: str) -> None: ...
 
+    def waiting(self, envelope_id: str, reason: str) -> None:
+        """The relay refused the envelope for a quota; it stays pending and is retried later."""
+
 
 class Net:
     """A self-healing connection to one relay.
@@ -98,6 +108,7 @@ class Net:
         wants_snapshot: True if a snapshot of this version would be newer than the current one.
         install_snapshot: verify and swap in a downloaded snapshot file (raise to refuse it).
         on_connected: run once per connection after authentication (e.g. prekey top-up).
+        on_prekeys_low: run when the relay says few one-time prekeys are left (told the count).
     """
 
     def __init__(
@@ -112,9 +123,12 @@ class Net:
         wants_snapshot: Callable[[int], bool] = lambda version: False,
         install_snapshot: Callable[[bytes], None] = lambda data: None,
         on_connected: Callable[[], Awaitable[None]] | None = None,
+        on_prekeys_low: Callable[[int], Awaitable[None]] | None = None,
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         request_timeout: float = 60.0,
+        quota_backoff_initial: float = 2.0,
+        quota_backoff_max: float = 300.0,
     ) -> None:
         self.url = url
         self._key = signing_key
@@ -125,6 +139,19 @@ class Net:
         self._wants_snapshot = wants_snapshot
         self._install_snapshot = install_snapshot
         self._on_connected = on_connected
+        self._on_prekeys_low = on_prekeys_low
+        self._refilling = False
+        self._refill_again = False
+        self.prekey_refills = 0
+        """How many ``prekeys.low`` pushes led to a refill (for status and tests)."""
+        self.quota_backoff_initial = quota_backoff_initial
+        self.quota_backoff_max = quota_backoff_max
+        self._retry_at: dict[str, float] = {}
+        """Envelope id -> event-loop time before which a quota-refused envelope is not resent."""
+        self._retry_delay: dict[str, float] = {}
+        self.waiting: dict[str, str] = {}
+        """Envelope id -> the relay's reason, for envelopes waiting out a quota."""
+        self._retry_timer: asyncio.TimerHandle | None = None
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.request_timeout = request_timeout
@@ -152,6 +179,9 @@ class Net:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
             self._supervisor = None
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
         conn = self._conn
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -178,7 +208,8 @@ class Net:
         while not self._stopping:
             try:
                 conn = await RelayConnection.connect(self.url, self._key,
-                                                     request_timeout=self.request_timeout)
+                                                     request_timeout=self.request_timeout,
+                                                     on_prekeys_low=self._prekeys_low)
             except (ConnectionLost, AuthError, ProtocolError, OSError, TimeoutError) as exc:
                 self.last_error = str(exc)
                 self._on_state(False, f"offline: {exc}; retrying in {delay:.1f} s")
@@ -221,13 +252,50 @@ class Net:
         except (RelayError, NetError) as exc:
             self.last_error = str(exc)
 
+    async def _prekeys_low(self, count: int) -> None:
+        """The relay says only ``count`` one-time prekeys are left: top up now (one refill at a time)."""
+        if self._on_prekeys_low is None:
+            return
+        if self._refilling:
+            self._refill_again = True
+            return
+        self._refilling = True
+        try:
+            while True:
+                self._refill_again = False
+                try:
+                    await self._on_prekeys_low(count)
+                    self.prekey_refills += 1
+                except (RelayError, NetError) as exc:
+                    self.last_error = f"prekey refill failed: {exc}"
+                if not self._refill_again:
+                    break
+        finally:
+            self._refilling = False
+
     # --- outbound ------------------------------------------------------------------------------
     async def _flush(self, conn: RelayConnection) -> None:
-        """Send every pending envelope, oldest first; wait for the next kick; repeat."""
+        """Send every pending envelope, oldest first; wait for the next kick; repeat.
+
+        An envelope refused for a quota waits (backoff) and holds back later envelopes to the same
+        peer, so they keep their order; the others are sent.
+        """
+        loop = asyncio.get_running_loop()
         while True:
             await self._kick.wait()
             self._kick.clear()
-            for item in self._outbox.pending():
+            held: set[str] = set()
+            pending = self._outbox.pending()
+            live = {item.envelope_id for item in pending}
+            for stale in [eid for eid in self._retry_at if eid not in live]:
+                self._forget_retry(stale)
+            for item in pending:
+                if item.peer in held:
+                    continue
+                due = self._retry_at.get(item.envelope_id)
+                if due is not None and due > loop.time():
+                    held.add(item.peer)
+                    continue
                 while True:
                     try:
                         mid, ts, _dup = await conn.send(item.peer, item.payload,
@@ -236,14 +304,48 @@ class Net:
                         if exc.code == "rate_limited":
                             await asyncio.sleep(0.5)
                             continue
-                        self._outbox.rejected(item.envelope_id, str(exc))
+                        if exc.code == "quota_exceeded":
+                            self._defer(item.envelope_id, str(exc))
+                            held.add(item.peer)
+                        else:
+                            self._forget_retry(item.envelope_id)
+                            self._outbox.rejected(item.envelope_id, str(exc))
                     except RequestFailed as exc:
+                        self._forget_retry(item.envelope_id)
                         self._outbox.rejected(item.envelope_id, str(exc))
                     except ConnectionLost:
                         return  # the supervisor reconnects; pending envelopes stay in the outbox
                     else:
+                        self._forget_retry(item.envelope_id)
                         self._outbox.acknowledged(item.envelope_id, mid, ts)
                     break
+            self._arm_retry_timer()
+
+    def _defer(self, envelope_id: str, reason: str) -> None:
+        """A quota refusal: retry later (exponential backoff with jitter) and tell the outbox it waits."""
+        delay = self._retry_delay.get(envelope_id, 0.0)
+        delay = min(self.quota_backoff_max, max(self.quota_backoff_initial, delay * 2))
+        self._retry_delay[envelope_id] = delay
+        self._retry_at[envelope_id] = asyncio.get_running_loop().time() + delay * random.uniform(0.8, 1.2)
+        first = envelope_id not in self.waiting
+        self.waiting[envelope_id] = reason
+        if first:
+            self._outbox.waiting(envelope_id, reason)
+
+    def _forget_retry(self, envelope_id: str) -> None:
+        self._retry_at.pop(envelope_id, None)
+        self._retry_delay.pop(envelope_id, None)
+        self.waiting.pop(envelope_id, None)
+
+    def _arm_retry_timer(self) -> None:
+        """Kick the flusher when the earliest waiting envelope is due."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if self._retry_at:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, min(self._retry_at.values()) - loop.time())
+            self._retry_timer = loop.call_later(delay, self._kick.set)
 
     # --- inbound -------------------------------------------------------------------------------
     async def _consume(self, conn: RelayConnection) -> None:
@@ -332,7 +434,8 @@ class Net:
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "connected": self.connected, "connects": self.connects,
-                "last_error": self.last_error}
+                "last_error": self.last_error, "waiting": len(self.waiting),
+                "prekey_refills": self.prekey_refills}
 
 
 async def publish_snapshot(url: str, authority_seed: bytes, data: bytes, version: int, *,

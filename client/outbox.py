@@ -18,8 +18,10 @@ from pathlib import Path
 from client.errors import ClientError
 from client.interfaces import Courier, ImageScanner, ImageSealer, SendOutcome
 from client.policy import Decision, PolicyName, ScanResult, decide
+from client.sensitive import ImageClassifierPort, SensitiveResult, warns_before_sending
 from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult
+from scanner.verdict import with_classification
 
 __all__ = [
     "MAX_IMAGE_BYTES",
@@ -52,6 +54,10 @@ class ImagePipeline:
     dihedral: Callable[[], bool]
     decide: Callable[[ScanResult, PolicyName], Decision] = decide
     trace: Callable[[str], None] | None = None
+    classifier: ImageClassifierPort | None = None
+    """The on-device sensitive-content classifier (``client.sensitive``); None: never classify."""
+    sensitive_content: Callable[[], str] = lambda: "off"
+    """The ``sensitive-content`` setting (off, warn, blur, both), read at each send."""
 
     def _t(self, step: str) -> None:
         if self.trace is not None:
@@ -135,9 +141,21 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
         pipe._t("report")
         await pipe.courier.send_report(peer, data, scan, hashed)
         return SendOutcome("reported", None, scan, decision)
+
+    # 5b. sensitive-content warning (its own setting: never blocks, never reports): rate the same bytes
+    # and bind the rating into the sealed verdict
+    sensitive: SensitiveResult | None = None
+    if pipe.classifier is not None and warns_before_sending(pipe.sensitive_content()):
+        pipe._t("classify")
+        sensitive = await asyncio.to_thread(pipe.classifier.classify, data, name=name)
+        if sensitive.label is not None:
+            verdict = with_classification(verdict, data, label=sensitive.label, score=sensitive.score or 0.0,
+                                          model=sensitive.model or "")
+        if sensitive.flagged:
+            decision = _ask_about_sensitive(decision, sensitive)
     if decision.action == "confirm":
         if not confirmed:
-            return SendOutcome("confirm", None, scan, decision)
+            return SendOutcome("confirm", None, scan, decision, sensitive=sensitive)
         decision = replace(decision, explanation=decision.explanation.replace(
             "send anyway?", "sent after the sender confirmed"))
 
@@ -149,4 +167,10 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
     blob_id = await pipe.courier.upload_blob(encrypted.blob)
     pipe._t("send")
     message = await pipe.courier.deliver_image(peer, encrypted, blob_id, data=data, name=name, scan=scan)
-    return SendOutcome("sent", message, scan, decision)
+    return SendOutcome("sent", message, scan, decision, sensitive=sensitive)
+
+
+def _ask_about_sensitive(decision: Decision, sensitive: SensitiveResult) -> Decision:
+    """Turn ``send`` into ``confirm`` (or add to a hash ``confirm``) with the classifier's reason."""
+    head = decision.explanation.rsplit("; ", 1)[0]
+    return replace(decision, action="confirm", explanation=f"{head}; {sensitive.describe()}; send anyway?")

@@ -107,8 +107,13 @@ class RelayConnection:
         ack_delay: float = 0.05,
         on_message: Callable[[Delivery], Awaitable[None] | None] | None = None,
         on_snapshot: Callable[[SnapshotAnnouncement], Awaitable[None] | None] | None = None,
+        on_prekeys_low: Callable[[int], Awaitable[None] | None] | None = None,
+        relay: str = "",
     ) -> None:
         self._ws = ws
+        self.relay = relay
+        """The ``host:port`` this connection reached, signed in ``auth`` (``protocol.relay_authority``)."""
+        self._on_prekeys_low = on_prekeys_low
         if isinstance(signing_key, nacl.signing.SigningKey):
             nacl_key = signing_key
             self.public_key = bytes(nacl_key.verify_key)
@@ -153,7 +158,7 @@ class RelayConnection:
         open_timeout: float = 10.0,
         **kwargs: Any,
     ) -> RelayConnection:
-        """Connect to ``url`` (``ws://host:port``) and authenticate.
+        """Connect to ``url`` (``ws://host:port``) and authenticate (the signature names its host and port).
 
         Raises:
             ConnectionLost: the relay cannot be reached.
@@ -172,7 +177,12 @@ class RelayConnection:
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to relay {url}: {exc}") from None
-        self = cls(ws, signing_key, **kwargs)
+        try:
+            relay = p.relay_authority(url)
+        except ProtocolError:
+            await ws.close()
+            raise
+        self = cls(ws, signing_key, relay=relay, **kwargs)
         try:
             await asyncio.wait_for(self._authenticate(), open_timeout)
         except BaseException:
@@ -199,7 +209,7 @@ class RelayConnection:
         version = common[-1]
         limits = hello.get("limits")
         self.limits = dict(limits) if isinstance(limits, dict) else {}
-        sig = self._sign(p.auth_transcript(nonce, conn_id, version))
+        sig = self._sign(p.auth_transcript(nonce, conn_id, version, self.relay))
         self._reader = asyncio.get_running_loop().create_task(self._read())
         reply = await self.request(p.Auth(id=0, v=version, pk=self.public_key, sig=sig))
         if reply.get("account") != self.account:
@@ -297,6 +307,8 @@ class RelayConnection:
                     await self._deliver(frame)
                 elif kind == "snapshot":
                     await self._announce(frame)
+                elif kind == "prekeys.low":
+                    self._prekeys_low(frame)
         except ConnectionClosed:
             pass
         finally:
@@ -344,6 +356,25 @@ class RelayConnection:
                     await result
             except Exception:
                 log.exception("on_snapshot callback failed")
+
+    def _prekeys_low(self, frame: dict[str, Any]) -> None:
+        """Run ``on_prekeys_low`` in its own task: it uploads prekeys, whose replies this reader reads."""
+        count = frame.get("otks")
+        callback = self._on_prekeys_low
+        if callback is None or not isinstance(count, int) or isinstance(count, bool):
+            return
+
+        async def run() -> None:
+            try:
+                result = callback(max(0, count))
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("on_prekeys_low callback failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- mailbox -------------------------------------------------------------------------------
 

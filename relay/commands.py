@@ -72,6 +72,60 @@ def register(registry: CommandRegistry) -> None:
     )
     parser.add_argument("--max-connections", type=int, default=10_000, help="simultaneous connections")
     parser.add_argument(
+        "--connections-per-address",
+        type=int,
+        default=256,
+        help="simultaneous connections from one client address (default 256; 0 = unlimited)",
+    )
+    parser.add_argument(
+        "--sender-share",
+        type=float,
+        default=0.25,
+        help="fraction of one mailbox's quota one sender's undelivered envelopes may hold (default 0.25)",
+    )
+    parser.add_argument(
+        "--blob-quota-mb",
+        type=float,
+        default=512.0,
+        help="per-account quota of live blob bytes in MiB (default 512; blobs expire with --ttl-days)",
+    )
+    parser.add_argument(
+        "--blob-quota-count", type=int, default=1000, help="per-account quota of live blobs (default 1000)"
+    )
+    parser.add_argument(
+        "--prekey-fetch-rate",
+        type=float,
+        default=1.0,
+        help="prekey fetches per second per requesting account (default 1; 0 = unlimited)",
+    )
+    parser.add_argument(
+        "--prekey-fetch-burst",
+        type=float,
+        default=30.0,
+        help="burst of prekey fetches per account (default 30)",
+    )
+    parser.add_argument(
+        "--prekey-target-per-hour",
+        type=float,
+        default=60.0,
+        help="one-time prekeys of one account handed out per hour; beyond it bundles come without one "
+        "(default 60; 0 = unlimited)",
+    )
+    parser.add_argument(
+        "--prekey-target-burst",
+        type=float,
+        default=20.0,
+        help="burst of one-time prekeys of one account handed out (default 20)",
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="ws:// or wss:// URL clients use to reach this relay (repeatable; default: the bound "
+        "host:port). Clients sign it when they authenticate; set it behind a proxy or a 0.0.0.0 bind",
+    )
+    parser.add_argument(
         "--ping-interval",
         type=float,
         default=20.0,

@@ -53,6 +53,9 @@ class Session:
     draining: bool = False
     dirty: bool = False
     backlog: bool = False
+    relay_names: tuple[str, ...] = ()
+    """The ``host:port`` names of this relay the client may have connected to (the auth transcript
+    must name one of them)."""
     strikes: int = 0
     close_reason: str | None = None
     """Set by the core when the transport must close this connection after sending the reply."""
@@ -77,6 +80,8 @@ class RelayCore:
         self.metadata = metadata
         self.sessions: dict[str, set[Session]] = {}
         self.connections = 0
+        self.by_address: dict[str, int] = {}
+        """Open connections per client address (the per-address cap)."""
         self._account_rate = RateLimiter(self.limits.account_rate, self.limits.account_burst)
         self._address_rate = RateLimiter(self.limits.address_rate, self.limits.address_burst)
         self._connect_rate = RateLimiter(self.limits.connect_rate, self.limits.connect_burst)
@@ -89,14 +94,23 @@ class RelayCore:
         """None if a new connection from ``address`` may proceed, else the reason to refuse it."""
         if self.connections >= self.limits.max_connections:
             return "the relay is at its connection limit"
+        cap = self.limits.connections_per_address
+        if cap and self.by_address.get(address, 0) >= cap:
+            return f"too many connections from this address (at most {cap})"
         if not self._connect_rate.allow(address, now):
             return "too many new connections from this address"
         return None
 
-    def open(self, address: str, send: Callable[[Frame], bool]) -> tuple[Session, Frame]:
-        """Start a connection; return its session and the ``hello`` frame to send."""
+    def open(
+        self, address: str, send: Callable[[Frame], bool], relay_names: tuple[str, ...] = ()
+    ) -> tuple[Session, Frame]:
+        """Start a connection; return its session and the ``hello`` frame to send.
+
+        ``relay_names``: the ``host:port`` names under which the client may have reached this relay.
+        """
         self.connections += 1
-        session = Session(address=address, send=send)
+        self.by_address[address] = self.by_address.get(address, 0) + 1
+        session = Session(address=address, send=send, relay_names=relay_names)
         return session, p.hello_frame(session.nonce, session.connection_id, self.limits.hello())
 
     def close(self, session: Session, now: float) -> None:
@@ -105,6 +119,11 @@ class RelayCore:
             return
         session.closed = True
         self.connections -= 1
+        left = self.by_address.get(session.address, 0) - 1
+        if left > 0:
+            self.by_address[session.address] = left
+        else:
+            self.by_address.pop(session.address, None)
         if session.account is not None:
             group = self.sessions.get(session.account)
             if group is not None:
@@ -141,8 +160,20 @@ class RelayCore:
             return p.error_frame(request.id, p.ErrorCode.INTERNAL, str(exc))
 
     def refuse_unknown(self, session: Session, request_id: int, message: str) -> Frame:
-        """Error reply to a request of an unknown type (counts as a strike)."""
+        """Error reply to a request of an unknown type (counts as a strike; closes before authentication)."""
+        if session.account is None:
+            session.close_reason = "unknown request before authentication"
         return self._refuse(session, request_id, p.ErrorCode.UNKNOWN_TYPE, message)
+
+    def refuse_malformed(self, session: Session, error: p.FieldError) -> Frame:
+        """Error reply to a decodable but invalid request: carries its id when readable, counts as a
+        strike; before authentication the connection is closed."""
+        if session.account is None:
+            session.close_reason = "malformed request before authentication"
+        session.strikes += 1
+        if session.strikes > self.limits.bad_requests:
+            session.close_reason = "too many refused requests"
+        return p.error_frame(error.request_id, error.code, str(error))
 
     def _refuse(self, session: Session, request_id: int, code: str, message: str) -> Frame:
         session.strikes += 1
@@ -160,13 +191,14 @@ class RelayCore:
                 p.ErrorCode.VERSION,
                 f"protocol version {req.v} is not supported; use one of {list(p.SUPPORTED_VERSIONS)}",
             )
-        try:
-            nacl.signing.VerifyKey(req.pk).verify(
-                p.auth_transcript(session.nonce, session.connection_id, req.v), req.sig
-            )
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+        if not self._verify_auth(session, req):
             session.close_reason = "authentication failed"
-            return p.error_frame(req.id, p.ErrorCode.AUTH_FAILED, "the signature does not verify")
+            return p.error_frame(
+                req.id,
+                p.ErrorCode.AUTH_FAILED,
+                "the signature does not verify for this relay (the transcript must name the host:port "
+                "you connected to)",
+            )
         account = p.account_id_from_public_key(req.pk)
         session.account = account
         session.public_key = req.pk
@@ -176,6 +208,23 @@ class RelayCore:
         self._log("auth", now, account=account, address=session.address, authority=session.authority)
         self._schedule_drain(session, now)
         return p.ok_frame(req.id, account=account, version=req.v, authority=session.authority)
+
+    @staticmethod
+    def _verify_auth(session: Session, req: p.Auth) -> bool:
+        """True if ``req.sig`` signs the transcript naming one of this relay's names."""
+        try:
+            key = nacl.signing.VerifyKey(req.pk)
+        except (nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+            return False
+        for name in session.relay_names:
+            try:
+                key.verify(p.auth_transcript(session.nonce, session.connection_id, req.v, name), req.sig)
+            except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, nacl.exceptions.TypeError):
+                continue
+            except RelayError:
+                return False
+            return True
+        return False
 
     async def _send(self, session: Session, req: p.Send, now: float) -> Frame:
         assert session.account is not None
@@ -217,7 +266,7 @@ class RelayCore:
     async def _acknowledge(self, session: Session, mids: tuple[str, ...], now: float) -> list[str]:
         """Delete delivered envelopes from the caller's own mailbox and open the push window."""
         assert session.account is not None
-        done = await self.store.ack(session.account, list(mids))
+        done = await self.store.ack(session.account, list(mids), now, self.limits)
         freed = False
         for mid in mids:
             if mid in session.inflight:
@@ -238,13 +287,36 @@ class RelayCore:
         return p.ok_frame(req.id, otks=count)
 
     async def _prekeys_get(self, session: Session, req: p.PrekeysGet, now: float) -> Frame:
+        """Per requester: a token bucket (``rate_limited`` beyond it, connection kept). Per target: a
+        token bucket of one-time-prekey hand-outs; beyond it the bundle comes without one, so a
+        stranger cannot drain them. The owner is told (``prekeys.low``) when few are left."""
         assert session.account is not None
-        found = await self.store.get_prekeys(req.account)
+        limits = self.limits
+        if not await self.store.take_token(
+            f"pkr:{session.account}", rate=limits.prekey_fetch_rate, burst=limits.prekey_fetch_burst, now=now
+        ):
+            raise LimitExceeded(p.ErrorCode.RATE_LIMITED, "too many prekey fetches; try again later")
+        take_otk = await self.store.take_token(
+            f"pkt:{req.account}", rate=limits.prekey_target_rate, burst=limits.prekey_target_burst, now=now
+        )
+        found = await self.store.get_prekeys(req.account, take_otk=take_otk)
         if found is None:
             raise NotFound("no prekey bundle for this account")
         bundle, otk = found
         self._log("prekeys.get", now, **{"from": session.account, "of": req.account, "otk": otk is not None})
+        if otk is not None:
+            left = await self.store.count_prekeys(req.account)
+            if left < limits.otk_low:
+                self.prekeys_low(req.account, left)
+                if self.store.shared:
+                    await self.store.notify_prekeys_low(req.account, left)
         return p.ok_frame(req.id, account=req.account, bundle=bundle, otk=otk)
+
+    def prekeys_low(self, account: str, count: int) -> None:
+        """Tell ``account``'s connections on this process that only ``count`` one-time prekeys are left."""
+        frame = p.prekeys_low_frame(count)
+        for session in self.sessions.get(account, ()):
+            session.send(frame)
 
     async def _prekeys_count(self, session: Session, req: p.PrekeysCount, now: float) -> Frame:
         assert session.account is not None
@@ -256,9 +328,18 @@ class RelayCore:
         blob_id = req.blob
         if blob_id is None:
             blob_id = secrets.token_urlsafe(24)
-            await self.store.blob_create(session.account, blob_id, now, self.limits)
+            await self.store.blob_create(
+                session.account, blob_id, now, self.limits, quota=not session.authority
+            )
         size = await self.store.blob_append(
-            session.account, blob_id, req.data, req.final, max_size, now, self.limits
+            session.account,
+            blob_id,
+            req.data,
+            req.final,
+            max_size,
+            now,
+            self.limits,
+            quota=not session.authority,
         )
         if req.final:
             self._log("blob.put", now, account=session.account, size=size)

@@ -17,6 +17,7 @@ import hashlib
 import struct
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 import cbor2
 
@@ -51,6 +52,7 @@ __all__ = [
     "decode_request",
     "encode",
     "is_account_id",
+    "relay_authority",
 ]
 
 PROTOCOL_VERSION = 1
@@ -83,6 +85,13 @@ MAX_SNAPSHOT = 512 * 1024 * 1024
 
 _AUTH_DOMAIN = b"pocketscan-relay-auth\x00"
 _B32_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+
+
+BLOB_ID_MAX = 64
+"""Longest blob id a request may name (the relay issues 32-character ids)."""
+MID_MAX = 64
+"""Longest message id (``mid``) a request may name."""
+_BLOB_ID_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class ErrorCode:
@@ -118,8 +127,39 @@ def is_account_id(value: object) -> bool:
     return isinstance(value, str) and len(value) == ACCOUNT_ID_LEN and set(value) <= _B32_ALPHABET
 
 
-def auth_transcript(nonce: bytes, connection_id: bytes, version: int) -> bytes:
-    """Bytes the client signs to authenticate: domain, version, connection id and server nonce."""
+def relay_authority(url: str) -> str:
+    """The ``host:port`` a client connected to, normalised: what the auth transcript binds.
+
+    Host lowercased (IPv6 in brackets), port explicit (``ws`` defaults to 80, ``wss`` to 443), so
+    ``ws://LocalHost:8765/`` and ``ws://localhost:8765`` give ``localhost:8765``.
+
+    Raises:
+        ProtocolError: not a ``ws://`` or ``wss://`` URL with a host.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ProtocolError(f"not a relay URL: {url!r} ({exc})") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ProtocolError(f"a relay URL is ws://HOST:PORT or wss://HOST:PORT, not {url!r}")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None:
+        port = 443 if parts.scheme == "wss" else 80
+    return f"{host}:{port}"
+
+
+def auth_transcript(nonce: bytes, connection_id: bytes, version: int, relay: str) -> bytes:
+    """Bytes the client signs to authenticate: domain, version, connection id, server nonce and relay.
+
+    ``relay`` is :func:`relay_authority` of the URL the client connected to: a relay that passes its
+    challenge on to another relay gets a signature naming itself, which the other relay refuses.
+    """
+    name = relay.encode("utf-8")
+    if len(name) > 255:
+        raise ProtocolError("relay host:port is longer than 255 bytes")
     return b"".join(
         (
             _AUTH_DOMAIN,
@@ -128,6 +168,8 @@ def auth_transcript(nonce: bytes, connection_id: bytes, version: int) -> bytes:
             connection_id,
             struct.pack(">B", len(nonce)),
             nonce,
+            struct.pack(">B", len(name)),
+            name,
         )
     )
 
@@ -164,40 +206,74 @@ def decode(data: bytes | str, *, max_size: int = MAX_FRAME) -> dict[str, Any]:
 
 # --- requests (client -> server) --------------------------------------------------------------
 
-_Spec = tuple[str, type | tuple[type, ...], bool]  # name, type(s), required
+
+class FieldError(ProtocolError):
+    """A decodable request with a missing, mistyped or out-of-range field (the connection goes on).
+
+    ``code`` is ``bad_request``, or ``too_large`` for an envelope, chunk, bundle or prekey over its
+    size limit; ``request_id`` is the request's id (None if it had no valid one).
+    """
+
+    def __init__(
+        self, message: str, *, code: str = ErrorCode.BAD_REQUEST, request_id: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
 
 
-def _check_bytes(value: object, name: str, lo: int, hi: int) -> bytes:
+def _check_bytes(value: object, name: str, lo: int, hi: int, *, sized: bool = False) -> bytes:
+    """A byte string of ``lo..hi`` bytes; ``sized`` fields over ``hi`` are ``too_large``."""
     if not isinstance(value, bytes):
-        raise ProtocolError(f"'{name}' must be a byte string")
+        raise FieldError(f"'{name}' must be a byte string")
+    if sized and len(value) > hi:
+        raise FieldError(f"'{name}' has {len(value)} bytes; the limit is {hi}", code=ErrorCode.TOO_LARGE)
     if not lo <= len(value) <= hi:
-        raise ProtocolError(f"'{name}' must have {lo}..{hi} bytes, not {len(value)}")
+        raise FieldError(f"'{name}' must have {lo}..{hi} bytes, not {len(value)}")
     return value
 
 
 def _check_int(value: object, name: str, lo: int, hi: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ProtocolError(f"'{name}' must be an integer in {lo}..{hi}")
+        raise FieldError(f"'{name}' must be an integer in {lo}..{hi}")
     return value
 
 
 def _check_account(value: object, name: str) -> str:
     if not is_account_id(value):
-        raise ProtocolError(f"'{name}' must be an account id ({ACCOUNT_ID_LEN} base32 characters)")
+        raise FieldError(f"'{name}' must be an account id ({ACCOUNT_ID_LEN} base32 characters)")
     assert isinstance(value, str)
     return value
 
 
 def _check_token(value: object, name: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 64 or not value.isascii():
-        raise ProtocolError(f"'{name}' must be a short ASCII string")
+    if not isinstance(value, str) or not 1 <= len(value) <= MID_MAX or not value.isascii():
+        raise FieldError(f"'{name}' must be an ASCII string of 1..{MID_MAX} characters")
+    return value
+
+
+def _check_blob_id(value: object, name: str = "blob") -> str:
+    if not is_blob_id(value):
+        raise FieldError(f"'{name}' must be a blob id (1..{BLOB_ID_MAX} characters of A-Z a-z 0-9 - _)")
+    assert isinstance(value, str)
+    return value
+
+
+def is_blob_id(value: object) -> bool:
+    """True if ``value`` is shaped like a blob id (does not say whether it exists)."""
+    return isinstance(value, str) and 1 <= len(value) <= BLOB_ID_MAX and set(value) <= _BLOB_ID_ALPHABET
+
+
+def _check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError(f"'{name}' must be a boolean")
     return value
 
 
 def _parse_mids(value: object, *, allow_empty: bool) -> tuple[str, ...]:
     lo = 0 if allow_empty else 1
     if not isinstance(value, list) or not lo <= len(value) <= MAX_ACK_BATCH:
-        raise ProtocolError(f"message ids must be a list of {lo}..{MAX_ACK_BATCH} ids")
+        raise FieldError(f"message ids must be a list of {lo}..{MAX_ACK_BATCH} ids")
     return tuple(_check_token(m, "mid") for m in value)
 
 
@@ -256,7 +332,7 @@ class Send(Request):
         return cls(
             id=frame["id"],
             to=_check_account(frame.get("to"), "to"),
-            env=_check_bytes(frame.get("env"), "env", 1, MAX_ENVELOPE),
+            env=_check_bytes(frame.get("env"), "env", 1, MAX_ENVELOPE, sized=True),
             cid=_check_bytes(frame.get("cid"), "cid", 8, CID_MAX),
             ack=_parse_mids(frame.get("ack", []), allow_empty=True),
         )
@@ -296,18 +372,19 @@ class PrekeysPut(Request):
     def parse(cls, frame: dict[str, Any]) -> PrekeysPut:
         bundle = frame.get("bundle")
         if bundle is not None:
-            bundle = _check_bytes(bundle, "bundle", 1, MAX_BUNDLE)
+            bundle = _check_bytes(bundle, "bundle", 1, MAX_BUNDLE, sized=True)
         otks = frame.get("otks", [])
-        if not isinstance(otks, list) or len(otks) > MAX_OTKS:
-            raise ProtocolError(f"'otks' must be a list of at most {MAX_OTKS} byte strings")
-        replace = frame.get("replace", False)
-        if not isinstance(replace, bool):
-            raise ProtocolError("'replace' must be a boolean")
+        if not isinstance(otks, list):
+            raise FieldError(f"'otks' must be a list of at most {MAX_OTKS} byte strings")
+        if len(otks) > MAX_OTKS:
+            raise FieldError(
+                f"'otks' holds {len(otks)} keys; the limit is {MAX_OTKS}", code=ErrorCode.TOO_LARGE
+            )
         return cls(
             id=frame["id"],
             bundle=bundle,
-            otks=tuple(_check_bytes(k, "otks[]", 1, MAX_OTK) for k in otks),
-            replace=replace,
+            otks=tuple(_check_bytes(k, "otks[]", 1, MAX_OTK, sized=True) for k in otks),
+            replace=_check_bool(frame.get("replace", False), "replace"),
         )
 
     def to_frame(self) -> dict[str, Any]:
@@ -352,15 +429,12 @@ class BlobPut(Request):
     def parse(cls, frame: dict[str, Any]) -> BlobPut:
         blob = frame.get("blob")
         if blob is not None:
-            blob = _check_token(blob, "blob")
-        final = frame.get("final", False)
-        if not isinstance(final, bool):
-            raise ProtocolError("'final' must be a boolean")
+            blob = _check_blob_id(blob)
         return cls(
             id=frame["id"],
-            data=_check_bytes(frame.get("data"), "data", 0, BLOB_CHUNK),
+            data=_check_bytes(frame.get("data"), "data", 0, BLOB_CHUNK, sized=True),
             blob=blob,
-            final=final,
+            final=_check_bool(frame.get("final", False), "final"),
         )
 
 
@@ -376,7 +450,7 @@ class BlobGet(Request):
     def parse(cls, frame: dict[str, Any]) -> BlobGet:
         return cls(
             id=frame["id"],
-            blob=_check_token(frame.get("blob"), "blob"),
+            blob=_check_blob_id(frame.get("blob")),
             chunk=_check_int(frame.get("chunk", 0), "chunk", 0, MAX_SNAPSHOT // BLOB_CHUNK + 1),
         )
 
@@ -402,7 +476,7 @@ class SnapshotPublish(Request):
         return cls(
             id=frame["id"],
             version=_check_int(frame.get("version"), "version", 1, 2**63 - 1),
-            blob=_check_token(frame.get("blob"), "blob"),
+            blob=_check_blob_id(frame.get("blob")),
             sha256=_check_bytes(frame.get("sha256"), "sha256", 32, 32),
         )
 
@@ -445,19 +519,35 @@ def decode_request(data: bytes | str, *, max_size: int = MAX_FRAME) -> Request:
 
     Raises:
         UnknownType: a valid frame with an unknown type (reply with an error, keep the connection).
-        ProtocolError: anything else that is not a valid request.
+        FieldError: a decodable frame whose id or fields are invalid (reply with an error carrying
+            the id when it is readable, keep the connection).
+        ProtocolError: frame-level garbage: not binary CBOR, not a map, no type, too large (close).
     """
     frame = decode(data, max_size=max_size)
     rid = request_id_of(frame)
     if rid is None:
-        raise ProtocolError("a request needs an integer 'id' in 0..2**53-1")
+        raise FieldError("a request needs an integer 'id' in 0..2**53-1")
     cls = REQUEST_TYPES.get(frame["t"])
     if cls is None:
         raise UnknownType(frame["t"], rid)
-    return cls.parse(frame)
+    try:
+        return cls.parse(frame)
+    except FieldError as exc:
+        exc.request_id = rid
+        raise
+    except (TypeError, ValueError, KeyError) as exc:  # defensive: every parse check raises FieldError
+        raise FieldError(f"invalid {cls.TYPE} request: {type(exc).__name__}", request_id=rid) from None
 
 
-__all__ += ["REQUEST_TYPES", "UnknownType", "request_id_of"]
+__all__ += [
+    "BLOB_ID_MAX",
+    "MID_MAX",
+    "REQUEST_TYPES",
+    "FieldError",
+    "UnknownType",
+    "is_blob_id",
+    "request_id_of",
+]
 
 
 # --- server frames (server -> client) ---------------------------------------------------------
@@ -494,4 +584,9 @@ def snapshot_frame(version: int, blob: str, size: int, sha256: bytes) -> dict[st
     return {"t": "snapshot", "version": version, "blob": blob, "size": size, "sha256": sha256}
 
 
-__all__ += ["error_frame", "hello_frame", "msg_frame", "ok_frame", "snapshot_frame"]
+def prekeys_low_frame(count: int) -> dict[str, Any]:
+    """Push telling a client that only ``count`` of its one-time prekeys are left (upload more)."""
+    return {"t": "prekeys.low", "otks": count}
+
+
+__all__ += ["error_frame", "hello_frame", "msg_frame", "ok_frame", "prekeys_low_frame", "snapshot_frame"]

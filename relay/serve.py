@@ -10,9 +10,10 @@ import signal
 import sys
 
 from relay.core import RelayCore
-from relay.errors import RelayError
+from relay.errors import ProtocolError, RelayError
 from relay.limits import DAY, Limits
 from relay.metadata import MetadataLog
+from relay.protocol import relay_authority
 from relay.store import MailStore
 from relay.ws import RelayServer
 
@@ -46,6 +47,7 @@ def build_server(
     metadata_log: str | None = None,
     sync: str = "full",
     redis_prefix: str = "pocketscan:",
+    public_urls: tuple[str, ...] = (),
 ) -> RelayServer:
     """A relay server (not started) over SQLite ``db`` or the Redis at ``redis``."""
     store: MailStore
@@ -63,23 +65,21 @@ def build_server(
         authorities=authorities,
         metadata=MetadataLog(metadata_log) if metadata_log else None,
     )
-    return RelayServer(core, host=host, port=port)
+    for url in public_urls:
+        try:
+            relay_authority(url)
+        except ProtocolError as exc:
+            raise RelayError(f"--public-url: {exc}") from None
+    return RelayServer(core, host=host, port=port, public_urls=public_urls)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Handler of `pocketscan relay`: run until SIGINT/SIGTERM."""
     try:
-        limits = Limits(
-            ttl=args.ttl_days * DAY,
-            mailbox_max_messages=args.mailbox_max,
-            account_rate=args.account_rate,
-            account_burst=max(1.0, args.account_rate * 2),
-            address_rate=args.address_rate,
-            address_burst=max(1.0, args.address_rate * 2),
-            max_connections=args.max_connections,
-            ping_interval=args.ping_interval,
-            ping_timeout=args.ping_interval,
-        )
+        try:
+            limits = _limits_from_args(args)
+        except ValueError as exc:
+            raise RelayError(str(exc)) from None
         server = build_server(
             host=args.host,
             port=args.port,
@@ -90,6 +90,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             metadata_log=args.metadata_log,
             sync=args.sync,
             redis_prefix=args.redis_prefix,
+            public_urls=tuple(args.public_url),
         )
         coro = _serve(server, quiet=args.quiet, store_desc=args.redis or args.db)
         if getattr(args, "event_loop", "auto") != "asyncio":
@@ -107,6 +108,36 @@ def run_from_args(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"pocketscan relay: cannot start: {exc}", file=sys.stderr)
         return 2
+
+
+def _limits_from_args(args: argparse.Namespace) -> Limits:
+    """The relay's limits from `pocketscan relay` flags (ValueError for an invalid combination)."""
+    for name in ("mailbox_max", "blob_quota_count", "connections_per_address", "max_connections"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must not be negative")
+    if args.blob_quota_mb < 0 or args.prekey_fetch_rate < 0 or args.prekey_target_per_hour < 0:
+        raise ValueError("quotas and rates must not be negative")
+    if not 0 < args.sender_share <= 1:
+        raise ValueError(f"--sender-share must be in (0, 1], not {args.sender_share}")
+    return Limits(
+        ttl=args.ttl_days * DAY,
+        mailbox_max_messages=args.mailbox_max,
+        account_rate=args.account_rate,
+        account_burst=max(1.0, args.account_rate * 2),
+        address_rate=args.address_rate,
+        address_burst=max(1.0, args.address_rate * 2),
+        max_connections=args.max_connections,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_interval,
+        mailbox_sender_share=args.sender_share,
+        blob_quota_bytes=int(args.blob_quota_mb * 1024 * 1024),
+        blob_quota_count=args.blob_quota_count,
+        prekey_fetch_rate=args.prekey_fetch_rate,
+        prekey_fetch_burst=max(1.0, args.prekey_fetch_burst),
+        prekey_target_rate=args.prekey_target_per_hour / 3600.0,
+        prekey_target_burst=max(1.0, args.prekey_target_burst),
+        connections_per_address=args.connections_per_address,
+    )
 
 
 async def _serve(server: RelayServer, *, quiet: bool, store_desc: str) -> int:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from relay.limits import Limits
 
-__all__ = ["MailStore", "SnapshotInfo", "Stored"]
+__all__ = ["MailStore", "MailWake", "PrekeysWake", "SnapshotInfo", "SnapshotWake", "Stored"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,7 @@ class SnapshotInfo:
 
 MailWake = Callable[[str], Awaitable[None] | None]
 SnapshotWake = Callable[[SnapshotInfo], Awaitable[None] | None]
+PrekeysWake = Callable[[str, int], Awaitable[None] | None]
 
 
 class MailStore(Protocol):
@@ -69,33 +70,59 @@ class MailStore(Protocol):
         """Store an envelope; return it and True, or the earlier one and False for a repeated ``cid``.
 
         Raises:
-            LimitExceeded: the recipient's mailbox quota is full.
+            LimitExceeded: the recipient's mailbox quota is full, or the sender's undelivered
+                envelopes already fill ``limits.mailbox_sender_share`` of it.
         """
 
     def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> Awaitable[list[Stored]]:
         """Up to ``limit`` unexpired envelopes of ``recipient`` with ids after ``after``, oldest first."""
 
-    def ack(self, recipient: str, mids: list[str]) -> Awaitable[list[str]]:
-        """Delete these ids from ``recipient``'s mailbox; return those that were there."""
+    def ack(self, recipient: str, mids: list[str], now: float, limits: Limits) -> Awaitable[list[str]]:
+        """Delete these ids from ``recipient``'s mailbox; return those that were there.
+
+        Their idempotency keys forget the recipient and expire ``limits.delivered_id_ttl`` after ``now``.
+        """
 
     async def put_prekeys(
         self, account: str, bundle: bytes | None, otks: list[bytes], replace: bool, now: float, limits: Limits
     ) -> int:
         """Store the bundle and add one-time prekeys; return how many are stored."""
 
-    async def get_prekeys(self, account: str) -> tuple[bytes, bytes | None] | None:
-        """The bundle and one one-time prekey, removed atomically (None for the key when none left)."""
+    async def get_prekeys(self, account: str, *, take_otk: bool = True) -> tuple[bytes, bytes | None] | None:
+        """The bundle and one one-time prekey, removed atomically (None for the key when none left
+        or ``take_otk`` is false)."""
 
     async def count_prekeys(self, account: str) -> int:
         """How many one-time prekeys ``account`` has left."""
 
-    async def blob_create(self, owner: str, blob_id: str, now: float, limits: Limits) -> None:
-        """Start an upload owned by ``owner`` (LimitExceeded beyond the unfinished-upload bound)."""
+    async def blob_create(
+        self, owner: str, blob_id: str, now: float, limits: Limits, *, quota: bool = True
+    ) -> None:
+        """Start an upload owned by ``owner``.
+
+        Raises:
+            LimitExceeded: ``quota_exceeded`` beyond the unfinished-upload bound or (with ``quota``)
+                the owner's blob quota: ``limits.blob_quota_count`` live blobs or
+                ``limits.blob_quota_bytes`` bytes (expired blobs do not count).
+        """
 
     async def blob_append(
-        self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int, now: float, limits: Limits
+        self,
+        owner: str,
+        blob_id: str,
+        data: bytes,
+        final: bool,
+        max_size: int,
+        now: float,
+        limits: Limits,
+        *,
+        quota: bool = True,
     ) -> int:
-        """Append a chunk to an unfinished upload of ``owner``; seal it if ``final``; return its size."""
+        """Append a chunk to an unfinished upload of ``owner``; seal it if ``final``; return its size.
+
+        A sealed blob lives ``limits.finished_blob_ttl`` seconds. Over ``max_size`` (``too_large``)
+        or over the byte quota (``quota_exceeded``), the partial upload is dropped.
+        """
 
     async def blob_get(self, blob_id: str, chunk: int, now: float) -> tuple[bytes, int, int] | None:
         """Chunk ``chunk`` of a sealed, unexpired blob with its chunk count and size, or None."""
@@ -109,10 +136,18 @@ class MailStore(Protocol):
     async def prune(self, now: float) -> dict[str, int]:
         """Delete everything past its TTL; return counts per kind."""
 
+    async def take_token(self, key: str, *, rate: float, burst: float, now: float) -> bool:
+        """Spend one token of the bucket ``key`` (``limits.take_token`` rules); shared by a fleet."""
+
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
         """Tell other relay processes that a newer snapshot was published (no-op when not shared)."""
 
-    async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
+    async def notify_prekeys_low(self, account: str, count: int) -> None:
+        """Tell other relay processes that ``account`` has only ``count`` one-time prekeys left."""
+
+    async def listen(
+        self, on_mail: MailWake, on_snapshot: SnapshotWake, on_prekeys_low: PrekeysWake | None = None
+    ) -> None:
         """Run until cancelled, calling back on wake-ups from other processes (returns if not shared).
 
         ``on_mail("")`` means "any mailbox may have mail" (after a lost subscription).

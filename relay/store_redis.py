@@ -4,7 +4,12 @@ Keys (``P`` is the prefix, default ``pocketscan:``)::
 
     P mb:{account}          stream of envelopes (fields s=sender, t=time, x=expiry, e=envelope)
     P mbb:{account}         total envelope bytes in the mailbox (quota)
-    P cid:{sender}:{cid}    idempotency key -> "mid|recipient|time", expires with the TTL
+    P mbs:{account}         hash: "c:"+sender -> envelopes, "b:"+sender -> bytes (per-sender share)
+    P cid:{sender}:{cid}    idempotency key -> "mid|recipient|time", expires with the TTL; at delivery
+                            -> "mid||time", expiring ``delivered_id_ttl`` later
+    P bq:{owner}            sorted set of the owner's live blob ids, score = expiry (blob quota)
+    P bqs:{owner}           hash blob id -> size (blob quota)
+    P tb:{key}              token bucket (k = tokens, s = stamp)
     P mailboxes             set of accounts with a mailbox (for pruning)
     P bundle:{account}      signed prekey bundle;  P otk:{account}  list of one-time prekeys
     P blob:{id}             hash owner/size/chunks/complete;  P blobc:{id}  list of chunks
@@ -14,7 +19,8 @@ Keys (``P`` is the prefix, default ``pocketscan:``)::
 Every multi-step change is one Lua script, so it is atomic across processes (one-time prekeys are
 popped with LPOP inside the script: each is handed out once). Stream ids grow in commit order, so
 re-reading a mailbox after a wake-up never skips an envelope. Wake-ups travel on the pub/sub
-channels ``P wake`` (payload ``origin|account``, published by the store script itself) and ``P snap``.
+channels ``P wake`` (payload ``origin|account``, published by the store script itself), ``P snap``
+and ``P pklow`` (payload ``origin|account|count``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from redis.exceptions import RedisError
 from relay.errors import LimitExceeded, NotFound, RelayError, RequestFailed
 from relay.limits import DAY, Limits
 from relay.protocol import ErrorCode
-from relay.store import MailWake, SnapshotInfo, SnapshotWake, Stored
+from relay.store import MailWake, PrekeysWake, SnapshotInfo, SnapshotWake, Stored
 
 __all__ = ["RedisStore"]
 
@@ -46,10 +52,17 @@ local count = redis.call('XLEN', KEYS[2])
 local used = tonumber(redis.call('GET', KEYS[3]) or '0')
 local size = string.len(ARGV[4])
 if count + 1 > tonumber(ARGV[5]) or used + size > tonumber(ARGV[6]) then return {-1, ''} end
-local mid = redis.call('XADD', KEYS[2], '*', 's', ARGV[1], 't', ARGV[3], 'x', ARGV[8], 'e', ARGV[4])
+local mine = redis.call('HMGET', KEYS[6], 'c:' .. ARGV[1], 'b:' .. ARGV[1])
+local mine_count, mine_bytes = tonumber(mine[1] or '0'), tonumber(mine[2] or '0')
+if mine_count + 1 > tonumber(ARGV[10]) or mine_bytes + size > tonumber(ARGV[11]) then return {-2, ''} end
+local mid = redis.call('XADD', KEYS[2], '*', 's', ARGV[1], 't', ARGV[3], 'x', ARGV[8], 'e', ARGV[4],
+                       'c', ARGV[12])
 redis.call('INCRBY', KEYS[3], size)
+redis.call('HINCRBY', KEYS[6], 'c:' .. ARGV[1], 1)
+redis.call('HINCRBY', KEYS[6], 'b:' .. ARGV[1], size)
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('EXPIRE', KEYS[3], ARGV[7])
+redis.call('EXPIRE', KEYS[6], ARGV[7])
 redis.call('SET', KEYS[1], mid .. '|' .. ARGV[2] .. '|' .. ARGV[3], 'EX', ARGV[7])
 redis.call('SADD', KEYS[4], ARGV[2])
 redis.call('PUBLISH', KEYS[5], ARGV[9] .. '|' .. ARGV[2])
@@ -59,12 +72,36 @@ return {1, mid}
 _ACK = """
 local done = {}
 local freed = 0
-for i, mid in ipairs(ARGV) do
+local grace = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  local mid = ARGV[i]
   local entries = redis.call('XRANGE', KEYS[1], mid, mid)
   if #entries > 0 then
     local fields = entries[1][2]
+    local sender, cid, ts, size = nil, nil, nil, 0
     for j = 1, #fields, 2 do
-      if fields[j] == 'e' then freed = freed + string.len(fields[j + 1]) end
+      local name = fields[j]
+      if name == 'e' then size = string.len(fields[j + 1])
+      elseif name == 's' then sender = fields[j + 1]
+      elseif name == 'c' then cid = fields[j + 1]
+      elseif name == 't' then ts = fields[j + 1] end
+    end
+    freed = freed + size
+    if sender then
+      if redis.call('HINCRBY', KEYS[3], 'c:' .. sender, -1) <= 0 then
+        redis.call('HDEL', KEYS[3], 'c:' .. sender, 'b:' .. sender)
+      else
+        redis.call('HINCRBY', KEYS[3], 'b:' .. sender, -size)
+      end
+      if cid then
+        local key = ARGV[1] .. sender .. ':' .. cid
+        local left = redis.call('TTL', key)
+        if left > 0 then
+          local keep = grace
+          if left < keep then keep = left end
+          redis.call('SET', key, mid .. '||' .. (ts or '0'), 'EX', math.max(1, keep))
+        end
+      end
     end
     redis.call('XDEL', KEYS[1], mid)
     table.insert(done, mid)
@@ -94,30 +131,75 @@ return count + adding
 _PREKEYS_GET = """
 local bundle = redis.call('GET', KEYS[1])
 if not bundle then return false end
+if ARGV[1] ~= '1' then return {bundle} end
 local otk = redis.call('LPOP', KEYS[2])
 return {bundle, otk}
 """
 
-_BLOB_CREATE = """
+# Blob quota bookkeeping shared by the blob scripts: KEYS[q] = bq:{owner} (ids by expiry),
+# KEYS[q + 1] = bqs:{owner} (sizes); drops expired ids, returns (live blobs, their bytes).
+_QUOTA_USAGE = """
+local function quota_usage(zkey, hkey, now)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', zkey, '-inf', now)) do
+    redis.call('ZREM', zkey, id)
+    redis.call('HDEL', hkey, id)
+  end
+  local bytes = 0
+  for _, v in ipairs(redis.call('HVALS', hkey)) do bytes = bytes + tonumber(v) end
+  return redis.call('ZCARD', zkey), bytes
+end
+"""
+
+_BLOB_CREATE = (
+    _QUOTA_USAGE
+    + """
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[4] .. id) == 0 then redis.call('SREM', KEYS[1], id) end
 end
 if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+if ARGV[6] == '1' then
+  local count, bytes = quota_usage(KEYS[3], KEYS[4], ARGV[7])
+  if count >= tonumber(ARGV[8]) then return -2 end
+  if bytes >= tonumber(ARGV[9]) then return -3 end
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[7]) + tonumber(ARGV[2]), ARGV[5])
+  redis.call('HSET', KEYS[4], ARGV[5], 0)
+  redis.call('EXPIRE', KEYS[3], ARGV[10])
+  redis.call('EXPIRE', KEYS[4], ARGV[10])
+end
 redis.call('HSET', KEYS[2], 'owner', ARGV[1], 'size', 0, 'chunks', 0, 'complete', 0)
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+)
 
-_BLOB_APPEND = """
+_BLOB_APPEND = (
+    _QUOTA_USAGE
+    + """
 local meta = redis.call('HMGET', KEYS[1], 'owner', 'size', 'complete')
 if not meta[1] or meta[1] ~= ARGV[1] or meta[3] ~= '0' then return -1 end
 local size = tonumber(meta[2]) + string.len(ARGV[2])
-if size > tonumber(ARGV[4]) then
+local over = 0
+if size > tonumber(ARGV[4]) then over = -2
+elseif ARGV[8] == '1' and string.len(ARGV[2]) > 0 then
+  local count, bytes = quota_usage(KEYS[4], KEYS[5], ARGV[9])
+  if bytes + string.len(ARGV[2]) > tonumber(ARGV[10]) then over = -3 end
+end
+if over < 0 then
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('SREM', KEYS[3], ARGV[7])
-  return -2
+  redis.call('ZREM', KEYS[4], ARGV[7])
+  redis.call('HDEL', KEYS[5], ARGV[7])
+  return over
+end
+if ARGV[8] == '1' then
+  local ttl = ARGV[6]
+  if ARGV[3] == '1' then ttl = ARGV[5] end
+  redis.call('HSET', KEYS[5], ARGV[7], size)
+  redis.call('ZADD', KEYS[4], tonumber(ARGV[9]) + tonumber(ttl), ARGV[7])
+  redis.call('EXPIRE', KEYS[4], ARGV[5])
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
 end
 if string.len(ARGV[2]) > 0 then
   redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -135,6 +217,7 @@ else
 end
 return size
 """
+)
 
 _BLOB_GET = """
 local meta = redis.call('HMGET', KEYS[1], 'complete', 'size', 'chunks')
@@ -143,6 +226,25 @@ if tonumber(meta[3]) == 0 and tonumber(ARGV[1]) == 0 then return {'', 0, tonumbe
 local data = redis.call('LINDEX', KEYS[2], tonumber(ARGV[1]))
 if not data then return false end
 return {data, tonumber(meta[3]), tonumber(meta[2])}
+"""
+
+_TOKEN = """
+local state = redis.call('HMGET', KEYS[1], 'k', 's')
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tokens = tonumber(state[1] or '') or burst
+local stamp = tonumber(state[2] or '') or now
+local elapsed = now - stamp
+if elapsed < 0 then elapsed = 0 end
+tokens = math.min(burst, tokens + elapsed * rate)
+if now > stamp then stamp = now end
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'k', string.format('%.9f', tokens), 's', string.format('%.6f', stamp))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return allowed
 """
 
 _SNAPSHOT_PUBLISH = """
@@ -208,6 +310,7 @@ class RedisStore:
             ("blob_append", _BLOB_APPEND),
             ("blob_get", _BLOB_GET),
             ("snap", _SNAPSHOT_PUBLISH),
+            ("token", _TOKEN),
         ):
             self._scripts[name] = self._redis.register_script(source)
 
@@ -283,6 +386,7 @@ class RedisStore:
                 self.k("mbb", recipient),
                 self.k("mailboxes"),
                 self.k("wake"),
+                self.k("mbs", recipient),
             ],
             [
                 sender,
@@ -294,10 +398,18 @@ class RedisStore:
                 ttl,
                 repr(now + limits.ttl),
                 self.origin,
+                limits.sender_max_messages,
+                limits.sender_max_bytes,
+                cid.hex(),
             ],
         )
         if status == -1:
             raise LimitExceeded(ErrorCode.QUOTA, "the recipient's mailbox is full; try again later")
+        if status == -2:
+            raise LimitExceeded(
+                ErrorCode.QUOTA,
+                "your undelivered envelopes fill your share of the recipient's mailbox; try again later",
+            )
         if status == 0:
             mid, prior_recipient, ts = _s(value).split("|")
             return Stored(mid, sender, prior_recipient, float(ts), b""), False
@@ -318,11 +430,15 @@ class RedisStore:
             out.append(Stored(_s(mid), _s(fields[b"s"]), recipient, float(fields[b"t"]), bytes(fields[b"e"])))
         return out
 
-    async def ack(self, recipient: str, mids: list[str]) -> list[str]:
+    def _ack_keys(self, recipient: str) -> list[str]:
+        return [self.k("mb", recipient), self.k("mbb", recipient), self.k("mbs", recipient)]
+
+    async def ack(self, recipient: str, mids: list[str], now: float, limits: Limits) -> list[str]:
         valid = [m for m in mids if _MID.match(m)]
         if not valid:
             return []
-        done = await self._batched("ack", [self.k("mb", recipient), self.k("mbb", recipient)], valid)
+        grace = max(1, int(limits.delivered_id_ttl))
+        done = await self._batched("ack", self._ack_keys(recipient), [self.k("cid", ""), grace, *valid])
         return [_s(m) for m in done]
 
     # --- prekeys -------------------------------------------------------------------------------
@@ -347,8 +463,10 @@ class RedisStore:
             raise LimitExceeded(ErrorCode.QUOTA, f"at most {limits.max_otks} one-time prekeys are kept")
         return int(result)
 
-    async def get_prekeys(self, account: str) -> tuple[bytes, bytes | None] | None:
-        result = await self._run("pk_get", [self.k("bundle", account), self.k("otk", account)], [])
+    async def get_prekeys(self, account: str, *, take_otk: bool = True) -> tuple[bytes, bytes | None] | None:
+        result = await self._run(
+            "pk_get", [self.k("bundle", account), self.k("otk", account)], ["1" if take_otk else "0"]
+        )
         if not result:
             return None
         bundle, otk = result[0], (result[1] if len(result) > 1 else None)
@@ -362,27 +480,81 @@ class RedisStore:
 
     # --- blobs ---------------------------------------------------------------------------------
 
-    async def blob_create(self, owner: str, blob_id: str, now: float, limits: Limits) -> None:
+    async def blob_create(
+        self, owner: str, blob_id: str, now: float, limits: Limits, *, quota: bool = True
+    ) -> None:
         result = await self._run(
             "blob_create",
-            [self.k("uploads", owner), self.k("blob", blob_id)],
-            [owner, UPLOAD_TTL, limits.uploads_per_account, self.k("blob", ""), blob_id],
+            [self.k("uploads", owner), self.k("blob", blob_id), self.k("bq", owner), self.k("bqs", owner)],
+            [
+                owner,
+                UPLOAD_TTL,
+                limits.uploads_per_account,
+                self.k("blob", ""),
+                blob_id,
+                "1" if quota else "0",
+                repr(now),
+                limits.blob_quota_count,
+                limits.blob_quota_bytes,
+                max(1, int(limits.finished_blob_ttl)),
+            ],
         )
         if result == -1:
             raise LimitExceeded(ErrorCode.QUOTA, f"at most {limits.uploads_per_account} unfinished uploads")
+        if result == -2:
+            raise LimitExceeded(
+                ErrorCode.QUOTA,
+                f"at most {limits.blob_quota_count} stored blobs per account; older ones expire",
+            )
+        if result == -3:
+            raise LimitExceeded(
+                ErrorCode.QUOTA,
+                f"your stored blobs use the {limits.blob_quota_bytes}-byte quota; older ones expire",
+            )
 
     async def blob_append(
-        self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int, now: float, limits: Limits
+        self,
+        owner: str,
+        blob_id: str,
+        data: bytes,
+        final: bool,
+        max_size: int,
+        now: float,
+        limits: Limits,
+        *,
+        quota: bool = True,
     ) -> int:
         result = await self._run(
             "blob_append",
-            [self.k("blob", blob_id), self.k("blobc", blob_id), self.k("uploads", owner)],
-            [owner, data, "1" if final else "0", max_size, max(1, int(limits.ttl)), UPLOAD_TTL, blob_id],
+            [
+                self.k("blob", blob_id),
+                self.k("blobc", blob_id),
+                self.k("uploads", owner),
+                self.k("bq", owner),
+                self.k("bqs", owner),
+            ],
+            [
+                owner,
+                data,
+                "1" if final else "0",
+                max_size,
+                max(1, int(limits.finished_blob_ttl)),
+                UPLOAD_TTL,
+                blob_id,
+                "1" if quota else "0",
+                repr(now),
+                limits.blob_quota_bytes,
+            ],
         )
         if result == -1:
             raise NotFound("no unfinished upload with this id")
         if result == -2:
             raise LimitExceeded(ErrorCode.TOO_LARGE, f"blob exceeds the {max_size}-byte limit")
+        if result == -3:
+            raise LimitExceeded(
+                ErrorCode.QUOTA,
+                f"your stored blobs would exceed the {limits.blob_quota_bytes}-byte quota; older ones expire",
+            )
         return int(result)
 
     async def blob_get(self, blob_id: str, chunk: int, now: float) -> tuple[bytes, int, int] | None:
@@ -442,13 +614,27 @@ class RedisStore:
                 expired: list[Any] = (await self.r.xrange(key, min="-", max="+", count=1000)) or []
                 stale = [mid for mid, fields in expired if float(fields.get(b"x", b"inf")) <= now]
                 if stale:
-                    await self._run("ack", [key, self.k("mbb", account)], [_s(m) for m in stale])
+                    await self._run(
+                        "ack", self._ack_keys(account), [self.k("cid", ""), 1, *[_s(m) for m in stale]]
+                    )
                     removed += len(stale)
                 if not await self.r.exists(key):
                     await self.r.srem(self.k("mailboxes"), account)
         except (RedisError, OSError) as exc:
             raise RelayError(f"Redis failure: {exc}") from None
         return {"messages": removed}
+
+    async def take_token(self, key: str, *, rate: float, burst: float, now: float) -> bool:
+        if rate <= 0:
+            return True
+        result = await self._run("token", [self.k("tb", key)], [repr(rate), repr(burst), repr(now)])
+        return int(result) == 1
+
+    async def notify_prekeys_low(self, account: str, count: int) -> None:
+        try:
+            await self.r.publish(self.k("pklow"), f"{self.origin}|{account}|{count}")
+        except (RedisError, OSError) as exc:
+            raise RelayError(f"Redis failure: {exc}") from None
 
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
         payload = cbor2.dumps(
@@ -466,13 +652,15 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             raise RelayError(f"Redis failure: {exc}") from None
 
-    async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
-        wake, snap = self.k("wake").encode(), self.k("snap").encode()
+    async def listen(
+        self, on_mail: MailWake, on_snapshot: SnapshotWake, on_prekeys_low: PrekeysWake | None = None
+    ) -> None:
+        wake, snap, pklow = self.k("wake").encode(), self.k("snap").encode(), self.k("pklow").encode()
         first = True
         while True:
             pubsub = self.r.pubsub()
             try:
-                await pubsub.subscribe(wake, snap)
+                await pubsub.subscribe(wake, snap, pklow)
                 if not first:  # wake-ups may have been lost while Redis was away: re-read every mailbox
                     result = on_mail("")
                     if result is not None:
@@ -485,6 +673,13 @@ class RedisStore:
                         origin, _, account = _s(message["data"]).partition("|")
                         if origin != self.origin:
                             result = on_mail(account)
+                            if result is not None:
+                                await result
+                    elif message["channel"] == pklow:
+                        origin, _, rest = _s(message["data"]).partition("|")
+                        account, _, count = rest.partition("|")
+                        if origin != self.origin and on_prekeys_low is not None and count.isdigit():
+                            result = on_prekeys_low(account, int(count))
                             if result is not None:
                                 await result
                     elif message["channel"] == snap:

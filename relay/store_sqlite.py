@@ -14,6 +14,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from relay.errors import LimitExceeded, NotFound, RelayError, RequestFailed
-from relay.limits import DAY, Limits
+from relay.limits import DAY, Limits, take_token
 from relay.protocol import ErrorCode
-from relay.store import MailWake, SnapshotInfo, SnapshotWake, Stored
+from relay.store import MailWake, PrekeysWake, SnapshotInfo, SnapshotWake, Stored
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -57,6 +58,10 @@ class SqliteStore:
         """True while the writer thread is running batches (guarded by ``_lock``)."""
         self._usage: dict[str, list[int]] = {}
         """Per-mailbox [count, bytes], owned by the writer thread (loaded lazily from the table)."""
+        self._sender_usage: dict[tuple[str, str], list[int]] = {}
+        """Per (mailbox, sender) [count, bytes], owned by the writer thread (loaded lazily)."""
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """Token buckets of :meth:`take_token` (one process per database file: memory is shared enough)."""
         self._flusher: asyncio.Future[None] | None = None
         self.batches = 0
         """Transactions committed (for profiling: operations per batch = ops / batches)."""
@@ -87,6 +92,8 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             (version,) = conn.execute("SELECT version FROM version").fetchone()
+            if version == SCHEMA_VERSION:  # added within version 1: prunes idempotency keys at delivery
+                conn.execute("CREATE INDEX IF NOT EXISTS sent_ids_by_mid ON sent_ids (mid)")
         except sqlite3.Error as exc:
             conn.close()
             raise RelayError(f"{self.path} is not a pocketscan relay database ({exc})") from None
@@ -235,11 +242,21 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> tuple[Stored, bool]:
             usage = self._usage_of(conn, recipient)
-            if usage[0] + 1 > limits.mailbox_max_messages or usage[1] + len(env) > limits.mailbox_max_bytes:
+            mine = self._sender_usage_of(conn, recipient, sender)
+            full = (
+                usage[0] + 1 > limits.mailbox_max_messages or usage[1] + len(env) > limits.mailbox_max_bytes
+            )
+            share = mine[0] + 1 > limits.sender_max_messages or mine[1] + len(env) > limits.sender_max_bytes
+            if full or share:
                 earlier = prior(conn)  # a retry of a stored envelope is still answered with its id
                 if earlier is not None:
                     return earlier
-                raise LimitExceeded(ErrorCode.QUOTA, "the recipient's mailbox is full; try again later")
+                if full:
+                    raise LimitExceeded(ErrorCode.QUOTA, "the recipient's mailbox is full; try again later")
+                raise LimitExceeded(
+                    ErrorCode.QUOTA,
+                    "your undelivered envelopes fill your share of the recipient's mailbox; try again later",
+                )
             # Common case first: insert, then claim the idempotency key; a retry (rare) finds the
             # key taken, removes its copy and answers with the first id. Two statements, not three.
             mid = conn.execute(
@@ -258,6 +275,8 @@ class SqliteStore:
                 return earlier
             usage[0] += 1
             usage[1] += len(env)
+            mine[0] += 1
+            mine[1] += len(env)
             return Stored(str(mid), sender, recipient, now, env), True
 
         return self._call(op, savepoint=False)
@@ -275,6 +294,21 @@ class SqliteStore:
                 self._usage.pop(next(iter(self._usage)))
         return usage
 
+    def _sender_usage_of(self, conn: sqlite3.Connection, recipient: str, sender: str) -> list[int]:
+        """[count, bytes] of one sender's envelopes in a mailbox: cached, counted from the table once."""
+        key = (recipient, sender)
+        usage = self._sender_usage.get(key)
+        if usage is None:
+            count, size = conn.execute(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM messages "
+                "WHERE recipient = ? AND sender = ?",
+                (recipient, sender),
+            ).fetchone()
+            usage = self._sender_usage[key] = [int(count), int(size)]
+            if len(self._sender_usage) > 100_000:
+                self._sender_usage.pop(next(iter(self._sender_usage)))
+        return usage
+
     def fetch(self, recipient: str, after: str | None, limit: int, now: float) -> Awaitable[list[Stored]]:
         start = self.order_key(after)[0] if after is not None else 0
 
@@ -288,7 +322,9 @@ class SqliteStore:
 
         return self._call(op, savepoint=False)
 
-    def ack(self, recipient: str, mids: list[str]) -> Awaitable[list[str]]:
+    def ack(self, recipient: str, mids: list[str], now: float, limits: Limits) -> Awaitable[list[str]]:
+        keep_until = now + limits.delivered_id_ttl
+
         def op(conn: sqlite3.Connection) -> list[str]:
             done: list[str] = []
             freed = 0
@@ -298,12 +334,21 @@ class SqliteStore:
                 except ValueError:
                     continue
                 row = conn.execute(
-                    "DELETE FROM messages WHERE mid = ? AND recipient = ? RETURNING length(envelope)",
+                    "DELETE FROM messages WHERE mid = ? AND recipient = ? RETURNING length(envelope), sender",
                     (key, recipient),
                 ).fetchone()
                 if row is not None:
                     done.append(mid)
                     freed += row[0]
+                    mine = self._sender_usage.get((recipient, row[1]))
+                    if mine is not None:
+                        mine[0] -= 1
+                        mine[1] -= row[0]
+                    # Delivered: the idempotency key forgets the recipient and lives only a grace period.
+                    conn.execute(
+                        "UPDATE sent_ids SET recipient = '', expires = min(expires, ?) WHERE mid = ?",
+                        (keep_until, key),
+                    )
             usage = self._usage.get(recipient)
             if usage is not None:
                 usage[0] -= len(done)
@@ -341,11 +386,13 @@ class SqliteStore:
         result: int = await self._call(op)
         return result
 
-    async def get_prekeys(self, account: str) -> tuple[bytes, bytes | None] | None:
+    async def get_prekeys(self, account: str, *, take_otk: bool = True) -> tuple[bytes, bytes | None] | None:
         def op(conn: sqlite3.Connection) -> tuple[bytes, bytes | None] | None:
             row = conn.execute("SELECT bundle FROM bundles WHERE account = ?", (account,)).fetchone()
             if row is None:
                 return None
+            if not take_otk:
+                return bytes(row[0]), None
             otk = conn.execute(
                 "DELETE FROM one_time_prekeys WHERE seq = (SELECT seq FROM one_time_prekeys "
                 "WHERE account = ? ORDER BY seq LIMIT 1) RETURNING key",
@@ -369,14 +416,34 @@ class SqliteStore:
 
     # --- blobs ---------------------------------------------------------------------------------
 
-    async def blob_create(self, owner: str, blob_id: str, now: float, limits: Limits) -> None:
+    @staticmethod
+    def _blob_usage(conn: sqlite3.Connection, owner: str, now: float) -> tuple[int, int, int]:
+        """(live blobs, their bytes, unfinished uploads) of ``owner``; expired ones do not count."""
+        count, size, unfinished = conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(complete = 0), 0) FROM blobs "
+            "WHERE owner = ? AND expires > ?",
+            (owner, now),
+        ).fetchone()
+        return int(count), int(size), int(unfinished)
+
+    async def blob_create(
+        self, owner: str, blob_id: str, now: float, limits: Limits, *, quota: bool = True
+    ) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            (open_uploads,) = conn.execute(
-                "SELECT count(*) FROM blobs WHERE owner = ? AND complete = 0", (owner,)
-            ).fetchone()
+            count, size, open_uploads = self._blob_usage(conn, owner, now)
             if open_uploads >= limits.uploads_per_account:
                 raise LimitExceeded(
                     ErrorCode.QUOTA, f"at most {limits.uploads_per_account} unfinished uploads"
+                )
+            if quota and count >= limits.blob_quota_count:
+                raise LimitExceeded(
+                    ErrorCode.QUOTA,
+                    f"at most {limits.blob_quota_count} stored blobs per account; older ones expire",
+                )
+            if quota and size >= limits.blob_quota_bytes:
+                raise LimitExceeded(
+                    ErrorCode.QUOTA,
+                    f"your stored blobs use the {limits.blob_quota_bytes}-byte quota; older ones expire",
                 )
             conn.execute(
                 "INSERT INTO blobs (blob_id, owner, size, chunks, complete, created, expires) "
@@ -387,24 +454,40 @@ class SqliteStore:
         await self._call(op)
 
     async def blob_append(
-        self, owner: str, blob_id: str, data: bytes, final: bool, max_size: int, now: float, limits: Limits
+        self,
+        owner: str,
+        blob_id: str,
+        data: bytes,
+        final: bool,
+        max_size: int,
+        now: float,
+        limits: Limits,
+        *,
+        quota: bool = True,
     ) -> int:
         def op(conn: sqlite3.Connection) -> int:
             row = conn.execute(
-                "SELECT size, chunks FROM blobs WHERE blob_id = ? AND owner = ? AND complete = 0",
-                (blob_id, owner),
+                "SELECT size, chunks FROM blobs "
+                "WHERE blob_id = ? AND owner = ? AND complete = 0 AND expires > ?",
+                (blob_id, owner, now),
             ).fetchone()
             if row is None:
                 raise NotFound("no unfinished upload with this id")
             size, chunks = row
             if size + len(data) > max_size:
                 raise LimitExceeded(ErrorCode.TOO_LARGE, f"blob exceeds the {max_size}-byte limit")
+            if quota and data and self._blob_usage(conn, owner, now)[1] + len(data) > limits.blob_quota_bytes:
+                raise LimitExceeded(
+                    ErrorCode.QUOTA,
+                    f"your stored blobs would exceed the {limits.blob_quota_bytes}-byte quota; "
+                    "older ones expire",
+                )
             if data:
                 conn.execute(
                     "INSERT INTO blob_chunks (blob_id, idx, data) VALUES (?, ?, ?)", (blob_id, chunks, data)
                 )
                 chunks += 1
-            expires = now + limits.ttl if final else now + UPLOAD_TTL
+            expires = now + limits.finished_blob_ttl if final else now + UPLOAD_TTL
             conn.execute(
                 "UPDATE blobs SET size = ?, chunks = ?, complete = ?, expires = ? WHERE blob_id = ?",
                 (size + len(data), chunks, 1 if final else 0, expires, blob_id),
@@ -490,6 +573,7 @@ class SqliteStore:
             messages = conn.execute("DELETE FROM messages WHERE expires <= ?", (now,)).rowcount
             if messages:
                 self._usage.clear()
+                self._sender_usage.clear()
             ids = conn.execute("DELETE FROM sent_ids WHERE expires <= ?", (now,)).rowcount
             dead = [
                 r[0]
@@ -505,8 +589,23 @@ class SqliteStore:
         result: dict[str, int] = await self._call(op)
         return result
 
+    async def take_token(self, key: str, *, rate: float, burst: float, now: float) -> bool:
+        if rate <= 0:
+            return True
+        tokens, stamp = self._buckets.pop(key, (burst, now))
+        allowed, tokens, stamp = take_token(tokens, stamp, rate=rate, burst=burst, now=now)
+        self._buckets[key] = (tokens, stamp)
+        if len(self._buckets) > 100_000:  # bound memory: the oldest bucket is forgotten (it refills)
+            self._buckets.popitem(last=False)
+        return allowed
+
     async def notify_snapshot(self, info: SnapshotInfo) -> None:
         return None
 
-    async def listen(self, on_mail: MailWake, on_snapshot: SnapshotWake) -> None:
+    async def notify_prekeys_low(self, account: str, count: int) -> None:
+        return None
+
+    async def listen(
+        self, on_mail: MailWake, on_snapshot: SnapshotWake, on_prekeys_low: PrekeysWake | None = None
+    ) -> None:
         return None

@@ -3,8 +3,10 @@
 Per connection: send ``hello``; read binary frames, decode them with ``relay.protocol``, check the
 rate limits, run each request in its own task (so a client may pipeline many sends) and queue the
 reply. Frames to a client go through a bounded queue drained by one writer task; a client that
-stops reading until the queue is full is disconnected (its envelopes stay stored). Malformed or
-oversized frames, floods and failed authentication close the offender's connection only.
+stops reading until the queue is full is disconnected (its envelopes stay stored). A decodable
+request with bad fields gets an error reply carrying its id and the connection goes on (up to
+``Limits.bad_requests`` refusals); undecodable or oversized frames, floods and failed
+authentication close the offender's connection only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from relay import protocol as p
 from relay.core import RelayCore, Session
 from relay.errors import ProtocolError
 
-__all__ = ["RelayServer"]
+__all__ = ["RelayServer", "relay_names"]
 
 log = logging.getLogger("pocketscan.relay")
 
@@ -124,6 +126,28 @@ class _Connection:
                 await ws.close(*self.close_args)
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_WILDCARD = ("", "0.0.0.0", "::", "[::]")
+
+
+def relay_names(host: str, port: int, public_urls: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The ``host:port`` names the auth transcript may carry for a relay bound to ``host:port``.
+
+    The public URLs if given; else the bound address (any loopback spelling for a loopback bind);
+    empty for a wildcard bind without public URLs (the server then checks the port only).
+    """
+    if public_urls:
+        return tuple(dict.fromkeys(p.relay_authority(url) for url in public_urls))
+    bound = host.strip().lower()
+    if bound in _WILDCARD:
+        return ()
+    if ":" in bound and not bound.startswith("["):
+        bound = f"[{bound}]"
+    if bound in _LOOPBACK:
+        return tuple(f"{name}:{port}" for name in _LOOPBACK)
+    return (f"{bound}:{port}",)
+
+
 class RelayServer:
     """Serves a :class:`RelayCore` on ``ws://host:port`` (port 0 picks a free one)."""
 
@@ -135,10 +159,14 @@ class RelayServer:
         port: int = 8765,
         clock: Callable[[], float] = time.time,
         prune_interval: float = 60.0,
+        public_urls: tuple[str, ...] = (),
     ) -> None:
         self.core = core
         self.host = host
         self.port = port
+        self.public_urls = public_urls
+        """``ws://``/``wss://`` URLs clients use to reach this relay (behind a proxy, or a wildcard bind)."""
+        self._names: tuple[str, ...] = ()
         self.clock = clock
         self.prune_interval = prune_interval
         self._server: Server | None = None
@@ -168,9 +196,12 @@ class RelayServer:
         sockets = list(self._server.sockets)
         if sockets:
             self.port = sockets[0].getsockname()[1]
+        self._names = relay_names(self.host, self.port, self.public_urls)
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self._maintenance()))
-        self._background.append(loop.create_task(self.core.store.listen(self._on_mail, self._on_snapshot)))
+        self._background.append(
+            loop.create_task(self.core.store.listen(self._on_mail, self._on_snapshot, self._on_prekeys_low))
+        )
 
     async def stop(self) -> None:
         """Stop accepting, close connections, finish writes and close the store."""
@@ -205,6 +236,31 @@ class RelayServer:
     def _on_snapshot(self, info: Any) -> None:
         self.core.snapshot_published(info)
 
+    def add_public_url(self, url: str) -> None:
+        """Accept authentications naming ``url`` (a proxy put in front of a running relay).
+
+        Like ``--public-url``: from then on the public URLs are the relay's names, not its bound
+        address (behind a proxy a loopback name would be ambiguous across machines).
+        """
+        self.public_urls = (*self.public_urls, url)
+        self._names = relay_names(self.host, self.port, self.public_urls)
+
+    def _on_prekeys_low(self, account: str, count: int) -> None:
+        self.core.prekeys_low(account, count)
+
+    def _names_for(self, ws: ServerConnection) -> tuple[str, ...]:
+        """The names a client may have used to reach us (the auth transcript must name one)."""
+        if self._names:
+            return self._names
+        # Wildcard bind without --public-url: only the port can be checked; the host is the client's
+        # own Host header (a relaying relay on the same port number elsewhere is not detected).
+        host = ws.request.headers.get("Host", "") if ws.request is not None else ""
+        try:
+            name = p.relay_authority(f"ws://{host}")
+        except ProtocolError:
+            return ()
+        return (name,) if name.endswith(f":{self.port}") else ()
+
     async def _maintenance(self) -> None:
         last_prune = 0.0
         while True:
@@ -227,7 +283,7 @@ class RelayServer:
             await ws.close(CLOSE_TRY_AGAIN, refusal)
             return
         conn = _Connection(ws, core.limits.send_queue)
-        session, hello = core.open(address, conn.send)
+        session, hello = core.open(address, conn.send, self._names_for(ws))
         loop = asyncio.get_running_loop()
         writer = loop.create_task(conn.writer())
         timer = loop.call_later(core.limits.auth_timeout, self._auth_deadline, session, conn)
@@ -248,8 +304,15 @@ class RelayServer:
                     conn.send(core.refuse_unknown(session, exc.request_id, str(exc)))
                     if session.close_reason:
                         conn.close(CLOSE_POLICY, session.close_reason)
+                        break
                     continue
-                except ProtocolError as exc:
+                except p.FieldError as exc:  # a request-level error: reply with its id, go on
+                    conn.send(core.refuse_malformed(session, exc))
+                    if session.close_reason:
+                        conn.close(CLOSE_POLICY, session.close_reason)
+                        break
+                    continue
+                except ProtocolError as exc:  # frame-level garbage: the stream cannot be trusted
                     conn.send(p.error_frame(None, p.ErrorCode.BAD_REQUEST, str(exc)))
                     conn.close(CLOSE_POLICY, "malformed frame")
                     break

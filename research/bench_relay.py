@@ -311,6 +311,8 @@ def run_bench(
             "0",
             "--address-rate",
             "0",
+            "--connections-per-address",
+            "0",  # every load-generating client shares one loopback address
             "--event-loop",
             loop_name,
         ]

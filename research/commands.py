@@ -343,6 +343,25 @@ def _cmd_relay_view(args: argparse.Namespace) -> int:
     return _finish(args, run(cfg, seed=args.seed))
 
 
+@_guard
+def _cmd_sensitive(args: argparse.Namespace) -> int:
+    from research.evals.sensitive import SensitiveConfig, run
+    from scanner.classifiers import ClassifierError
+
+    if args.generated < 0 or args.skin < 0:
+        raise ValueError("--generated and --skin must not be negative")
+    cfg = SensitiveConfig(benign=args.benign, bank=args.bank, out=args.out, classifier=args.classifier,
+                          threshold=args.threshold, generated=args.generated, skin=args.skin,
+                          photo_families=args.photo_family, repeat=args.repeat,
+                          timing_limit=args.timing_limit, threads=args.threads, quiet=args.quiet)
+    try:
+        results = run(cfg, seed=args.seed)
+    except ClassifierError as exc:
+        print(f"pocketscan research: error: {exc}", file=sys.stderr)
+        return 2
+    return _finish(args, results)
+
+
 def register(registry: CommandRegistry) -> None:
     """Add the ``research`` command group."""
     research = registry.group("research", help="measure false matches, robustness, attacks and trade-offs")
@@ -547,6 +566,42 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--transforms", metavar="LIST", help="comma list of transform names (default: all)")
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot's minimum-votes calibration")
     _common(p)
+
+    p = research.command(
+        "sensitive",
+        _cmd_sensitive,
+        help="false positives of the sensitive-content classifier on benign images, beside PDQ's",
+        description=_wrap(
+            "Rate every benign image with the on-device classifier (NudeNet by default) and match it "
+            "with PDQ against a bank built from --bank, on the same decoded pixels; report both false-"
+            "positive rates per family (sub-folders) with Wilson 95% intervals, a threshold sweep, the "
+            "highest-scoring benign images, and milliseconds per image beside PDQ on the photos."
+        ),
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("--benign", required=True, action="append", metavar="DIR",
+                   help="folder of benign images, sub-folders are families (repeatable)")
+    p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images for PDQ matching")
+    p.add_argument("--classifier", default="nudenet", metavar="NAME|PATH",
+                   help="nudenet (default) or an .onnx model with its JSON sidecar")
+    p.add_argument("--threshold", type=float, default=None, metavar="T",
+                   help="override the classifier's threshold (default: the model's own, nudenet 0.5)")
+    p.add_argument("--generated", type=int, default=0, metavar="N",
+                   help="also rate N generated confusers (research generate's families; default 0)")
+    p.add_argument("--skin", type=int, default=0, metavar="N",
+                   help="also rate N skin-tone-heavy synthetic images (light, medium, dark; default 0)")
+    p.add_argument("--photo-family", action="append", metavar="NAME",
+                   help="families timed for the cost per image (default: those of the --benign folders)")
+    p.add_argument("--repeat", type=int, default=3, metavar="N", help="timing: best of N (default 3)")
+    p.add_argument("--timing-limit", type=int, default=60, metavar="N",
+                   help="timing: at most N photos (default 60)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="onnxruntime intra-op threads (default 1, like the client)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="folder for results.json, report.html, report.md")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated images (default 0)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = research.command(
         "robustness",

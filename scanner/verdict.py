@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-__all__ = ["Outcome", "ScanVerdict", "VerdictMismatch", "issue_verdict", "require_verdict_for"]
+__all__ = ["Outcome", "ScanVerdict", "VerdictMismatch", "issue_verdict", "require_verdict_for",
+           "with_classification"]
 
 Outcome = Literal["match", "no_match", "low_quality", "error", "skipped"]
 _OUTCOMES: frozenset[str] = frozenset({"match", "no_match", "low_quality", "error", "skipped"})
@@ -49,6 +50,10 @@ class ScanVerdict:
     quality: int | None = None
     reason: str = ""
     seal: bytes = field(default=b"", repr=False)
+    sensitive: str | None = None
+    """The on-device classifier's label for these bytes (``sensitive``/``ok``), None when not rated."""
+    sensitive_score: float | None = None
+    sensitive_model: str | None = None
 
     def _payload(self) -> bytes:
         parts = [
@@ -59,6 +64,9 @@ class ScanVerdict:
             self.algo or "",
             "" if self.quality is None else str(self.quality),
             self.reason,
+            self.sensitive or "",
+            "" if self.sensitive_score is None else repr(float(self.sensitive_score)),
+            self.sensitive_model or "",
         ]
         return "\x1f".join(parts).encode()
 
@@ -102,3 +110,19 @@ def require_verdict_for(verdict: object, data: bytes) -> ScanVerdict:
             "refusing to encrypt an image without a scan verdict for its exact bytes"
         )
     return verdict
+
+
+def with_classification(verdict: ScanVerdict, data: bytes, *, label: str, score: float,
+                        model: str) -> ScanVerdict:
+    """The verdict for the same bytes with the on-device classifier's rating bound in, sealed again.
+
+    Raises:
+        VerdictMismatch: ``verdict`` was not issued here for exactly ``data``.
+        ValueError: ``label`` is not ``sensitive`` or ``ok``.
+    """
+    require_verdict_for(verdict, data)
+    if label not in ("sensitive", "ok"):
+        raise ValueError(f"unknown classifier label {label!r}")
+    unsealed = replace(verdict, sensitive=label, sensitive_score=float(score), sensitive_model=model,
+                       seal=b"")
+    return replace(unsealed, seal=hmac.new(_SEAL_KEY, unsealed._payload(), hashlib.sha256).digest())

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.messaging",
     "client.cli.demo",
     "research.bench_overhead",
+    "scanner.commands.classify",
 )
 
 

@@ -62,9 +62,11 @@ def register(registry: CommandRegistry) -> None:
                        help="change a setting (policy off|warn|block|report, dihedral, ...)",
                        epilog="examples:\n  pocketscan config set policy block\n"
                               "  pocketscan config set dihedral false\n"
-                              "  pocketscan config set scan_received true")
+                              "  pocketscan config set scan_received true\n"
+                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both")
     _profile_arg(p)
-    p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, name")
+    p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, "
+                              "name, sensitive-content, sensitive-model")
     p.add_argument("value")
     p = config.command("show", _config_show, help="print the settings as JSON")
     _profile_arg(p)
@@ -234,7 +236,17 @@ def _config_set(args: argparse.Namespace) -> int:
         settings = set_setting(profile.settings_file, args.key, args.value)
     except _errors() as exc:
         return _fail(str(exc))
-    _print({args.key: getattr(settings, args.key)})
+    from client.config import setting_name
+
+    key = setting_name(args.key)
+    _print({args.key: getattr(settings, key)})
+    if key in ("sensitive_content", "sensitive_model") and settings.sensitive_content != "off":
+        from client.sensitive import sensitive_note
+
+        note = sensitive_note(settings.sensitive_model)
+        if note:
+            print(f"pocketscan: note: images are not rated until the classifier loads: {note}",
+                  file=sys.stderr)
     return 0
 
 
@@ -266,10 +278,14 @@ def _outcome_json(outcome: SendOutcome, to: str) -> dict[str, Any]:
                    reason=outcome.decision.explanation)
     if outcome.error:
         out["error"] = outcome.error
+    if outcome.sensitive is not None:
+        out["sensitive"] = outcome.sensitive.as_dict()
     if outcome.status == "confirm":
         out["status"] = "blocked"
         out["needs_confirmation"] = True
         out["hint"] = "policy warn: re-run with --yes to send it anyway"
+        if outcome.sensitive is not None and outcome.sensitive.flagged:
+            out["hint"] = "sensitive-content warn: re-run with --yes to send it anyway"
     return out
 
 
@@ -299,12 +315,20 @@ def _send(args: argparse.Namespace) -> int:
                 result["status"] = "error"
                 result["error"] = ("the relay did not acknowledge in time; the message stays in the outbox "
                                    "and is resent the next time this profile connects")
+                if core.net.waiting:
+                    result["delivery"] = "waiting"
+                    reason = next(iter(core.net.waiting.values()))
+                    result["error"] = (f"the relay refused it for now ({reason}); the message waits in the "
+                                       "outbox and is retried with backoff")
             return result
         finally:
             await core.stop()
 
     result = _run(go())
     _print(result)
+    if result.get("needs_confirmation") and (result.get("sensitive") or {}).get("label") == "sensitive":
+        print(f"pocketscan: not sent: {result.get('reason', 'the image may be sensitive')}; "
+              "re-run with --yes to send it anyway", file=sys.stderr)
     return 2 if result["status"] == "error" else 0
 
 
@@ -330,6 +354,8 @@ def _message_json(m: MessageView) -> dict[str, Any]:
             out["error"] = m.text
         if m.verdict:
             out["verdict"] = m.verdict
+        if m.sensitive:
+            out["sensitive"] = True
     out["sent_at"] = m.sent_at
     return out
 
@@ -360,6 +386,10 @@ def _inbox(args: argparse.Namespace) -> int:
                 await core.wait_idle(quiet=0.4, timeout=30.0)
             for message in core.take_cli_inbox():
                 _print(_message_json(message))
+            if core.net.waiting:
+                print(f"pocketscan: {len(core.net.waiting)} outgoing message(s) waiting: the relay refused "
+                      "them for a quota (the recipient's mailbox is full); they stay in the outbox and are "
+                      "retried", file=sys.stderr)
         finally:
             await core.stop()
         return status

@@ -71,8 +71,8 @@ DEFAULT_MEMLIMIT = 64 * 1024 * 1024
 SEEN_KEEP = 50_000
 """Inbound envelope ids remembered for dedupe (oldest pruned beyond this)."""
 
-DeliveryState = Literal["sending", "sent", "delivered", "failed", "received"]
-_STATES = ("sending", "sent", "delivered", "failed", "received")
+DeliveryState = Literal["sending", "sent", "delivered", "failed", "received", "waiting"]
+_STATES = ("sending", "sent", "delivered", "failed", "received", "waiting")
 _WRAP_AD = b"pocketscan store data key v1"
 
 

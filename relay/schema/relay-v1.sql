@@ -13,7 +13,8 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_recipient ON messages (recipient, mid);
 CREATE INDEX messages_by_expiry ON messages (expires);
 
--- Idempotency keys: a retried send with the same (sender, cid) returns the first mid.
+-- Idempotency keys: a retried send with the same (sender, cid) returns the first mid. At delivery
+-- (the recipient's ack) the recipient is erased ('') and the key expires Limits.delivered_id_ttl later.
 CREATE TABLE sent_ids (
     sender    TEXT NOT NULL,
     cid       BLOB NOT NULL,
@@ -24,6 +25,7 @@ CREATE TABLE sent_ids (
     PRIMARY KEY (sender, cid)
 ) WITHOUT ROWID;
 CREATE INDEX sent_ids_by_expiry ON sent_ids (expires);
+CREATE INDEX IF NOT EXISTS sent_ids_by_mid ON sent_ids (mid);
 
 CREATE TABLE bundles (
     account TEXT PRIMARY KEY,

@@ -13,6 +13,7 @@ from relay.core import RelayCore, Session
 from relay.limits import DAY, Limits
 from relay.store_sqlite import SqliteStore
 
+RELAY_NAME = "relay.test:443"
 NOW = 1_800_000_000.0
 
 
@@ -22,7 +23,7 @@ class Peer:
     def __init__(self, core: RelayCore, key: nacl.signing.SigningKey | None = None) -> None:
         self.key = key or nacl.signing.SigningKey.generate()
         self.frames: list[dict[str, Any]] = []
-        self.session, hello = core.open("10.0.0.1", self._send)
+        self.session, hello = core.open("10.0.0.1", self._send, (RELAY_NAME,))
         assert hello["t"] == "hello" and hello["versions"] == [1]
         self.core = core
 
@@ -36,7 +37,7 @@ class Peer:
 
     async def auth(self, now: float = NOW) -> dict[str, Any]:
         s: Session = self.session
-        sig = self.key.sign(p.auth_transcript(s.nonce, s.connection_id, 1)).signature
+        sig = self.key.sign(p.auth_transcript(s.nonce, s.connection_id, 1, RELAY_NAME)).signature
         return await self.core.handle(s, p.Auth(id=1, v=1, pk=bytes(self.key.verify_key), sig=sig), now)
 
     def pushed(self) -> list[dict[str, Any]]:

@@ -110,7 +110,7 @@ def test_duplicate_suppression(tmp_path: Path) -> None:
 
 
 def test_quota_and_size_limits(tmp_path: Path) -> None:
-    limits = Limits(mailbox_max_messages=3, blob_max=600_000)
+    limits = Limits(mailbox_max_messages=3, blob_max=600_000, mailbox_sender_share=1.0)
 
     async def body() -> None:
         async with relay(tmp_path / "r.sqlite", limits=limits) as server:
@@ -127,14 +127,15 @@ def test_quota_and_size_limits(tmp_path: Path) -> None:
             got = await _drain(cb, 3)
             await cb.ack([got[0].mid])
             await ca.send(b_id, b"fits again")
-            # Envelope size: one byte over the protocol limit is refused by the decoder, and the
-            # offending connection is closed; a legal maximum-size envelope passes.
-            await ca.send(b_id, b"x" * 0) if False else None
+            # Envelope size: one byte over the protocol limit is refused with too_large and the
+            # connection stays open; a legal maximum-size envelope passes.
             big = os.urandom(p.MAX_ENVELOPE)
             await cb.ack([m.mid for m in got[1:]])
             await ca.send(b_id, big)
-            with pytest.raises((ConnectionLost, RequestFailed)):
+            with pytest.raises(LimitExceeded) as over:
                 await ca.send(b_id, os.urandom(p.MAX_ENVELOPE + 1))
+            assert over.value.code == p.ErrorCode.TOO_LARGE
+            assert await ca.count_prekeys() == 0  # the connection is still served
             # Blob limit.
             cc = await RelayConnection.connect(server.url, new_key())
             with pytest.raises(LimitExceeded) as too_big:
@@ -155,7 +156,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             # Wrong signature (signed over another nonce).
             async with connect(server.url) as ws:
                 hello = p.decode(await ws.recv())
-                sig = key.sign(p.auth_transcript(os.urandom(32), hello["conn"], 1)).signature
+                sig = key.sign(
+                    p.auth_transcript(os.urandom(32), hello["conn"], 1, p.relay_authority(server.url))
+                ).signature
                 await ws.send(
                     p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig})
                 )
@@ -165,7 +168,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             # Unsupported version.
             async with connect(server.url) as ws:
                 hello = p.decode(await ws.recv())
-                sig = key.sign(p.auth_transcript(hello["nonce"], hello["conn"], 99)).signature
+                sig = key.sign(
+                    p.auth_transcript(hello["nonce"], hello["conn"], 99, p.relay_authority(server.url))
+                ).signature
                 await ws.send(
                     p.encode({"t": "auth", "id": 1, "v": 99, "pk": bytes(key.verify_key), "sig": sig})
                 )
@@ -180,7 +185,9 @@ def test_auth_failures(tmp_path: Path) -> None:
             # A replayed signature (old nonce) on a new connection fails too.
             async with connect(server.url) as ws:
                 first = p.decode(await ws.recv())
-                good = key.sign(p.auth_transcript(first["nonce"], first["conn"], 1)).signature
+                good = key.sign(
+                    p.auth_transcript(first["nonce"], first["conn"], 1, p.relay_authority(server.url))
+                ).signature
             async with connect(server.url) as ws:
                 await ws.recv()
                 await ws.send(
@@ -228,8 +235,12 @@ def test_only_own_mailbox(tmp_path: Path) -> None:
 
 
 def test_prekeys_handed_out_once_under_concurrency(tmp_path: Path) -> None:
+    limits = Limits(
+        prekey_target_rate=0
+    )  # atomicity, not the per-target rate (tests/relay/test_relay_hostile.py)
+
     async def body() -> None:
-        async with relay(tmp_path / "r.sqlite") as server:
+        async with relay(tmp_path / "r.sqlite", limits=limits) as server:
             owner = await RelayConnection.connect(server.url, new_key())
             otks = [b"otk-%03d" % i for i in range(30)]
             assert await owner.put_prekeys(b"signed bundle", otks) == 30
@@ -450,7 +461,9 @@ def test_slow_reader_is_disconnected(tmp_path: Path) -> None:
             key = new_key()
             async with connect(server.url, max_size=None, max_queue=1, close_timeout=0.5) as ws:
                 hello = p.decode(await ws.recv())
-                sig = key.sign(p.auth_transcript(hello["nonce"], hello["conn"], 1)).signature
+                sig = key.sign(
+                    p.auth_transcript(hello["nonce"], hello["conn"], 1, p.relay_authority(server.url))
+                ).signature
                 await ws.send(
                     p.encode({"t": "auth", "id": 1, "v": 1, "pk": bytes(key.verify_key), "sig": sig})
                 )

@@ -134,6 +134,7 @@ def test_marker_never_reaches_the_relay(backend: str, tmp_path: Path, request: p
         ) as server:
             tap = WireTap(server.port)
             url = await tap.start()
+            server.add_public_url(url)  # clients sign the URL they connect to: the tap's
             await _conversation(url)
             await tap.stop()
             wire.extend(tap.captured)

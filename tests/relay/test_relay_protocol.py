@@ -65,10 +65,11 @@ def test_unknown_type_keeps_the_id() -> None:
 
 
 def test_transcript_binds_everything() -> None:
-    base = p.auth_transcript(b"n" * 32, b"c" * 16, 1)
-    assert base != p.auth_transcript(b"m" * 32, b"c" * 16, 1)
-    assert base != p.auth_transcript(b"n" * 32, b"d" * 16, 1)
-    assert base != p.auth_transcript(b"n" * 32, b"c" * 16, 2)
+    base = p.auth_transcript(b"n" * 32, b"c" * 16, 1, "relay.test:443")
+    assert base != p.auth_transcript(b"m" * 32, b"c" * 16, 1, "relay.test:443")
+    assert base != p.auth_transcript(b"n" * 32, b"d" * 16, 1, "relay.test:443")
+    assert base != p.auth_transcript(b"n" * 32, b"c" * 16, 2, "relay.test:443")
+    assert base != p.auth_transcript(b"n" * 32, b"c" * 16, 1, "relay.test:444")
 
 
 def test_account_id_matches_the_client_formula() -> None:
@@ -172,3 +173,53 @@ def test_relay_imports_nothing_from_the_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_relay_authority_normalises_the_url() -> None:
+    assert p.relay_authority("ws://LocalHost:8765/") == "localhost:8765"
+    assert p.relay_authority("wss://relay.example") == "relay.example:443"
+    assert p.relay_authority("ws://relay.example/path") == "relay.example:80"
+    assert p.relay_authority("ws://[::1]:9000") == "[::1]:9000"
+    for bad in ("http://x:1", "ws://", "relay.example:80", "ws://x:99999"):
+        with pytest.raises(ProtocolError):
+            p.relay_authority(bad)
+
+
+def test_relay_names_of_a_bound_relay() -> None:
+    from relay.ws import relay_names
+
+    assert relay_names("127.0.0.1", 8765) == ("127.0.0.1:8765", "localhost:8765", "[::1]:8765")
+    assert relay_names("10.1.2.3", 80) == ("10.1.2.3:80",)
+    assert relay_names("0.0.0.0", 8765) == ()  # wildcard: the port alone is checked
+    assert relay_names("0.0.0.0", 8765, ("wss://relay.example",)) == ("relay.example:443",)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"t": "blob.get", "id": 7, "blob": "z" * 65}, p.ErrorCode.BAD_REQUEST),
+        (
+            {"t": "send", "id": 7, "to": ACCOUNT, "env": b"x" * (p.MAX_ENVELOPE + 1), "cid": b"c" * 16},
+            "too_large",
+        ),
+        ({"t": "blob.put", "id": 7, "data": b"x" * (p.BLOB_CHUNK + 1)}, p.ErrorCode.TOO_LARGE),
+        ({"t": "prekeys.put", "id": 7, "otks": [b"k"] * (p.MAX_OTKS + 1)}, p.ErrorCode.TOO_LARGE),
+        ({"t": "ack", "id": 7, "mids": 5}, p.ErrorCode.BAD_REQUEST),
+    ],
+)
+def test_field_errors_carry_the_request_id_and_code(frame: dict, code: str) -> None:
+    with pytest.raises(p.FieldError) as err:
+        p.decode_request(cbor2.dumps(frame), max_size=p.MAX_FRAME * 2)
+    assert (err.value.request_id, err.value.code) == (7, code)
+
+
+def test_take_token_is_pure() -> None:
+    from relay.limits import take_token
+
+    ok, tokens, stamp = take_token(1.0, 100.0, rate=2.0, burst=3.0, now=100.0)
+    assert ok and tokens == 0.0 and stamp == 100.0
+    ok, tokens, stamp = take_token(tokens, stamp, rate=2.0, burst=3.0, now=100.2)
+    assert not ok and tokens == pytest.approx(0.4)
+    ok, tokens, _ = take_token(tokens, stamp, rate=2.0, burst=3.0, now=200.0)
+    assert ok and tokens == 2.0  # refilled to the burst, minus one
+    assert take_token(0.0, 0.0, rate=0, burst=0, now=0.0)[0]  # rate 0: unlimited

@@ -36,9 +36,9 @@ from client.tui.messages import (
     SendFinished,
 )
 from client.tui.screens.add_contact import AddContactRequest, AddContactScreen
-from client.tui.screens.confirm import ConfirmSendScreen
 from client.tui.screens.file_picker import FilePickerScreen
 from client.tui.screens.safety import SafetyNumberScreen
+from client.tui.screens.sensitive_confirm import confirm_screen_for
 from client.tui.widgets.banner import VerdictBanner
 from client.tui.widgets.contacts import ContactList
 from client.tui.widgets.conversation import Conversation
@@ -60,6 +60,7 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+r", "cycle_policy", "Policy", priority=True),
         Binding("tab", "app.focus_next", "Focus", show=False),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
+        Binding("ctrl+e", "reveal", "Reveal image", show=False, priority=True),
     ]
 
     def __init__(self, core: ChatCore, *, image_dir: Path | None = None) -> None:
@@ -293,7 +294,7 @@ class ChatScreen(Screen[None]):
                 else:
                     self.banner().show_text(f"Cancelled: {name} was not sent.", "blocked")
 
-            self.app.push_screen(ConfirmSendScreen(outcome, name), _answer)
+            self.app.push_screen(confirm_screen_for(outcome, name), _answer)
             return
         self.banner().show_outcome(outcome, name)
 
@@ -387,3 +388,8 @@ class ChatScreen(Screen[None]):
     def action_cycle_policy(self) -> None:
         current = self.core.scanner_status().policy
         self.set_policy(POLICIES[(POLICIES.index(current) + 1) % len(POLICIES)])
+
+    def action_reveal(self) -> None:
+        """Reveal the newest blurred (sensitive) received image in this conversation."""
+        if not self.query_one(Conversation).reveal_last():
+            self.banner().show_text("No blurred image to reveal in this conversation.", "confirm")

@@ -26,6 +26,7 @@ _STATE_MARK = {
     "failed": "✗ failed",
     "blocked": "⛔ not sent",
     "received": "",
+    "waiting": "⏳ waiting (relay quota; retrying)",
 }
 
 
@@ -80,7 +81,7 @@ class Conversation(VerticalScroll):
         self.border_title = title or "No conversation"
         await self.remove_children()
         self._bubbles = {}
-        bubbles = [MessageBubble(m) for m in messages]
+        bubbles = [_bubble(m) for m in messages]
         for bubble in bubbles:
             self._bubbles[bubble.message.id] = bubble
         if bubbles:
@@ -99,7 +100,7 @@ class Conversation(VerticalScroll):
             return
         for hint in self.query(".empty-hint"):
             await hint.remove()
-        bubble = MessageBubble(message)
+        bubble = _bubble(message)
         self._bubbles[message.id] = bubble
         await self.mount(bubble)
 
@@ -109,3 +110,20 @@ class Conversation(VerticalScroll):
             from dataclasses import replace
 
             bubble.update_state(replace(bubble.message, state=state))  # type: ignore[arg-type]
+
+    def reveal_last(self) -> bool:
+        """Reveal the newest blurred (sensitive) image of this conversation; False if there is none."""
+        from client.tui.widgets.sensitive_image import SensitiveImageBubble
+
+        for bubble in reversed(list(self._bubbles.values())):
+            if isinstance(bubble, SensitiveImageBubble) and not bubble.revealed:
+                bubble.action_reveal()
+                bubble.scroll_visible(animate=False)
+                return True
+        return False
+
+
+def _bubble(message: MessageView) -> MessageBubble:
+    from client.tui.widgets.sensitive_image import bubble_for
+
+    return bubble_for(message)

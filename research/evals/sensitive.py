@@ -1,0 +1,309 @@
+"""False positives of an on-device sensitive-content classifier on benign images, beside hash matching.
+
+For every benign image (the user's folders, plus optional generated confusers and skin-tone-heavy synthetic
+images), in one pass over the same decoded pixels:
+
+* the classifier's score and label (``sensitive`` at the model's threshold): a ``sensitive`` label on a
+  benign image is a false positive;
+* PDQ against a bank built from ``--bank`` (nearest bank hash over the 8 dihedral variants of the query,
+  within PDQ's match distance 31, quality gate 50): a false match. This is the exact matching rule that
+  the client's signed snapshot (LSH + Bloom filter) approximates; ``research fpr`` reports the snapshot's
+  own verdict beside it.
+
+Rates are per family (sub-folder) with Wilson 95% intervals; files byte-identical to a bank file are
+excluded and counted. A threshold sweep shows what another threshold would have cost. The cost per image is
+measured on the photo families (not the synthetic ones), each file timed end to end (decode + rate, and
+decode + PDQ) and on decoded pixels (rate only, PDQ only), CPU and wall clock, best of ``repeat`` runs,
+the two alternating image by image in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from research import stats
+from research.corpus import ImageEntry, list_images
+from research.evals.common import environment, file_digest, nearest, percentiles
+from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
+
+__all__ = ["SensitiveConfig", "run"]
+
+SWEEP: tuple[float, ...] = (0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+PDQ_DISTANCE = 31
+PDQ_MIN_QUALITY = 50
+
+
+@dataclass
+class SensitiveConfig:
+    benign: list[str]
+    bank: str
+    out: str
+    classifier: str = "nudenet"
+    threshold: float | None = None
+    generated: int = 0
+    skin: int = 0
+    photo_families: list[str] | None = None
+    """Families timed for the cost per image (default: every family of the user's folders)."""
+    repeat: int = 3
+    timing_limit: int = 60
+    threads: int = 1
+    quiet: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _families(cfg: SensitiveConfig, seed: int) -> tuple[list[ImageEntry], set[str]]:
+    """(entries with family names, names of the families from the user's folders)."""
+    entries: list[ImageEntry] = []
+    user: set[str] = set()
+    for folder in cfg.benign:
+        base = Path(folder).resolve().name
+        for e in list_images(folder):
+            fam = base if e.family == "(root)" else f"{base}/{e.family}"
+            entries.append(ImageEntry(e.path, fam))
+            user.add(fam)
+    if cfg.generated > 0:
+        from research.generate import generate_corpus
+
+        gen_dir = Path(cfg.out) / "benign" / "generated"
+        for p in generate_corpus(gen_dir, cfg.generated, seed, workers=1):
+            entries.append(ImageEntry(p, f"generated/{Path(p).parent.name}"))
+    if cfg.skin > 0:
+        from research.skin import generate_skin
+
+        for p in generate_skin(Path(cfg.out) / "benign" / "skin", cfg.skin, seed):
+            entries.append(ImageEntry(p, f"skin-synthetic/{Path(p).parent.name}"))
+    return entries, user
+
+
+def _best(fn: Any, repeat: int) -> tuple[float, float, Any]:
+    """(best CPU seconds, best wall seconds, last result) of ``repeat`` calls."""
+    cpu, wall, result = float("inf"), float("inf"), None
+    for _ in range(max(1, repeat)):
+        c0, w0 = time.process_time(), time.perf_counter()
+        result = fn()
+        cpu = min(cpu, time.process_time() - c0)
+        wall = min(wall, time.perf_counter() - w0)
+    return cpu, wall, result
+
+
+def run(cfg: SensitiveConfig, *, seed: int = 0) -> Results:
+    from research.parallel import progress
+    from scanner.classifiers import get_classifier
+    from scanner.errors import ImageError
+    from scanner.hashers.registry import get_hasher
+    from scanner.hashing import hash_file
+    from scanner.image import load_rgb
+
+    t_start = time.time()
+    options: dict[str, Any] = {"threads": cfg.threads}
+    if cfg.threshold is not None:
+        options["threshold"] = cfg.threshold
+    classifier = get_classifier(cfg.classifier, **options)
+    threshold = float(getattr(getattr(classifier, "spec", None), "threshold", cfg.threshold or 0.5))
+    pdq = get_hasher("pdq")
+
+    # the bank: PDQ hashes of --bank, as the client would match against them
+    bank_entries = list_images(cfg.bank)
+    bank_digests = {file_digest(e.path) for e in bank_entries}
+    bank_hashes = []
+    for e in progress(bank_entries, total=len(bank_entries), description="hashing the bank", quiet=cfg.quiet):
+        try:
+            bank_hashes.append(np.frombuffer(hash_file(e.path, algo="pdq", mode="fast").hash, np.uint8))
+        except ImageError:
+            continue
+    bank = np.array(bank_hashes, np.uint8).reshape(-1, 32)
+
+    entries, user_families = _families(cfg, seed)
+    rows: list[dict[str, Any]] = []
+    errors: list[tuple[str, str]] = []
+    excluded: list[str] = []
+    for e in progress(entries, total=len(entries), description="rating and hashing", quiet=cfg.quiet):
+        if file_digest(e.path) in bank_digests:
+            excluded.append(e.path)
+            continue
+        try:
+            rgb = load_rgb(e.path, mode="fast")
+            rating = classifier.classify_rgb(rgb)
+            hashed = hash_file(e.path, algo="pdq", mode="fast", dihedral=True)
+        except Exception as exc:  # one bad file costs one row, reported
+            errors.append((e.path, str(exc)))
+            continue
+        dih = np.array([np.frombuffer(h, np.uint8) for h in hashed.dihedral or (hashed.hash,)], np.uint8)
+        dist, _ = nearest(dih[:1], bank, query_dihedral=dih[None])
+        distance = int(dist[0])
+        rows.append({
+            "path": e.path, "family": e.family, "score": float(rating.score), "label": rating.label,
+            "labels": sorted({d.label for d in rating.detections}), "pdq_quality": int(hashed.quality),
+            "pdq_distance": distance,
+            "pdq_match": bool(hashed.quality >= PDQ_MIN_QUALITY and distance <= PDQ_DISTANCE),
+        })
+
+    families = sorted({r["family"] for r in rows}, key=lambda f: (f not in user_families, f))
+    table_rows: list[list[Any]] = []
+    data_families: dict[str, Any] = {}
+    clf_series: list[float] = []
+    clf_lo: list[float] = []
+    clf_hi: list[float] = []
+    pdq_series: list[float] = []
+    pdq_lo: list[float] = []
+    pdq_hi: list[float] = []
+    for fam in [*families, "all"]:
+        sub = rows if fam == "all" else [r for r in rows if r["family"] == fam]
+        n = len(sub)
+        k_clf = sum(r["label"] == "sensitive" for r in sub)
+        k_pdq = sum(r["pdq_match"] for r in sub)
+        gated = sum(r["pdq_quality"] < PDQ_MIN_QUALITY for r in sub)
+        rc, rp = stats.rate(k_clf, n), stats.rate(k_pdq, n)
+        top = max((r["score"] for r in sub), default=0.0)
+        data_families[fam] = {"n": n, "classifier": rc.as_dict(), "pdq": rp.as_dict(), "max_score": top,
+                              "pdq_below_quality_gate": gated}
+        table_rows.append([fam, n, rc.fmt(), rp.fmt(), round(top, 3), gated])
+        if fam != "all":
+            clf_series.append(100 * rc.p)
+            clf_lo.append(100 * rc.wilson_low)
+            clf_hi.append(100 * rc.wilson_high)
+            pdq_series.append(100 * rp.p)
+            pdq_lo.append(100 * rp.wilson_low)
+            pdq_hi.append(100 * rp.wilson_high)
+
+    # threshold sweep over every benign image
+    sweep_rows = []
+    sweep_vals, sweep_lo, sweep_hi = [], [], []
+    for t in SWEEP:
+        r = stats.rate(sum(row["score"] >= t for row in rows), len(rows))
+        sweep_rows.append([t, r.fmt()])
+        sweep_vals.append(100 * r.p)
+        sweep_lo.append(100 * r.wilson_low)
+        sweep_hi.append(100 * r.wilson_high)
+
+    # cost per image on the photo families
+    photo_fams = set(cfg.photo_families) if cfg.photo_families else user_families
+    photos = [r["path"] for r in rows if r["family"] in photo_fams][: max(0, cfg.timing_limit)]
+    t_clf_file, t_pdq_file, t_clf_px, t_pdq_px = [], [], [], []
+    w_clf_file, w_pdq_file = [], []
+    for path in progress(photos, total=len(photos), description="timing", quiet=cfg.quiet):
+        c, w, _ = _best(lambda p=path: classifier.classify_rgb(load_rgb(p, mode="fast")), cfg.repeat)
+        t_clf_file.append(c)
+        w_clf_file.append(w)
+        c, w, _ = _best(lambda p=path: hash_file(p, algo="pdq", mode="fast", dihedral=True), cfg.repeat)
+        t_pdq_file.append(c)
+        w_pdq_file.append(w)
+        rgb = load_rgb(path, mode="fast")
+        t_clf_px.append(_best(lambda a=rgb: classifier.classify_rgb(a), cfg.repeat)[0])
+        t_pdq_px.append(_best(lambda a=rgb: pdq.hash_rgb(a, dihedral=True), cfg.repeat)[0])
+
+    def ms(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {"median": float("nan"), "mean": float("nan"), **percentiles([])}
+        arr = 1000 * np.asarray(values)
+        return {"median": float(np.median(arr)), "mean": float(arr.mean()), **percentiles(arr, (5, 95))}
+
+    timing = {
+        "images": len(photos), "repeat": cfg.repeat, "onnxruntime_threads": cfg.threads,
+        "classifier_file_cpu_ms": ms(t_clf_file), "pdq_file_cpu_ms": ms(t_pdq_file),
+        "classifier_file_wall_ms": ms(w_clf_file), "pdq_file_wall_ms": ms(w_pdq_file),
+        "classifier_pixels_cpu_ms": ms(t_clf_px), "pdq_pixels_cpu_ms": ms(t_pdq_px),
+    }
+
+    def ratio(a: str, b: str) -> float:
+        den = timing[b]["median"]
+        return float(timing[a]["median"] / den) if den and den == den else float("nan")
+
+    def med(key: str) -> float:
+        return round(timing[key]["median"], 2)
+
+    timing_rows = [
+        ["file: decode + rate / decode + PDQ (8 dihedral)", med("classifier_file_cpu_ms"),
+         med("pdq_file_cpu_ms"), round(ratio("classifier_file_cpu_ms", "pdq_file_cpu_ms"), 2),
+         med("classifier_file_wall_ms"), med("pdq_file_wall_ms")],
+        ["decoded pixels: rate / PDQ (8 dihedral)", med("classifier_pixels_cpu_ms"), med("pdq_pixels_cpu_ms"),
+         round(ratio("classifier_pixels_cpu_ms", "pdq_pixels_cpu_ms"), 2), "-", "-"],
+    ]
+
+    overall = data_families["all"]
+    name = getattr(classifier, "name", cfg.classifier)
+    summary = [
+        f"{name} (threshold {threshold:g}) on {overall['n']} benign images: false positives "
+        f"{stats.rate(overall['classifier']['k'], overall['n']).fmt()}; PDQ false matches on the same images "
+        f"against a {len(bank)}-image bank: {stats.rate(overall['pdq']['k'], overall['n']).fmt()}",
+        f"cost per photo (median CPU, {len(photos)} photos): {name} "
+        f"{med('classifier_file_cpu_ms'):.1f} ms vs PDQ {med('pdq_file_cpu_ms'):.1f} ms "
+        f"per file ({ratio('classifier_file_cpu_ms', 'pdq_file_cpu_ms'):.2f}x)",
+    ]
+
+    flagged = sorted(rows, key=lambda r: -r["score"])
+    gallery_items = [
+        GalleryItem(f"{Path(r['path']).name} ({r['family']}): score {r['score']:.3f} -> {r['label']}"
+                    f"{' [' + ', '.join(r['labels']) + ']' if r['labels'] else ''}", [r["path"]])
+        for r in flagged[:16] if r["score"] > 0
+    ]
+    sections = [
+        Section(
+            "False positives per family, classifier beside hash matching",
+            text=[
+                f"A benign image labelled `sensitive` (score >= {threshold:g}) is a classifier false "
+                "positive; a benign image whose nearest bank hash (best of 8 dihedral variants) is within "
+                f"{PDQ_DISTANCE} bits with PDQ quality >= {PDQ_MIN_QUALITY} is a hash false match. Wilson "
+                f"95% intervals. {len(excluded)} files byte-identical to a bank file were excluded; "
+                f"{len(errors)} files could not be decoded.",
+            ],
+            tables=[Table("Per family", ["family", "n", f"{name} false positives", "PDQ false matches",
+                                         "max score", "PDQ quality < 50"], table_rows)],
+            plots=[Plot("bar", f"False-positive rate per family: {name} vs PDQ (Wilson 95%)", "family",
+                        "% of benign images flagged", [
+                            Series(f"{name} (>= {threshold:g})", clf_series, low=clf_lo, high=clf_hi),
+                            Series(f"PDQ (<= {PDQ_DISTANCE} bits)", pdq_series, low=pdq_lo, high=pdq_hi),
+                        ], categories=families, name="fpr_per_family")],
+        ),
+        Section(
+            "Threshold sweep",
+            text=["The share of all benign images whose score reaches each threshold (what another threshold "
+                  "would flag)."],
+            tables=[Table("Benign images flagged by threshold", ["threshold", "flagged"], sweep_rows)],
+            plots=[Plot("line", "Benign images flagged vs threshold", "threshold", "% flagged",
+                        [Series(name, sweep_vals, x=list(SWEEP), low=sweep_lo, high=sweep_hi)],
+                        vlines=[(threshold, f"threshold {threshold:g}")], name="threshold_sweep"),
+                   Plot("hist", "Scores of benign images (non-zero only)", "score", "images",
+                        [Series("benign", [r["score"] for r in rows if r["score"] > 0])],
+                        vlines=[(threshold, "threshold")], bins=20, name="scores")],
+        ),
+        Section(
+            "Cost per image beside PDQ",
+            text=[f"{len(photos)} photos from {', '.join(sorted(photo_fams))}; each timed best of "
+                  f"{cfg.repeat}, classifier and PDQ alternating image by image in one process; CPU time "
+                  f"(the machine is shared); onnxruntime intra-op threads {cfg.threads}. PDQ includes its 8 "
+                  "dihedral variants, as the client computes them."],
+            tables=[Table("Median milliseconds per image", ["what", f"{name} CPU ms", "PDQ CPU ms",
+                                                            "ratio", f"{name} wall ms", "PDQ wall ms"],
+                          timing_rows)],
+        ),
+        Section("Highest-scoring benign images", galleries=[Gallery("Top scores", gallery_items, thumb=180)]),
+    ]
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (float("nan"),) * 3
+    meta = {
+        **environment(), "seed": seed, "classifier": cfg.classifier, "model": name, "threshold": threshold,
+        "benign": cfg.benign, "bank": cfg.bank, "bank_size": len(bank), "generated": cfg.generated,
+        "skin": cfg.skin, "excluded_bank_duplicates": excluded, "errors": errors,
+        "seconds": round(time.time() - t_start, 1), "load_average": [round(x, 2) for x in load],
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+    return Results(
+        command="sensitive",
+        title=f"Sensitive-content classifier false positives beside hash matching: {name}",
+        summary=summary,
+        data={"families": data_families, "sweep": dict(zip((str(t) for t in SWEEP), sweep_vals, strict=True)),
+              "timing": timing, "rows": rows},
+        sections=sections,
+        meta=meta,
+    )
