@@ -210,6 +210,26 @@ def test_a_streamed_folder_agrees_with_the_in_memory_run(
     assert set(a["families"]) == set(b["families"])
 
 
+def test_a_file_list_streams_its_images_and_counts_unreadable_ones(tmp_path: Path, bank_dir: Path) -> None:
+    files = sorted(bank_dir.rglob("*.png"))[:6]
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    listing = tmp_path / "list.txt"
+    listing.write_text(
+        "# six bank images and a broken file\n" + "\n".join(str(f) for f in files) + "\nbroken.png\n"
+    )
+    res = _fpr(
+        tmp_path / "o", bank_dir, "--file-list", str(listing), "--workers", "1", "--partition-size", "4"
+    )
+    data = res["data"]
+    assert data["counts"]["benign_files"] == 7 and data["counts"]["benign_unreadable"] == 1
+    assert data["unreadable"][0]["image"].endswith("broken.png")
+    pdq = data["algos"]["pdq"]
+    assert pdq["benign_images"] == 6 and data["counts"]["benign_also_in_bank"] == 6
+    scanned = pdq["benign_scanned"]
+    zero = next(t for t in pdq["thresholds"] if t["threshold"] == 0)
+    assert zero["per_query"]["k"] == scanned  # the bank's own files: every scanned one at distance 0
+
+
 def test_edits_of_a_corpus_are_deterministic_and_bounded(tmp_path: Path, bank_dir: Path) -> None:
     from research.sources import EDIT_FAMILY, item_image, make_plan
 
