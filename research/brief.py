@@ -396,7 +396,8 @@ def _learn_section(page: _Page, runs: list[Run]) -> None:
             rows = [r for r in a.get("account", {}).get("rows", []) if r["threshold"] == 1]
             if not rows:
                 continue
-            r = min(rows, key=lambda r: abs(math.log10(max(1, r["images_per_year"])) - 4))  # nearest 10,000/yr
+            # the row nearest 10,000 images a year
+            r = min(rows, key=lambda r: abs(math.log10(max(1, r["images_per_year"])) - 4))
             page.p(
                 f"The authority learns only what is reported to it. Under a report-on-first-match policy "
                 f"(<code>{html.escape(algo)}</code>), its reviewers would receive reports about "
