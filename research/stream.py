@@ -396,7 +396,7 @@ def _load_checkpoint(path: Path, log: Path) -> dict[str, Any] | None:
         raise ValueError(f"{path}: unreadable checkpoint ({exc}); use --restart") from exc
     if not isinstance(head, dict) or "identity" not in head:
         raise ValueError(f"{path}: not a pocketscan checkpoint; use --restart")
-    parts: dict[str, Any] = {}
+    parts: dict[str, Any] = dict(head.get("partitions") or {})  # a checkpoint that kept them inline
     if log.exists():
         with log.open(encoding="utf-8") as f:
             for line in f:
