@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,6 +34,7 @@ import cbor2
 import nacl.signing
 
 from client.config import Settings, load_settings, save_settings
+from client.content import MAX_IMAGE_SIZE, ContentInvalid, expected_blob_size, safe_dimension
 from client.crypto.attachments import (
     AttachmentPointer,
     EncryptedAttachment,
@@ -66,25 +68,50 @@ from client.interfaces import (
     SnapshotChanged,
 )
 from client.locations import Profile
+from client.media_store import MediaError, MediaStore, is_media_ref
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
 from client.outbox import ImagePipeline, SendError, send_image
-from client.policy import PolicyName, ScanResult
+from client.policy import PolicyName, ScanResult, decide
+from client.protect import receive_notice
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
 from client.sensitive import LocalClassifier, SensitiveResult, blurs_received
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
+from client.vouchers.issuer import VoucherIssuer, voucher_delay, wants_synthetic
+from scanner.errors import SnapshotInvalid
 from scanner.hashers.base import HashResult
 
-__all__ = ["Core", "ProfileInUse", "format_invite", "parse_contact_ref"]
+__all__ = ["Core", "ProfileInUse", "format_invite", "open_settings", "parse_contact_ref"]
 
+SETTINGS_MAC = "settings-mac"
+"""Store flag (and key purpose): this profile's settings.json carries a MAC under the store's key."""
+
+MAX_INBOUND_ATTEMPTS = 3
+"""An envelope whose processing was interrupted this often (e.g. the link dropped each time) is recorded
+as failed and acknowledged instead of being retried forever."""
+DOWNLOAD_TIMEOUT = 60.0
+"""Longest wait for one attachment download while an envelope is being processed."""
 LOW_PREKEYS = 20
 """Top the one-time prekeys up at the relay when fewer than this are left."""
 INVITE_PREFIX = "psinv:"
 CLI_INBOX = "cli_inbox"
 """Store setting: ids of received messages not yet printed by ``pocketscan inbox``."""
-_EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
-        "image/bmp": ".bmp", "image/tiff": ".tif"}
+
+
+def open_settings(profile: Profile, store: Store) -> Settings:
+    """The profile's settings, authenticated under the store's key (raises ``SettingsTampered``).
+
+    A profile made before settings were authenticated has a file without a MAC: it is accepted once
+    and rewritten with one; from then on a missing MAC is refused like a wrong one.
+    """
+    key = store.derived_key(SETTINGS_MAC)
+    if store.get_setting(SETTINGS_MAC, False):
+        return load_settings(profile.settings_file, key=key)
+    stored = load_settings(profile.settings_file, env=False, key=key, require_mac=False)
+    save_settings(profile.settings_file, stored, key=key)
+    store.set_setting(SETTINGS_MAC, True)
+    return load_settings(profile.settings_file, key=key)
 
 
 class ProfileInUse(ClientError):
@@ -111,6 +138,30 @@ def _new_id() -> str:
     return os.urandom(12).hex()
 
 
+_ACCOUNT_ID = re.compile(r"[a-z2-7]{32}")
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """A short, fixed-vocabulary reason for a message that could not be shown (no peer text in it)."""
+    if isinstance(exc, ContentInvalid):
+        text = f"it is malformed ({exc})"
+    elif isinstance(exc, AttachmentCorrupt):
+        text = f"the image is corrupt ({exc})"
+    elif isinstance(exc, DecryptionFailed | CryptoError):
+        text = "it could not be decrypted"
+    elif isinstance(exc, MissingAtRelay):
+        text = "its image is no longer at the relay"
+    elif isinstance(exc, NetError):
+        text = f"its image could not be downloaded ({exc})"
+    elif isinstance(exc, OSError):
+        text = f"it could not be saved ({exc.strerror or type(exc).__name__})"
+    elif isinstance(exc, ClientError):
+        text = str(exc)
+    else:
+        text = f"it could not be processed ({type(exc).__name__})"
+    return "".join(ch if ch.isprintable() else "?" for ch in text)[:200]
+
+
 class _StoreOutbox:
     """``net.OutboxPort`` over the store, updating delivery states as the relay acknowledges."""
 
@@ -120,7 +171,7 @@ class _StoreOutbox:
         """envelope id -> message id (for delivery state updates)."""
 
     def pending(self) -> list[PendingEnvelope]:
-        items = self.core.store.outbox_pending()
+        items = self.core.outbox_due()
         for item in items:
             if item.meta.get("msg_id"):
                 self.msg_of.setdefault(item.envelope_id, item.meta["msg_id"])
@@ -205,7 +256,13 @@ class Core:
             trace=lambda step: self._trace(f"outbox.{step}"),
             classifier=self.classifier,
             sensitive_content=lambda: self.settings.sensitive_content,
+            on_clean_send=self._maybe_synthetic_voucher,
+            decide=lambda scan, policy: decide(scan, policy, report_threshold=self.settings.report_threshold),
         )
+        self.media = MediaStore(profile.media_dir, store.derived_key("media"))
+        self._inbound_tries: dict[str, int] = {}
+        self.vouchers = VoucherIssuer(store, identity.account_id)
+        self._timers: set[str] = set()
         self._load_saved_snapshot()
 
     # ----- construction ------------------------------------------------------------------------
@@ -240,7 +297,8 @@ class Core:
                 store.save_identity(identity)
                 store.save_prekeys(PreKeyState.create(identity, time.time()))
                 store.set_setting("prekeys_published", False)
-            save_settings(profile.settings_file, settings)
+                store.set_setting(SETTINGS_MAC, True)
+            save_settings(profile.settings_file, settings, key=store.derived_key(SETTINGS_MAC))
         except BaseException:
             lock.close()
             raise
@@ -252,16 +310,22 @@ class Core:
         """Unlock an existing profile (``relay`` overrides the stored relay URL for this run)."""
         if not profile.store_file.exists():
             raise StoreError(f"no account in {profile.root}: run `pocketscan account create` first")
-        settings = load_settings(profile.settings_file)
-        if relay:
-            settings = replace(settings, relay=relay).validate()
         lock = cls._lock_profile(profile)
         try:
             store = Store.open(profile.store_file, passphrase=passphrase)
+            try:
+                settings = open_settings(profile, store)
+                if relay:
+                    settings = replace(settings, relay=relay).validate()
+                core = cls(profile, store, settings, trace=trace, lock=lock)
+            except BaseException:
+                store.close()
+                raise
         except BaseException:
             lock.close()
             raise
-        return cls(profile, store, settings, trace=trace, lock=lock)
+        core._adopt_plaintext_media()
+        return core
 
     # ----- lifecycle ---------------------------------------------------------------------------
     @property
@@ -299,7 +363,8 @@ class Core:
         while loop.time() < deadline:
             before = self._inbound_count
             await asyncio.sleep(quiet)
-            if not self.store.outbox_pending() and self._inbound_count == before and self.net.connected:
+            if (not self.outbox_due() and not self.awaiting_session()
+                    and self._inbound_count == before and self.net.connected):
                 return True
         return False
 
@@ -342,8 +407,10 @@ class Core:
         return [bytes(cbor2.dumps([k.key_id, k.keypair.public])) for k in keys]
 
     async def _on_connected(self) -> None:
-        """Per connection: publish or top up prekeys, rotate the signed prekey when due."""
+        """Per connection: publish or top up prekeys, rotate the signed prekey when due, send queued texts."""
         async with self.lock:
+            if self.store.get_setting(self._AWAITING, []):
+                await self._drain_awaiting()
             now = self.clock()
             if not self.store.get_setting("prekeys_published", False):
                 await self.net.publish_prekeys(self._bundle_bytes(),
@@ -441,23 +508,48 @@ class Core:
             self.store.set_verified(peer, verified)
 
     # ----- messages ----------------------------------------------------------------------------
-    @staticmethod
-    def _view(m: MessageRecord) -> MessageView:
-        verdict = m.verdict or {}
+    def _view(self, m: MessageRecord) -> MessageView:
+        """The front ends' view of a stored message (total: a hostile stored row never raises here)."""
+        try:
+            return self._view_of(m)
+        except Exception:
+            return MessageView(str(m.msg_id)[:64], m.peer, "in", "text", state="failed",
+                               text="a stored message could not be shown: it is malformed")
+
+    def _view_of(self, m: MessageRecord) -> MessageView:
+        verdict = m.verdict if isinstance(m.verdict, dict) else {}
         label = ""
         if m.kind == "image":
             dims = ""
-            if m.attachment is not None and m.attachment.width and m.attachment.height:
-                dims = f" {m.attachment.width}x{m.attachment.height}"
-            label = (verdict.get("name") or "photo") + dims
+            width = safe_dimension(m.attachment.width) if m.attachment is not None else None
+            height = safe_dimension(m.attachment.height) if m.attachment is not None else None
+            if width and height:
+                dims = f" {width}x{height}"
+            name = verdict.get("name")
+            label = (name if isinstance(name, str) and name else "photo")[:128] + dims
+        path = str(self.media.path(m.local_path)) if is_media_ref(m.local_path) else None
+        outcome, votes = verdict.get("outcome"), verdict.get("votes")
         rating = SensitiveResult.from_dict(verdict.get("sensitive"))
-        return MessageView(m.msg_id, m.peer, m.direction, m.kind, text=m.body or "", path=m.local_path,
-                           state=m.state, sent_at=m.sent_at, verdict=verdict.get("outcome"),
-                           votes=verdict.get("votes"), label=label,
-                           sensitive=rating is not None and rating.flagged)
+        return MessageView(m.msg_id, m.peer, m.direction, m.kind, text=m.body or "", path=path,
+                           state=m.state, sent_at=float(m.sent_at),
+                           verdict=outcome if isinstance(outcome, str) else None,
+                           votes=votes if isinstance(votes, int) and 0 <= votes <= 1024 else None,
+                           label=label, sensitive=rating is not None and rating.flagged)
 
     def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
         return [self._view(m) for m in self.store.list_messages(peer, limit=limit)]
+
+    def image_bytes(self, msg_id: str) -> bytes | None:
+        """A stored image, decrypted in memory (None if there is none or it cannot be opened)."""
+        message = self.store.get_message(msg_id)
+        if message is None or message.kind != "image" or not is_media_ref(message.local_path):
+            return None
+        assert message.local_path is not None
+        try:
+            return self.media.get(message.local_path)
+        except MediaError as exc:
+            self.last_error = f"image {msg_id} cannot be shown: {exc}"
+            return None
 
     def message(self, msg_id: str) -> MessageView | None:
         m = self.store.get_message(msg_id)
@@ -495,16 +587,17 @@ class Core:
         return record
 
     async def _enqueue(self, peer: str, content: Content, message: MessageRecord | None, *,
-                       kind: str) -> None:
+                       kind: str, msg_id: str | None = None) -> None:
         """Encrypt ``content`` for ``peer`` and persist session, message and envelope together (lock held)."""
         record = await self._session_for(peer)
         self._trace("session.encrypt")
         payload = record.encrypt(content.to_bytes())
         envelope_id = os.urandom(16).hex()
         meta: dict[str, Any] = {"kind": kind}
-        if message is not None:
-            meta["msg_id"] = message.msg_id
-            self.outbox.msg_of[envelope_id] = message.msg_id
+        msg_id = message.msg_id if message is not None else msg_id
+        if msg_id is not None:
+            meta["msg_id"] = msg_id
+            self.outbox.msg_of[envelope_id] = msg_id
         with self.store.transaction():
             self.store.save_session(record)
             if message is not None:
@@ -524,10 +617,48 @@ class Core:
         message = MessageRecord(msg_id, peer, "out", "text", now, "sending", body=text)
         try:
             async with self.lock:
+                if not self.net.connected and not self._has_session(peer):
+                    return self._queue_for_session(message)
                 await self._enqueue(peer, Content("text", msg_id, now, text=text), message, kind="text")
         except (ClientError, NetError) as exc:
             return SendOutcome("error", error=str(exc))
         return SendOutcome("sent", self._view(message))
+
+    # Texts written while offline to a contact without a session yet: the session needs the contact's
+    # prekey bundle from the relay, so the message waits (in the encrypted store) for the next connection.
+    _AWAITING = "awaiting_session"
+
+    def _has_session(self, peer: str) -> bool:
+        record = self.store.load_session(peer)
+        return record is not None and bool(record.sessions)
+
+    def _queue_for_session(self, message: MessageRecord) -> SendOutcome:
+        self.store.require_contact(message.peer)
+        with self.store.transaction():
+            self.store.add_message(message)
+            waiting = self.store.get_setting(self._AWAITING, [])
+            self.store.set_setting(self._AWAITING, [*waiting, message.msg_id])
+        self._trace("outbox.queued_for_session")
+        return SendOutcome("queued", self._view(message))
+
+    def awaiting_session(self) -> int:
+        """How many queued texts still wait for a connection to set up their session."""
+        return len(self.store.get_setting(self._AWAITING, []))
+
+    async def _drain_awaiting(self) -> None:
+        """Encrypt and enqueue the texts queued while offline (lock held; called once connected)."""
+        for msg_id in list(self.store.get_setting(self._AWAITING, [])):
+            message = self.store.get_message(msg_id)
+            if message is not None and message.kind == "text" and message.state == "sending":
+                content = Content("text", msg_id, message.sent_at, text=message.body or "")
+                try:
+                    await self._enqueue(message.peer, content, None, kind="text", msg_id=msg_id)
+                except (ClientError, NetError) as exc:  # this message fails; the others still go
+                    self.store.update_message(msg_id, state="failed")
+                    self.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
+                    self.last_error = str(exc)
+            left = [m for m in self.store.get_setting(self._AWAITING, []) if m != msg_id]
+            self.store.set_setting(self._AWAITING, left)
 
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
         """Send an image through the scan-before-encrypt pipeline (``client.outbox``)."""
@@ -539,12 +670,14 @@ class Core:
 
     async def forward_image(self, msg_id: str, peer: str, *, confirmed: bool = False) -> SendOutcome:
         """Forward a stored image: its bytes go through the same pipeline (scanned again, for this send)."""
+        data = self.image_bytes(msg_id)
         message = self.store.get_message(msg_id)
-        if message is None or message.kind != "image" or not message.local_path:
+        if data is None or message is None:
             return SendOutcome("error", error="no such image to forward")
+        name = (message.verdict or {}).get("name") if isinstance(message.verdict, dict) else None
         try:
-            data = Path(message.local_path).read_bytes()
-            return await send_image(self.pipeline, peer, data=data, name=Path(message.local_path).name,
+            return await send_image(self.pipeline, peer, data=data,
+                                    name=name if isinstance(name, str) and name else "image",
                                     confirmed=confirmed)
         except (ClientError, NetError, OSError) as exc:
             return SendOutcome("error", error=str(exc))
@@ -559,26 +692,35 @@ class Core:
         self._trace("net.upload_blob")
         return await self.net.upload_blob(blob)
 
-    def _save_media(self, msg_id: str, data: bytes, content_type: str) -> Path:
-        self.profile.media_dir.mkdir(parents=True, exist_ok=True)
-        path = self.profile.media_dir / f"{msg_id}{_EXT.get(content_type, '.bin')}"
-        tmp = path.with_suffix(path.suffix + ".part")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-        return path
+    def _save_media(self, data: bytes) -> str:
+        """Seal an image under the store's media key; return its local random reference."""
+        return self.media.put(data)
+
+    def _adopt_plaintext_media(self) -> None:
+        """Seal clear images an older pocketscan left in ``media/`` (once per profile)."""
+        if self.store.get_setting("media_sealed", False):
+            return
+        for contact in self.store.list_contacts():
+            for m in self.store.list_messages(contact.account_id):
+                if m.kind != "image" or not m.local_path or is_media_ref(m.local_path):
+                    continue
+                ref = self.media.adopt_plaintext(Path(m.local_path))
+                self.store.update_message(m.msg_id, local_path=ref or "")
+        for leftover in self.profile.media_dir.glob("*"):  # clear files no message points to
+            if leftover.is_file() and not leftover.name.endswith(".sealed"):
+                leftover.unlink()
+        self.store.set_setting("media_sealed", True)
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
                             name: str, scan: ScanResult) -> MessageView:
         now = self.clock()
         msg_id = _new_id()
         pointer = replace(encrypted.pointer, blob_id=blob_id)
-        local = self._save_media(msg_id, data, pointer.content_type)
+        local = self._save_media(data)
         verdict = {"outcome": scan.outcome, "votes": scan.votes, "snapshot": scan.snapshot_fingerprint,
                    "version": scan.snapshot_version, "name": name}
         message = MessageRecord(msg_id, peer, "out", "image", now, "sending", attachment=pointer,
-                                local_path=str(local), verdict=verdict)
+                                local_path=local, verdict=verdict)
         async with self.lock:
             content = Content("image", msg_id, now, attachment=pointer)
             await self._enqueue(peer, content, message, kind="image")
@@ -592,29 +734,116 @@ class Core:
                         snapshot_version=scan.snapshot_version,
                         votes=scan.votes, quality=scan.quality, pdq_hash=hashed.hex if hashed else None,
                         image_sha256=hashlib.sha256(data).hexdigest())
-        envelope = seal_report(report, key)
-        envelope_id = os.urandom(16).hex()
-        self.store.outbox_put(OutboxItem(envelope_id, authority_mailbox(key), envelope, self.clock(), 0,
-                                         {"kind": "report"}))
+        threshold = self.settings.report_threshold
+        if threshold <= 1:
+            self._queue_to_authority(key, lambda: seal_report(report, key), "report")
+        else:  # threshold reporting: a voucher the authority can open only with t of them (client.vouchers)
+            self._queue_to_authority(key, lambda: self.vouchers.seal(report, threshold=threshold,
+                                                                     now=self.clock(), authority_key=key),
+                                     "voucher")
         self._trace("net.send_report")
         self.net.kick()
 
+    def _queue_to_authority(self, key: bytes, envelope: Callable[[], bytes], kind: str) -> None:
+        meta: dict[str, Any] = {"kind": kind}
+        if kind == "voucher" and self.settings.voucher_delay > 0:  # timing must not tie it to this send
+            meta["not_before"] = self.clock() + voucher_delay(self.settings.voucher_delay)
+        with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
+            self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
+                                             self.clock(), 0, meta))
+
+    def outbox_due(self) -> list[OutboxItem]:
+        """Envelopes due now: a delayed voucher waits in the outbox until its time (a timer kicks the net)."""
+        now = self.clock()
+        due = []
+        for item in self.store.outbox_pending():
+            when = float(item.meta.get("not_before") or 0.0)
+            if when <= now:
+                due.append(item)
+            elif item.envelope_id not in self._timers:
+                with contextlib.suppress(RuntimeError):  # no event loop: the next connection sends it
+                    asyncio.get_running_loop().call_later(when - now, self._wake, item.envelope_id)
+                    self._timers.add(item.envelope_id)
+        return due
+
+    def _wake(self, envelope_id: str) -> None:
+        self._timers.discard(envelope_id)
+        self.net.kick()
+
+    async def _maybe_synthetic_voucher(self, scan: ScanResult) -> None:
+        """Under threshold reporting, a fraction of non-matching images send a synthetic voucher."""
+        s = self.settings
+        if s.authority_pubkey and wants_synthetic(s.policy, s.report_threshold, s.synthetic_vouchers):
+            key = bytes.fromhex(s.authority_pubkey)
+            self._queue_to_authority(key, lambda: self.vouchers.seal(None, threshold=s.report_threshold,
+                                                                     now=self.clock(), authority_key=key),
+                                     "voucher")
+            self._trace("net.send_voucher")
+            self.net.kick()
+
     # ----- inbound -----------------------------------------------------------------------------
     async def _on_inbound(self, env: Inbound) -> None:
+        """Handle one pushed envelope; whatever fails costs this envelope only (recorded, then acked)."""
         async with self.lock:
-            await self._process(env)
+            tries = self._inbound_tries.get(env.mid, 0) + 1
+            self._inbound_tries[env.mid] = tries
+            while len(self._inbound_tries) > 1024:
+                self._inbound_tries.pop(next(iter(self._inbound_tries)))
+            if tries > MAX_INBOUND_ATTEMPTS:
+                self._record_failure(env, f"its processing was interrupted {MAX_INBOUND_ATTEMPTS} times")
+            else:
+                try:
+                    await self._process(env)
+                except Exception as exc:
+                    with contextlib.suppress(Exception):  # a one-time prekey may be spent in memory only
+                        self.prekeys = self.store.load_prekeys() or self.prekeys
+                    self._record_failure(env, _failure_reason(exc))
+            self._inbound_tries.pop(env.mid, None)
         self._inbound_count += 1
 
+    def _sender_label(self, sender: str) -> str:
+        contact = self.store.get_contact(sender) if _ACCOUNT_ID.fullmatch(sender) else None
+        return contact.label if contact is not None else (sender if _ACCOUNT_ID.fullmatch(sender) else "?")
+
+    def _failure_record(self, sender: str, reason: str) -> MessageRecord:
+        """A local record standing for a message that could not be shown (a local random id)."""
+        text = f"a message from {self._sender_label(sender)} could not be shown: {reason}"
+        return MessageRecord(_new_id(), sender, "in", "text", self.clock(), "failed", body=text)
+
+    def _record_failure(self, env: Inbound, reason: str) -> None:
+        """Record an envelope that could not be handled, mark it seen; never raises (it is acked next)."""
+        self.last_error = f"a message from {env.sender[:32]} could not be shown: {reason}"
+        self._trace("core.inbound_failed")
+        try:
+            if not _ACCOUNT_ID.fullmatch(env.sender):  # a relay that names no account: nothing to show
+                self.store.mark_seen(env.mid)
+                return
+            record = self._failure_record(env.sender, reason)
+            with self.store.transaction():
+                if self.store.get_contact(env.sender) is None:
+                    self.store.add_contact(env.sender, now=self.clock())
+                self.store.add_message(record)
+                queue = list(self.store.get_setting(CLI_INBOX, []))[-9_999:]
+                self.store.set_setting(CLI_INBOX, [*queue, record.msg_id])
+                self.store.mark_seen(env.mid)
+        except Exception as exc:  # e.g. the disk is full: the envelope is still acknowledged
+            self.last_error = f"{self.last_error} (and it could not be recorded: {type(exc).__name__})"
+            return
+        self.hub.emit(MessageReceived(self._view(record)))
+
     async def _process(self, env: Inbound) -> None:
+        if receive_notice(self, env):  # the authority's sealed decision on our submission or appeal
+            return
         store = self.store
         sender = env.sender
+        if not _ACCOUNT_ID.fullmatch(sender):
+            raise ClientError("the relay named no valid sender")
         contact = store.get_contact(sender)
-        prekeys = store.load_prekeys() or self.prekeys
+        prekeys = self.prekeys  # kept equal to the stored prekeys (reloaded if a transaction fails)
         try:
             dec = decrypt_message(self.identity, prekeys, store.load_session(sender), env.env,
                                   sender_account_id=sender,
                                   known_identity_key=contact.identity_key if contact else None)
-            content = Content.from_bytes(dec.plaintext)
         except DuplicateMessage:
             store.mark_seen(env.mid)
             return
@@ -622,21 +851,37 @@ class Core:
             self._flag_key_change(sender, exc.old_key, exc.new_key)
             store.mark_seen(env.mid)
             return
-        except (DecryptionFailed, CryptoError) as exc:
-            self.last_error = f"dropped an undecryptable message from {sender}: {exc}"
-            self._trace("session.decrypt_failed")
-            store.mark_seen(env.mid)
-            return
         self._trace("session.decrypt")
         message: MessageRecord | None = None
         receipts: list[str] = []
-        if content.kind == "text":
+        shown = True
+        content: Content | None
+        try:
+            content = Content.from_bytes(dec.plaintext)
+        except DecryptionFailed as exc:  # authentic but malformed: the session advanced, keep it
+            content = None
+            message, shown = self._failure_record(sender, _failure_reason(exc)), False
+            self._trace("core.inbound_failed")
+        if content is None:
+            pass
+        elif content.kind == "text":
             message = MessageRecord(content.msg_id, sender, "in", "text", content.sent_at, "received",
                                     body=content.text or "")
         elif content.kind == "image" and content.attachment is not None:
-            message = await self._receive_image(sender, content.msg_id, content.sent_at, content.attachment)
+            try:
+                message = await self._receive_image(sender, content.msg_id, content.sent_at,
+                                                    content.attachment)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the session advanced: keep it, show the failure instead
+                message, shown = self._failure_record(sender, _failure_reason(exc)), False
+                self.last_error = message.body or ""
+                self._trace("core.inbound_failed")
         elif content.kind == "receipt":
             receipts = list(content.receipts)
+        existing = store.get_message(message.msg_id) if message is not None else None
+        if existing is not None and existing.peer != sender:  # another peer's (or our own) message id
+            message, shown = self._failure_record(sender, "it reused the id of another message"), False
         with store.transaction():
             store.save_session(dec.record)
             if dec.new_session:
@@ -664,6 +909,8 @@ class Core:
         if message is not None:
             if fresh:
                 self.hub.emit(MessageReceived(self._view(message)))
+            if not shown:
+                return
             receipt = Content("receipt", _new_id(), self.clock(), receipts=(message.msg_id,))
             try:
                 await self._enqueue(sender, receipt, None, kind="receipt")
@@ -672,25 +919,25 @@ class Core:
 
     async def _receive_image(self, sender: str, msg_id: str, sent_at: float,
                              pointer: AttachmentPointer) -> MessageRecord:
-        """Download, verify and decrypt an image (raises ConnectionLost-like NetError to retry later)."""
-        body = None
-        local: str | None = None
+        """Download (streamed, capped at the size the pointer implies), verify, decrypt and seal an image.
+
+        Raises on any failure (missing, oversized, size mismatch, corrupt, disk full): the caller
+        records the message as one that could not be shown.
+        """
+        if pointer.size > MAX_IMAGE_SIZE:
+            raise AttachmentCorrupt(f"the image is over the {MAX_IMAGE_SIZE // 2**20} MiB limit")
+        blob = await self.net.download_blob(pointer.blob_id, size=expected_blob_size(pointer.size),
+                                            timeout=DOWNLOAD_TIMEOUT)
+        data = decrypt_attachment(blob, pointer)
+        del blob
+        local = self._save_media(data)
         verdict: dict[str, Any] | None = None
-        try:
-            blob = await self.net.download_blob(pointer.blob_id)
-            data = decrypt_attachment(blob, pointer)
-        except MissingAtRelay as exc:
-            body = f"[image unavailable: {exc}]"
-        except AttachmentCorrupt as exc:
-            body = f"[image rejected: {exc}]"
-        else:
-            local = str(self._save_media(msg_id, data, pointer.content_type))
-            if self.settings.scan_received:
-                verdict = await self._scan_received(data)
-            if blurs_received(self.settings.sensitive_content):  # rated on the device, never reported
-                rating = await asyncio.to_thread(self.classifier.classify, data, name="received image")
-                verdict = {**(verdict or {}), "sensitive": rating.as_dict()}
-        return MessageRecord(msg_id, sender, "in", "image", sent_at, "received", body=body,
+        if self.settings.scan_received:
+            verdict = await self._scan_received(data)
+        if blurs_received(self.settings.sensitive_content):  # rated on the device, never reported
+            rating = await asyncio.to_thread(self.classifier.classify, data, name="received image")
+            verdict = {**(verdict or {}), "sensitive": rating.as_dict()}
+        return MessageRecord(msg_id, sender, "in", "image", sent_at, "received",
                              attachment=pointer, local_path=local, verdict=verdict)
 
     async def _scan_received(self, data: bytes) -> dict[str, Any]:
@@ -720,18 +967,33 @@ class Core:
         current = self.slot.current
         return current is None or version > current.version
 
+    def _snapshot_floor(self) -> tuple[int, str | None]:
+        """The persisted floor: the newest accepted version and its fingerprint (no same-version swap)."""
+        floor = self.store.get_setting("snapshot_floor")
+        if (isinstance(floor, list) and len(floor) == 2 and isinstance(floor[0], int)
+                and isinstance(floor[1], str)):
+            return floor[0], floor[1]
+        return int(self.store.get_setting("snapshot_version", 0)), None
+
     def install_snapshot(self, data: bytes) -> None:
         """Verify ``data`` against the pinned authority key and swap it in (raises if refused)."""
         key = self._authority_key()
         if not key:
             raise ClientError("no authority key configured: cannot verify snapshots")
-        floor = int(self.store.get_setting("snapshot_version", 0))
-        view = load_snapshot_view(data, key, now=self.clock(), min_version=floor)
+        version, fingerprint = self._snapshot_floor()
+        view = load_snapshot_view(data, key, now=self.clock(), min_version=version,
+                                  min_fingerprint=fingerprint)
+        current = self.slot.current
+        if (current is not None and current.version == view.version
+                and current.fingerprint != view.fingerprint):
+            raise SnapshotInvalid(f"snapshot version {view.version} reused with different content: refused")
         tmp = self.profile.snapshot_file.with_suffix(".part")
         tmp.write_bytes(data)
         os.replace(tmp, self.profile.snapshot_file)
         if self.slot.swap(view):
-            self.store.set_setting("snapshot_version", view.version)
+            with self.store.transaction():
+                self.store.set_setting("snapshot_version", view.version)
+                self.store.set_setting("snapshot_floor", [view.version, view.fingerprint])
             self._trace("scanner.snapshot_installed")
             self.hub.emit(SnapshotChanged(self.scanner_status()))
 
@@ -740,9 +1002,10 @@ class Core:
         key = self._authority_key()
         if not path.exists() or not key:
             return
-        with contextlib.suppress(Exception):  # a damaged file is refetched from the relay
-            view = load_snapshot_view(path.read_bytes(), key, now=self.clock(),
-                                      min_version=int(self.store.get_setting("snapshot_version", 0)))
+        version, fingerprint = self._snapshot_floor()
+        with contextlib.suppress(Exception):  # a damaged or swapped file is refetched from the relay
+            view = load_snapshot_view(path.read_bytes(), key, now=self.clock(), min_version=version,
+                                      min_fingerprint=fingerprint)
             self.slot.swap(view)
 
     def scanner_status(self) -> ScannerStatus:
@@ -758,8 +1021,28 @@ class Core:
 
     async def set_policy(self, policy: PolicyName) -> None:
         self.settings = replace(self.settings, policy=policy).validate()
-        save_settings(self.profile.settings_file, self.settings)
+        key = self.store.derived_key(SETTINGS_MAC)
+        stored = load_settings(self.profile.settings_file, env=False, key=key)
+        save_settings(self.profile.settings_file, replace(stored, policy=policy), key=key)
         self.hub.emit(SnapshotChanged(self.scanner_status()))
+
+    # ----- the authority loop (client.protect) -------------------------------------------------
+    async def protect_image(self, path: Path, *, hashes: Any = None) -> Any:
+        """Hash ``path`` here (unless ``hashes`` are given) and queue a sealed protection request."""
+        from client.protect import image_hashes, submit_protection
+
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        if hashes is None:
+            hashes = await asyncio.to_thread(image_hashes, data, name=Path(path).name)
+        async with self.lock:
+            return submit_protection(self, data, name=Path(path).name, hashes=hashes)
+
+    async def appeal_image(self, path: Path, *, reason: str, attach_image: bool = False) -> Any:
+        """Queue a sealed appeal against the block of ``path`` (the image only with ``attach_image``)."""
+        from client.protect import submit_appeal
+
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        return await submit_appeal(self, data, name=Path(path).name, reason=reason, attach_image=attach_image)
 
     def describe(self) -> dict[str, Any]:
         """What ``pocketscan account show`` prints."""
@@ -780,6 +1063,9 @@ class Core:
             "contacts": len(self.store.list_contacts()),
             "outbox_pending": len(self.store.outbox_pending()),
             "profile": str(self.profile.root),
+            "report_threshold": self.settings.report_threshold,
+            "synthetic_vouchers": self.settings.synthetic_vouchers,
+            "voucher_delay": self.settings.voucher_delay,
         }
 
 

@@ -47,10 +47,17 @@ from relay.errors import (
     RequestFailed,
 )
 
-__all__ = ["Inbound", "MissingAtRelay", "Net", "NetError", "OutboxPort", "PendingEnvelope", "fetch_mailbox",
-           "publish_snapshot"]
+__all__ = ["MAX_DOWNLOAD", "MAX_SNAPSHOT_DOWNLOAD", "Inbound", "MissingAtRelay",
+            "Net", "NetError", "OutboxPort", "PendingEnvelope", "fetch_mailbox",
+           "fetch_snapshot_capped", "get_blob_capped", "publish_snapshot"]
 
 T = TypeVar("T")
+
+
+MAX_DOWNLOAD = 32 * 1024 * 1024
+"""Largest blob the client downloads (an encrypted 20 MiB image is about 21 MiB)."""
+MAX_SNAPSHOT_DOWNLOAD = 64 * 1024 * 1024
+"""Largest snapshot file the client downloads."""
 
 
 class NetError(Exception):
@@ -157,6 +164,9 @@ class Net:
         self.request_timeout = request_timeout
         self._conn: RelayConnection | None = None
         self._connected = asyncio.Event()
+        self._attempt_failed = asyncio.Event()
+        self.snapshot_checked = asyncio.Event()
+        """Set once a connection has checked the relay's current snapshot (installed, refused or none)."""
         self._kick = asyncio.Event()
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -199,6 +209,23 @@ class Net:
             return False
         return True
 
+    async def wait_first_attempt(self, timeout: float) -> bool:
+        """Wait until connected (True) or until the first connection attempt failed or ``timeout`` passed.
+
+        Commands use it to answer at once when the relay is down: a refused connection fails in
+        milliseconds, so nothing waits for reconnects with backoff; a slow but live relay is still waited for.
+        """
+        if self.connected:
+            return True
+        connected = asyncio.ensure_future(self._connected.wait())
+        failed = asyncio.ensure_future(self._attempt_failed.wait())
+        try:
+            await asyncio.wait({connected, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (connected, failed):
+                task.cancel()
+        return self.connected
+
     def kick(self) -> None:
         """New envelopes are in the outbox: flush now (if connected)."""
         self._kick.set()
@@ -212,6 +239,7 @@ class Net:
                                                      on_prekeys_low=self._prekeys_low)
             except (ConnectionLost, AuthError, ProtocolError, OSError, TimeoutError) as exc:
                 self.last_error = str(exc)
+                self._attempt_failed.set()
                 self._on_state(False, f"offline: {exc}; retrying in {delay:.1f} s")
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self.backoff_max)
@@ -358,13 +386,9 @@ class Net:
                     await self._on_inbound(Inbound(delivery.mid, delivery.sender, delivery.ts, delivery.env))
                 except ConnectionLost:
                     return  # not acknowledged: the relay redelivers after reconnect
-                except Exception as exc:  # a bug must not stop the inbound stream; retried next connect
+                except Exception as exc:  # one bad envelope costs one envelope: acknowledged, never retried
                     self.last_error = f"inbound envelope not processed: {type(exc).__name__}: {exc}"
-                    continue
-            try:
-                await conn.ack([delivery.mid])
-            except ConnectionLost:
-                return
+            conn.ack_soon([delivery.mid])  # batched (or piggybacked on a send): no round trip per envelope
 
     # --- snapshots -----------------------------------------------------------------------------
     async def _snapshots(self, conn: RelayConnection) -> None:
@@ -372,8 +396,8 @@ class Net:
         while True:
             if info is not None and self._wants_snapshot(info.version):
                 try:
-                    fetched = await conn.fetch_snapshot(info)
-                except (ProtocolError, NotFound) as exc:
+                    fetched = await fetch_snapshot_capped(conn, info)
+                except (ProtocolError, NotFound, RequestFailed, LimitExceeded) as exc:
                     self._on_state(True, f"snapshot v{info.version} download failed: {exc}")
                 else:
                     if fetched is not None:
@@ -381,6 +405,7 @@ class Net:
                             self._install_snapshot(fetched[1])
                         except Exception as exc:  # refused: the last good snapshot stays in use
                             self._on_state(True, f"snapshot v{info.version} refused: {exc}")
+            self.snapshot_checked.set()
             info = await conn.snapshots.get()
 
     # --- requests ------------------------------------------------------------------------------
@@ -415,8 +440,10 @@ class Net:
     async def upload_blob(self, blob: bytes) -> str:
         return await self.call(lambda c: c.put_blob(blob), what="upload the attachment", timeout=120)
 
-    async def download_blob(self, blob_id: str) -> bytes:
-        return await self.call(lambda c: c.get_blob(blob_id), what="download the attachment", timeout=120)
+    async def download_blob(self, blob_id: str, *, size: int | None = None, timeout: float = 120) -> bytes:
+        """Download a blob, streamed and capped: ``size`` (exact, when known) and :data:`MAX_DOWNLOAD`."""
+        return await self.call(lambda c: get_blob_capped(c, blob_id, size=size, cap=MAX_DOWNLOAD),
+                               what="download the attachment", timeout=timeout)
 
     async def fetch_bundle(self, account: str) -> tuple[bytes, bytes | None]:
         return await self.call(lambda c: c.get_prekeys(account), what=f"fetch the keys of {account}")
@@ -469,3 +496,47 @@ async def fetch_mailbox(url: str, signing_seed: bytes, *, quiet: float = 0.5,
     finally:
         await conn.close()
     return out
+
+
+async def get_blob_capped(conn: RelayConnection, blob_id: str, *, size: int | None, cap: int) -> bytes:
+    """``blob.get`` chunk by chunk, refusing a blob whose announced or received size is not ``size``
+    (when given) or is over ``cap``, before or while downloading (raises ``ProtocolError``)."""
+    from relay import protocol as p
+
+    limit = cap if size is None else min(size, cap)
+    if size is not None and size > cap:
+        raise ProtocolError(f"the declared size ({size} bytes) is over the {cap}-byte download limit")
+    first = await conn.request(p.BlobGet(id=0, blob=blob_id, chunk=0))
+    chunks, announced, data = first.get("chunks"), first.get("size"), first.get("data")
+    if not (isinstance(chunks, int) and isinstance(announced, int) and isinstance(data, bytes)):
+        raise ProtocolError("malformed blob.get reply")
+    if announced > limit or (size is not None and announced != size):
+        raise ProtocolError(f"the relay announced {announced} bytes, expected "
+                            f"{size if size is not None else f'at most {cap}'}: size mismatch")
+    if not 1 <= chunks <= announced // p.BLOB_CHUNK + 1:
+        raise ProtocolError("the relay announced an impossible chunk count")
+    out = bytearray(data)
+    for index in range(1, chunks):
+        if len(out) > announced:
+            break
+        reply = await conn.request(p.BlobGet(id=0, blob=blob_id, chunk=index))
+        piece = reply.get("data")
+        if not isinstance(piece, bytes):
+            raise ProtocolError("malformed blob.get reply")
+        out += piece
+    if len(out) != announced:
+        raise ProtocolError(f"received {len(out)} bytes of a blob announced as {announced}: size mismatch")
+    return bytes(out)
+
+
+async def fetch_snapshot_capped(conn: RelayConnection,
+                                info: SnapshotAnnouncement) -> tuple[SnapshotAnnouncement, bytes]:
+    """Download an announced snapshot file: exactly ``info.size`` bytes (at most
+    :data:`MAX_SNAPSHOT_DOWNLOAD`), SHA-256 checked; its signature is the caller's to check."""
+    import hashlib
+    import hmac
+
+    data = await get_blob_capped(conn, info.blob, size=info.size, cap=MAX_SNAPSHOT_DOWNLOAD)
+    if not hmac.compare_digest(hashlib.sha256(data).digest(), info.sha256):
+        raise ProtocolError("snapshot download does not match its announced SHA-256")
+    return info, data

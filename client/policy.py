@@ -42,6 +42,7 @@ __all__ = [
     "PolicyName",
     "ScanResult",
     "decide",
+    "format_votes",
     "parse_policy",
 ]
 
@@ -109,16 +110,25 @@ def parse_policy(value: str) -> PolicyName:
     raise ValueError(f"unknown policy {value!r}: choose one of {', '.join(POLICIES)}")
 
 
-def _explain(scan: ScanResult, action: Action) -> str:
+def format_votes(votes: int, min_votes: int | None = None) -> str:
+    """Votes as people read them: ``1 vote``, ``384 votes (55 needed)`` (never a fraction like 384/55).
+
+    The one formatting of vote counts: the CLI's ``reason``, the TUI's banner, dialogs and not-sent items.
+    """
+    text = f"{votes:,} vote{'' if votes == 1 else 's'}"
+    return text if min_votes is None else f"{text} ({min_votes:,} needed)"
+
+
+def _explain(scan: ScanResult, action: Action, report_threshold: int = 1) -> str:
     snap = ""
     if scan.snapshot_version is not None:
         fp = (scan.snapshot_fingerprint or "")[:16]
         snap = f"snapshot v{scan.snapshot_version} ({fp})"
     if scan.outcome == "match":
-        need = scan.min_votes or "?"
-        what = f"matches the hash bank: {scan.votes}/{need} votes in {snap or 'the snapshot'}"
+        votes = format_votes(scan.votes, scan.min_votes)
+        what = f"matches the hash bank in {snap or 'the snapshot'}: {votes}"
     elif scan.outcome == "no_match":
-        what = f"no match in {snap or 'the snapshot'} ({scan.votes} votes)"
+        what = f"no match in {snap or 'the snapshot'}: {format_votes(scan.votes, scan.min_votes)}"
     elif scan.outcome == "low_quality":
         what = f"could not be checked: image quality {scan.quality} is below the matching threshold"
     elif scan.outcome == "error":
@@ -131,12 +141,19 @@ def _explain(scan: ScanResult, action: Action) -> str:
         "block": "not sent",
         "report": "not sent; a sealed report goes to the authority",
     }[action]
+    if action == "report" and report_threshold > 1:
+        tail = (f"not sent; a sealed voucher goes to the authority, readable only once it holds "
+                f"{report_threshold} from this account in this period")
     return f"{what}; {tail}"
 
 
-def decide(scan: ScanResult, policy: PolicyName) -> Decision:
-    """Apply ``policy`` to ``scan`` following the table in this module's docstring."""
+def decide(scan: ScanResult, policy: PolicyName, *, report_threshold: int = 1) -> Decision:
+    """Apply ``policy`` to ``scan`` following the table in this module's docstring.
+
+    ``report_threshold`` (``client.vouchers``) only changes what the sender is told about a report.
+    """
     if policy not in _RULES:
         raise ValueError(f"unknown policy {policy!r}")
     action = _RULES[policy][scan.outcome]
-    return Decision(action=action, policy=policy, outcome=scan.outcome, explanation=_explain(scan, action))
+    return Decision(action=action, policy=policy, outcome=scan.outcome,
+                    explanation=_explain(scan, action, report_threshold))

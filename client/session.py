@@ -83,7 +83,7 @@ class Session:
     pending: InitialHeader | None = None
     """The X3DH header to repeat until the peer's first reply (initiator only)."""
     setup: InitialHeader | None = None
-    """The X3DH header this session was created from (responder only); repeats must equal it."""
+    """The X3DH header the session was created from (responder only); repeats must equal it."""
 
     def _to_obj(self) -> list[Any]:
         pending = None if self.pending is None else self.pending.to_list()
@@ -270,19 +270,11 @@ class Content:
     @classmethod
     def from_bytes(cls, data: bytes) -> Content:
         """Strip padding and parse; raise DecryptionFailed on malformed content."""
+        from client.content import decode_content_map
+
         end = data.rstrip(b"\x00")
         if not end.endswith(b"\x80"):
             raise DecryptionFailed("message content is malformed (padding)")
-        try:
-            d = cbor2.loads(end[:-1])
-            kind = d["k"]
-            if kind not in ("text", "image", "receipt") or not isinstance(d["id"], str):
-                raise ValueError(kind)
-            att = AttachmentPointer.from_dict(d["att"]) if "att" in d else None
-            text = d.get("text")
-            if text is not None and not isinstance(text, str):
-                raise ValueError("text")
-            receipts = tuple(str(r) for r in d.get("rcpt", ()))
-            return cls(kind, d["id"], float(d["t"]), text, att, receipts)
-        except Exception:
-            raise DecryptionFailed("message content is malformed") from None
+        d = decode_content_map(end[:-1])  # the one strict schema: raises ContentInvalid
+        att = AttachmentPointer.from_dict(d["att"]) if "att" in d else None
+        return cls(d["k"], d["id"], float(d["t"]), d.get("text"), att, tuple(d.get("rcpt", ())))

@@ -14,7 +14,8 @@ API (used by the client pipeline and the research toolkit)::
 * :meth:`Matcher.load` verifies the buffer (size, header, pinned key id, Ed25519 signature, body digest), then
   refuses expired snapshots (``now >= expires``), snapshots created more than a day in the future, versions
   lower than the last accepted one (rollback, including ``min_version`` given at construction), and a
-  different file reusing the accepted version. Any refusal raises :class:`~scanner.errors.SnapshotInvalid`
+  different file reusing the accepted version (also across restarts: pass the persisted floor as
+  ``min_version`` and ``min_fingerprint``). Any refusal raises :class:`~scanner.errors.SnapshotInvalid`
   and leaves the previous snapshot in use. The buffer (bytes or a read-only ``mmap``) must stay unchanged
   while loaded: the Bloom body is read in place through ``bloom_filter2``, never copied.
 * :meth:`Matcher.match` never matches hashes of quality below 50 (verdict ``low_quality``, zero votes: flat
@@ -181,6 +182,7 @@ class Matcher:
         public_key: bytes,
         *,
         min_version: int = 0,
+        min_fingerprint: str | None = None,
         min_quality: int = MIN_QUALITY,
         vectorised: bool = True,
     ) -> None:
@@ -189,6 +191,7 @@ class Matcher:
         self._public_key = bytes(public_key)
         self._key_id = key_id(self._public_key)
         self._min_version = min_version
+        self._min_fingerprint = min_fingerprint
         self._min_quality = min_quality
         self._vectorised = vectorised
         self._loaded: _Loaded | None = None
@@ -234,6 +237,16 @@ class Matcher:
         ):
             raise SnapshotInvalid(
                 f"snapshot version {header.snapshot_version} reused with different content: refused"
+            )
+        if (
+            current is None
+            and self._min_fingerprint
+            and header.snapshot_version == self._min_version
+            and verified.fingerprint != self._min_fingerprint
+        ):
+            raise SnapshotInvalid(
+                f"snapshot version {header.snapshot_version} reused with different content than the one "
+                "accepted before: refused"
             )
         info = SnapshotInfo(header=header, fingerprint=verified.fingerprint)
         digester = KeyDigester(header.salt, header.tables)

@@ -29,6 +29,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.demo",
     "research.bench_overhead",
     "scanner.commands.classify",
+    "client.cli.samples",
+    "client.authority.commands",
+    "client.cli.protect",
+    "research.bench_rollout",
+    "client.authority.voucher_cli",
 )
 
 

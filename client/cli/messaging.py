@@ -25,6 +25,10 @@ __all__ = ["register"]
 
 CONNECT_TIMEOUT = 15.0
 ACK_TIMEOUT = 60.0
+OFFLINE_BUDGET = CONNECT_TIMEOUT
+"""Upper bound on the wait for the first connection attempt. A relay that is down refuses the connection
+and the command answers ("queued" or a refusal) at once; only a host that does not answer at all makes it
+wait, for the connection's own open timeout (10 s)."""
 
 
 def _profile_arg(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +51,7 @@ def register(registry: CommandRegistry) -> None:
                    help="initial scanning policy (default: warn)")
     p = account.command("show", _account_show, help="print this profile's account as JSON")
     _profile_arg(p)
+    p.add_argument("--id", action="store_true", help="print only the account id (for scripts)")
 
     contact = registry.group("contact", help="manage contacts")
     p = contact.command("add", _contact_add, help="add a contact by account id or invite code")
@@ -63,10 +68,14 @@ def register(registry: CommandRegistry) -> None:
                        epilog="examples:\n  pocketscan config set policy block\n"
                               "  pocketscan config set dihedral false\n"
                               "  pocketscan config set scan_received true\n"
-                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both")
+                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both\n"
+                              "  pocketscan config set report-threshold 3   (default 1: report at once)\n"
+                              "  pocketscan config set synthetic-vouchers 0.05   (default 0)\n"
+                              "  pocketscan config set voucher-delay 3600   (mean seconds; default 0)")
     _profile_arg(p)
     p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, "
-                              "name, sensitive-content, sensitive-model")
+                              "name, sensitive-content, sensitive-model, report-threshold, "
+                              "synthetic-vouchers, voucher-delay")
     p.add_argument("value")
     p = config.command("show", _config_show, help="print the settings as JSON")
     _profile_arg(p)
@@ -75,7 +84,10 @@ def register(registry: CommandRegistry) -> None:
                          description="Send a message. Images go through the on-device scan and the policy "
                                      "before they are encrypted; prints one JSON object.",
                          epilog="exit status: 0 when the command did what the policy says (a block is not a "
-                                "failure), 2 on errors")
+                                "failure), 2 on errors\n"
+                                "relay down: a text answers at once with status queued (kept "
+                                "encrypted, sent on the next connection);\nan image is refused at once "
+                                "(status error, nothing queued)")
     _profile_arg(p)
     p.add_argument("--to", required=True, metavar="ACCOUNT_ID|NAME")
     what = p.add_mutually_exclusive_group(required=True)
@@ -89,6 +101,9 @@ def register(registry: CommandRegistry) -> None:
     _profile_arg(p)
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to this long for new messages to arrive (default: only what is queued)")
+    p.add_argument("--save", metavar="DIR", type=Path, default=None,
+                   help="decrypt received images into DIR (random file names) and print that path; "
+                        "without it, path is the sealed file inside the profile (default: not saved)")
 
     p = registry.command("chat", _chat, help="the Textual messenger")
     _profile_arg(p)
@@ -171,6 +186,9 @@ def _account_create(args: argparse.Namespace) -> int:
 
     async def publish() -> bool:
         try:
+            await core.start()
+            if not await core.net.wait_first_attempt(OFFLINE_BUDGET):
+                return False  # relay down: answer now, publish on the next connection
             return await core.publish_now(CONNECT_TIMEOUT)
         finally:
             await core.stop()
@@ -190,7 +208,10 @@ def _account_show(args: argparse.Namespace) -> int:
     except _errors() as exc:
         return _fail(str(exc))
     try:
-        _print(core.describe())
+        if args.id:
+            print(core.account_id)
+        else:
+            _print(core.describe())
     finally:
         core.close()
     return 0
@@ -233,9 +254,18 @@ def _config_set(args: argparse.Namespace) -> int:
     if not profile.settings_file.exists():
         return _fail(f"no account in {profile.root}: run `pocketscan account create` first")
     try:
-        settings = set_setting(profile.settings_file, args.key, args.value)
+        core = _open_core(args)  # the store's key authenticates the settings file
     except _errors() as exc:
         return _fail(str(exc))
+    try:
+        from client.core import SETTINGS_MAC
+
+        settings = set_setting(profile.settings_file, args.key, args.value,
+                               key=core.store.derived_key(SETTINGS_MAC))
+    except _errors() as exc:
+        return _fail(str(exc))
+    finally:
+        core.close()
     from client.config import setting_name
 
     key = setting_name(args.key)
@@ -305,12 +335,26 @@ def _send(args: argparse.Namespace) -> int:
             except _errors() as exc:
                 return _outcome_json(SendOutcome("error", error=str(exc)), args.to)
             await core.start()
-            await core.wait_connected(CONNECT_TIMEOUT)
+            if not await core.net.wait_first_attempt(OFFLINE_BUDGET) and args.image is not None:
+                return _outcome_json(SendOutcome("error", error=(
+                    f"the relay {core.settings.relay} is not reachable: images are sent only while connected "
+                    "(nothing was queued); try again once the relay is up")), peer)
             if args.text is not None:
                 outcome = await core.send_text(peer, args.text)
             else:
+                import asyncio
+                import contextlib
+
+                with contextlib.suppress(TimeoutError):  # scan against the relay's current snapshot
+                    await asyncio.wait_for(core.net.snapshot_checked.wait(), CONNECT_TIMEOUT)
                 outcome = await core.send_image(peer, args.image, confirmed=args.yes)
             result = _outcome_json(outcome, peer)
+            if outcome.status == "queued" or (outcome.status == "sent" and not core.connected):
+                result["status"] = "queued"
+                result["detail"] = (f"the relay {core.settings.relay} is not reachable: the message is "
+                                    "stored (encrypted) and sent the next time this profile connects "
+                                    "(pocketscan inbox, send or chat)")
+                return result
             if outcome.status in ("sent", "reported") and not await _flushed(core, args.timeout):
                 result["status"] = "error"
                 result["error"] = ("the relay did not acknowledge in time; the message stays in the outbox "
@@ -338,24 +382,44 @@ async def _flushed(core: Core, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if not core.store.outbox_pending():
+        if not core.outbox_due():
             return True
         await asyncio.sleep(0.05)
     return False
 
 
-def _message_json(m: MessageView) -> dict[str, Any]:
+def _save_image(core: Core, m: MessageView, folder: Path) -> str | None:
+    """Decrypt a received image into ``folder`` under a local random name (never the peer's id)."""
+    from client.outbox import image_info
+
+    data = core.image_bytes(m.id)
+    if data is None:
+        return None
+    ext = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+           "image/bmp": ".bmp", "image/tiff": ".tif"}.get(image_info(data)[0], ".bin")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{os.urandom(8).hex()}{ext}"
+    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return str(target)
+
+
+def _message_json(m: MessageView, saved: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"id": m.id, "from": m.peer, "type": m.kind}
     if m.kind == "text":
         out["text"] = m.text
     else:
-        out["path"] = m.path
+        out["path"] = saved or m.path
+        out["sealed"] = saved is None
         if m.text:
             out["error"] = m.text
         if m.verdict:
             out["verdict"] = m.verdict
         if m.sensitive:
             out["sensitive"] = True
+    if m.state == "failed" and m.direction == "in":
+        out["error"] = m.text  # "a message from X could not be shown: REASON"
     out["sent_at"] = m.sent_at
     return out
 
@@ -372,7 +436,8 @@ def _inbox(args: argparse.Namespace) -> int:
         status = 0
         try:
             await core.start()
-            if not await core.wait_connected(max(CONNECT_TIMEOUT, args.wait)):
+            if not (await core.net.wait_first_attempt(OFFLINE_BUDGET)
+                    or (args.wait > 0 and await core.wait_connected(args.wait))):
                 print(f"pocketscan: cannot reach the relay {core.settings.relay}; showing what is stored",
                       file=sys.stderr)
                 status = 2
@@ -385,7 +450,10 @@ def _inbox(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.1)
                 await core.wait_idle(quiet=0.4, timeout=30.0)
             for message in core.take_cli_inbox():
-                _print(_message_json(message))
+                saved = None
+                if args.save is not None and message.kind == "image":
+                    saved = _save_image(core, message, args.save)
+                _print(_message_json(message, saved))
             if core.net.waiting:
                 print(f"pocketscan: {len(core.net.waiting)} outgoing message(s) waiting: the relay refused "
                       "them for a quota (the recipient's mailbox is full); they stay in the outbox and are "

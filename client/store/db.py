@@ -174,6 +174,11 @@ class Store:
         self.path = path
         """The store file (None for ``:memory:``)."""
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (sealed media, the settings MAC), derived from the data key."""
+        label = b"derive:" + purpose.encode()[:56]
+        return hashlib.blake2b(self._data_key, key=label, digest_size=32).digest()
+
     # ----- lifecycle -------------------------------------------------------------------------
     @staticmethod
     def exists(path: str | os.PathLike[str]) -> bool:

@@ -51,6 +51,14 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument("--fpr", type=float, metavar="P", help="Bloom false-positive rate per lookup")
     p.add_argument("--algo", default="pdq", help="hash algorithm taken from the bank (default: %(default)s)")
+    p.add_argument(
+        "--min-sources",
+        type=int,
+        default=1,
+        metavar="N",
+        help="only hashes vouched for by at least N distinct sources (bank import --source; 2 = Apple's "
+        "two-organisation rule) (default: %(default)s)",
+    )
     p.add_argument("--expires-days", type=float, default=30.0, help="validity (default: %(default)s days)")
     p.add_argument(
         "--target-distance",
@@ -208,24 +216,27 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank
     from scanner.calibration import calibrate, predict
     from scanner.errors import ScannerError
     from scanner.hashers.base import default_match_distance, match_distance_of
     from scanner.hashers.registry import get_hasher
+    from scanner.progress import progress_bar
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
     now = int(time.time())
+    if args.min_sources < 1:
+        return _err("build", "--min-sources must be at least 1")
     try:
         key = AuthorityKey.load(args.key)
         with HashBank(args.bank, create=False) as bank:
-            hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now))
+            hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now, min_sources=args.min_sources))
         if not hashes:
+            sources = f" with at least {args.min_sources} sources" if args.min_sources > 1 else ""
             return _err(
-                "build", f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired"
+                "build",
+                f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired{sources}",
             )
         hash_bits = len(hashes[0]) * 8
         if args.target_distance is None:
@@ -251,16 +262,7 @@ def _build(args: argparse.Namespace) -> int:
                 params = replace(params, hash_bits=hash_bits)
             cal = predict(params, len(hashes), target_distance=args.target_distance)
         started = time.perf_counter()
-        with Progress(
-            TextColumn("building snapshot"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
-            transient=True,
-            disable=args.json or not sys.stderr.isatty(),
-            console=None,
-        ) as progress:
-            task = progress.add_task("build", total=len(hashes) * params.tables)
+        with progress_bar("building snapshot", len(hashes) * params.tables, quiet=args.json) as advance:
             data = build_snapshot(
                 hashes,
                 params=params,
@@ -269,7 +271,7 @@ def _build(args: argparse.Namespace) -> int:
                 created=now,
                 expires=now + int(args.expires_days * 86400),
                 algorithm=args.algo,
-                progress=lambda done, total: progress.update(task, completed=done),
+                progress=lambda done, total: advance(completed=done),
             )
         write_snapshot_file(args.out, data)
         elapsed = time.perf_counter() - started
@@ -280,6 +282,7 @@ def _build(args: argparse.Namespace) -> int:
     report = {
         "out": args.out,
         "entries": len(hashes),
+        "min_sources": args.min_sources,
         "size_bytes": len(data),
         "seconds": round(elapsed, 3),
         "fingerprint": fingerprint_of(data),

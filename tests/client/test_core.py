@@ -104,7 +104,8 @@ def test_image_round_trip_order_of_operations(tmp_path: Path) -> None:
                          "session.encrypt", "net.send"]
         await until(lambda: any(isinstance(e, MessageReceived) for e in p.events["bob"]))
         got = next(e for e in p.events["bob"] if isinstance(e, MessageReceived)).message
-        assert got.kind == "image" and got.path and Path(got.path).read_bytes() == COFFEE.read_bytes()
+        assert got.kind == "image" and got.path and p.bob.image_bytes(got.id) == COFFEE.read_bytes()
+        assert COFFEE.read_bytes()[:4096] not in Path(got.path).read_bytes()  # sealed at rest
 
     # no snapshot is published here: under warn the unscanned image needs confirmation, then goes
     run(tmp_path, body, policy="warn")

@@ -86,7 +86,8 @@ def test_cli_path(tmp_path: Path, guard: SeamGuard) -> None:
                               "--yes")
         assert status == 0 and out[0]["status"] == "sent", out
         assert guard.sealed_count(COFFEE.read_bytes()) == 1
-        status, out = run_cli("inbox", "--profile", str(tmp_path / "b"), "--wait", "5")
+        status, out = run_cli("inbox", "--profile", str(tmp_path / "b"), "--wait", "5",
+                              "--save", str(tmp_path / "saved"))
         assert status == 0 and out and out[0]["type"] == "image", out
         assert Path(out[0]["path"]).read_bytes() == COFFEE.read_bytes()
 

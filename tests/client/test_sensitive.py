@@ -185,7 +185,7 @@ def test_core_end_to_end_warn_then_blur(tmp_path: Path, model: Path) -> None:
         await until(lambda: any(isinstance(e, MessageReceived) for e in p.events["bob"]))
         got = next(e for e in p.events["bob"] if isinstance(e, MessageReceived)).message
         assert got.sensitive and got.path
-        stored = hashlib.sha256(Path(got.path).read_bytes()).digest()
+        stored = hashlib.sha256(p.bob.image_bytes(got.id) or b"").digest()  # sealed at rest
         assert stored == hashlib.sha256(red.read_bytes()).digest()
         assert p.bob.message(got.id).sensitive  # read back from the encrypted store
         assert p.bob.describe()["sensitive_content"] == "blur"

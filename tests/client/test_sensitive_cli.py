@@ -63,7 +63,7 @@ def test_cli_send_needs_yes_for_a_sensitive_image(tmp_path: Path, monkeypatch: p
         assert status == 0 and out[0]["status"] == "sent", out
         assert guard.sealed_count(red.read_bytes()) == 1
 
-        status, out = run_cli("inbox", "--profile", b, "--wait", "5")
+        status, out = run_cli("inbox", "--profile", b, "--wait", "5", "--save", str(tmp_path / "saved"))
         assert status == 0 and len(out) == 2, out
         by_bytes = {Path(m["path"]).read_bytes(): m for m in out}
         assert by_bytes[red.read_bytes()].get("sensitive") is True  # stored file untouched, rated sensitive

@@ -87,4 +87,5 @@ def check(w: World, receiver: Core, sender_id: str, sent: list[tuple[str, str]],
             assert m.text == expected[m.id]
         else:
             assert m.path is not None
-            assert hashlib.sha256(Path(m.path).read_bytes()).hexdigest() == expected[m.id]
+            data = receiver.image_bytes(m.id)
+            assert data is not None and hashlib.sha256(data).hexdigest() == expected[m.id]

@@ -119,6 +119,10 @@ class FakeCore:
         assert msg.path is not None
         return await self.send_image(peer, Path(msg.path), confirmed=confirmed)
 
+    def image_bytes(self, msg_id: str) -> bytes | None:
+        msg = next((m for msgs in self._messages.values() for m in msgs if m.id == msg_id), None)
+        return None if msg is None or msg.path is None else Path(msg.path).read_bytes()
+
     def resolve(self, name_or_id: str) -> str:
         for c in self._contacts.values():
             if name_or_id in (c.name, c.account_id):

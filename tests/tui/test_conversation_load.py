@@ -11,7 +11,7 @@ import asyncio
 
 from client.interfaces import MessageReceived, MessageView
 from client.tui.app import PocketscanApp
-from client.tui.widgets.conversation import MessageBubble
+from client.tui.widgets.conversation import MessageBubble, bubble_id
 from tests.tui.fakes import BOB, REPO, T0, FakeCore
 
 
@@ -39,7 +39,7 @@ def test_message_arriving_during_a_conversation_load_is_shown() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             for _ in range(50):
                 await pilot.pause(0.05)
-                if app.screen.query(MessageBubble).filter("#msg-late"):
+                if app.screen.query(MessageBubble).filter(f"#{bubble_id('late')}"):
                     break
             assert core.delivered
             ids = [bubble.message.id for bubble in app.screen.query(MessageBubble)]

@@ -37,7 +37,7 @@ from client.tui.screens.chat import ChatScreen
 from client.tui.screens.confirm import ConfirmSendScreen
 from client.tui.screens.safety import SafetyNumberScreen
 from client.tui.widgets.contacts import ContactList
-from client.tui.widgets.conversation import MessageBubble
+from client.tui.widgets.conversation import MessageBubble, bubble_id
 from tests.client.seam import SeamGuard
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -170,14 +170,14 @@ def test_add_contact_send_text_and_allowed_image(tmp_path: Path, monkeypatch: py
                 await until(lambda: [m.text for m in inbox()] == ["hello from the TUI"], pilot)
                 await until(lambda: w.alice.messages(w.bob.account_id)[-1].state == "delivered", pilot)
                 last = w.alice.messages(w.bob.account_id)[-1].id
-                await until(lambda: app.screen.query_one(f"#msg-{last}", MessageBubble).message.state
+                await until(lambda: app.screen.query_one(f"#{bubble_id(last)}", MessageBubble).message.state
                             == "delivered", pilot)
                 await type_line(pilot, f"/image {CLEAN.name}")
                 await until(lambda: banner(pilot).startswith("SENT"), pilot)
                 assert "no match" in banner(pilot)
                 await until(lambda: any(m.kind == "image" and m.path for m in inbox()), pilot)
                 got = next(m for m in inbox() if m.kind == "image")
-                assert got.path is not None and Path(got.path).read_bytes() == CLEAN.read_bytes()
+                assert got.path is not None and w.bob.image_bytes(got.id) == CLEAN.read_bytes()
                 assert guard.sealed_count(CLEAN.read_bytes()) == 1
                 # forwarding a received image from the TUI scans it again before it is encrypted
                 gravel = SAMPLES / "gravel.jpg"

@@ -112,7 +112,8 @@ def test_blurred_incoming_image_and_reveal(tmp_path: Path) -> None:
                 digest = hashlib.sha256(red.read_bytes()).digest()
                 for bubble in blurred:
                     assert bubble.message.path
-                    assert hashlib.sha256(Path(bubble.message.path).read_bytes()).digest() == digest
+                    stored = w.bob.image_bytes(bubble.message.id)  # sealed at rest, opened in memory
+                    assert stored is not None and hashlib.sha256(stored).digest() == digest
 
     asyncio.run(main())
 

@@ -42,12 +42,13 @@ from client.tui.screens.sensitive_confirm import confirm_screen_for
 from client.tui.widgets.banner import VerdictBanner
 from client.tui.widgets.contacts import ContactList
 from client.tui.widgets.conversation import Conversation
+from client.tui.widgets.not_sent import NotSentLog
 from client.tui.widgets.scanner_panel import ScannerPanel
 
 __all__ = ["ChatScreen"]
 
 HELP = ("Commands: /image PATH · /forward CONTACT (the last image here) · /policy off|warn|block|report · "
-        "/safety · /add ACCOUNT [NAME] · /invite")
+        "/safety · /add ACCOUNT [NAME] · /invite · /protect (ctrl+p) · /appeal (ctrl+y, the last block)")
 
 
 class ChatScreen(Screen[None]):
@@ -58,6 +59,8 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+o", "attach", "Attach image", priority=True),
         Binding("ctrl+g", "safety", "Safety no.", priority=True),
         Binding("ctrl+r", "cycle_policy", "Policy", priority=True),
+        Binding("ctrl+p", "protect", "Protect a photo", priority=True, show=False),
+        Binding("ctrl+y", "appeal", "Appeal block", priority=True, show=False),
         Binding("tab", "app.focus_next", "Focus", show=False),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
         Binding("ctrl+e", "reveal", "Reveal image", show=False, priority=True),
@@ -74,6 +77,9 @@ class ChatScreen(Screen[None]):
         self._load_requested = 0
         self._load_shown = 0
         self._arrived_while_loading: list[MessageView] = []
+        self.not_sent = NotSentLog()  # blocked images stay in their conversation as "not sent" items
+        self.last_blocked: Path | None = None
+        """The last image the policy blocked (ctrl+y appeals it)."""
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -83,7 +89,7 @@ class ChatScreen(Screen[None]):
                 yield ContactList(id="contacts")
                 yield ScannerPanel(id="scanner")
             with Vertical(id="chat"):
-                yield Conversation(id="conversation")
+                yield Conversation(id="conversation", loader=lambda m: self.core.image_bytes(m.id))
                 banner = VerdictBanner("", id="banner")
                 banner.display = False
                 yield banner
@@ -113,7 +119,10 @@ class ChatScreen(Screen[None]):
 
     def _update_subtitle(self) -> None:
         link = "connected" if self.connected else "offline"
-        self.sub_title = f"{self.core.display_name} · {self.core.account_id[:8]}… · {link}"
+        short_id = self.core.account_id[:8]
+        name = self.core.display_name
+        who = f"{short_id}…" if name in ("", short_id) else f"{name} · {short_id}…"  # no name: the id once
+        self.sub_title = f"{who} · {link}"
 
     # -- store reads run in thread workers; results come back as messages --------------------------
     @work(thread=True, group="contacts-load")
@@ -164,6 +173,7 @@ class ChatScreen(Screen[None]):
         elif contact and contact.verified:
             title += "  ✓ verified"
         await self.query_one(Conversation).show(peer, message.messages, title)
+        await self.not_sent.restore(self.query_one(Conversation), peer)
         await self.query_one(ContactList).show(message.contacts, self.current)
         late = [m for m in arrived if m.peer == peer]
         for late_message in late:
@@ -216,10 +226,20 @@ class ChatScreen(Screen[None]):
             self.action_safety()
         elif cmd == "/add" and args:
             self.add_contact(AddContactRequest(args[0], " ".join(args[1:])))
+        elif cmd == "/protect":
+            self.action_protect()
+        elif cmd == "/appeal":
+            self.action_appeal()
         elif cmd == "/invite":
             self.banner().show_text(f"Your invite code: {self.core.invite_code()}", "sent")
-        else:
+        elif cmd in ("/help", "/?"):
             self.banner().show_text(HELP, "confirm")
+        else:
+            from rich.markup import escape
+
+            known = ("/image", "/policy", "/forward", "/add")
+            why = f"{cmd} needs an argument." if cmd in known else f"Unknown command {cmd}."
+            self.banner().show_text(f"{escape(why)} {HELP}", "error")
 
     def banner(self) -> VerdictBanner:
         return self.query_one(VerdictBanner)
@@ -293,10 +313,16 @@ class ChatScreen(Screen[None]):
                     self.send_image(message.peer, path, True)
                 else:
                     self.banner().show_text(f"Cancelled: {name} was not sent.", "blocked")
+                    self.run_worker(self.not_sent.record(self.query_one(Conversation), message.peer, name,
+                                                         outcome))
 
             self.app.push_screen(confirm_screen_for(outcome, name), _answer)
             return
+        if outcome.status in ("blocked", "reported") and message.path:
+            self.last_blocked = Path(message.path)
         self.banner().show_outcome(outcome, name)
+        if message.path and outcome.status in ("blocked", "reported"):
+            await self.not_sent.record(self.query_one(Conversation), message.peer, name, outcome)
 
     @on(ContactAdded)
     def _contact_added(self, message: ContactAdded) -> None:
@@ -384,6 +410,27 @@ class ChatScreen(Screen[None]):
         self.post_message(ContactsLoaded(self.core.contacts()))
         if peer == self.current:
             self.app.call_from_thread(self.open_conversation, peer)
+
+    def action_protect(self) -> None:
+        from client.tui.screens.protect import ProtectScreen
+
+        def _picked(path: Path | None) -> None:
+            if path is not None:
+                self.app.push_screen(ProtectScreen(self.core, path), self._authority_done)  # type: ignore[arg-type]
+
+        self.app.push_screen(FilePickerScreen(self.image_dir), _picked)
+
+    def action_appeal(self) -> None:
+        from client.tui.screens.protect import AppealScreen
+
+        if self.last_blocked is None:
+            self.banner().show_text("No blocked image to appeal yet.")
+            return
+        self.app.push_screen(AppealScreen(self.core, self.last_blocked), self._authority_done)  # type: ignore[arg-type]
+
+    def _authority_done(self, summary: str | None) -> None:
+        if summary:
+            self.banner().show_text(summary, "sent")
 
     def action_cycle_policy(self) -> None:
         current = self.core.scanner_status().policy

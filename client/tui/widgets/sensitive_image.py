@@ -7,14 +7,13 @@ Only the thumbnail shown on screen is blurred; the stored file is never touched.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 
 from client.interfaces import MessageView
-from client.tui.widgets.conversation import MessageBubble
-from client.tui.widgets.thumbnail import HalfBlockImage
+from client.tui.widgets.conversation import ImageLoader, MessageBubble, _read_path
+from client.tui.widgets.thumbnail import HalfBlockImage, Pixels
 
 __all__ = ["BlurredImage", "SensitiveImageBubble", "bubble_for"]
 
@@ -27,10 +26,8 @@ colours remain, details do not."""
 class BlurredImage(HalfBlockImage):
     """:class:`HalfBlockImage` with its pixels averaged over ``BLUR_CELLS``-pixel blocks, then smoothed."""
 
-    def __init__(self, path: Path, *, width: int = 24, max_rows: int = 8) -> None:
-        super().__init__(path, width=width, max_rows=max_rows)
-        if self.pixels:
-            self.pixels = _blur(self.pixels)
+    def __init__(self, pixels: Pixels | None = None, *, label: str = "image") -> None:
+        super().__init__(_blur(pixels) if pixels else None, label=label)
 
 
 def _blur(rows: list[list[tuple[int, int, int]]]) -> list[list[tuple[int, int, int]]]:
@@ -56,11 +53,16 @@ class SensitiveImageBubble(MessageBubble):
     SensitiveImageBubble:focus { background: $boost; }
     """
 
-    def __init__(self, message: MessageView) -> None:
+    def __init__(self, message: MessageView, loader: ImageLoader = _read_path) -> None:
         self.revealed = False
-        self._blurred: HalfBlockImage | None = BlurredImage(Path(message.path)) if message.path else None
-        super().__init__(message)
+        self._blurred: HalfBlockImage | None = BlurredImage(label="loading image…") if message.path else None
+        super().__init__(message, loader)
         self.add_class("blurred")
+
+    def _thumbnail_ready(self, pixels: Pixels | None, label: str) -> None:
+        if self._blurred is not None:
+            self._blurred = BlurredImage(pixels, label=label[:120])  # blurred off the stored pixels
+        super()._thumbnail_ready(pixels, label)
 
     def refresh_content(self) -> None:
         if self.revealed or self._blurred is None:
@@ -84,8 +86,8 @@ class SensitiveImageBubble(MessageBubble):
         self.action_reveal()
 
 
-def bubble_for(message: MessageView) -> MessageBubble:
+def bubble_for(message: MessageView, loader: ImageLoader = _read_path) -> MessageBubble:
     """A blurred bubble for a received image rated sensitive, else the ordinary bubble."""
     if message.kind == "image" and message.direction == "in" and message.sensitive and message.path:
-        return SensitiveImageBubble(message)
-    return MessageBubble(message)
+        return SensitiveImageBubble(message, loader)
+    return MessageBubble(message, loader)
