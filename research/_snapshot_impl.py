@@ -7,7 +7,8 @@ sized by :func:`scanner.calibration.calibrate` (the parameters
 signed by a throwaway :class:`scanner.authority.AuthorityKey`, written with
 :func:`scanner.snapshot.write_snapshot_file`, mapped and verified by :class:`scanner.matcher.Matcher`. The
 key, the LSH position seed, the digest salt and the padding decoys' seed are derived from the research
-``--seed`` so that verdicts are reproducible; the key file (mode 0600) and ``snapshot.bin`` are left in the work folder for inspection.
+``--seed`` so that verdicts are reproducible; the key file (mode 0600) and ``snapshot.bin`` are left in the
+work folder for inspection.
 """
 
 from __future__ import annotations
