@@ -6,8 +6,9 @@ sized by :func:`scanner.calibration.calibrate` (the parameters
 ``pocketscan snapshot build`` would pick) unless parameters are given, :func:`scanner.snapshot.build_snapshot`
 signed by a throwaway :class:`scanner.authority.AuthorityKey`, written with
 :func:`scanner.snapshot.write_snapshot_file`, mapped and verified by :class:`scanner.matcher.Matcher`. The
-key, the LSH position seed and the digest salt are derived from the research ``--seed`` so that verdicts are
-reproducible; the key file (mode 0600) and ``snapshot.bin`` are left in the work folder for inspection.
+key, the LSH position seed, the digest salt and the padding decoys' seed are derived from the research
+``--seed`` so that verdicts are reproducible; the key file (mode 0600) and ``snapshot.bin`` are left in the
+work folder for inspection.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class ResearchMatcher:
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
+
+    @property
+    def device(self) -> Any:
+        """The device's :class:`scanner.matcher.Matcher` behind this adapter."""
+        return self._matcher
 
 
 def build(
@@ -104,6 +110,7 @@ def build(
         algorithm=algo,
         seed=_derive(seed, algo, "lsh-seed"),
         salt=_derive(seed, algo, "salt"),
+        decoy_seed=_derive(seed, algo, "decoy-seed"),  # padding decoys too, so verdicts are reproducible
         workers=1,
     )
     t_build = time.perf_counter() - t1

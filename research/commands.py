@@ -114,7 +114,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError("--count must be at least 1")
     paths = list(
         progress(
-            generate_corpus(args.out, args.count, args.seed, workers=args.workers, families=fams),
+            generate_corpus(
+                args.out, args.count, args.seed, workers=args.workers, families=fams, scale=args.scale
+            ),
             total=args.count,
             description="generating",
             quiet=args.quiet,
@@ -133,10 +135,68 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _streaming(args: argparse.Namespace) -> bool:
+    return bool(
+        args.generate
+        or args.file_list
+        or args.edits
+        or args.scheduler
+        or args.stream
+        or args.max_partitions is not None
+        or args.time_limit is not None
+        or args.restart
+    )
+
+
+def _cmd_fpr_stream(args: argparse.Namespace) -> int:
+    from research.engine import EngineError
+    from research.sources import make_plan
+    from research.stream import StreamConfig, run_stream
+
+    plan = make_plan(
+        folder=args.benign,
+        file_list=args.file_list,
+        generate=args.generate or 0,
+        generate_seed=args.generate_seed,
+        generate_scale=args.generate_scale,
+        generate_families=tuple(f.strip() for f in args.families.split(",")) if args.families else None,
+        edits=args.edits or 0,
+        edit_corpus=args.edit_corpus,
+        edit_seed=args.seed,
+        decode=args.decode,
+    )
+    cfg = StreamConfig(
+        bank=args.bank,
+        out=args.out,
+        plan=plan,
+        algos=_algos(args),
+        workers=args.workers,
+        scheduler=args.scheduler,
+        partition_size=args.partition_size,
+        snapshot=not args.no_snapshot,
+        keep_cross_duplicates=not args.exclude_cross_duplicates,
+        max_partitions=args.max_partitions,
+        time_limit=args.time_limit,
+        restart=args.restart,
+        quiet=args.quiet,
+        connect_timeout=args.connect_timeout,
+        task_timeout=args.task_timeout,
+    )
+    try:
+        results = run_stream(cfg, seed=args.seed)
+    except EngineError as exc:
+        raise ValueError(str(exc)) from exc
+    return _finish(args, results)
+
+
 @_guard
 def _cmd_fpr(args: argparse.Namespace) -> int:
     from research.evals.fpr import FprConfig, run
 
+    if _streaming(args):
+        return _cmd_fpr_stream(args)
+    if not args.benign:
+        raise ValueError("give the benign images: --benign DIR, --file-list FILE, --generate N or --edits N")
     cfg = FprConfig(
         bank=args.bank,
         benign=args.benign,
@@ -179,6 +239,38 @@ def _configured_threshold(args: argparse.Namespace) -> int | None:
             raise ValueError(f"no settings in {root}: not a pocketscan profile")
         return None
     return load_settings(settings_file).report_threshold
+
+
+@_guard
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from research.evals.calibrate import CalibrateConfig, run
+
+    cfg = CalibrateConfig(
+        out=args.out,
+        calibrate_on=args.calibrate_on,
+        test_on=args.test_on,
+        split=args.split,
+        calibrate_fraction=args.calibrate_fraction,
+        algos=_algos(args) if args.algo else ["pdq", "onnx"],
+        transforms=[t.strip() for t in args.transforms.split(",") if t.strip()] if args.transforms else None,
+        precision=args.precision,
+        snapshot=not args.no_snapshot,
+        quiet=args.quiet,
+    )
+    return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
+def _cmd_brief(args: argparse.Namespace) -> int:
+    from research.brief import load_runs, write_brief
+
+    runs = load_runs([d for group in args.sources for d in group])
+    path = write_brief(runs, args.out, title=args.title)
+    if args.json:
+        print(json.dumps({"brief": str(path), "runs": [str(r.folder) for r in runs]}))
+    else:
+        print(f"brief: {path}  (from {len(runs)} run(s); every number links to its run)")
+    return 0
 
 
 @_guard
@@ -391,6 +483,13 @@ def register(registry: CommandRegistry) -> None:
         help="comma list of chat,text,chart,flat,gradient,document,meme (default: all)",
     )
     p.add_argument("--workers", type=int, default=None, metavar="N")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="draw at this scale (default 1.0: sides of 360-760 px; 0.35: about 130-360 px)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
@@ -408,12 +507,88 @@ def register(registry: CommandRegistry) -> None:
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
-    p.add_argument(
-        "--benign", required=True, metavar="DIR", help="folder of benign images; sub-folders are families"
-    )
+    p.add_argument("--benign", metavar="DIR", help="folder (tree) of benign images; sub-folders are families")
     _common(p)
     p.add_argument(
         "--no-snapshot", action="store_true", help="skip the snapshot verdict (raw distances only)"
+    )
+    g = p.add_argument_group(
+        "streaming runs (any size; Dask tasks over partitions, on-disk store, resumable checkpoint)",
+        "Any option of this group streams: the benign images are produced and hashed partition by partition "
+        "on Dask workers, hashes go to OUT/store/*.npy, and a stopped run resumes from "
+        "its checkpoint (OUT/store/checkpoint.json, partitions.jsonl) when the same command is given again.",
+    )
+    g.add_argument(
+        "--generate",
+        type=int,
+        metavar="N",
+        help="add N generated confuser images (the `research generate` families, drawn by index)",
+    )
+    g.add_argument(
+        "--generate-seed",
+        type=int,
+        default=1_000_003,
+        metavar="S",
+        help="seed of the generated images (default 1000003, so they never repeat a bank made by "
+        "`research generate` with a small seed)",
+    )
+    g.add_argument(
+        "--generate-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="draw generated images at this scale (default 1.0: sides of 360-760 px; 0.35: about "
+        "130-360 px, cheaper)",
+    )
+    g.add_argument("--families", metavar="LIST", help="generated families (comma list; default: all)")
+    g.add_argument("--file-list", metavar="FILE", help="add the images named in FILE (one path per line)")
+    g.add_argument(
+        "--edits",
+        type=int,
+        metavar="N",
+        help="add N random edits (crop, resize, one transform) of the images of --edit-corpus",
+    )
+    g.add_argument("--edit-corpus", metavar="DIR", help="images to edit for --edits")
+    g.add_argument("--stream", action="store_true", help="stream a --benign folder too")
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler to use (e.g. tcp://10.0.0.5:8786); default: a local cluster of "
+        "--workers processes on this machine",
+    )
+    g.add_argument(
+        "--partition-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="images per task and per checkpoint step (default 1000)",
+    )
+    g.add_argument(
+        "--max-partitions",
+        type=int,
+        metavar="N",
+        help="stop after N partitions in this invocation (resume later)",
+    )
+    g.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop submitting partitions after this many seconds (resume later)",
+    )
+    g.add_argument("--restart", action="store_true", help="discard OUT's checkpoint and start again")
+    g.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up reaching the scheduler or starting the local cluster after this long (default 30)",
+    )
+    g.add_argument(
+        "--task-timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="fail when no partition finishes for this long (default 3600)",
     )
     p.add_argument(
         "--exclude-cross-duplicates",
@@ -440,6 +615,64 @@ def register(registry: CommandRegistry) -> None:
                         "(default: $POCKETSCAN_PROFILE when set)")
     p.add_argument("--report-threshold", type=int, metavar="T", default=None,
                    help="account arithmetic also uses this threshold (overrides --profile)")
+
+    p = research.command(
+        "brief",
+        _cmd_brief,
+        help="one self-contained HTML page in plain words from other research runs",
+        description=_wrap(
+            "Read the results.json of each --from folder (fpr, robustness, calibrate, attacks evade and "
+            "collide, relay-view...) and write OUT/brief.html: false matches per image and per account "
+            "with intervals and sample sizes, recall per edit, the cost of evasion, what the relay and "
+            "the authority learn. Every number links to the run that produced it."
+        ),
+        epilog="Writes OUT/brief.html (no external resources) and OUT/brief.json (the runs it cites).",
+    )
+    p.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="a folder written by another research command (repeatable, or several after one --from)",
+        nargs="+",
+    )
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--title", metavar="TEXT", help="page title")
+    p.add_argument("--json", action="store_true")
+
+    p = research.command(
+        "calibrate",
+        _cmd_calibrate,
+        help="choose thresholds on a calibration split and report them on a disjoint test split",
+        description=_wrap(
+            "Fit every threshold the tools choose (each hasher's distance by three rules: its fixed "
+            "rule, PDQ's false-match rate at 31 bits, and perception's precision target; the "
+            "snapshot's minimum votes) on --calibrate-on, then measure recall, precision and false "
+            "matches with those thresholds on --test-on (or split one folder with --split)."
+        ),
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("--calibrate-on", metavar="DIR", help="images to choose thresholds on")
+    p.add_argument("--test-on", metavar="DIR", help="disjoint images to report them on")
+    p.add_argument("--split", metavar="DIR", help="split this folder deterministically instead (by --seed)")
+    p.add_argument(
+        "--calibrate-fraction",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="share of --split used for calibration (default 0.5)",
+    )
+    p.add_argument(
+        "--precision",
+        type=float,
+        default=0.9999,
+        metavar="P",
+        help="precision target of the precision rule (default 0.9999, perception's convention)",
+    )
+    p.add_argument("--transforms", metavar="LIST", help="comma list of transform names (default: all)")
+    p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot's minimum-votes calibration")
+    _common(p)
 
     p = research.command(
         "sensitive",

@@ -24,6 +24,11 @@ class SnapshotMatcher(Protocol):
         """Parameters, size in bytes and fingerprint of the snapshot."""
         ...
 
+    @property
+    def device(self) -> Any:
+        """The device's :class:`scanner.matcher.Matcher` behind the adapter (for batch lookups)."""
+        ...
+
 
 def build_matcher(
     algo: str,

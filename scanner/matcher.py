@@ -139,17 +139,23 @@ class _Loaded:
 
     def votes_vectorised(self, hashes: list[bytes]) -> tuple[int, int]:
         """Best (votes, variant) with every lookup in one numpy pass over the mapped body (radius 0)."""
+        arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(1, len(hashes), -1)
+        votes, variant = self.votes_batch(arr)
+        return int(votes[0]), int(variant[0])
+
+    def votes_batch(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Best (votes, variant) of each row of an ``(N, V, width)`` uint8 array, in one pass (radius 0)."""
         header = self.info.header
         assert self.body is not None
-        arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), -1)
+        n, v = arr.shape[0], arr.shape[1]
+        flat = np.ascontiguousarray(arr).reshape(n * v, -1)
         keys = np.packbits(
-            np.unpackbits(arr, axis=1, bitorder="big")[:, self.positions], axis=2, bitorder="big"
+            np.unpackbits(flat, axis=1, bitorder="big")[:, self.positions], axis=2, bitorder="big"
         )
         digests = b"".join(self.digester.digest_many(t, keys[:, t, :]) for t in range(header.tables))
         hit = present_many(self.body, digests, header.bloom_bits, header.bloom_hashes)
-        counts = hit.reshape(header.tables, len(hashes)).sum(axis=0)
-        best = int(np.argmax(counts))
-        return int(counts[best]), best
+        counts = hit.reshape(header.tables, n, v).sum(axis=0)
+        return counts.max(axis=1), counts.argmax(axis=1)
 
     def votes_oprf(self, hashes: list[bytes], transport: OprfTransport) -> tuple[int, int]:
         """Best (votes, variant) of an OPRF-keyed snapshot: every distinct key of every variant is blinded in
@@ -351,6 +357,29 @@ class Matcher:
             quality=result.quality,
             reason=f"{votes} of {header.tables} tables hit (match needs {header.min_votes})",
         )
+
+    def votes_many(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Votes of many hashes at once, for research runs: ``(votes (N,), variant (N,), min_votes)``.
+
+        ``hashes`` is ``(N, width)`` or, with dihedral variants, ``(N, V, width)`` uint8 of the snapshot's
+        algorithm and width; each row gets the best of its variants, exactly as :meth:`match` would (the
+        quality gate is the caller's job). Raises :class:`SnapshotInvalid` with no snapshot loaded.
+        """
+        loaded = self._loaded
+        if loaded is None:
+            raise SnapshotInvalid("no snapshot loaded: cannot match")
+        header = loaded.info.header
+        arr = hashes[:, None, :] if hashes.ndim == 2 else hashes
+        if arr.ndim != 3 or arr.dtype != np.uint8 or arr.shape[2] * 8 != header.hash_bits:
+            raise ScannerError(f"expected (N, [V,] {header.hash_bits // 8}) uint8 hashes, got {arr.shape}")
+        if len(arr) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), header.min_votes
+        if self._vectorised and header.probe_radius == 0:
+            votes, variant = loaded.votes_batch(arr)
+            return votes, variant, header.min_votes
+        best = [loaded.votes([bytes(row) for row in rows]) for rows in arr]
+        return (np.array([b[0] for b in best], np.int64), np.array([b[1] for b in best], np.int64),
+                header.min_votes)
 
     def verdict_for(self, data: bytes, result: HashResult) -> ScanVerdict:
         """Match ``result`` (the hash of exactly ``data``); seal the outcome into a :class:`ScanVerdict`."""

@@ -488,6 +488,9 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             )
         )
     sections.insert(0, overview)
+    first_algo = data["algos"][cfg.algos[0]]
+    data["benign_images"] = first_algo["benign_images"]  # the first algorithm's counts, at the top level
+    data["benign_scanned"] = first_algo["benign_scanned"]
     if headline_rate is not None:
         summary.insert(0, readable.headline(cfg.algos[0], headline_label, headline_rate))
     timings["total_s"] = time.perf_counter() - t0

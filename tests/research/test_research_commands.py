@@ -70,6 +70,7 @@ def test_fpr_unrelated_benign_two_algorithms(
     assert set(algos) == {"pdq", "phash"}
     pdq = algos["pdq"]
     assert pdq["benign_images"] == 21 and pdq["benign_scanned"] + pdq["benign_gated_out"] == 21
+    assert res["data"]["benign_scanned"] == pdq["benign_scanned"]
     assert pdq["pairs"] == pdq["benign_scanned"] * pdq["bank_scannable"]
     t31 = next(t for t in pdq["thresholds"] if t["threshold"] == 31)
     assert t31["per_query"]["k"] <= t31["per_query_dihedral"]["k"]  # dihedral can only add matches

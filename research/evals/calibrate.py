@@ -1,0 +1,562 @@
+"""Choose thresholds on a calibration split, report them on a disjoint test split.
+
+A threshold picked on the images it is reported on flatters itself. ``pocketscan research calibrate``
+chooses every threshold the tools choose on ``--calibrate-on`` and measures it on ``--test-on`` (or splits
+one folder deterministically with ``--split DIR``: each file goes to calibration when the first 8 bytes of
+``sha256(seed/name)`` fall below the fraction). Byte-identical files on both sides are removed from the test
+side and counted. Images PDQ rates below quality 50 are left out for every hasher (as ``eval_learned``).
+
+For each hasher and each transform of :mod:`research.transforms`, a *positive* is a transformed copy and its
+own original; its *closest incorrect* is the nearest other original (thorn's ``perception`` convention).
+Threshold rules, all fitted on the calibration split only:
+
+* ``fixed``: the hasher's own match distance (PDQ 31/256, the shipped learned hash's 25/256);
+* ``matched_fmr``: the largest ``t`` whose share of unrelated original pairs at ``d <= t`` is no higher than
+  PDQ's at 31 on the same pairs (the rule ``research.eval_learned`` applies to the whole corpus);
+* ``precision``: perception's ``compute_threshold_precision_recall``: candidate thresholds are the sorted
+  positive distances, ``TP(t)`` the positives at ``<= t``, ``FP(t)`` the queries whose closest incorrect is at
+  ``<= t``; the threshold is the last one before precision falls below the target (99.99 % by default).
+
+The snapshot's minimum votes are chosen the same way: the calibration originals are cut in two halves; a
+snapshot of half A is queried with transformed copies of A (positives) and with B's originals and copies
+(negatives), and ``min_votes`` is the smallest vote count whose precision reaches the target. The test split
+repeats this with its own halves, at the calibrated count and at the snapshot's default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from research import stats
+from research.corpus import ImageEntry, algo_info, get_cached_hasher, list_images
+from research.evals.common import environment, file_digest
+from research.results import Plot, Results, Section, Series, Table
+
+__all__ = ["CalibrateConfig", "precision_threshold", "run", "split_folder"]
+
+PDQ_GATE = 50
+NEAR_DUPLICATE_BITS = 31
+"""Originals within this PDQ distance are copies of one picture: split together, never each other's
+"incorrect" match."""
+
+
+@dataclass
+class CalibrateConfig:
+    out: str
+    calibrate_on: str | None = None
+    test_on: str | None = None
+    split: str | None = None
+    calibrate_fraction: float = 0.5
+    algos: list[str] = field(default_factory=lambda: ["pdq", "onnx"])
+    transforms: list[str] | None = None
+    precision: float = 0.9999
+    snapshot: bool = True
+    quiet: bool = True
+
+
+def _clusters(hashes: np.ndarray, thr: int) -> np.ndarray:
+    """Cluster id per row: connected components of PDQ distance <= thr (near-duplicates stay together)."""
+    n = len(hashes)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if n:
+        d = _dist(hashes, hashes)
+        for a, b in zip(*np.nonzero(np.triu(d <= thr, 1)), strict=True):
+            parent[find(int(a))] = find(int(b))
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def split_folder(
+    folder: str, fraction: float, seed: int, clusters: dict[str, str] | None = None
+) -> tuple[list[ImageEntry], list[ImageEntry]]:
+    """Deterministic split by ``sha256(f"{seed}/{key}")``, the key being the image's relative path or, when
+    ``clusters`` maps paths to a cluster key, its cluster's (so near-duplicates land on the same side)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--calibrate-fraction must be in (0, 1), got {fraction}")
+    cal: list[ImageEntry] = []
+    test: list[ImageEntry] = []
+    root = Path(folder)
+    for e in list_images(folder):
+        key = (clusters or {}).get(e.path) or str(Path(e.path).relative_to(root))
+        u = int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big") / 2**64
+        (cal if u < fraction else test).append(e)
+    return cal, test
+
+
+def _pdq_of(entries: list[ImageEntry]) -> tuple[list[ImageEntry], np.ndarray]:
+    from scanner.errors import ImageError
+    from scanner.hashers.pdq import pdq_hash
+    from scanner.image import load_rgb
+
+    kept, hashes = [], []
+    for e in entries:
+        try:
+            r = pdq_hash(load_rgb(e.path, mode="fast"))
+        except (ImageError, OSError, ValueError):
+            continue
+        kept.append(e)
+        hashes.append(np.frombuffer(r.hash, np.uint8))
+    return kept, np.array(hashes, np.uint8).reshape(len(kept), 32)
+
+
+def precision_threshold(pos: np.ndarray, closest_incorrect: np.ndarray, target: float) -> tuple[int, float]:
+    """perception's rule: (threshold, precision there); threshold -1 when even the smallest fails."""
+    best, best_prec = -1, 1.0
+    for t in np.unique(pos):
+        tp = int((pos <= t).sum())
+        fp = int((closest_incorrect <= t).sum())
+        prec = tp / (tp + fp) if tp + fp else 1.0
+        if prec < target:
+            break
+        best, best_prec = int(t), prec
+    return best, best_prec
+
+
+def _matched_fmr_threshold(pairs: np.ndarray, max_rate: float, bits: int) -> int:
+    """Largest t whose pair false-match share is <= max_rate (-1: not even 0)."""
+    if len(pairs) == 0:
+        return bits
+    cum = np.cumsum(np.bincount(pairs, minlength=bits + 1)) / len(pairs)
+    ok = np.flatnonzero(cum <= max_rate + 1e-15)
+    return int(ok.max()) if len(ok) else -1
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, nb) x (M, nb) -> (N, M) Hamming distances."""
+    return np.bitwise_count(np.bitwise_xor(a[:, None, :], b[None, :, :])).sum(axis=2).astype(np.int64)
+
+
+def _hash_all(algo: str, rgbs: list[np.ndarray]) -> np.ndarray:
+    h = get_cached_hasher(algo)
+    results = h.hash_many(rgbs) if hasattr(h, "hash_many") else [h.hash_rgb(x) for x in rgbs]
+    return np.array([np.frombuffer(r.hash, np.uint8) for r in results], np.uint8).reshape(len(rgbs), -1)
+
+
+@dataclass
+class _Split:
+    name: str
+    entries: list[ImageEntry]
+    rgbs: list[np.ndarray]
+    gated_out: int
+    copies: dict[str, list[np.ndarray]]
+    cluster: np.ndarray  # near-duplicate cluster id of each image
+
+
+def _load_split(name: str, entries: list[ImageEntry], transforms: list[str], seed: int) -> _Split:
+    from PIL import Image
+
+    from research.transforms import TRANSFORMS
+    from scanner.errors import ImageError
+    from scanner.hashers.pdq import pdq_hash
+    from scanner.image import load_rgb
+
+    kept, rgbs, gated = [], [], 0
+    for e in entries:
+        try:
+            rgb = load_rgb(e.path, mode="fast")
+        except (ImageError, OSError, ValueError):
+            gated += 1
+            continue
+        if pdq_hash(rgb).quality < PDQ_GATE:
+            gated += 1
+            continue
+        kept.append(e)
+        rgbs.append(rgb)
+    copies = {
+        t: [
+            np.asarray(TRANSFORMS[t](Image.fromarray(x), np.random.default_rng([seed, i])), np.uint8)
+            for i, x in enumerate(rgbs)
+        ]
+        for t in transforms
+    }
+    _, h = _pdq_of(kept)
+    return _Split(name, kept, rgbs, gated, copies, _clusters(h, NEAR_DUPLICATE_BITS))
+
+
+def _measure(algo: str, split: _Split) -> dict[str, Any]:
+    """Distances of one split: unrelated original pairs, positives and closest incorrect per transform."""
+    orig = _hash_all(algo, split.rgbs)
+    n = len(orig)
+    same = split.cluster[:, None] == split.cluster[None, :]  # copies of one picture (diagonal included)
+    d_orig = _dist(orig, orig) if n else np.zeros((0, 0), np.int64)
+    upper = np.triu(np.ones((n, n), dtype=bool), 1) & ~same
+    pairs = d_orig[upper]
+    pos: dict[str, np.ndarray] = {}
+    wrong: dict[str, np.ndarray] = {}
+    copy_hashes: dict[str, np.ndarray] = {}
+    for t, imgs in split.copies.items():
+        h = copy_hashes[t] = _hash_all(algo, imgs)
+        d = _dist(h, orig)
+        pos[t] = np.diag(d).copy() if n else np.zeros(0, np.int64)
+        d[same] = 10**6
+        wrong[t] = d.min(axis=1) if n else np.zeros(0, np.int64)
+    return {
+        "hashes": orig,
+        "pairs": pairs,
+        "pos": pos,
+        "wrong": wrong,
+        "copy_hashes": copy_hashes,
+        "cluster": split.cluster,
+    }
+
+
+def _evaluate(m: dict[str, Any], t: int, bits: int) -> dict[str, Any]:
+    pos = np.concatenate(list(m["pos"].values())) if m["pos"] else np.zeros(0, np.int64)
+    wrong = np.concatenate(list(m["wrong"].values())) if m["wrong"] else np.zeros(0, np.int64)
+    tp, fp = int((pos <= t).sum()), int((wrong <= t).sum())
+    rec = stats.rate(tp, len(pos))
+    fm = stats.rate(int((m["pairs"] <= t).sum()), len(m["pairs"]))
+    return {
+        "threshold": t,
+        "recall": rec.as_dict(),
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "closest_incorrect_matches": fp,
+        "pair_false_matches": fm.as_dict(),
+        "recall_by_transform": {
+            name: stats.rate(int((d <= t).sum()), len(d)).as_dict() for name, d in m["pos"].items()
+        },
+    }
+
+
+PARAM_KEYS = ("tables", "bits", "min_votes", "probe_radius", "bloom_bits", "bloom_hashes")
+
+
+def _snapshot_votes(
+    algo: str, m: dict[str, Any], workdir: Path, seed: int, params: dict[str, int] | None = None
+) -> dict[str, Any] | None:
+    """Votes of positives and negatives against a snapshot of the first half of the originals."""
+    from research.snapshot_view import build_matcher
+
+    clusters = np.unique(m["cluster"])
+    in_a = np.isin(m["cluster"], clusters[::2])  # whole near-duplicate clusters go to one half
+    if not in_a.any() or in_a.all():
+        return None
+    bank = m["hashes"][in_a]
+    matcher, _why = build_matcher(
+        algo, [bytes(h) for h in bank], [100] * len(bank), workdir, seed=seed, params=params
+    )
+    if matcher is None:
+        return None
+    inner = matcher.device
+    info = matcher.info()
+    pos_h = [m["copy_hashes"][t][in_a] for t in m["copy_hashes"]]
+    neg_h = [m["hashes"][~in_a]] + [m["copy_hashes"][t][~in_a] for t in m["copy_hashes"]]
+    pos = np.concatenate([inner.votes_many(h)[0] for h in pos_h]) if pos_h else np.zeros(0, np.int64)
+    neg = np.concatenate([inner.votes_many(h)[0] for h in neg_h])
+    return {
+        "pos": pos,
+        "neg": neg,
+        "tables": int(info["tables"]),
+        "default_min_votes": int(info["min_votes"]),
+        "params": {k: int(info[k]) for k in PARAM_KEYS},
+    }
+
+
+def _votes_rule(pos: np.ndarray, neg: np.ndarray, tables: int, target: float) -> int:
+    """Smallest min_votes whose precision on (pos, neg) reaches target (tables + 1 if none)."""
+    for v in range(1, tables + 1):
+        tp, fp = int((pos >= v).sum()), int((neg >= v).sum())
+        if tp + fp == 0 or tp / (tp + fp) >= target:
+            return v
+    return tables + 1
+
+
+def _votes_eval(sv: dict[str, Any], v: int) -> dict[str, Any]:
+    tp, fp = int((sv["pos"] >= v).sum()), int((sv["neg"] >= v).sum())
+    return {
+        "min_votes": v,
+        "recall": stats.rate(tp, len(sv["pos"])).as_dict(),
+        "false_matches": stats.rate(fp, len(sv["neg"])).as_dict(),
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+    }
+
+
+def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
+    """Fit thresholds on the calibration split and report them on the test split."""
+    from research.transforms import DEFAULT_ROBUSTNESS_SET, TRANSFORMS
+
+    t0 = time.perf_counter()
+    transforms = list(cfg.transforms or DEFAULT_ROBUSTNESS_SET)
+    unknown = [t for t in transforms if t not in TRANSFORMS]
+    if unknown:
+        raise ValueError(f"unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
+    if not 0.0 < cfg.precision < 1.0:
+        raise ValueError(f"--precision must be in (0, 1), got {cfg.precision}")
+    if cfg.split:
+        if cfg.calibrate_on or cfg.test_on:
+            raise ValueError("give either --split DIR or --calibrate-on DIR --test-on DIR, not both")
+        every, every_h = _pdq_of(list_images(cfg.split))
+        ids = _clusters(every_h, NEAR_DUPLICATE_BITS)
+        first = {int(c): every[int(np.flatnonzero(ids == c)[0])].path for c in np.unique(ids)}
+        keys = {e.path: first[int(c)] for e, c in zip(every, ids, strict=True)}
+        cal_entries, test_entries = split_folder(cfg.split, cfg.calibrate_fraction, seed, clusters=keys)
+        how = (
+            f"deterministic split of {cfg.split} by near-duplicate cluster (PDQ d<={NEAR_DUPLICATE_BITS}; "
+            f"fraction {cfg.calibrate_fraction}, seed {seed})"
+        )
+    elif cfg.calibrate_on and cfg.test_on:
+        cal_entries, test_entries = list_images(cfg.calibrate_on), list_images(cfg.test_on)
+        how = f"calibration {cfg.calibrate_on}, test {cfg.test_on}"
+    else:
+        raise ValueError("give --calibrate-on DIR and --test-on DIR, or --split DIR")
+    cal_digests = {file_digest(e.path) for e in cal_entries}
+    overlap = [e for e in test_entries if file_digest(e.path) in cal_digests]
+    test_entries = [e for e in test_entries if e not in overlap]
+    _, cal_h = _pdq_of(cal_entries)
+    kept_test, test_h = _pdq_of(test_entries)
+    near = (
+        []
+        if not len(cal_h) or not len(test_h)
+        else [
+            e
+            for e, row in zip(kept_test, _dist(test_h, cal_h).min(axis=1), strict=True)
+            if row <= NEAR_DUPLICATE_BITS
+        ]
+    )
+    test_entries = [e for e in test_entries if e not in near]
+    if not cal_entries or not test_entries:
+        raise ValueError("both splits need images (after removing test files identical to calibration ones)")
+    cal = _load_split("calibration", cal_entries, transforms, seed)
+    test = _load_split("test", test_entries, transforms, seed + 1)
+    if len(cal.rgbs) < 2 or len(test.rgbs) < 2:
+        raise ValueError("each split needs at least 2 images of PDQ quality >= 50")
+    data: dict[str, Any] = {
+        "how": how,
+        "precision_target": cfg.precision,
+        "transforms": transforms,
+        "calibration": {
+            "images": len(cal.rgbs),
+            "gated_out": cal.gated_out,
+            "files": [e.path for e in cal.entries],
+        },
+        "test": {
+            "images": len(test.rgbs),
+            "gated_out": test.gated_out,
+            "files": [e.path for e in test.entries],
+            "removed_identical_to_calibration": len(overlap),
+            "removed_near_duplicates_of_calibration": len(near),
+        },
+        "algos": {},
+    }
+    measured = {(a, s.name): _measure(a, s) for a in cfg.algos for s in (cal, test)}
+    pdq_cal = measured.get(("pdq", "calibration")) or _measure("pdq", cal)
+    pdq_rate = float((pdq_cal["pairs"] <= 31).mean()) if len(pdq_cal["pairs"]) else 0.0
+    sections: list[Section] = []
+    summary: list[str] = [
+        f"Splits: {how}; calibration {len(cal.rgbs)} images, test {len(test.rgbs)} images "
+        f"(PDQ quality >= {PDQ_GATE}); {len(transforms)} transforms"
+    ]
+    target_pct = f"{100 * cfg.precision:g}%"
+    for algo in cfg.algos:
+        info = algo_info(algo)
+        mc, mt = measured[(algo, "calibration")], measured[(algo, "test")]
+        rules = {
+            "fixed": info.threshold,
+            "matched_fmr": info.threshold
+            if algo == "pdq"
+            else _matched_fmr_threshold(mc["pairs"], pdq_rate, info.bits),
+            "precision": precision_threshold(
+                np.concatenate(list(mc["pos"].values())),
+                np.concatenate(list(mc["wrong"].values())),
+                cfg.precision,
+            )[0],
+        }
+        oracle = precision_threshold(
+            np.concatenate(list(mt["pos"].values())),
+            np.concatenate(list(mt["wrong"].values())),
+            cfg.precision,
+        )[0]
+        out: dict[str, Any] = {
+            "bits": info.bits,
+            "rules": {
+                name: {"calibration": _evaluate(mc, t, info.bits), "test": _evaluate(mt, t, info.bits)}
+                for name, t in rules.items()
+            },
+            "test_oracle_precision_threshold": oracle,
+            "test_oracle": _evaluate(mt, oracle, info.bits),
+        }
+        if cfg.snapshot:
+            svc = _snapshot_votes(algo, mc, Path(cfg.out) / "snapshots" / algo / "calibration", seed)
+            svt = (
+                _snapshot_votes(algo, mt, Path(cfg.out) / "snapshots" / algo / "test", seed, svc["params"])
+                if svc is not None
+                else None
+            )  # the same snapshot parameters as calibration, so only the vote count is being tested
+            if svc is not None and svt is not None:
+                v = _votes_rule(svc["pos"], svc["neg"], svc["tables"], cfg.precision)
+                out["snapshot_min_votes"] = {
+                    "tables": svc["tables"],
+                    "default_min_votes": svc["default_min_votes"],
+                    "params": svc["params"],
+                    "calibrated_min_votes": v,
+                    "calibration": _votes_eval(svc, v),
+                    "test_at_calibrated": _votes_eval(svt, v),
+                    "test_at_default": _votes_eval(svt, svt["default_min_votes"]),
+                }
+        data["algos"][algo] = out
+        sec = Section(f"{algo}: thresholds chosen on calibration, measured on test")
+        rows = []
+        for name, r in out["rules"].items():
+            c, t = r["calibration"], r["test"]
+            rows.append(
+                [
+                    {
+                        "fixed": "fixed rule (the hasher's own)",
+                        "matched_fmr": "PDQ's pair false-match rate at 31",
+                        "precision": f"precision {target_pct} (perception)",
+                    }[name],
+                    c["threshold"],
+                    stats.rate(c["recall"]["k"], c["recall"]["n"]).fmt(),
+                    stats.rate(t["recall"]["k"], t["recall"]["n"]).fmt(),
+                    f"{100 * t['precision']:.3f}%",
+                    stats.rate(t["pair_false_matches"]["k"], t["pair_false_matches"]["n"]).fmt(),
+                ]
+            )
+        rows.append(
+            [
+                f"oracle: precision {target_pct} chosen on test itself",
+                oracle,
+                "-",
+                stats.rate(out["test_oracle"]["recall"]["k"], out["test_oracle"]["recall"]["n"]).fmt(),
+                f"{100 * out['test_oracle']['precision']:.3f}%",
+                stats.rate(
+                    out["test_oracle"]["pair_false_matches"]["k"],
+                    out["test_oracle"]["pair_false_matches"]["n"],
+                ).fmt(),
+            ]
+        )
+        sec.tables.append(
+            Table(
+                f"{algo}: threshold rules (fitted on calibration; recall pooled over {len(transforms)} "
+                "transforms)",
+                [
+                    "rule",
+                    "threshold (bits)",
+                    "calibration recall",
+                    "test recall",
+                    "test precision",
+                    "test unrelated pairs matched",
+                ],
+                rows,
+                note="Precision: positives over positives plus queries whose closest incorrect original is "
+                "within "
+                "the threshold (perception's convention). The oracle row shows how much a threshold chosen "
+                "on "
+                "the reported images flatters itself.",
+            )
+        )
+        fixed_t, prec_t = out["rules"]["fixed"]["test"], out["rules"]["precision"]["test"]
+        sec.tables.append(
+            Table(
+                f"{algo}: test recall per transform",
+                [
+                    "transform",
+                    f"fixed d<={rules['fixed']}",
+                    f"precision rule d<={rules['precision']}",
+                    f"matched-FMR d<={rules['matched_fmr']}",
+                ],
+                [
+                    [
+                        name,
+                        stats.rate(
+                            fixed_t["recall_by_transform"][name]["k"],
+                            fixed_t["recall_by_transform"][name]["n"],
+                        ).fmt(),
+                        stats.rate(
+                            prec_t["recall_by_transform"][name]["k"], prec_t["recall_by_transform"][name]["n"]
+                        ).fmt(),
+                        stats.rate(
+                            out["rules"]["matched_fmr"]["test"]["recall_by_transform"][name]["k"],
+                            out["rules"]["matched_fmr"]["test"]["recall_by_transform"][name]["n"],
+                        ).fmt(),
+                    ]
+                    for name in transforms
+                ],
+            )
+        )
+        if "snapshot_min_votes" in out:
+            s = out["snapshot_min_votes"]
+            sec.tables.append(
+                Table(
+                    f"{algo}: snapshot minimum votes (of {s['tables']} tables)",
+                    ["setting", "min votes", "recall", "false matches", "precision"],
+                    [
+                        [
+                            label,
+                            r["min_votes"],
+                            stats.rate(r["recall"]["k"], r["recall"]["n"]).fmt(),
+                            stats.rate(r["false_matches"]["k"], r["false_matches"]["n"]).fmt(),
+                            f"{100 * r['precision']:.3f}%",
+                        ]
+                        for label, r in (
+                            ("calibration, calibrated", s["calibration"]),
+                            ("test, calibrated", s["test_at_calibrated"]),
+                            ("test, snapshot default", s["test_at_default"]),
+                        )
+                    ],
+                    note="Each split's originals are halved: a snapshot of half A is queried with A's "
+                    "transformed "
+                    "copies (positives) and with B's originals and copies (negatives).",
+                )
+            )
+        sec.plots.append(
+            Plot(
+                "hist",
+                f"{algo}: test distances, positives vs closest incorrect",
+                "Hamming distance (bits)",
+                "queries",
+                [
+                    Series(
+                        "positive (own original)",
+                        np.concatenate(list(mt["pos"].values())).astype(float).tolist(),
+                    ),
+                    Series(
+                        "closest incorrect original",
+                        np.minimum(np.concatenate(list(mt["wrong"].values())), info.bits)
+                        .astype(float)
+                        .tolist(),
+                    ),
+                ],
+                vlines=[
+                    (rules["fixed"], f"fixed {rules['fixed']}"),
+                    (rules["precision"], f"calibrated {rules['precision']}"),
+                ],
+                bins=list(np.arange(0, info.bits + 2, max(1, info.bits // 64)) - 0.5),
+                name=f"calibrate-{algo}",
+            )
+        )
+        sections.append(sec)
+        summary.append(
+            f"{algo}: fixed d<={rules['fixed']}: test recall "
+            f"{stats.rate(fixed_t['recall']['k'], fixed_t['recall']['n']).fmt()}, "
+            f"precision {100 * fixed_t['precision']:.3f}%; precision-{target_pct} threshold from calibration "
+            f"d<={rules['precision']}: test recall "
+            f"{stats.rate(prec_t['recall']['k'], prec_t['recall']['n']).fmt()}, "
+            f"precision {100 * prec_t['precision']:.3f}%; matched-FMR threshold d<={rules['matched_fmr']}"
+        )
+    meta = {
+        "seed": seed,
+        "algos": cfg.algos,
+        "timings": {"total_s": time.perf_counter() - t0},
+        **environment(),
+    }
+    return Results(
+        "calibrate",
+        "pocketscan research calibrate: thresholds on a calibration split, measured on a test split",
+        summary,
+        data,
+        sections,
+        meta,
+    )

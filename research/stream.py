@@ -1,0 +1,647 @@
+"""Streaming false-match runs of any size: partitions as Dask tasks, a columnar store, checkpoints.
+
+The benign side is a :class:`research.sources.Plan` (files, generated confusers, corpus edits) cut into
+partitions of ``partition_size`` consecutive indices. Each partition is one task (:func:`process_partition`)
+that produces its images, hashes them (PDQ's exact path, with the 8 dihedral variants) and matches them
+against the bank: vectorised Hamming distances to every bank hash (nearest, with and without dihedral, plus
+the histogram of all pair distances) and the snapshot's votes through the device matcher
+(:meth:`scanner.matcher.Matcher.votes_many`). Tasks return fixed-width arrays; the driver writes them into
+the :class:`Store`, one ``.npy`` memmap per column under ``OUT/store/`` (numpy, no extra dependency,
+readable with ``numpy.load(path, mmap_mode="r")``), flushes, then appends the partition to the checkpoint,
+``OUT/store/partitions.jsonl`` (the run's identity is in ``OUT/store/checkpoint.json``). A run that stops
+(Ctrl-C, ``--max-partitions``, ``--time-limit``, a crash) resumes from the checkpoint with the same command;
+a checkpoint of a different run is refused.
+
+The report is computed from the store in chunks (:mod:`research.stream_report`), so memory stays bounded
+by the partition size and the chunk size, not by the number of images (the store itself is on disk: about 330
+bytes per image with PDQ's dihedral variants). Every figure is an integer count summed over partitions,
+so the same seed gives the same results with 1, 2 or 200 workers, in any completion order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from research import stats
+from research.sources import Plan
+
+__all__ = [
+    "BankContext",
+    "PartitionJob",
+    "PartitionResult",
+    "Store",
+    "StreamConfig",
+    "bound",
+    "one_sided_upper",
+    "process_partition",
+    "run_stream",
+]
+
+CHECKPOINT_VERSION = 1
+MAX_FALSE_MATCHES_LISTED = 10_000
+"""results.json lists at most this many false matches (all are counted)."""
+
+
+@dataclass
+class StreamConfig:
+    bank: str
+    out: str
+    plan: Plan
+    algos: list[str] = field(default_factory=lambda: ["pdq"])
+    workers: int | None = None
+    scheduler: str | None = None
+    partition_size: int = 1000
+    snapshot: bool = True
+    keep_cross_duplicates: bool = True
+    max_partitions: int | None = None
+    time_limit: float | None = None
+    restart: bool = False
+    quiet: bool = True
+    task_timeout: float = 3600.0
+    connect_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class PartitionJob:
+    index: int
+    start: int
+    stop: int
+    paths: tuple[str, ...] | None  # file items of this partition (None: generated or edited images)
+
+
+@dataclass
+class AlgoBank:
+    """What every task needs to match one algorithm (sent once to each worker)."""
+
+    bits: int
+    threshold: int
+    min_quality: int
+    dihedral: bool
+    hashes: np.ndarray  # (M, nb) scannable bank hashes
+    snapshot: bytes | None
+    public_key: bytes | None
+    snapshot_now: float
+
+
+@dataclass
+class BankContext:
+    plan: Plan
+    algos: dict[str, AlgoBank]
+
+
+@dataclass
+class PartitionResult:
+    index: int
+    start: int
+    columns: dict[str, np.ndarray]
+    pair_hist: dict[str, np.ndarray]
+    errors: list[tuple[int, str]]
+    seconds: dict[str, float]
+    max_rss_kb: int
+
+
+def _max_rss_kb() -> int:
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+_MATCHERS: dict[bytes, Any] = {}
+
+
+def _matcher(bank: AlgoBank) -> Any:
+    """The device matcher of this snapshot, loaded once per worker process."""
+    from scanner.matcher import Matcher
+
+    assert bank.snapshot is not None and bank.public_key is not None
+    key = hashlib.sha256(bank.snapshot).digest()
+    if key not in _MATCHERS:
+        m = Matcher(bank.public_key)
+        m.load(bank.snapshot, now=bank.snapshot_now)
+        _MATCHERS.clear()
+        _MATCHERS[key] = m
+    return _MATCHERS[key]
+
+
+VOTE_CHUNK = 64
+"""Queries per batch of snapshot lookups: a batch holds tables x variants Bloom probes per query (384 x 8 x 10
+64-bit offsets for a small bank's snapshot), so batches of 64 keep a worker near 100 MB."""
+
+
+def _votes(bank: AlgoBank, hashes: np.ndarray) -> np.ndarray:
+    """The snapshot's votes for each row of ``hashes`` ((N, nb) or (N, 8, nb)), in bounded batches."""
+    m = _matcher(bank)
+    out = np.empty(len(hashes), np.int64)
+    for s in range(0, len(hashes), VOTE_CHUNK):
+        out[s : s + VOTE_CHUNK] = m.votes_many(hashes[s : s + VOTE_CHUNK])[0]
+    return out
+
+
+def process_partition(job: PartitionJob, ctx: BankContext) -> PartitionResult:
+    """Produce, hash and match the images ``[job.start, job.stop)`` (one Dask task)."""
+    from research.corpus import get_cached_hasher
+    from research.evals.common import nearest, pair_histogram
+    from research.sources import load_item
+
+    plan = ctx.plan
+    n = job.stop - job.start
+    fam_index = {f: i for i, f in enumerate(plan.families)}
+    status = np.zeros(n, np.uint8)
+    family = np.zeros(n, np.uint16)
+    digest = np.zeros(n, np.uint64)
+    cols: dict[str, np.ndarray] = {}
+    for algo, b in ctx.algos.items():
+        nb = b.bits // 8
+        cols[f"{algo}.hash"] = np.zeros((n, nb), np.uint8)
+        cols[f"{algo}.quality"] = np.zeros(n, np.uint8)
+        if b.dihedral:
+            cols[f"{algo}.dihedral"] = np.zeros((n, 8, nb), np.uint8)
+    errors: list[tuple[int, str]] = []
+    t_load = t_hash = 0.0
+    cpu0 = time.process_time()
+    for k in range(n):
+        gi = job.start + k
+        family[k] = fam_index[plan.family_of(gi)]
+        t0 = time.perf_counter()
+        path = job.paths[k] if job.paths is not None else None
+        rgb = load_item(plan, gi, path)
+        t1 = time.perf_counter()
+        t_load += t1 - t0
+        if isinstance(rgb, str):
+            status[k] = 2
+            errors.append((gi, rgb))
+            continue
+        if path is not None:
+            with open(path, "rb") as f:
+                digest[k] = int.from_bytes(hashlib.sha256(f.read()).digest()[:8], "big")
+        else:
+            digest[k] = int.from_bytes(hashlib.sha256(np.ascontiguousarray(rgb).data).digest()[:8], "big")
+        try:
+            for algo, b in ctx.algos.items():
+                r = get_cached_hasher(algo).hash_rgb(rgb, dihedral=b.dihedral)
+                cols[f"{algo}.hash"][k] = np.frombuffer(r.hash, np.uint8)
+                cols[f"{algo}.quality"][k] = int(r.quality)
+                if b.dihedral and r.dihedral is not None:
+                    cols[f"{algo}.dihedral"][k] = np.frombuffer(b"".join(r.dihedral), np.uint8).reshape(8, -1)
+        except ValueError as exc:
+            status[k] = 2
+            errors.append((gi, f"{exc}"))
+            continue
+        status[k] = 1
+        t_hash += time.perf_counter() - t1
+    t2 = time.perf_counter()
+    pair_hist: dict[str, np.ndarray] = {}
+    for algo, b in ctx.algos.items():
+        ok = (status == 1) & (cols[f"{algo}.quality"] >= b.min_quality)
+        q = cols[f"{algo}.hash"][ok]
+        qd = cols[f"{algo}.dihedral"][ok] if b.dihedral else None
+        d_plain, i_plain = nearest(q, b.hashes)
+        d_dih, i_dih = nearest(q, b.hashes, query_dihedral=qd) if qd is not None else (d_plain, i_plain)
+        for name, values, dtype in (
+            ("d_plain", d_plain, np.int16),
+            ("i_plain", i_plain, np.int32),
+            ("d_dih", d_dih, np.int16),
+            ("i_dih", i_dih, np.int32),
+        ):
+            col = np.full(n, -1, dtype)
+            col[ok] = values
+            cols[f"{algo}.{name}"] = col
+        pair_hist[algo] = (
+            pair_histogram(q, b.hashes, b.bits)
+            if len(q) and len(b.hashes)
+            else np.zeros(b.bits + 1, np.int64)
+        )
+        votes = np.full(n, -1, np.int16)
+        votes_dih = np.full(n, -1, np.int16)
+        if b.snapshot is not None and len(q):
+            votes[ok] = _votes(b, q)
+            votes_dih[ok] = _votes(b, qd) if qd is not None else votes[ok]
+        cols[f"{algo}.votes"] = votes
+        cols[f"{algo}.votes_dih"] = votes_dih
+    cols["status"] = status
+    cols["family"] = family
+    cols["digest"] = digest
+    seconds = {
+        "load": t_load,
+        "hash": t_hash,
+        "match": time.perf_counter() - t2,
+        "cpu": time.process_time() - cpu0,  # CPU time of the task: what a busy machine does not inflate
+    }
+    return PartitionResult(job.index, job.start, cols, pair_hist, errors, seconds, _max_rss_kb())
+
+
+class Store:
+    """Columns of a run as ``.npy`` memmaps (one row per benign image) plus the checkpoint."""
+
+    def __init__(self, root: Path, total: int, partitions: int, algos: dict[str, AlgoBank]) -> None:
+        self.root = root
+        self.total = total
+        self.algos = algos
+        self.shapes: dict[str, tuple[tuple[int, ...], Any]] = {
+            "status": ((total,), np.uint8),
+            "family": ((total,), np.uint16),
+            "digest": ((total,), np.uint64),
+        }
+        for algo, b in algos.items():
+            nb = b.bits // 8
+            self.shapes[f"{algo}.hash"] = ((total, nb), np.uint8)
+            self.shapes[f"{algo}.quality"] = ((total,), np.uint8)
+            if b.dihedral:
+                self.shapes[f"{algo}.dihedral"] = ((total, 8, nb), np.uint8)
+            for name, dt in (
+                ("d_plain", np.int16),
+                ("i_plain", np.int32),
+                ("d_dih", np.int16),
+                ("i_dih", np.int32),
+                ("votes", np.int16),
+                ("votes_dih", np.int16),
+            ):
+                self.shapes[f"{algo}.{name}"] = ((total,), dt)
+            self.shapes[f"{algo}.pairs"] = ((partitions, b.bits + 1), np.int64)
+        self._maps: dict[str, np.memmap] = {}
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.npy"
+
+    def open(self, *, create: bool) -> None:
+        from numpy.lib.format import open_memmap
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, (shape, dtype) in self.shapes.items():
+            p = self.path(name)
+            if create or not p.exists():
+                self._maps[name] = open_memmap(p, mode="w+", dtype=dtype, shape=shape)
+            else:
+                m = open_memmap(p, mode="r+")
+                if m.shape != shape or m.dtype != np.dtype(dtype):
+                    raise ValueError(f"{p}: the stored column does not fit this run; use --restart")
+                self._maps[name] = m
+
+    def column(self, name: str) -> np.memmap:
+        return self._maps[name]
+
+    def write(self, res: PartitionResult) -> None:
+        n = len(res.columns["status"])
+        for name, values in res.columns.items():
+            self._maps[name][res.start : res.start + n] = values
+        for algo, hist in res.pair_hist.items():
+            self._maps[f"{algo}.pairs"][res.index] = hist
+        for m in self._maps.values():
+            m.flush()
+
+    def close(self) -> None:
+        for m in self._maps.values():
+            m.flush()
+        self._maps.clear()
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _identity(cfg: StreamConfig, ctx: BankContext, seed: int) -> dict[str, Any]:
+    """What must be equal for a checkpoint to be resumed."""
+    h = hashlib.sha256()
+    for algo in sorted(ctx.algos):
+        h.update(algo.encode())
+        h.update(np.ascontiguousarray(ctx.algos[algo].hashes).tobytes())
+    files = hashlib.sha256("\n".join(cfg.plan.files).encode()).hexdigest()
+    return {
+        "version": CHECKPOINT_VERSION,
+        "seed": seed,
+        "plan": cfg.plan.describe(),
+        "files_sha256": files,
+        "bank_sha256": h.hexdigest(),
+        "algos": sorted(ctx.algos),
+        "snapshot": cfg.snapshot,
+        "partition_size": cfg.partition_size,
+        "total": cfg.plan.total,
+    }
+
+
+def _bank_hashes(
+    entries: list[Any], algos: list[str], engine: Any, decode: str
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[tuple[str, str]]]:
+    """Hash the bank images as tasks of 32 files; returns ({algo: (hashes, quality)}, errors)."""
+    jobs = [
+        (i // 32, tuple((e.path, tuple(algos), False, decode) for e in entries[i : i + 32]))
+        for i in range(0, len(entries), 32)
+    ]
+    results: dict[int, list[Any]] = {}
+    for job, rows in engine.map_unordered(_hash_files, jobs):
+        results[job[0]] = rows
+    rows = [r for i in range(len(jobs)) for r in results[i]]
+    errors = [(path, res) for path, res, _ in rows if isinstance(res, str)]
+    ok = [res for _, res, _ in rows if not isinstance(res, str)]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for algo in algos:
+        hs = np.array([np.frombuffer(r[algo][0], np.uint8) for r in ok], np.uint8).reshape(len(ok), -1)
+        out[algo] = (hs, np.array([r[algo][1] for r in ok], np.int64))
+    return out, errors
+
+
+def _hash_files(job: tuple[int, tuple[tuple[str, tuple[str, ...], bool, str], ...]]) -> list[Any]:
+    from research.corpus import _hash_one
+
+    return [_hash_one(j) for j in job[1]]
+
+
+def one_sided_upper(k: int, n: int, confidence: float = 0.95) -> float:
+    """Exact one-sided upper bound on p after k events in n trials (Clopper-Pearson; k=0: 1-(1-c)^(1/n))."""
+    if n <= 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    from scipy.special import betaincinv
+
+    return float(betaincinv(k + 1, n - k, confidence))
+
+
+def bound(k: int, n: int) -> dict[str, Any]:
+    """The interval a policy reader needs beside k of n."""
+    w = stats.wilson(k, n)
+    cp = stats.clopper_pearson(k, n)
+    return {
+        "k": k,
+        "n": n,
+        "p": k / n if n else 0.0,
+        "wilson_95": list(w),
+        "clopper_pearson_95": list(cp),
+        "one_sided_95_upper": one_sided_upper(k, n),
+        "rule_of_three": 3.0 / n if n and k == 0 else None,
+    }
+
+
+def _load_checkpoint(path: Path, log: Path) -> dict[str, Any] | None:
+    """The run's identity (``checkpoint.json``) and its finished partitions (``partitions.jsonl``).
+
+    Each finished partition is one appended line, so recording one costs O(1) whatever the run's size; a
+    line cut short by a crash is ignored (that partition runs again).
+    """
+    if not path.exists():
+        return None
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable checkpoint ({exc}); use --restart") from exc
+    if not isinstance(head, dict) or "identity" not in head:
+        raise ValueError(f"{path}: not a pocketscan checkpoint; use --restart")
+    parts: dict[str, Any] = dict(head.get("partitions") or {})  # a checkpoint that kept them inline
+    if log.exists():
+        with log.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line
+                if isinstance(rec, dict) and isinstance(rec.get("partition"), int):
+                    parts[str(rec.pop("partition"))] = rec
+    return {"identity": head["identity"], "partitions": parts}
+
+
+def _jobs(plan: Plan, size: int, skip: set[int]) -> list[PartitionJob]:
+    nfiles = len(plan.files)
+    jobs = []
+    for i, start in enumerate(range(0, plan.total, size)):
+        if i in skip:
+            continue
+        stop = min(plan.total, start + size)
+        paths = None
+        if start < nfiles:
+            if stop > nfiles:  # a partition that straddles files and generated items: files only
+                stop = nfiles
+            paths = plan.files[start:stop]
+        jobs.append(PartitionJob(i, start, stop, paths))
+    # Run order interleaves the sources in proportion (files, generated and edits advance together), so a
+    # run stopped early has measured every source; figures never depend on the order.
+    spans = [(0, nfiles), (nfiles, nfiles + plan.generate), (nfiles + plan.generate, plan.total)]
+
+    def progress_key(job: PartitionJob) -> tuple[float, int]:
+        for lo, hi in spans:
+            if lo <= job.start < hi:
+                return ((job.start - lo) / (hi - lo), job.index)
+        return (1.0, job.index)
+
+    return sorted(jobs, key=progress_key)
+
+
+def run_stream(cfg: StreamConfig, seed: int = 0) -> Any:
+    """Run (or resume) a streaming false-match measurement; returns :class:`research.results.Results`."""
+    from research.corpus import algo_info, cheap_dihedral, list_images
+    from research.engine import Engine
+    from research.evals.fpr import _dedupe
+    from research.parallel import progress
+    from research.snapshot_view import build_matcher
+
+    t_start = time.perf_counter()
+    if cfg.partition_size < 1:
+        raise ValueError("--partition-size must be at least 1")
+    out = Path(cfg.out)
+    store_dir = out / "store"
+    bank_all = list_images(cfg.bank)
+    if not bank_all:
+        raise ValueError(f"{cfg.bank}: no images found")
+    bank_entries, bank_dups, bank_digests = _dedupe(bank_all)
+    plan = cfg.plan
+    bounds = _jobs(plan, cfg.partition_size, set())
+    n_parts = len(bounds)
+    stopped = ""
+    with Engine(
+        scheduler=cfg.scheduler,
+        workers=cfg.workers,
+        connect_timeout=cfg.connect_timeout,
+        task_timeout=cfg.task_timeout,
+        local_directory=str(store_dir / "dask-scratch"),
+    ) as engine:
+        engine_info = engine.describe()
+        t_bank = time.perf_counter()
+        bank_sets, bank_err = _bank_hashes(bank_entries, cfg.algos, engine, plan.decode)
+        banks: dict[str, AlgoBank] = {}
+        bank_meta: dict[str, dict[str, Any]] = {}
+        for algo in cfg.algos:
+            info = algo_info(algo)
+            hashes, quality = bank_sets[algo]
+            ok = quality >= info.min_quality
+            snap_bytes = pub = None
+            snap_info: dict[str, Any] = {"available": False, "reason": "disabled (--no-snapshot)"}
+            if cfg.snapshot:
+                where = out / "snapshot" if len(cfg.algos) == 1 else out / "snapshot" / algo
+                matcher, why = build_matcher(
+                    algo, [bytes(h) for h in hashes], quality.tolist(), where, seed=seed
+                )
+                if matcher is not None:
+                    snap_info = {"available": True, **matcher.info()}
+                    snap_bytes = Path(snap_info["path"]).read_bytes()
+                    pub = bytes.fromhex(snap_info["public_key"])
+                else:
+                    snap_info = {"available": False, "reason": why}
+            banks[algo] = AlgoBank(
+                bits=info.bits,
+                threshold=info.threshold,
+                min_quality=info.min_quality,
+                dihedral=cheap_dihedral(algo),
+                hashes=np.ascontiguousarray(hashes[ok]),
+                snapshot=snap_bytes,
+                public_key=pub,
+                snapshot_now=time.time(),
+            )
+            unreadable = {p for p, _ in bank_err}
+            readable = [e for e in bank_entries if e.path not in unreadable]
+            ok_entries = [e for e, good in zip(readable, ok, strict=True) if good]
+            bank_meta[algo] = {
+                "images": len(hashes),
+                "scannable": int(ok.sum()),
+                "gated_out": int((~ok).sum()),
+                "paths": [e.path for e in ok_entries],
+                "snapshot": snap_info,
+            }
+        bank_seconds = time.perf_counter() - t_bank
+        ctx = BankContext(plan=plan, algos=banks)
+        ckpt_path = store_dir / "checkpoint.json"
+        log_path = store_dir / "partitions.jsonl"
+        identity = _identity(cfg, ctx, seed)
+        ckpt = None if cfg.restart else _load_checkpoint(ckpt_path, log_path)
+        if ckpt is not None and ckpt["identity"] != identity:
+            raise ValueError(
+                f"{out} holds a checkpoint of a different run (other bank, images, seed or partition size); "
+                "use another --out, or --restart to discard it"
+            )
+        if ckpt is None:
+            ckpt = {"identity": identity, "partitions": {}}
+            store_dir.mkdir(parents=True, exist_ok=True)
+            log_path.unlink(missing_ok=True)
+            _write_json_atomic(ckpt_path, {"identity": identity})
+        elif log_path.exists() and log_path.stat().st_size:
+            with log_path.open("rb+") as log:  # end a torn last line, so the next record starts its own
+                log.seek(-1, os.SEEK_END)
+                if log.read(1) != b"\n":
+                    log.write(b"\n")
+        store = Store(store_dir, plan.total, n_parts, banks)
+        store.open(create=not ckpt["partitions"])
+        done_before = {int(k) for k in ckpt["partitions"]}
+        jobs = _jobs(plan, cfg.partition_size, done_before)
+        images_before = sum(int(v["images"]) for v in ckpt["partitions"].values())
+        completed_now = [0]
+        t_run = time.perf_counter()
+
+        submitted = [0]
+
+        def should_stop() -> bool:  # asked once before each submission
+            if cfg.max_partitions is not None and submitted[0] >= cfg.max_partitions:
+                return True
+            if cfg.time_limit is not None and time.perf_counter() - t_start >= cfg.time_limit:
+                return True
+            submitted[0] += 1
+            return False
+
+        in_flight = None
+        if cfg.max_partitions is not None:
+            in_flight = max(1, min(cfg.max_partitions, 2 * max(1, engine.workers)))
+        quiet = cfg.quiet or not sys.stderr.isatty()
+        shared = engine.share(ctx)
+        images_now = 0
+        try:
+            stream = engine.map_unordered(
+                process_partition, jobs, shared, in_flight=in_flight, should_stop=should_stop
+            )
+            for _job, res in progress(stream, total=len(jobs), description="partitions", quiet=quiet):
+                store.write(res)
+                n = len(res.columns["status"])
+                images_now += n
+                completed_now[0] += 1
+                record = {
+                    "images": n,
+                    "errors": [[gi, msg[:300]] for gi, msg in res.errors],
+                    "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
+                    "max_rss_kb": res.max_rss_kb,
+                }
+                ckpt["partitions"][str(res.index)] = record
+                with log_path.open("a", encoding="utf-8") as log:  # after the columns are flushed
+                    log.write(json.dumps({"partition": res.index, **record}) + "\n")
+                    log.flush()
+                    os.fsync(log.fileno())
+        except KeyboardInterrupt:
+            stopped = "interrupted (Ctrl-C); the same command resumes from the checkpoint"
+        run_seconds = time.perf_counter() - t_run
+        store.close()
+    done = {int(k) for k in ckpt["partitions"]}
+    if not stopped and len(done) < n_parts:
+        stopped = (
+            f"stopped after {completed_now[0]} partition(s) by "
+            + (
+                "--max-partitions"
+                if cfg.max_partitions is not None and submitted[0] >= cfg.max_partitions
+                else "--time-limit"
+            )
+            + "; the same command resumes from the checkpoint"
+        )
+    store = Store(store_dir, plan.total, n_parts, banks)
+    store.open(create=False)
+    try:
+        run_info = {
+            "complete": len(done) == n_parts,
+            "stopped": stopped,
+            "partitions_total": n_parts,
+            "partitions_done": len(done),
+            "partitions_resumed": len(done_before),
+            "partition_size": cfg.partition_size,
+            "images_planned": plan.total,
+            "images_processed": images_before + images_now,
+            "images_this_invocation": images_now,
+            "seconds_this_invocation": round(run_seconds, 3),
+            "images_per_second": round(images_now / run_seconds, 2)
+            if run_seconds > 0 and images_now
+            else None,
+            "bank_seconds": round(bank_seconds, 3),
+            "task_seconds_per_image": _task_cost(ckpt["partitions"]),
+            "peak_rss_mb_driver": round(_max_rss_kb() / 1024, 1),
+            "peak_rss_mb_worker": round(
+                max((int(v["max_rss_kb"]) for v in ckpt["partitions"].values()), default=0) / 1024, 1
+            ),
+            "engine": engine_info,
+            "store": str(store_dir),
+            "checkpoint": str(ckpt_path),
+        }
+        from research.stream_report import build_results
+
+        return build_results(
+            cfg,
+            seed,
+            plan,
+            store,
+            ctx,
+            bank_meta,
+            ckpt,
+            run_info,
+            bank_counts={
+                "bank_files": len(bank_all),
+                "bank_byte_duplicates_removed": len(bank_dups),
+                "bank_unreadable": len(bank_err),
+            },
+            bank_digests=set(bank_digests),
+            total_seconds=time.perf_counter() - t_start,
+        )
+    finally:
+        store.close()
+
+
+def _task_cost(parts: dict[str, Any]) -> dict[str, float | None]:
+    """Seconds per image inside the tasks (load/generate, hash, match), summed over all partitions."""
+    n = sum(int(v["images"]) for v in parts.values())
+    out: dict[str, float | None] = {}
+    for key in ("load", "hash", "match", "cpu"):
+        total = sum(float(v["seconds"].get(key, 0.0)) for v in parts.values())
+        out[key] = total / n if n else None
+    walls = [out[k] for k in ("load", "hash", "match")]
+    out["total"] = sum(v for v in walls if v is not None) if n else None
+    return out
