@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["BenchConfig", "main", "register", "run_bench"]
 

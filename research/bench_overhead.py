@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["default_images", "register", "run_bench"]
 

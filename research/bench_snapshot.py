@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["CORPUS_EDITS", "evaluate_corpus", "main", "register", "run_bench"]
 

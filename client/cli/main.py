@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, distributions
 
 from client.cli.registry import CommandRegistry
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "build_parser", "command_entry_points", "main"]
 
-#: Modules that contribute subcommands, each with ``register(registry)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "scanner.commands.hashing",
-    "scanner.commands.bank",
-    "scanner.commands.authority",
-    "scanner.commands.snapshot",
-    "scanner.commands.scan",
-    "research.bench_snapshot",
-    "relay.commands",
-    "research.bench_relay",
-    "research.bench_learned",
-    "research.bench_crypto",
-    "research.bench_hash",
-    "research.commands",
-    "client.cli.messaging",
-    "client.cli.demo",
-    "research.bench_overhead",
-    "scanner.commands.classify",
-)
+#: Entry-point group of the modules that contribute subcommands. Each entry names a
+#: ``register(registry)`` function (pyproject.toml, ``[project.entry-points."pocketscan.commands"]``);
+#: entry names sort in help order.
+ENTRY_POINT_GROUP = "pocketscan.commands"
+_DISTRIBUTION = "pocketscan"
+
+
+def command_entry_points() -> list[EntryPoint]:
+    """pocketscan's own command entry points in help order (by name), then other packages' by name.
+
+    The first installed ``pocketscan`` metadata that declares the group wins, so a stale
+    ``pocketscan.egg-info`` left in a checkout by an older install does not hide the commands.
+    """
+    own: list[EntryPoint] = []
+    plugins: dict[str, EntryPoint] = {}
+    for dist in distributions():
+        found = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        if dist.metadata["Name"] == _DISTRIBUTION:
+            own = own or found
+        else:
+            for ep in found:
+                plugins.setdefault(ep.name, ep)
+    if not own:
+        raise RuntimeError(
+            f"no {ENTRY_POINT_GROUP!r} entry points found: reinstall pocketscan (pip install -e .)"
+        )
+    return sorted(own, key=lambda ep: ep.name) + sorted(plugins.values(), key=lambda ep: ep.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     registry = CommandRegistry(sub)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(registry)
+    for entry in command_entry_points():
+        register: Callable[[CommandRegistry], None] = entry.load()
+        register(registry)
     return parser
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from scanner.commands.registry import CommandRegistry
 
 __all__ = ["iter_image_paths", "register", "run_hash"]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from scanner.commands.registry import CommandRegistry
     from scanner.calibration import Calibration, Params
 
 __all__ = ["register"]
