@@ -1,0 +1,148 @@
+"""The package graph: who may import whom (issue 12), checked on the source with ``ast``.
+
+scanner sits at the bottom, relay may use scanner, client may use scanner and relay's protocol, research
+sits on top. Every import counts: module level, inside functions and under ``TYPE_CHECKING`` alike.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("client", "relay", "scanner", "research")
+
+#: package -> packages it must never import (in any form).
+FORBIDDEN = {
+    "scanner": {"client", "relay", "research"},
+    "relay": {"client", "research"},
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module an import statement in ``path`` names (relative imports resolved), with its line."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package_parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if package_parts[-1] == "__init__":
+        package_parts.pop()
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + (path.name == "__init__.py")]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            found.extend((node.lineno, f"{module}.{alias.name}") for alias in node.names)
+    return found
+
+
+def _sources(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+def _violations(package: str, banned: set[str] | None = None, prefix: str | None = None) -> list[str]:
+    bad = []
+    for path in _sources(package):
+        for line, module in _imports(path):
+            top = module.split(".")[0]
+            if (banned and top in banned) or (prefix and (module == prefix or module.startswith(prefix + "."))):
+                bad.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    return sorted(set(bad))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_lower_packages_import_nothing_above_them(package: str) -> None:
+    assert _violations(package, banned=FORBIDDEN[package]) == []
+
+
+@pytest.mark.parametrize("package", ["relay", "scanner", "research"])
+def test_nothing_outside_client_imports_client_cli(package: str) -> None:
+    assert _violations(package, prefix="client.cli") == []
+
+
+def test_the_import_scanner_sees_type_checking_and_function_imports(tmp_path: Path) -> None:
+    """The checker itself: a TYPE_CHECKING import and a lazy one are both seen, relative ones resolved."""
+    probe = REPO / "scanner" / "commands" / "hashing.py"
+    modules = {module for _, module in _imports(probe)}
+    assert "scanner.commands.registry.CommandRegistry" in modules  # under TYPE_CHECKING
+    assert "scanner.hashers.registry.hasher_names" in modules  # inside a function
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint('\\n'.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_loading_the_relay_server_loads_no_client_module() -> None:
+    loaded = _loaded_after("import relay.serve, relay.core, relay.commands, relay.ws")
+    assert "relay.serve" in loaded
+    assert sorted(m for m in loaded if m.split(".")[0] in {"client", "research"}) == []
+
+
+def test_help_loads_no_numpy() -> None:
+    loaded = _loaded_after(
+        "import contextlib, io\n"
+        "from client.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit): main(['--help'])"
+    )
+    assert "client.cli.main" in loaded and "scanner.commands.hashing" in loaded
+    heavy = {"numpy", "PIL", "scipy", "textual", "onnxruntime", "matplotlib"}
+    assert sorted(m for m in loaded if m.split(".")[0] in heavy) == []
+
+
+def test_installed_command_entry_points_match_pyproject() -> None:
+    """A stale install (pyproject changed, not reinstalled) would silently drop commands: say so."""
+    from client.cli.main import ENTRY_POINT_GROUP, command_entry_points
+
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"][ENTRY_POINT_GROUP]
+    installed = {ep.name: ep.value for ep in command_entry_points() if ep.dist and ep.dist.name == "pocketscan"}
+    assert installed == declared, "pyproject.toml's commands differ from the installed ones: pip install -e ."
+
+
+def test_every_command_module_is_registered() -> None:
+    """A module with ``register(registry)`` that no entry point names is a command nobody can run."""
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    named = {value.split(":")[0] for value in declared["pocketscan.commands"].values()}
+    registering = set()
+    for package in PACKAGES:
+        for path in _sources(package):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef) and node.name == "register" and node.args.args and (
+                    node.args.args[0].arg == "registry"
+                ):
+                    registering.add(".".join(path.relative_to(REPO).with_suffix("").parts))
+    assert registering - named == set()
+    assert named - registering == set()
+
+
+def test_no_test_module_imports_another_test_module() -> None:
+    """Shared helpers live in conftest.py or helper modules, never in a test_*.py another test imports."""
+    bad = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for line, module in _imports_in_tests(path):
+            if module.split(".")[-1].startswith("test_") or ".test_" in module:
+                bad.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert bad == []
+
+
+def _imports_in_tests(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("tests")):
+            found.append((node.lineno, node.module or ""))
+            found.extend((node.lineno, f"{node.module}.{a.name}") for a in node.names if a.name.startswith("test_"))
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, a.name) for a in node.names if a.name.startswith("tests"))
+    return found
