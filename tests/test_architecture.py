@@ -54,7 +54,8 @@ def _violations(package: str, banned: set[str] | None = None, prefix: str | None
     for path in _sources(package):
         for line, module in _imports(path):
             top = module.split(".")[0]
-            if (banned and top in banned) or (prefix and (module == prefix or module.startswith(prefix + "."))):
+            under_prefix = prefix is not None and (module == prefix or module.startswith(prefix + "."))
+            if (banned and top in banned) or under_prefix:
                 bad.append(f"{path.relative_to(REPO)}:{line} imports {module}")
     return sorted(set(bad))
 
@@ -104,8 +105,10 @@ def test_installed_command_entry_points_match_pyproject() -> None:
     """A stale install (pyproject changed, not reinstalled) would silently drop commands: say so."""
     from client.cli.main import ENTRY_POINT_GROUP, command_entry_points
 
-    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"][ENTRY_POINT_GROUP]
-    installed = {ep.name: ep.value for ep in command_entry_points() if ep.dist and ep.dist.name == "pocketscan"}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = project["entry-points"][ENTRY_POINT_GROUP]
+    own = [ep for ep in command_entry_points() if ep.dist and ep.dist.metadata["Name"] == "pocketscan"]
+    installed = {ep.name: ep.value for ep in own}
     assert installed == declared, "pyproject.toml's commands differ from the installed ones: pip install -e ."
 
 
@@ -142,7 +145,8 @@ def _imports_in_tests(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("tests")):
             found.append((node.lineno, node.module or ""))
-            found.extend((node.lineno, f"{node.module}.{a.name}") for a in node.names if a.name.startswith("test_"))
+            found.extend((node.lineno, f"{node.module}.{a.name}") for a in node.names
+                         if a.name.startswith("test_"))
         elif isinstance(node, ast.Import):
             found.extend((node.lineno, a.name) for a in node.names if a.name.startswith("tests"))
     return found
