@@ -6,10 +6,12 @@ sits on top. Every import counts: module level, inside functions and under ``TYP
 
 from __future__ import annotations
 
+import argparse
 import ast
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,24 @@ def _imports_in_tests(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Import):
             found.extend((node.lineno, a.name) for a in node.names if a.name.startswith("tests"))
     return found
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield parser.prog, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_json_is_the_same_flag_everywhere() -> None:
+    """``--json`` switches a command's output to JSON: a flag taking no value, in every command."""
+    from client.cli.main import build_parser
+
+    seen = []
+    for prog, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if "--json" in action.option_strings:
+                seen.append(prog)
+                assert action.nargs == 0 and action.const is True and action.default is False, prog
+    assert len(seen) >= 15
