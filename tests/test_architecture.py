@@ -173,3 +173,16 @@ def test_json_is_the_same_flag_everywhere() -> None:
                 seen.append(prog)
                 assert action.nargs == 0 and action.const is True and action.default is False, prog
     assert len(seen) >= 15
+
+
+def test_no_importorskip_of_a_module_of_this_repository() -> None:
+    """Our own modules are imported plainly: an import error must fail, never skip a test silently."""
+    bad = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "importorskip" and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                    and str(node.args[0].value).split(".")[0] in PACKAGES):
+                bad.append(f"{path.relative_to(REPO)}:{node.lineno} {node.args[0].value}")
+    assert bad == []
