@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["BenchConfig", "main", "register", "run_bench"]
 
 _REPO = Path(__file__).resolve().parents[1]
-_SHARED = _REPO.parent / "shared"
+#: The shared data next to a checkout, relative to the working directory (run from the checkout's root).
+_SHARED = Path("..") / "shared"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 

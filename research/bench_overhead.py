@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["default_images", "register", "run_bench"]
 
 REPO = Path(__file__).resolve().parents[1]
-PHONE_PHOTOS = REPO.parent / "shared" / "pdq-data" / "reg-test-input" / "exif-rotn"
+#: Relative to the working directory: run from a checkout's root, next to ../shared.
+PHONE_PHOTOS = Path("..") / "shared" / "pdq-data" / "reg-test-input" / "exif-rotn"
 
 
 def register(registry: CommandRegistry) -> None:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CORPUS_EDITS", "evaluate_corpus", "main", "register", "run_bench"]
 
-_SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+#: Relative to the working directory: run from a checkout's root, next to ../shared.
+_SHARED_CORPUS = Path("..") / "shared" / "corpus"
 
 
 def register(registry: CommandRegistry) -> None:

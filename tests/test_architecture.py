@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -186,3 +187,35 @@ def test_no_importorskip_of_a_module_of_this_repository() -> None:
                     and str(node.args[0].value).split(".")[0] in PACKAGES):
                 bad.append(f"{path.relative_to(REPO)}:{node.lineno} {node.args[0].value}")
     assert bad == []
+
+
+_UP = re.compile(r"Path\(__file__\)(?:\.resolve\(\))?((?:\.parent(?!s))*)(?:\.parents\[(\d+)\])?((?:\.parent(?!s))*)")
+
+
+def _levels_up(line: str) -> int:
+    match = _UP.search(line)
+    if match is None:
+        return 0
+    dots = (match.group(1) + match.group(3)).count(".parent")
+    return dots + (int(match.group(2)) + 1 if match.group(2) is not None else 0)
+
+
+def test_no_runtime_code_assumes_the_checkout() -> None:
+    """Installed from a wheel there is no repository around the packages: no path climbs out of them
+    (``samples/`` comes from :mod:`client.samples`; ``../shared`` defaults are relative to the working
+    directory, never to the source file)."""
+    bad = []
+    for package in PACKAGES:
+        for path in _sources(package):
+            depth = len(path.relative_to(REPO).parts) - 1  # research/x.py: 1 level below the repository
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _levels_up(line) > depth:
+                    bad.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert bad == []
+
+
+def test_the_checkout_path_rule_counts_levels() -> None:
+    assert _levels_up("Path(__file__).resolve().parents[1]") == 2
+    assert _levels_up("Path(__file__).resolve().parent.parent / 'x'") == 2
+    assert _levels_up("Path(__file__).parent") == 1
+    assert _levels_up("x = 1") == 0
