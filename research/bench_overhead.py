@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["default_images", "register", "run_bench"]
 
-REPO = Path(__file__).resolve().parents[1]
 #: Relative to the working directory: run from a checkout's root, next to ../shared.
 PHONE_PHOTOS = Path("..") / "shared" / "pdq-data" / "reg-test-input" / "exif-rotn"
 
@@ -52,7 +51,9 @@ def default_images() -> list[Path]:
         found = sorted(PHONE_PHOTOS.glob("*.jpg"))
         if found:
             return found
-    return sorted((REPO / "samples").glob("*.jpg"))
+    from client.samples import sample_paths
+
+    return [p for p in sample_paths() if p.suffix.lower() == ".jpg"]
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -62,8 +63,6 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) -> dict[str, Any]:
-    from rich.progress import Progress
-
     from client.crypto.attachments import encrypt_image
     from client.demo.world import (
         DEMO_BANKED,
@@ -74,6 +73,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
         start_relay,
     )
     from client.net import publish_snapshot
+    from scanner.progress import progress_bar
 
     tmp = Path(tempfile.mkdtemp(prefix="pocketscan-bench-"))
     authority = AuthorityIdentity.generate()
@@ -95,8 +95,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
     times: dict[str, list[float]] = {"scan": [], "encrypt": [], "upload": [], "send": []}
     outcomes: list[str] = []
     try:
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("sending photos", total=rounds * len(images))
+        with progress_bar("sending photos", rounds * len(images), quiet=not progress) as advance:
             for _ in range(rounds):
                 for path in images:
                     data = path.read_bytes()
@@ -117,7 +116,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
                     times["encrypt"].append(t3 - t2)
                     times["upload"].append(t4 - t3)
                     times["send"].append(t5 - t4)
-                    bar.advance(task)
+                    advance()
     finally:
         await alice.stop()
         await bob.stop()
@@ -154,7 +153,7 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"pocketscan bench overhead: no such image: {missing[0]}", file=sys.stderr)
         return 2
     result = run_bench(images, rounds=args.rounds, dihedral=not args.no_dihedral,
-                       progress=sys.stderr.isatty())
+                       progress=not args.json)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
