@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 from scanner.calibration_defaults import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
 
 if TYPE_CHECKING:
-    from scanner.commands.registry import CommandRegistry
     from scanner.calibration import Calibration, Params
+    from scanner.commands.registry import CommandRegistry
 
 __all__ = ["register"]
 
