@@ -11,15 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from client.core import Core
-from client.demo.world import (
-    DEMO_BANKED,
-    AuthorityIdentity,
-    RelayHandle,
-    build_snapshot,
-    make_profile,
-    sample_images,
-    start_relay,
-)
+from client.demo import world as demo_world
 from client.net import publish_snapshot
 from client.tui.screens.chat import ChatScreen
 
@@ -29,21 +21,21 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 @dataclass
 class World:
     root: Path
-    relay: RelayHandle
-    authority: AuthorityIdentity
+    relay: demo_world.RelayHandle
+    authority: demo_world.AuthorityIdentity
     alice: Core
     bob: Core
 
 
 @contextlib.asynccontextmanager
 async def world(tmp: Path, policy: Any = "block", *, contact: bool = True) -> AsyncIterator[World]:
-    authority = AuthorityIdentity.generate()
-    relay = await start_relay(tmp / "relay.sqlite", authorities=[authority.public_key])
-    banked = [p for p in sample_images() if p.name in DEMO_BANKED]
-    snapshot = await asyncio.to_thread(build_snapshot, banked, authority, version=1, work_dir=tmp)
+    authority = demo_world.AuthorityIdentity.generate()
+    relay = await demo_world.start_relay(tmp / "relay.sqlite", authorities=[authority.public_key])
+    banked = [p for p in demo_world.sample_images() if p.name in demo_world.DEMO_BANKED]
+    snapshot = await asyncio.to_thread(demo_world.build_snapshot, banked, authority, version=1, work_dir=tmp)
     await publish_snapshot(relay.url, authority.seed, snapshot, 1)
-    alice = make_profile(tmp, "alice", relay=relay.url, authority=authority, policy=policy)
-    bob = make_profile(tmp, "bob", relay=relay.url, authority=authority, policy="block")
+    alice = demo_world.make_profile(tmp, "alice", relay=relay.url, authority=authority, policy=policy)
+    bob = demo_world.make_profile(tmp, "bob", relay=relay.url, authority=authority, policy="block")
     if contact:
         await alice.add_contact(bob.account_id, "bob")
     await bob.add_contact(alice.account_id, "alice")
