@@ -12,7 +12,7 @@ Method (``compare``):
 
 Usage::
 
-    python -m research.eval_learned ../shared/corpus --json results/learned_eval.json
+    python -m research.eval_learned ../shared/corpus --out results/learned_eval.json
 """
 
 from __future__ import annotations
