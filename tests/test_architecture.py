@@ -241,3 +241,13 @@ def test_the_checkout_path_rule_counts_levels() -> None:
     assert _levels_up("Path(__file__).resolve().parent.parent / 'x'") == 2
     assert _levels_up("Path(__file__).parent") == 1
     assert _levels_up("x = 1") == 0
+
+
+def test_without_installed_commands_the_cli_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import client.cli.main as cli
+
+    monkeypatch.setattr(cli, "distributions", lambda: [])
+    assert cli.main(["--help"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("pocketscan: no 'pocketscan.commands' entry points found")

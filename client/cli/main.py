@@ -9,13 +9,17 @@ from importlib.metadata import EntryPoint, distributions
 
 from client.cli.registry import CommandRegistry
 
-__all__ = ["ENTRY_POINT_GROUP", "build_parser", "command_entry_points", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "CommandsNotInstalled", "build_parser", "command_entry_points", "main"]
 
 #: Entry-point group of the modules that contribute subcommands. Each entry names a
 #: ``register(registry)`` function (pyproject.toml, ``[project.entry-points."pocketscan.commands"]``);
 #: entry names sort in help order.
 ENTRY_POINT_GROUP = "pocketscan.commands"
 _DISTRIBUTION = "pocketscan"
+
+
+class CommandsNotInstalled(RuntimeError):
+    """No installed pocketscan metadata declares the commands (an old or broken install)."""
 
 
 def command_entry_points() -> list[EntryPoint]:
@@ -34,7 +38,7 @@ def command_entry_points() -> list[EntryPoint]:
             for ep in found:
                 plugins.setdefault(ep.name, ep)
     if not own:
-        raise RuntimeError(
+        raise CommandsNotInstalled(
             f"no {ENTRY_POINT_GROUP!r} entry points found: reinstall pocketscan (pip install -e .)"
         )
     return sorted(own, key=lambda ep: ep.name) + sorted(plugins.values(), key=lambda ep: ep.name)
@@ -59,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the chosen handler and return its exit status."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CommandsNotInstalled as exc:
+        print(f"pocketscan: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
