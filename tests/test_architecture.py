@@ -103,8 +103,9 @@ def _loaded_after(statement: str) -> set[str]:
 
 
 def test_loading_the_relay_server_loads_no_client_module() -> None:
-    loaded = _loaded_after("import relay.serve, relay.core, relay.commands, relay.ws")
-    assert "relay.serve" in loaded
+    modules = sorted(".".join(p.relative_to(REPO).with_suffix("").parts) for p in _sources("relay"))
+    loaded = _loaded_after("import " + ", ".join(m.removesuffix(".__init__") for m in modules))
+    assert {"relay.serve", "relay.ws", "relay.store_redis", "relay.commands"} <= loaded
     assert sorted(m for m in loaded if m.split(".")[0] in {"client", "research"}) == []
 
 
@@ -251,3 +252,28 @@ def test_without_installed_commands_the_cli_says_so_in_one_line(monkeypatch: pyt
     assert cli.main(["--help"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pocketscan: no 'pocketscan.commands' entry points found")
+
+
+class _FakeDist:
+    def __init__(self, name: str, entries: dict[str, str]) -> None:
+        from importlib.metadata import EntryPoint
+
+        self.metadata = {"Name": name}
+        self.entry_points = [EntryPoint(n, v, "pocketscan.commands") for n, v in entries.items()]
+
+
+def test_entry_points_own_in_name_order_then_plugins_and_stale_metadata_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import client.cli.main as cli
+
+    dists = [
+        _FakeDist("pocketscan", {}),  # a stale pocketscan.egg-info in a checkout: no commands declared
+        _FakeDist("zz-plugin", {"extra": "zz_plugin.cli:register"}),
+        _FakeDist("pocketscan", {"020-bank": "scanner.commands.bank:register",
+                                 "010-hash": "scanner.commands.hashing:register"}),
+        _FakeDist("pocketscan", {"010-old": "old.module:register"}),  # shadowed by the first one found
+        _FakeDist("aa-plugin", {"another": "aa_plugin.cli:register"}),
+    ]
+    monkeypatch.setattr(cli, "distributions", lambda: dists)
+    assert [ep.name for ep in cli.command_entry_points()] == ["010-hash", "020-bank", "another", "extra"]
