@@ -255,9 +255,10 @@ def test_without_installed_commands_the_cli_says_so_in_one_line(monkeypatch: pyt
 
 
 class _FakeDist:
-    def __init__(self, name: str, entries: dict[str, str]) -> None:
+    def __init__(self, name: str, entries: dict[str, str], path: str = "site-packages/x.dist-info") -> None:
         from importlib.metadata import EntryPoint
 
+        self._path = Path(path)
         self.metadata = {"Name": name}
         self.entry_points = [EntryPoint(n, v, "pocketscan.commands") for n, v in entries.items()]
 
@@ -269,6 +270,7 @@ def test_entry_points_own_in_name_order_then_plugins_and_stale_metadata_is_skipp
 
     dists = [
         _FakeDist("pocketscan", {}),  # a stale pocketscan.egg-info in a checkout: no commands declared
+        _FakeDist("pocketscan", {"005-stale": "gone:register"}, "pocketscan.egg-info"),  # an older build's
         _FakeDist("zz-plugin", {"extra": "zz_plugin.cli:register"}),
         _FakeDist("pocketscan", {"020-bank": "scanner.commands.bank:register",
                                  "010-hash": "scanner.commands.hashing:register"}),

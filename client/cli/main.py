@@ -25,15 +25,17 @@ class CommandsNotInstalled(RuntimeError):
 def command_entry_points() -> list[EntryPoint]:
     """pocketscan's own command entry points in help order (by name), then other packages' by name.
 
-    The first installed ``pocketscan`` metadata that declares the group wins, so a stale
-    ``pocketscan.egg-info`` left in a checkout by an older install does not hide the commands.
+    An installed ``.dist-info`` wins over a ``pocketscan.egg-info`` that a build leaves in a checkout
+    (on ``sys.path`` when Python runs from there), which may be stale; the first one found breaks ties.
     """
-    own: list[EntryPoint] = []
+    own: list[tuple[bool, int, list[EntryPoint]]] = []
     plugins: dict[str, EntryPoint] = {}
-    for dist in distributions():
+    for index, dist in enumerate(distributions()):
         found = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
         if dist.metadata["Name"] == _DISTRIBUTION:
-            own = own or found
+            if found:
+                build_leftover = str(getattr(dist, "_path", "")).endswith(".egg-info")
+                own.append((build_leftover, index, found))
         else:
             for ep in found:
                 plugins.setdefault(ep.name, ep)
@@ -41,7 +43,8 @@ def command_entry_points() -> list[EntryPoint]:
         raise CommandsNotInstalled(
             f"no {ENTRY_POINT_GROUP!r} entry points found: reinstall pocketscan (pip install -e .)"
         )
-    return sorted(own, key=lambda ep: ep.name) + sorted(plugins.values(), key=lambda ep: ep.name)
+    chosen = min(own, key=lambda candidate: candidate[:2])[2]
+    return sorted(chosen, key=lambda ep: ep.name) + sorted(plugins.values(), key=lambda ep: ep.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
