@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from research.command_registry import CommandRegistry
 
-__all__ = ["InstallRecorder", "delta_estimate", "register", "relay_process", "run_rollout", "serve_process"]
+__all__ = [
+    "InstallRecorder",
+    "delta_estimate",
+    "register",
+    "relay_process",
+    "run_rollout",
+    "serve_process",
+    "wait_until",
+]
 
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
 
@@ -204,7 +212,8 @@ class InstallRecorder:
         return max((v for v in self.installed if v > version), default=0)
 
 
-async def _until(cond: Any, timeout: float, what: str) -> Any:
+async def wait_until(cond: Any, timeout: float, what: str) -> Any:
+    """Poll ``cond()`` every 50 ms until it is truthy and return its value; RuntimeError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
@@ -243,16 +252,18 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                     await alice.start()
                     await bob.start()
                     progress("waiting for the first snapshot")
-                    await _until(lambda: bob.slot.current is not None, wait, "the first snapshot")
+                    await wait_until(lambda: bob.slot.current is not None, wait, "the first snapshot")
                     first = bob.slot.current.version  # type: ignore[union-attr]
                     before = bob.profile.snapshot_file.read_bytes()  # what a delta would be applied to
                     sub = submit_protection(alice, photo.read_bytes(), name=photo.name)
                     store = AuthorityStore(store_path)
                     try:
-                        item = (await _until(lambda: store.items(kind="submission"), 60, "the submission"))[0]
+                        submissions = await wait_until(lambda: store.items(kind="submission"), 60,
+                                                       "the submission")
+                        item = submissions[0]
                         decided = store.decide(item.id, accept=True, note="bench", reviewer="bench")
                         progress("accepted; waiting for client B to enforce it")
-                        version = await _until(lambda: recorder.newer_than(first), wait,
+                        version = await wait_until(lambda: recorder.newer_than(first), wait,
                                                "the accept's snapshot")
                         result["accept_to_enforced_s"] = installed[version] - decided.decided_at
                         built = next(s for s in store.snapshots() if s["version"] == version)
@@ -261,10 +272,10 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                         result.update(delta_estimate(before, [bytes.fromhex(h) for h in
                                                               (sub.hashes.pdq, *sub.hashes.pdq_dihedral)]))
                         await submit_appeal(bob, photo.read_bytes(), name=photo.name, reason="bench")
-                        appeal = (await _until(lambda: store.items(kind="appeal"), 60, "the appeal"))[0]
+                        appeal = (await wait_until(lambda: store.items(kind="appeal"), 60, "the appeal"))[0]
                         decided = store.decide(appeal.id, accept=True, note="bench", reviewer="bench")
                         progress("appeal accepted; waiting for client B to enforce it")
-                        removed = await _until(lambda: recorder.newer_than(version), wait,
+                        removed = await wait_until(lambda: recorder.newer_than(version), wait,
                                                "the appeal's snapshot")
                         result["appeal_to_enforced_s"] = installed[removed] - decided.decided_at
                         rebuilt = next(s for s in store.snapshots() if s["version"] == removed)

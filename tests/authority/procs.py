@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from client.demo.world import AuthorityIdentity
-from research.bench_rollout import relay_process, serve_process
+from research.bench_rollout import relay_process, serve_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
@@ -89,13 +88,8 @@ __all__ = [
 
 
 async def until(cond: Any, *, timeout: float = BOUND, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
+    """Wait, bounded, until ``cond()`` is truthy; returns its value."""
+    return await wait_until(cond, timeout, what)
 
 
 def setup_authority(tmp: Path) -> tuple[AuthorityIdentity, Path, Path, Path]:
