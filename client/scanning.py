@@ -125,8 +125,13 @@ class LocalScanner:
 
 
 def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
-                       min_version: int = 0, min_fingerprint: str | None = None) -> SnapshotView:
+                       min_version: int = 0, min_fingerprint: str | None = None,
+                       oprf: Any = None) -> SnapshotView:
     """Verify a snapshot file against the pinned authority key and build its matcher.
+
+    ``oprf`` (a ``scanner.matcher.OprfTransport``, e.g. ``scanner.oprf_client.OprfServiceClient``) serves
+    OPRF-keyed snapshots; without it their matches are scan errors (the policy decides as without a
+    snapshot).
 
     Raises:
         scanner.errors.SnapshotInvalid: bad signature, truncated, expired, older than ``min_version``, or
@@ -134,7 +139,7 @@ def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
     """
     from scanner.matcher import Matcher
 
-    matcher = Matcher(authority_key, min_version=min_version, min_fingerprint=min_fingerprint)
+    matcher = Matcher(authority_key, min_version=min_version, min_fingerprint=min_fingerprint, oprf=oprf)
     info = matcher.load(data, now=now)
     header = info.header
     return SnapshotView(
