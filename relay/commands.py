@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
-if TYPE_CHECKING:  # the relay package never imports the client at run time
-    from client.cli.registry import CommandRegistry
+__all__ = ["CommandRegistry", "register"]
 
-__all__ = ["register"]
+
+class CommandRegistry(Protocol):
+    """Where the relay's commands go; the relay imports no client module, so this Protocol is local."""
+
+    def command(self, name: str, handler: Callable[[argparse.Namespace], int], *, help: str,
+                description: str | None = ..., epilog: str | None = ...) -> argparse.ArgumentParser: ...
+
+    def group(self, name: str, *, help: str | None = ...) -> CommandRegistry: ...
 
 
 def register(registry: CommandRegistry) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from research.timing import best_of
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["register", "run_bench"]
 

@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["BenchConfig", "main", "register", "run_bench"]
 
-_REPO = Path(__file__).resolve().parents[1]
-_SHARED = _REPO.parent / "shared"
+#: The shared data next to a checkout, relative to the working directory (run from the checkout's root).
+_SHARED = Path("..") / "shared"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -206,6 +206,12 @@ def _side_by_side(
     return _Timing(best_ours, best_ref, wall_ours, wall_ref, out_ours, out_ref)
 
 
+def _sample_photos() -> list[Path]:
+    from client.samples import sample_paths
+
+    return [p for p in sample_paths() if p.suffix.lower() == ".jpg"]
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[..., Callable[[], None]]]:
     from scanner.progress import progress_tasks
@@ -239,7 +245,7 @@ def _arrays(cfg: BenchConfig, notes: list[str]) -> list[np.ndarray]:
             return out
     notes.append(f"(a) {cfg.corpus} absent or without 700-1400 px images: repo samples scaled to 1024 px")
     out = []
-    for p in sorted((_REPO / "samples").glob("*.jpg"))[: cfg.arrays]:
+    for p in _sample_photos()[: cfg.arrays]:
         with Image.open(p) as im:
             rgb = im.convert("RGB")
             scale = 1024 / max(rgb.size)
@@ -318,7 +324,7 @@ def run_bench(cfg: BenchConfig | None = None) -> Results:
         # (b) whole 12 MP JPEG files, fast mode (decode included) vs full decode + pdqhash
         photos = [p for p in _images_under(cfg.photos) if p.suffix.lower() in (".jpg", ".jpeg")]
         corpus = _images_under(cfg.corpus)
-        sources = corpus or sorted((_REPO / "samples").glob("*.jpg"))
+        sources = corpus or _sample_photos()
         large = _make_large(sources, Path(tmp), cfg.large, cfg.large_megapixels)
         if not photos:
             res.notes.append(f"(b) {cfg.photos} absent: corpus/sample images re-encoded at 12 MP instead")

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING
 from research.timing import best_of
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["register", "run_bench"]
 
-_DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "samples"
 
 
 def register(registry: CommandRegistry) -> None:
@@ -41,8 +40,8 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument(
         "folder",
         nargs="?",
-        default=str(_DEFAULT_FOLDER),
-        help="folder of images (default: the repository's samples/)",
+        default=None,
+        help="folder of images (default: the bundled sample photos, `pocketscan samples --dir`)",
     )
     parser.add_argument(
         "--limit", type=int, default=64, help="at most this many images (default: %(default)s)"
@@ -134,12 +133,18 @@ def run_bench(
 def _handle(args: argparse.Namespace) -> int:
     import sys
 
-    from scanner.commands.hashing import iter_image_paths
+    from client.samples import SamplesMissing, sample_dir
+    from research.corpus import list_images
     from scanner.errors import ScannerError
 
-    paths = list(iter_image_paths([args.folder]))[: max(1, args.limit)]
+    try:
+        folder = Path(args.folder) if args.folder else sample_dir()
+        paths = [entry.path for entry in list_images(folder)][: max(1, args.limit)]
+    except (FileNotFoundError, SamplesMissing) as exc:
+        print(f"pocketscan bench learned: {exc}", file=sys.stderr)
+        return 2
     if not paths:
-        print(f"pocketscan bench learned: no images in {args.folder}", file=sys.stderr)
+        print(f"pocketscan bench learned: no images in {folder}", file=sys.stderr)
         return 2
     try:
         res = run_bench(
@@ -161,7 +166,7 @@ def _handle(args: argparse.Namespace) -> int:
     ratio = res["ratio_learned_over_pdq"]
     assert isinstance(ips, dict) and isinstance(ratio, dict)
     print(
-        f"{res['images']} images from {args.folder}, best of {res['repeat']}, "
+        f"{res['images']} images from {folder}, best of {res['repeat']}, "
         f"learned = {res['learned_model']} ({res['learned_bits']} bits, batch {res['batch']}, "
         f"onnxruntime {res['onnxruntime']})"
     )

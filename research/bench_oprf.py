@@ -25,11 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from client.authority.oprf_service import OprfService
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
     from scanner.calibration import Params
 
 __all__ = ["MODES", "ModeFigures", "loopback_service", "measure_modes", "register"]
@@ -119,6 +117,8 @@ def measure_modes(
     with those parameters, unpadded (the match cost depends on L and the Bloom geometry, not on the number of
     keys; the file size is the same). The reported size is the file's.
     """
+    import numpy as np
+
     from scanner.authority import AuthorityKey
     from scanner.calibration import predict, rounded_entry_count
     from scanner.hashers.base import HashResult
@@ -209,6 +209,8 @@ def measure_modes(
 
 def random_queries(count: int, seed: int) -> list[tuple[bytes, tuple[bytes, ...]]]:
     """Random hashes, each with 8 random 'variants' (the first is the hash itself)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
@@ -223,11 +225,11 @@ def photo_queries(
     """PDQ hashes (8 variants) of the photos in ``folder``: (queries, megapixels, hash ms per photo)."""
     from PIL import Image
 
-    from scanner.commands.hashing import iter_image_paths
+    from research.corpus import list_images
     from scanner.hashing import hash_file
 
     queries, mps, ms = [], [], []
-    for path in list(iter_image_paths([folder]))[:limit]:
+    for path in [entry.path for entry in list_images(folder)][:limit]:
         with Image.open(path) as im:
             mps.append(im.width * im.height / 1e6)
         t0 = time.perf_counter()

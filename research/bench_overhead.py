@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["default_images", "register", "run_bench"]
 
-REPO = Path(__file__).resolve().parents[1]
-PHONE_PHOTOS = REPO.parent / "shared" / "pdq-data" / "reg-test-input" / "exif-rotn"
+#: Relative to the working directory: run from a checkout's root, next to ../shared.
+PHONE_PHOTOS = Path("..") / "shared" / "pdq-data" / "reg-test-input" / "exif-rotn"
 
 
 def register(registry: CommandRegistry) -> None:
@@ -51,7 +51,9 @@ def default_images() -> list[Path]:
         found = sorted(PHONE_PHOTOS.glob("*.jpg"))
         if found:
             return found
-    return sorted((REPO / "samples").glob("*.jpg"))
+    from client.samples import sample_paths
+
+    return [p for p in sample_paths() if p.suffix.lower() == ".jpg"]
 
 
 def _stats(values: list[float]) -> dict[str, float]:

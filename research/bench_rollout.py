@@ -34,11 +34,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
-__all__ = ["InstallRecorder", "delta_estimate", "register", "relay_process", "run_rollout", "serve_process"]
+__all__ = [
+    "InstallRecorder",
+    "delta_estimate",
+    "register",
+    "relay_process",
+    "run_rollout",
+    "serve_process",
+    "wait_until",
+]
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000)
 
 
@@ -49,8 +56,9 @@ def register(registry: CommandRegistry) -> None:
                       description=__doc__)
     p.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES), metavar="N,N,...",
                    help="bank sizes (random PDQ hashes) (default: %(default)s)")
-    p.add_argument("--photo", type=Path, default=REPO / "samples" / "chelsea.jpg",
-                   help="the photo client A protects (default: samples/chelsea.jpg)")
+    p.add_argument("--photo", type=Path, default=None,
+                   help="the photo client A protects (default: the bundled chelsea.jpg, "
+                        "`pocketscan samples chelsea.jpg`)")
     p.add_argument("--json", action="store_true", help="one JSON line per bank size")
 
 
@@ -60,6 +68,14 @@ def _handle(args: argparse.Namespace) -> int:
     except ValueError:
         print("pocketscan bench rollout: --sizes is a comma-separated list of integers", file=sys.stderr)
         return 2
+    if args.photo is None:
+        from client.samples import SamplesMissing, sample_path
+
+        try:
+            args.photo = sample_path("chelsea.jpg")
+        except SamplesMissing as exc:
+            print(f"pocketscan bench rollout: {exc}", file=sys.stderr)
+            return 2
     if not sizes or min(sizes) < 0 or not args.photo.is_file():
         print("pocketscan bench rollout: need sizes >= 0 and an existing --photo", file=sys.stderr)
         return 2
@@ -85,9 +101,8 @@ def _handle(args: argparse.Namespace) -> int:
 
 # ----- processes -------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    """The subprocesses run this interpreter's installed pocketscan, wherever the working directory is."""
+    return dict(os.environ)
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -108,7 +123,7 @@ def relay_process(root: Path, authority_hex: str) -> Iterator[str]:
     """`pocketscan relay` as a subprocess on a free loopback port; yields its URL."""
     proc = subprocess.Popen([sys.executable, "-m", "client.cli.main", "relay", "--port", "0", "--quiet",
                              "--db", str(root / "relay.sqlite"), "--authority-pubkey", authority_hex],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=_env())
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -127,7 +142,7 @@ def serve_process(root: Path, key: Path, bank: Path, store: Path, relay: str,
     with open(log, "w") as fh:
         command = [sys.executable, "-m", "client.cli.main", "authority", "serve", "--key", str(key),
                    "--bank", str(bank), "--store", str(store), "--relay", relay, "--poll", "0.1", *extra]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=fh, text=True, cwd=REPO,
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=fh, text=True, cwd=root,
                                 env=_env())
         try:
             yield proc, log
@@ -197,7 +212,8 @@ class InstallRecorder:
         return max((v for v in self.installed if v > version), default=0)
 
 
-async def _until(cond: Any, timeout: float, what: str) -> Any:
+async def wait_until(cond: Any, timeout: float, what: str) -> Any:
+    """Poll ``cond()`` every 50 ms until it is truthy and return its value; RuntimeError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = cond()
@@ -236,16 +252,18 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                     await alice.start()
                     await bob.start()
                     progress("waiting for the first snapshot")
-                    await _until(lambda: bob.slot.current is not None, wait, "the first snapshot")
+                    await wait_until(lambda: bob.slot.current is not None, wait, "the first snapshot")
                     first = bob.slot.current.version  # type: ignore[union-attr]
                     before = bob.profile.snapshot_file.read_bytes()  # what a delta would be applied to
                     sub = submit_protection(alice, photo.read_bytes(), name=photo.name)
                     store = AuthorityStore(store_path)
                     try:
-                        item = (await _until(lambda: store.items(kind="submission"), 60, "the submission"))[0]
+                        submissions = await wait_until(lambda: store.items(kind="submission"), 60,
+                                                       "the submission")
+                        item = submissions[0]
                         decided = store.decide(item.id, accept=True, note="bench", reviewer="bench")
                         progress("accepted; waiting for client B to enforce it")
-                        version = await _until(lambda: recorder.newer_than(first), wait,
+                        version = await wait_until(lambda: recorder.newer_than(first), wait,
                                                "the accept's snapshot")
                         result["accept_to_enforced_s"] = installed[version] - decided.decided_at
                         built = next(s for s in store.snapshots() if s["version"] == version)
@@ -254,10 +272,10 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                         result.update(delta_estimate(before, [bytes.fromhex(h) for h in
                                                               (sub.hashes.pdq, *sub.hashes.pdq_dihedral)]))
                         await submit_appeal(bob, photo.read_bytes(), name=photo.name, reason="bench")
-                        appeal = (await _until(lambda: store.items(kind="appeal"), 60, "the appeal"))[0]
+                        appeal = (await wait_until(lambda: store.items(kind="appeal"), 60, "the appeal"))[0]
                         decided = store.decide(appeal.id, accept=True, note="bench", reviewer="bench")
                         progress("appeal accepted; waiting for client B to enforce it")
-                        removed = await _until(lambda: recorder.newer_than(version), wait,
+                        removed = await wait_until(lambda: recorder.newer_than(version), wait,
                                                "the appeal's snapshot")
                         result["appeal_to_enforced_s"] = installed[removed] - decided.decided_at
                         rebuilt = next(s for s in store.snapshots() if s["version"] == removed)

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from research.command_registry import CommandRegistry
 
 __all__ = ["CORPUS_EDITS", "evaluate_corpus", "main", "register", "run_bench"]
 
-_SHARED_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+#: Relative to the working directory: run from a checkout's root, next to ../shared.
+_SHARED_CORPUS = Path("..") / "shared" / "corpus"
 
 
 def register(registry: CommandRegistry) -> None:
@@ -356,8 +357,10 @@ def evaluate_corpus(
 
     if log:
         log("unrelated images...")
-    sample_dir = samples or Path(__file__).resolve().parents[1] / "samples"
-    sample_imgs = [Image.open(p) for p in sorted(sample_dir.glob("*.jpg"))]
+    from client.samples import sample_dir
+
+    folder = samples or sample_dir()
+    sample_imgs = [Image.open(p) for p in sorted(folder.glob("*.jpg"))]
     result["unrelated_samples"] = false_matches(sample_imgs, matcher, packed)
     result["unrelated_generated"] = false_matches(_generated_images(generated, seed), matcher, packed)
     loo = {"images": 0, "low_quality": 0, "snapshot_matches": 0, "exact_pdq_matches": 0}

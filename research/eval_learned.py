@@ -12,13 +12,14 @@ Method (``compare``):
 
 Usage::
 
-    python -m research.eval_learned ../shared/corpus --json results/learned_eval.json
+    python -m research.eval_learned ../shared/corpus --out results/learned_eval.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -177,17 +178,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed-file", type=Path, default=None, help="hyperplane seed file")
     parser.add_argument("--bits", type=int, default=None)
     parser.add_argument("--transforms", nargs="*", default=list(DEFAULT_ROBUSTNESS_SET))
-    parser.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of the table")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="also write the result as JSON here")
     args = parser.parse_args(argv)
     hasher = OnnxHasher(model=args.model, seed=args.seed_file, bits=args.bits)
     c = compare(load_folder(args.folder), args.transforms, learned=hasher, progress=True)
-    print(markdown_table(c))
-    print(f"\n{c.seconds:.0f} s")
+    document = json.dumps({**asdict(c), "pdq_fmr": c.pdq_fmr, "learned_fmr": c.learned_fmr}, indent=2) + "\n"
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({**asdict(c), "pdq_fmr": c.pdq_fmr, "learned_fmr": c.learned_fmr}, indent=2) + "\n"
-        )
+        sys.stdout.write(document)
+    else:
+        print(markdown_table(c))
+        print(f"\n{c.seconds:.0f} s")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(document)
     return 0
 
 

@@ -40,7 +40,6 @@ INPUT_SIZE = 64
 EMBED_DIM = 128
 SEED_BITS = 256
 BASE_SIZE = 128
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 _WORDS = (  # noqa: SIM905
     "hello meeting lunch photo share weekend report draft invoice sale news today team family holiday "
@@ -501,7 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    photos = [Image.open(p).convert("RGB") for p in sorted(SAMPLES_DIR.glob("*.jpg"))]
+    from client.samples import sample_paths
+
+    photos = [Image.open(p).convert("RGB") for p in sample_paths()]
     user: list[Image.Image] = []
     for folder in args.images:
         user += _folder_images(folder)

@@ -33,6 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from scanner.calibration_defaults import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
 from scanner.errors import CalibrationError
 
 __all__ = [
@@ -61,15 +62,8 @@ __all__ = [
 DEFAULT_FALSE_MATCH_BUDGET = 1e-4
 #: PDQ's recommended match threshold: the default step the calibration approximates.
 DEFAULT_TARGET_DISTANCE = 31
-#: Default cap on Bloom lookups per hash variant (L tables times probes per table): bounds matching time
-#: (about 1.3 us per lookup: 384 lookups and 8 dihedral variants cost about 4 ms per image).
-DEFAULT_MAX_LOOKUPS = 384
 #: Table counts up to this are all tried; above it the search steps by about 12 %.
 DENSE_TABLES = 160
-#: Shortest LSH key the search considers (privacy: see docs/snapshot-format.md, "What the file reveals").
-DEFAULT_MIN_KEY_BITS = 4
-#: Predicted recall the snapshot must keep at the target distance when the budgets allow it.
-DEFAULT_RECALL_FLOOR = 0.999
 #: The search tries the Bloom false-positive rate the noise budget allows, then 10, 100 and 1000 times lower,
 #: and keeps the lowest that fits the size budget.
 _BLOOM_SHRINK = (1e-3, 1e-2, 1e-1, 1.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scanner.calibration_defaults import DEFAULT_MIN_ENUMERATION_CORE_HOURS
 from scanner.oprf import MAX_BATCH
 
 __all__ = [
@@ -24,11 +25,6 @@ __all__ = [
 #: corpus-default snapshots (1.62e6 at k = 15, 1.73e6 at k = 19; 2-core x86-64 VM, Python 3.11, hashlib
 #: BLAKE2b; 2026-11-29). Faster code (C, GPU) is faster: the core-hours bound the adversary's cost above.
 DIGESTS_PER_CORE_SECOND = 1.7e6
-#: Offline builds whose full enumeration costs less than this refuse without ``--allow-weak-privacy``. The
-#: default (36 core-seconds) refuses degenerate parameters (unpadded small banks, short explicit keys) and
-#: lets the padded default of any bank through (0.03 core-hours for a small bank): no offline snapshot of a
-#: small bank is private, the build's privacy line says so; deployments set a real floor or use OPRF keys.
-DEFAULT_MIN_ENUMERATION_CORE_HOURS = 0.01
 
 
 @dataclass(frozen=True)

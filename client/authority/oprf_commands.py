@@ -27,9 +27,9 @@ caller with a fresh key is held only by the per-address limit. The service logs 
 def register(registry: CommandRegistry) -> None:
     """Add ``authority oprf`` and ``authority oprf-keygen`` to the ``authority`` group; let ``scan --profile``
     read an account key."""
-    import scanner.commands.scan as scan_command
+    from scanner.profile_keys import install_profile_key_loader
 
-    scan_command.PROFILE_KEY_LOADER = account_signing_seed
+    install_profile_key_loader(account_signing_seed)
     group = registry.group("authority", help=_GROUP_HELP)
     p = group.command("oprf", _serve, help="serve OPRF evaluations for OPRF-keyed snapshots", epilog=_EPILOG)
     p.add_argument(

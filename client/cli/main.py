@@ -3,40 +3,48 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, distributions
 
 from client.cli.registry import CommandRegistry
 
-__all__ = ["build_parser", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "CommandsNotInstalled", "build_parser", "command_entry_points", "main"]
 
-#: Modules that contribute subcommands, each with ``register(registry)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "scanner.commands.hashing",
-    "scanner.commands.bank",
-    "scanner.commands.authority",
-    "scanner.commands.snapshot",
-    "scanner.commands.scan",
-    "research.bench_snapshot",
-    "relay.commands",
-    "research.bench_relay",
-    "research.bench_learned",
-    "research.bench_crypto",
-    "research.bench_hash",
-    "research.commands",
-    "client.cli.messaging",
-    "client.cli.demo",
-    "research.bench_overhead",
-    "scanner.commands.classify",
-    "client.cli.samples",
-    "client.authority.commands",
-    "client.cli.protect",
-    "research.bench_rollout",
-    "client.authority.voucher_cli",
-    "research.bench_oprf",
-    "client.authority.oprf_commands",
-)
+#: Entry-point group of the modules that contribute subcommands. Each entry names a
+#: ``register(registry)`` function (pyproject.toml, ``[project.entry-points."pocketscan.commands"]``);
+#: entry names sort in help order.
+ENTRY_POINT_GROUP = "pocketscan.commands"
+_DISTRIBUTION = "pocketscan"
+
+
+class CommandsNotInstalled(RuntimeError):
+    """No installed pocketscan metadata declares the commands (an old or broken install)."""
+
+
+def command_entry_points() -> list[EntryPoint]:
+    """pocketscan's own command entry points in help order (by name), then other packages' by name.
+
+    An installed ``.dist-info`` wins over a ``pocketscan.egg-info`` that a build leaves in a checkout
+    (on ``sys.path`` when Python runs from there), which may be stale; the first one found breaks ties.
+    """
+    own: list[tuple[bool, int, list[EntryPoint]]] = []
+    plugins: dict[str, EntryPoint] = {}
+    for index, dist in enumerate(distributions()):
+        found = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        if dist.metadata["Name"] == _DISTRIBUTION:
+            if found:
+                build_leftover = str(getattr(dist, "_path", "")).endswith(".egg-info")
+                own.append((build_leftover, index, found))
+        else:
+            for ep in found:
+                plugins.setdefault(ep.name, ep)
+    if not own:
+        raise CommandsNotInstalled(
+            f"no {ENTRY_POINT_GROUP!r} entry points found: reinstall pocketscan (pip install -e .)"
+        )
+    chosen = min(own, key=lambda candidate: candidate[:2])[2]
+    return sorted(chosen, key=lambda ep: ep.name) + sorted(plugins.values(), key=lambda ep: ep.name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,14 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     registry = CommandRegistry(sub)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(registry)
+    for entry in command_entry_points():
+        register: Callable[[CommandRegistry], None] = entry.load()
+        register(registry)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the chosen handler and return its exit status."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except CommandsNotInstalled as exc:
+        print(f"pocketscan: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from scanner.commands.registry import CommandRegistry
 
 __all__ = ["register"]
 

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from scanner.commands.registry import CommandRegistry
 
 __all__ = ["register"]
 

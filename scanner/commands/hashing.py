@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from scanner.commands.registry import CommandRegistry
 
 __all__ = ["iter_image_paths", "register", "run_hash"]
 
@@ -35,10 +35,24 @@ few bits of the full-resolution hash; exact decodes at full resolution and equal
 """
 
 
+class _HasherNames:
+    """``--algo`` choices looked up on first use: building the parser imports no hasher (and no numpy)."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    @staticmethod
+    def _names() -> tuple[str, ...]:
+        from scanner.hashers.registry import hasher_names
+
+        return tuple(hasher_names())
+
+
 def register(registry: CommandRegistry) -> None:
     """Add ``pocketscan hash``."""
-    from scanner.hashers.registry import hasher_names
-
     parser = registry.command(
         "hash",
         _handle,
@@ -46,7 +60,8 @@ def register(registry: CommandRegistry) -> None:
         epilog=_EPILOG,
     )
     parser.add_argument(
-        "--algo", choices=hasher_names(), default="pdq", help="hash algorithm (default: %(default)s)"
+        "--algo", choices=_HasherNames(), metavar="NAME", default="pdq",
+        help="hash algorithm: %(choices)s (default: %(default)s)",
     )
     parser.add_argument(
         "--mode",

@@ -17,17 +17,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
+    from scanner.commands.registry import CommandRegistry
 
-__all__ = ["PROFILE_KEY_LOADER", "register"]
-
-#: Reads a messenger profile's account signing seed (directory -> 32 bytes). The messenger installs it when
-#: its commands register (``client.authority.oprf_commands``), so that :mod:`scanner` imports nothing from it.
-PROFILE_KEY_LOADER: Callable[[str], bytes] | None = None
+__all__ = ["register"]
 
 _EPILOG = """\
 output (JSON Lines, one object per image, in input order):
@@ -108,11 +103,13 @@ def _profile_seed(profile: str | None) -> bytes | None:
     if profile is None:
         return None
     from scanner.errors import ScannerError
+    from scanner.profile_keys import profile_key_loader
 
-    if PROFILE_KEY_LOADER is None:
+    loader = profile_key_loader()
+    if loader is None:
         raise ScannerError("--profile needs the pocketscan messenger (client package)")
     try:
-        return PROFILE_KEY_LOADER(profile)
+        return loader(profile)
     except ScannerError:
         raise
     except Exception as exc:

@@ -17,15 +17,19 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
-from scanner.privacy import DEFAULT_MIN_ENUMERATION_CORE_HOURS
+from scanner.calibration_defaults import (
+    DEFAULT_MAX_LOOKUPS,
+    DEFAULT_MIN_ENUMERATION_CORE_HOURS,
+    DEFAULT_MIN_KEY_BITS,
+    DEFAULT_RECALL_FLOOR,
+)
 
 #: Default lookups per variant of OPRF-keyed snapshots: 8 x 128 = 1024 OPRF evaluations per image.
 OPRF_MAX_LOOKUPS = 128
 
 if TYPE_CHECKING:
-    from client.cli.registry import CommandRegistry
     from scanner.calibration import Calibration, Params
+    from scanner.commands.registry import CommandRegistry
 
 __all__ = ["register"]
 

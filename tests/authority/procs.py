@@ -9,10 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from research.bench_rollout import relay_process, serve_process
+from client.demo.world import AuthorityIdentity
+from research.bench_rollout import relay_process, serve_process, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
+BOUND = 30.0
+"""Generous bound of every wait (the figures themselves are printed, not asserted)."""
 
 
 def pocketscan(*args: str, timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -82,3 +85,33 @@ __all__ = [
     "serve_process",
     "wait_for",
 ]
+
+
+async def until(cond: Any, *, timeout: float = BOUND, what: str = "condition") -> Any:
+    """Wait, bounded, until ``cond()`` is truthy; returns its value."""
+    return await wait_until(cond, timeout, what)
+
+
+def setup_authority(tmp: Path) -> tuple[AuthorityIdentity, Path, Path, Path]:
+    key_file, bank, store = (
+        tmp / "authority" / "authority.key",
+        tmp / "authority" / "bank.sqlite",
+        tmp / "authority" / "store.sqlite",
+    )
+    key_file.parent.mkdir()
+    public_hex = pocketscan("authority", "keygen", "--out", str(key_file)).stdout.strip()
+    from scanner.authority import AuthorityKey
+
+    identity = AuthorityIdentity(AuthorityKey.load(key_file).seed)
+    assert identity.public_hex == public_hex
+    pocketscan(
+        "bank",
+        "import",
+        "--bank",
+        str(bank),
+        "--source",
+        "demo-list",
+        str(SAMPLES / "rocket.jpg"),
+        str(SAMPLES / "astronaut.jpg"),
+    )
+    return identity, key_file, bank, store

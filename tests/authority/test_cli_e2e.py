@@ -19,9 +19,9 @@ from tests.authority.procs import (
     pocketscan,
     relay_process,
     serve_process,
+    setup_authority,
     wait_for,
 )
-from tests.authority.test_loop_e2e import setup_authority
 
 pytestmark = pytest.mark.slow
 

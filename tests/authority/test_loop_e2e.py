@@ -36,22 +36,14 @@ from tests.authority.procs import (
     read_log,
     relay_process,
     serve_process,
+    setup_authority,
+    until,
 )
 
 pytestmark = pytest.mark.slow
 
-BOUND = 30.0
-"""Generous bound of every wait (the figures themselves are printed, not asserted)."""
 
 
-async def until(cond: Any, *, timeout: float = BOUND, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def _queue(store: Path) -> list[dict[str, Any]]:
@@ -59,29 +51,6 @@ def _queue(store: Path) -> list[dict[str, Any]]:
         return [i.to_json() for i in s.items()]
 
 
-def setup_authority(tmp: Path) -> tuple[AuthorityIdentity, Path, Path, Path]:
-    key_file, bank, store = (
-        tmp / "authority" / "authority.key",
-        tmp / "authority" / "bank.sqlite",
-        tmp / "authority" / "store.sqlite",
-    )
-    key_file.parent.mkdir()
-    public_hex = pocketscan("authority", "keygen", "--out", str(key_file)).stdout.strip()
-    from scanner.authority import AuthorityKey
-
-    identity = AuthorityIdentity(AuthorityKey.load(key_file).seed)
-    assert identity.public_hex == public_hex
-    pocketscan(
-        "bank",
-        "import",
-        "--bank",
-        str(bank),
-        "--source",
-        "demo-list",
-        str(SAMPLES / "rocket.jpg"),
-        str(SAMPLES / "astronaut.jpg"),
-    )
-    return identity, key_file, bank, store
 
 
 def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:

@@ -18,8 +18,7 @@ import pytest
 from client.core import Core
 from client.demo.world import AuthorityIdentity, make_profile
 from client.locations import Profile
-from tests.authority.procs import SAMPLES, pocketscan, read_log, relay_process, serve_process
-from tests.authority.test_loop_e2e import until
+from tests.authority.procs import SAMPLES, pocketscan, read_log, relay_process, serve_process, until
 
 pytestmark = pytest.mark.slow
 

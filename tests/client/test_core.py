@@ -3,77 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from client.core import Core, ProfileInUse, format_invite, parse_contact_ref
-from client.demo.world import AuthorityIdentity, RelayHandle, make_profile, start_relay
-from client.interfaces import CoreEvent, DeliveryChanged, MessageReceived
+from client.demo.world import AuthorityIdentity, make_profile, start_relay
+from client.interfaces import DeliveryChanged, MessageReceived
 from client.locations import Profile
 from scanner.errors import SnapshotInvalid
+from tests.client.corekit import Pair, pair, relay_rows, run, until
 
 REPO = Path(__file__).resolve().parents[2]
 COFFEE = REPO / "samples" / "coffee.jpg"
 
 
-class Pair:
-    def __init__(self, relay: RelayHandle, alice: Core, bob: Core, trace: list[str],
-                 authority: AuthorityIdentity) -> None:
-        self.relay, self.alice, self.bob, self.trace = relay, alice, bob, trace
-        self.authority = authority
-        self.events: dict[str, list[CoreEvent]] = {"alice": [], "bob": []}
-        alice.subscribe(self.events["alice"].append)
-        bob.subscribe(self.events["bob"].append)
-
-    async def close(self) -> None:
-        await self.alice.stop()
-        await self.bob.stop()
-        await self.relay.stop()
 
 
-async def pair(tmp: Path, policy: Any = "block") -> Pair:
-    authority = AuthorityIdentity.generate()
-    relay = await start_relay(tmp / "relay.sqlite", authorities=[authority.public_key])
-    trace: list[str] = []
-    alice = make_profile(tmp, "alice", relay=relay.url, authority=authority, policy=policy)
-    alice.trace = trace.append
-    bob = make_profile(tmp, "bob", relay=relay.url, authority=authority, policy=policy)
-    await alice.add_contact(bob.account_id, "bob")
-    await bob.add_contact(format_invite(alice.account_id, "alice"))
-    assert await alice.publish_now() and await bob.publish_now()
-    return Pair(relay, alice, bob, trace, authority)
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
-def relay_rows(db: Path, sender: str) -> tuple[int, int]:
-    """Envelopes ever accepted from ``sender`` and blobs it uploaded, straight from the relay's SQLite."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        sent = conn.execute("SELECT COUNT(*) FROM sent_ids WHERE sender = ?", (sender,)).fetchone()[0]
-        blobs = conn.execute("SELECT COUNT(*) FROM blobs WHERE owner = ?", (sender,)).fetchone()[0]
-    return int(sent), int(blobs)
 
 
-def run(tmp: Path, body: Callable[[Pair], Awaitable[None]], policy: Any = "block") -> None:
-    async def main() -> None:
-        p = await pair(tmp, policy)
-        try:
-            await body(p)
-        finally:
-            await p.close()
-
-    asyncio.run(main())
 
 
 def test_text_round_trip_and_delivery_states(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,14 +23,7 @@ from client.report import open_report
 from client.vouchers.book import VoucherBook
 from client.vouchers.issuer import SECRET_SETTING, report_from_body
 from client.vouchers.voucher import is_voucher_envelope, open_voucher
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+from tests.client.corekit import until
 
 
 def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:

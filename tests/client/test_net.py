@@ -8,7 +8,7 @@ from pathlib import Path
 
 from client.interfaces import MessageReceived
 from client.session import Content
-from tests.client.test_core import Pair, pair, relay_rows, until
+from tests.client.corekit import Pair, pair, relay_rows, until
 
 
 def run(tmp: Path, body: object) -> None:

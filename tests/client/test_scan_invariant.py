@@ -7,24 +7,17 @@ test if any image is encrypted without a verdict issued by the scanner for its e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import io
-import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import scanner.verdict as sv
-from client.cli.main import main as cli
 from client.crypto.attachments import encrypt_image
-from client.demo.world import AuthorityIdentity, RelayHandle
+from client.demo.world import AuthorityIdentity
 from client.errors import ScanVerdictRequired
+from tests.client.corekit import Pair, background_relay, pair, run_cli, until
 from tests.client.seam import SeamGuard
-from tests.client.test_core import Pair, pair, until
 
 REPO = Path(__file__).resolve().parents[2]
 COFFEE = REPO / "samples" / "coffee.jpg"
@@ -45,26 +38,8 @@ def test_guard_catches_an_unscanned_encryption(guard: SeamGuard) -> None:
     assert guard.sealed_count(data) == 1
 
 
-@contextlib.contextmanager
-def background_relay(tmp: Path, authority: AuthorityIdentity) -> Iterator[RelayHandle]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    relay = RelayHandle(tmp / "relay.sqlite", authorities=[authority.public_key])
-    asyncio.run_coroutine_threadsafe(relay.start(), loop).result(20)
-    try:
-        yield relay
-    finally:
-        asyncio.run_coroutine_threadsafe(relay.stop(), loop).result(20)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
-def run_cli(*args: str) -> tuple[int, list[dict[str, Any]]]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = cli(list(args))
-    return status, [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
 
 
 def test_cli_path(tmp_path: Path, guard: SeamGuard) -> None:

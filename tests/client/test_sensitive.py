@@ -19,7 +19,7 @@ from client.policy import PolicyName
 from client.sensitive import LocalClassifier, SensitiveResult, parse_sensitive_setting
 from scanner.classifiers.registry import clear_classifier_cache
 from scanner.verdict import VerdictMismatch, issue_verdict, with_classification
-from tests.client.test_outbox import Recorder
+from tests.client.recorder import Recorder
 from tests.scanner.standin_classifier import build_standin_detector, solid_png
 
 
@@ -171,7 +171,7 @@ def test_stored_rating_round_trip() -> None:
 def test_core_end_to_end_warn_then_blur(tmp_path: Path, model: Path) -> None:
     """Real relay, real stores: alice (warn) must confirm; bob (blur) gets it rated sensitive, file intact."""
     from client.interfaces import MessageReceived
-    from tests.client.test_core import run, until
+    from tests.client.corekit import run, until
 
     red = solid_png(tmp_path / "red.png", (255, 0, 0), (96, 64))
 

@@ -13,8 +13,8 @@ pytest.importorskip("onnx")
 
 from client.demo.world import AuthorityIdentity
 from scanner.classifiers.registry import clear_classifier_cache
+from tests.client.corekit import background_relay, run_cli
 from tests.client.seam import SeamGuard
-from tests.client.test_scan_invariant import background_relay, run_cli
 from tests.scanner.standin_classifier import build_standin_detector, solid_png
 
 

@@ -17,7 +17,7 @@ import pytest
 from client.core import Core
 from client.demo.world import DEMO_BANKED, sample_images
 from client.interfaces import CoreEvent, MessageReceived
-from tests.tui.test_pilot import World, until, world
+from tests.tui.pilotkit import World, until, world
 
 pytestmark = pytest.mark.slow
 

@@ -14,14 +14,12 @@ import cbor2
 import pytest
 from relayfix import relay, run
 
+from client.crypto.attachments import decrypt_attachment, encrypt_image
+from client.crypto.identity import IdentityKeyPair
+from client.crypto.x3dh import PreKeyBundle, PreKeyState
+from client.session import Content, decrypt_message, initiate_session
 from relay.client import RelayConnection
-
-session_mod = pytest.importorskip("client.session", reason="the client crypto core is not in this tree")
-from client.crypto.attachments import decrypt_attachment, encrypt_image  # noqa: E402
-from client.crypto.identity import IdentityKeyPair  # noqa: E402
-from client.crypto.x3dh import PreKeyBundle, PreKeyState  # noqa: E402
-from client.session import Content, decrypt_message, initiate_session  # noqa: E402
-from scanner.verdict import issue_verdict  # noqa: E402
+from scanner.verdict import issue_verdict
 
 MARKER = b"MARKER-c0ffee-4e1d-PLAINTEXT"
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"

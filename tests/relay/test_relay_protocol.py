@@ -73,7 +73,8 @@ def test_transcript_binds_everything() -> None:
 
 
 def test_account_id_matches_the_client_formula() -> None:
-    identity = pytest.importorskip("client.crypto.identity")
+    from client.crypto import identity
+
     for seed in range(5):
         key = bytes([seed]) * 32
         assert p.account_id_from_public_key(key) == identity.account_id_from_public_key(key)

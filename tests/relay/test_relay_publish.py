@@ -10,16 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from relayfix import REPO, RelayProcess, new_key, run
 
+import scanner.authority as authority_mod
+import scanner.snapshot as snapshot_mod
 from relay.client import RelayConnection
-
-authority_mod = pytest.importorskip(
-    "scanner.authority", reason="the authority key module is not in this tree"
-)
-snapshot_mod = pytest.importorskip("scanner.snapshot", reason="the snapshot module is not in this tree")
-from scanner.calibration import Params  # noqa: E402
+from scanner.calibration import Params
 
 
 def _snapshot(key: object, version: int) -> bytes:

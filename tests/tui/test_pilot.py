@@ -6,30 +6,17 @@ Each test drives the UI with keys and checks both what the UI shows and what the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cbor2
 import pytest
 
-from client.core import Core
 from client.crypto.identity import IdentityKeyPair
 from client.crypto.x3dh import PreKeyState
 from client.demo.world import (
     DEMO_BANKED,
-    AuthorityIdentity,
-    RelayHandle,
-    build_snapshot,
-    make_profile,
-    sample_images,
-    start_relay,
 )
 from client.locations import Profile
-from client.net import publish_snapshot
 from client.store import Store
 from client.tui.app import PocketscanApp
 from client.tui.launch import ProfileLauncher
@@ -39,80 +26,25 @@ from client.tui.screens.safety import SafetyNumberScreen
 from client.tui.widgets.contacts import ContactList
 from client.tui.widgets.conversation import MessageBubble, bubble_id
 from tests.client.seam import SeamGuard
+from tests.tui.pilotkit import banner, ready, relay_counts, type_line, until, world
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BANKED = SAMPLES / DEMO_BANKED[0]
 CLEAN = SAMPLES / "coffee.jpg"
 
 
-@dataclass
-class World:
-    root: Path
-    relay: RelayHandle
-    authority: AuthorityIdentity
-    alice: Core
-    bob: Core
 
 
-@contextlib.asynccontextmanager
-async def world(tmp: Path, policy: Any = "block", *, contact: bool = True) -> AsyncIterator[World]:
-    authority = AuthorityIdentity.generate()
-    relay = await start_relay(tmp / "relay.sqlite", authorities=[authority.public_key])
-    banked = [p for p in sample_images() if p.name in DEMO_BANKED]
-    snapshot = await asyncio.to_thread(build_snapshot, banked, authority, version=1, work_dir=tmp)
-    await publish_snapshot(relay.url, authority.seed, snapshot, 1)
-    alice = make_profile(tmp, "alice", relay=relay.url, authority=authority, policy=policy)
-    bob = make_profile(tmp, "bob", relay=relay.url, authority=authority, policy="block")
-    if contact:
-        await alice.add_contact(bob.account_id, "bob")
-    await bob.add_contact(alice.account_id, "alice")
-    assert await bob.publish_now()
-    w = World(tmp, relay, authority, alice, bob)
-    try:
-        yield w
-    finally:
-        await alice.stop()
-        await bob.stop()
-        await relay.stop()
 
 
-async def until(cond: Callable[[], bool], pilot: Any = None, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        if pilot is not None:
-            await pilot.pause(0.05)
-        else:
-            await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
-def relay_counts(w: World) -> dict[str, int]:
-    """What the relay holds from alice: envelopes by recipient and blobs (straight from its SQLite)."""
-    with sqlite3.connect(f"file:{w.relay.db}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT recipient, COUNT(*) FROM sent_ids WHERE sender = ? GROUP BY recipient",
-                            (w.alice.account_id,)).fetchall()
-        blobs = conn.execute("SELECT COUNT(*) FROM blobs WHERE owner = ?",
-                             (w.alice.account_id,)).fetchone()[0]
-    out = {str(r): int(n) for r, n in rows}
-    out["blobs"] = int(blobs)
-    return out
 
 
-async def type_line(pilot: Any, text: str) -> None:
-    composer = pilot.app.screen.query_one("#composer")
-    composer.value = text
-    composer.focus()
-    await pilot.press("enter")
 
 
-def banner(pilot: Any) -> str:
-    return str(pilot.app.screen.query_one("#banner").render())
 
 
-async def ready(pilot: Any, w: World) -> None:
-    await until(lambda: isinstance(pilot.app.screen, ChatScreen), pilot)
-    await until(lambda: w.alice.net.connected and w.alice.slot.current is not None, pilot)
 
 
 def test_onboarding_creates_a_protected_account(tmp_path: Path) -> None:

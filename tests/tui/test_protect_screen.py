@@ -13,7 +13,7 @@ import pytest
 from client.tui.app import PocketscanApp
 from client.tui.screens.protect import AppealScreen, ProtectScreen
 from tests.tui.fakes import BOB, REPO, FakeCore
-from tests.tui.test_snapshots import StableFake
+from tests.tui.snapshotkit import StableFake
 
 PHOTO = REPO / "samples" / "chelsea.jpg"
 

@@ -24,8 +24,8 @@ from client.tui.screens.sensitive_confirm import SensitiveSendScreen
 from client.tui.widgets.sensitive_image import BlurredImage, SensitiveImageBubble
 from tests.client.seam import SeamGuard
 from tests.tui.fakes import BOB, REPO, T0
-from tests.tui.test_pilot import banner, ready, type_line, until, world
-from tests.tui.test_snapshots import StableFake, _loaded
+from tests.tui.pilotkit import banner, ready, type_line, until, world
+from tests.tui.snapshotkit import StableFake, _loaded
 
 onnx = pytest.importorskip("onnx")
 

@@ -6,7 +6,6 @@ review the SVGs in ``tests/tui/__snapshots__``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -14,16 +13,8 @@ import pytest
 pytest.importorskip("pytest_textual_snapshot")
 
 from client.tui.app import PocketscanApp
-from tests.tui.fakes import REPO, FakeCore
-
-
-class StableFake(FakeCore):
-    """Snapshot age relative to now, so the panel always reads the same."""
-
-    def scanner_status(self) -> Any:
-        from dataclasses import replace
-
-        return replace(super().scanner_status(), created_at=time.time() - 3 * 3600 - 5)
+from tests.tui.fakes import REPO
+from tests.tui.snapshotkit import StableFake, _loaded, _settle
 
 
 class OnboardingLauncher:
@@ -52,19 +43,8 @@ def test_onboarding_screen(snap_compare: Any) -> None:
     assert snap_compare(PocketscanApp(launcher=OnboardingLauncher()), press=list("alice"), run_before=_settle)
 
 
-async def _settle(pilot: Any) -> None:
-    for widget in pilot.app.screen.query("Input"):
-        widget.cursor_blink = False  # a blinking cursor makes screenshots depend on timing
-    await pilot.pause()
-    await pilot.wait_for_scheduled_animations()
 
 
-async def _loaded(pilot: Any) -> None:
-    """Let workers finish and their result messages be handled."""
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await _settle(pilot)
-        await pilot.pause(0.1)
 
 
 def test_block_banner(snap_compare: Any) -> None:
