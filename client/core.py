@@ -71,7 +71,7 @@ from client.locations import Profile
 from client.media_store import MediaError, MediaStore, is_media_ref
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
 from client.outbox import ImagePipeline, SendError, send_image
-from client.policy import PolicyName, ScanResult
+from client.policy import PolicyName, ScanOutcome
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
 from client.sensitive import LocalClassifier, SensitiveResult, blurs_received
@@ -664,7 +664,7 @@ class Core:
         self.store.set_setting("media_sealed", True)
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
-                            name: str, scan: ScanResult) -> MessageView:
+                            name: str, scan: ScanOutcome) -> MessageView:
         now = self.clock()
         msg_id = _new_id()
         pointer = replace(encrypted.pointer, blob_id=blob_id)
@@ -678,7 +678,7 @@ class Core:
             await self._enqueue(peer, content, message, kind="image")
         return self._view(message)
 
-    async def send_report(self, peer: str, data: bytes, scan: ScanResult, hashed: HashResult | None) -> None:
+    async def send_report(self, peer: str, data: bytes, scan: ScanOutcome, hashed: HashResult | None) -> None:
         """Seal a report to the authority and queue it to the authority's mailbox (relay cannot read it)."""
         key = bytes.fromhex(self.settings.authority_pubkey)
         report = Report(reporter=self.account_id, recipient=peer, created_at=self.clock(),

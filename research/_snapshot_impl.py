@@ -65,7 +65,8 @@ def build(
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank, NewEntry
     from scanner.calibration import Params, calibrate, predict
-    from scanner.matcher import MIN_QUALITY, Matcher
+    from scanner.hashers.spec import quality_gate
+    from scanner.matcher import Matcher
     from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -76,9 +77,9 @@ def build(
     with HashBank(bank_path) as bank:  # the authority's real bank: dedupes, gates quality, feeds the snapshot
         report = bank.add((NewEntry(algorithm=algo, hash=bytes(h).hex(), quality=int(q), source="research")
                            for h, q in zip(hashes, qualities, strict=True)), now=now)
-        kept = [bytes(h) for h in bank.snapshot_hashes(algorithm=algo, now=now, min_quality=MIN_QUALITY)]
+        kept = [bytes(h) for h in bank.snapshot_hashes(algorithm=algo, now=now)]  # the algorithm's gate
     if not kept:
-        return None, f"no bank hash has quality >= {MIN_QUALITY}: nothing to put in a snapshot"
+        return None, f"no bank hash has quality >= {quality_gate(algo)}: nothing to put in a snapshot"
     bits = len(kept[0]) * 8
     t0 = time.perf_counter()
     if params is None:

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scanner.hashers.spec import PDQ
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -401,7 +403,8 @@ def _print(res: Results) -> None:
     share = f["share_within_10_bits"]
     console.print(
         f"(c) fast vs full-resolution reference: {f['within_10_bits']}/{f['quality_ge_50']} images of quality"
-        f" >= 50 within 10 bits ({100 * share:.1f}%); bits {f['bits']}; 12 MP re-encodings {f['large_12mp']}"
+        f" >= {PDQ.min_quality} within 10 bits ({100 * share:.1f}%); bits {f['bits']}; "
+        f"12 MP re-encodings {f['large_12mp']}"
         if share is not None else "(c) no images"
     )
     if f.get("worst"):

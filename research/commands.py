@@ -17,6 +17,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from scanner.hashers.spec import PDQ
+
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
     from research.results import Results
@@ -445,7 +447,7 @@ def register(registry: CommandRegistry) -> None:
         help="craft an innocent-looking image whose hash lands near a target's",
         description=_wrap(
             "Perturb --source until its PDQ hash is within the match threshold of "
-            "--target's hash (quality >= 50), judged after a PNG save and reload. "
+            f"--target's hash (quality >= {PDQ.min_quality}), judged after a PNG save and reload. "
             "Reports success, distance reached and distortion."
         ),
         epilog=_EPILOG_OUT,

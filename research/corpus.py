@@ -4,9 +4,8 @@
   sub-folder under the root (``"(root)"`` for files directly in it), which the reports break results down by.
 * :func:`hash_corpus` decodes each image once and hashes it with every requested algorithm (PDQ also with its
   8 dihedral variants), in a process pool. Unreadable files are counted and listed, never fatal.
-* :func:`algo_info` gives an algorithm's width, match threshold and quality gate: the hasher's own
-  ``match_distance``/``min_quality`` when it declares them (PDQ: 31 and 50), else the same fraction of the
-  width as PDQ's 31/256 and no gate.
+* :func:`algo_info` gives an algorithm's width, match threshold and quality gate: its hasher's
+  ``algorithm`` spec (``scanner.hashers.spec``; PDQ: 31 and 50; the learned hash: its model's).
 """
 
 from __future__ import annotations
@@ -114,20 +113,9 @@ def get_cached_hasher(name: str) -> Any:
 
 
 def algo_info(name: str) -> AlgoInfo:
-    from scanner.hashers.base import match_distance_of
-
-    h = get_cached_hasher(name)
-    bits = int(h.bits)
-    thr = match_distance_of(h)
-    minq = getattr(h, "min_quality", None)
-    if minq is None:
-        try:
-            from scanner.hashers import onnx as onnx_mod
-
-            minq = onnx_mod.ONNX_MIN_QUALITY if name == "onnx" else 0
-        except ImportError:
-            minq = 0
-    return AlgoInfo(name=name, bits=bits, threshold=int(thr), min_quality=int(minq), supports_dihedral=True)
+    spec = get_cached_hasher(name).algorithm
+    return AlgoInfo(name=name, bits=spec.bits, threshold=spec.match_distance, min_quality=spec.min_quality,
+                    supports_dihedral=True)
 
 
 @dataclass

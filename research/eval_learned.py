@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from scanner.hashers.spec import PDQ
+
 __all__ = ["Comparison", "calibrate_threshold", "compare", "load_folder", "main", "markdown_table"]
 
-PDQ_THRESHOLD = 31
+PDQ_THRESHOLD = PDQ.match_distance
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 

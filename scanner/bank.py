@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanner.errors import BankError
+from scanner.hashers.spec import quality_gate
 
 __all__ = ["BankEntry", "HashBank", "ImportReport", "NewEntry"]
 
@@ -203,11 +204,13 @@ class HashBank:
             for r in self._db.execute(sql, args)
         ]
 
-    def snapshot_hashes(self, *, algorithm: str, now: int, min_quality: int = 50) -> Iterator[bytes]:
-        """Raw hashes that enter a snapshot: this algorithm, quality >= ``min_quality``, not expired."""
+    def snapshot_hashes(self, *, algorithm: str, now: int, min_quality: int | None = None) -> Iterator[bytes]:
+        """Raw hashes that enter a snapshot: this algorithm, quality >= ``min_quality`` (default: the
+        algorithm's gate, ``scanner.hashers.spec``), not expired."""
+        gate = quality_gate(algorithm) if min_quality is None else min_quality
         cur = self._db.execute(
             "SELECT hash FROM entries WHERE algorithm=? AND quality>=? AND (expires IS NULL OR expires>?)",
-            (algorithm, min_quality, now),
+            (algorithm, gate, now),
         )
         for (h,) in cur:
             yield bytes.fromhex(h)
@@ -217,7 +220,17 @@ class HashBank:
         db = self._db
         total = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         per_algo = dict(db.execute("SELECT algorithm, COUNT(*) FROM entries GROUP BY algorithm").fetchall())
-        low = db.execute("SELECT COUNT(*) FROM entries WHERE quality < 50").fetchone()[0]
+        low = eligible = 0
+        for algorithm in per_algo:  # each algorithm's own quality gate
+            gate = quality_gate(algorithm)
+            low += db.execute(
+                "SELECT COUNT(*) FROM entries WHERE algorithm=? AND quality<?", (algorithm, gate)
+            ).fetchone()[0]
+            eligible += db.execute(
+                "SELECT COUNT(*) FROM entries "
+                "WHERE algorithm=? AND quality>=? AND (expires IS NULL OR expires>?)",
+                (algorithm, gate, now),
+            ).fetchone()[0]
         expired = db.execute(
             "SELECT COUNT(*) FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,)
         ).fetchone()[0]
@@ -225,9 +238,6 @@ class HashBank:
             db.execute("SELECT label, COUNT(*) FROM entries GROUP BY label ORDER BY 2 DESC LIMIT 50")
         )
         span = db.execute("SELECT MIN(added), MAX(added) FROM entries").fetchone()
-        eligible = db.execute(
-            "SELECT COUNT(*) FROM entries WHERE quality >= 50 AND (expires IS NULL OR expires > ?)", (now,)
-        ).fetchone()[0]
         return {
             "path": str(self.path),
             "entries": total,

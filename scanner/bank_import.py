@@ -22,26 +22,28 @@ from pathlib import Path
 
 from scanner.bank import NewEntry
 from scanner.errors import BankImportError, ImageError
+from scanner.hashers.spec import find_spec
 
 __all__ = ["IMAGE_SUFFIXES", "MAX_IMPORT_BYTES", "check_hash", "collect_entries", "parse_csv", "parse_text"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 #: Largest text/CSV import file accepted.
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
-_HEX_BITS = {"pdq": 256, "phash": 64, "dhash": 64, "ahash": 64}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 Problem = tuple[str, int, str]
 
 
 def check_hash(text: str, algorithm: str) -> str | None:
-    """The reason ``text`` is not a valid hash of ``algorithm``, or None."""
-    want = _HEX_BITS.get(algorithm, 0) // 4
-    if not _HEX.match(text):
-        return "not a hexadecimal hash"
-    if want and len(text) != want:
-        return f"a {algorithm} hash has {want} hex digits, this one has {len(text)}"
-    return None
+    """The reason ``text`` is not a valid hash of ``algorithm``, or None.
+
+    A built-in algorithm's spec checks the width (``scanner.hashers.spec``; the learned hash accepts any
+    model width); a hash of an algorithm with no spec need only be hexadecimal.
+    """
+    spec = find_spec(algorithm)
+    if spec is not None:
+        return spec.check_hex(text)
+    return None if _HEX.match(text) else "not a hexadecimal hash"
 
 
 def _quality(text: str) -> int | None:

@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from scanner.errors import CalibrationError
+from scanner.hashers.spec import PDQ
 
 __all__ = [
     "DEFAULT_FALSE_MATCH_BUDGET",
@@ -59,7 +60,7 @@ __all__ = [
 #: Default budget of predicted false matches per image, with the 8 dihedral variants probed.
 DEFAULT_FALSE_MATCH_BUDGET = 1e-4
 #: PDQ's recommended match threshold: the default step the calibration approximates.
-DEFAULT_TARGET_DISTANCE = 31
+DEFAULT_TARGET_DISTANCE = PDQ.match_distance
 #: Default cap on Bloom lookups per hash variant (L tables times probes per table): bounds matching time
 #: (about 1.3 us per lookup: 384 lookups and 8 dihedral variants cost about 4 ms per image).
 DEFAULT_MAX_LOOKUPS = 384

@@ -153,7 +153,7 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
                         t = time.perf_counter()
                         verdict = issue_verdict(
                             raw,
-                            m.verdict,
+                            m.outcome,
                             votes=m.votes,
                             snapshot_fingerprint=m.snapshot_fingerprint,
                             algo="pdq",

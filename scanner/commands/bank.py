@@ -13,6 +13,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from scanner.hashers.spec import quality_gate
+
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
 
@@ -125,7 +127,7 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     except ScannerError as exc:
         return _err(str(exc))
-    low = sum(1 for e in entries if e.quality < 50)
+    low = sum(1 for e in entries if e.quality < quality_gate(e.algorithm))
     out = {
         "bank": args.bank,
         "read": len(entries),
@@ -138,7 +140,7 @@ def _import(args: argparse.Namespace) -> int:
     else:
         print(
             f"imported {report.added} new entries into {args.bank} ({report.duplicates} duplicates skipped, "
-            f"{low} below quality 50 kept but never put in snapshots)"
+            f"{low} below quality {quality_gate(args.algo)} kept but never put in snapshots)"
         )
     return 0
 

@@ -62,7 +62,7 @@ def _scan(args: argparse.Namespace) -> int:
             row["hash"] = result.hash.hex()
             row["quality"] = result.quality
             outcome = matcher.match(result)
-            row["verdict"] = outcome.verdict
+            row["verdict"] = outcome.outcome
             row["votes"] = outcome.votes
         except ScannerError as exc:
             row["error"] = str(exc)

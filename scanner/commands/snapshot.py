@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
+from scanner.hashers.spec import PDQ, match_distance_for, quality_gate
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
@@ -23,10 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_BUILD_EPILOG = """\
+_BUILD_EPILOG = f"""\
 Without --tables/--bits/--min-votes the parameters come from `snapshot calibrate` for the bank's size
-(entries of quality >= 50 that have not expired). --fpr sets the Bloom false-positive rate when you give the
-LSH parameters yourself (default: the largest rate that keeps 1e-4 false matches per image, dihedral on).
+(entries that pass the algorithm's quality gate, >= {PDQ.min_quality} for PDQ, and have not expired). --fpr
+sets the Bloom false-positive rate when you give the LSH parameters yourself (default: the largest rate that
+keeps 1e-4 false matches per image, dihedral on).
 The snapshot version defaults to the current Unix time, so later builds always supersede earlier ones.
 """
 
@@ -56,7 +58,7 @@ def register(registry: CommandRegistry) -> None:
         "--target-distance",
         type=int,
         metavar="D",
-        help="calibration target (default: the hasher's match distance, 31 for PDQ)",
+        help=f"calibration target (default: the algorithm's match distance, {PDQ.match_distance} for PDQ)",
     )
     p.add_argument(
         "--min-key-bits",
@@ -89,7 +91,7 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument(
         "--target-distance",
         type=int,
-        default=31,
+        default=PDQ.match_distance,
         metavar="D",
         help="distance where the match curve should step down (default: %(default)s, PDQ's rule)",
     )
@@ -214,8 +216,6 @@ def _build(args: argparse.Namespace) -> int:
     from scanner.bank import HashBank
     from scanner.calibration import calibrate, predict
     from scanner.errors import ScannerError
-    from scanner.hashers.base import default_match_distance, match_distance_of
-    from scanner.hashers.registry import get_hasher
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
     now = int(time.time())
@@ -224,15 +224,12 @@ def _build(args: argparse.Namespace) -> int:
         with HashBank(args.bank, create=False) as bank:
             hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now))
         if not hashes:
-            return _err(
-                "build", f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired"
-            )
+            gate = quality_gate(args.algo)
+            why = f"{args.bank} holds no {args.algo} entries of quality >= {gate} that have not expired"
+            return _err("build", why)
         hash_bits = len(hashes[0]) * 8
-        if args.target_distance is None:
-            try:
-                args.target_distance = match_distance_of(get_hasher(args.algo))
-            except KeyError:  # hashes of an algorithm this install cannot compute: PDQ's rule, scaled
-                args.target_distance = default_match_distance(hash_bits)
+        if args.target_distance is None:  # the algorithm's spec; PDQ's rule scaled for other widths
+            args.target_distance = match_distance_for(args.algo, hash_bits)
         if args.tables is None and args.bits is None and args.min_votes is None:
             cal = calibrate(
                 len(hashes),
@@ -301,7 +298,8 @@ def _build(args: argparse.Namespace) -> int:
         print(
             f"L={params.tables} k={params.bits} v={params.min_votes} m={params.bloom_bits} "
             f"h={params.bloom_hashes}; "
-            f"predicted recall d=16 {cal.recall_at(16):.3f}, d=31 {cal.recall_at(31):.3f}; "
+            f"predicted recall d=16 {cal.recall_at(16):.3f}, "
+            f"d={PDQ.match_distance} {cal.recall_at(PDQ.match_distance):.3f}; "
             f"false matches per image (dihedral) {cal.false_match_per_image:.3g}"
         )
     return 0
