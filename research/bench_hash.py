@@ -45,7 +45,6 @@ __all__ = ["BenchConfig", "main", "register", "run_bench"]
 
 _REPO = Path(__file__).resolve().parents[1]
 _SHARED = _REPO.parent / "shared"
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -227,7 +226,9 @@ def _progress(enabled: bool) -> Iterator[Callable[..., Callable[[], None]]]:
 def _images_under(folder: Path) -> list[Path]:
     if not folder.exists():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    from scanner.discovery import image_paths
+
+    return image_paths(folder)
 
 
 def _arrays(cfg: BenchConfig, notes: list[str]) -> list[np.ndarray]:

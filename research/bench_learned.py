@@ -135,10 +135,10 @@ def run_bench(
 def _handle(args: argparse.Namespace) -> int:
     import sys
 
-    from scanner.commands.hashing import iter_image_paths
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ScannerError
 
-    paths = list(iter_image_paths([args.folder]))[: max(1, args.limit)]
+    paths = list(expand_image_paths([args.folder]))[: max(1, args.limit)]
     if not paths:
         print(f"pocketscan bench learned: no images in {args.folder}", file=sys.stderr)
         return 2

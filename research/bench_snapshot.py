@@ -274,7 +274,9 @@ def evaluate_corpus(
 
     hasher = get_hasher("pdq")
     key = AuthorityKey.generate()
-    files = sorted(p for p in corpus.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
+    from scanner.discovery import image_paths
+
+    files = image_paths(corpus)
     originals = [Image.fromarray(load_rgb(p, mode="exact")) for p in files]
     bank = [hasher.hash_rgb(np.asarray(img)) for img in originals]
     good = [i for i, r in enumerate(bank) if PDQ.passes_quality(r.quality)]

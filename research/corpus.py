@@ -1,7 +1,8 @@
 """Folders of images -> hashes, once per image, on every core.
 
-* :func:`list_images` walks a folder (sorted, so runs are reproducible); an image's *family* is its first
-  sub-folder under the root (``"(root)"`` for files directly in it), which the reports break results down by.
+* :func:`list_images` walks a folder (``scanner.discovery`` rules; sorted, so runs are reproducible); an
+  image's *family* is its first sub-folder under the root (``"(root)"`` for files directly in it), which the
+  reports break results down by.
 * :func:`hash_corpus` decodes each image once and hashes it with every requested algorithm (PDQ also with its
   8 dihedral variants), in a process pool. Unreadable files are counted and listed, never fatal.
 * :func:`algo_info` gives an algorithm's width, match threshold and quality gate: its hasher's
@@ -30,9 +31,6 @@ __all__ = [
     "parse_algos",
 ]
 
-_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
-
-
 @dataclass(frozen=True)
 class ImageEntry:
     path: str
@@ -44,25 +42,18 @@ class ImageEntry:
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[ImageEntry]:
-    """Every image file under ``folder`` (recursively, sorted), with its family (first sub-folder)."""
+    """Every image file under ``folder`` (``scanner.discovery.image_files``: recursive, sorted, no hidden
+    entries), with its family (first sub-folder)."""
+    from scanner.discovery import image_paths
+
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
-    try:
-        from scanner.image import IMAGE_SUFFIXES
-
-        suffixes = set(IMAGE_SUFFIXES)
-    except ImportError:  # pragma: no cover - scanner always present in the project
-        suffixes = _SUFFIXES
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for fn in sorted(filenames):
-            p = Path(dirpath) / fn
-            if p.suffix.lower() in suffixes and not fn.startswith("."):
-                rel = p.relative_to(root)
-                family = rel.parts[0] if len(rel.parts) > 1 else "(root)"
-                out.append(ImageEntry(str(p), family))
+    for p in image_paths(root):
+        rel = p.relative_to(root)
+        family = rel.parts[0] if len(rel.parts) > 1 else "(root)"
+        out.append(ImageEntry(str(p), family))
     return out
 
 

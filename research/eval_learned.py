@@ -32,7 +32,6 @@ from scanner.hashers.spec import PDQ
 __all__ = ["Comparison", "calibrate_threshold", "compare", "load_folder", "main", "markdown_table"]
 
 PDQ_THRESHOLD = PDQ.match_distance
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 @dataclass
@@ -61,13 +60,16 @@ class Comparison:
 
 
 def load_folder(folder: str | Path) -> list[tuple[str, Image.Image]]:
-    """Every image in ``folder`` (sorted by name) as RGB, decoded through the image guard."""
+    """Every image under ``folder`` (``scanner.discovery`` rules: recursive, sorted, no hidden entries) as
+    RGB, decoded through the image guard, named by its path relative to ``folder``."""
+    from scanner.discovery import image_paths
     from scanner.image import load_rgb
 
+    root = Path(folder)
     out = []
-    for path in sorted(Path(folder).iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            out.append((path.name, Image.fromarray(load_rgb(path, mode="exact", orient=False))))  # guarded
+    for path in image_paths(root):
+        name = path.relative_to(root).as_posix()
+        out.append((name, Image.fromarray(load_rgb(path, mode="exact", orient=False))))  # guarded
     return out
 
 

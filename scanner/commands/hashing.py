@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
 
-__all__ = ["iter_image_paths", "register", "run_hash"]
+__all__ = ["register", "run_hash"]
 
 _EPILOG = """\
 output (JSON Lines, one object per file, in input order):
@@ -64,23 +63,6 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories (recursive)")
 
 
-def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
-    """Files in input order; each directory expands to its image files, recursively and sorted."""
-    from scanner.image import IMAGE_SUFFIXES
-
-    for path in paths:
-        if os.path.isdir(path):
-            found: list[str] = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                for name in files:
-                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                        found.append(os.path.join(root, name))
-            yield from sorted(found)
-        else:
-            yield path
-
-
 def run_hash(
     paths: Sequence[str], *, algo: str, mode: str, dihedral: bool, out: TextIO | None = None,
     options: dict[str, object] | None = None, progress: bool | None = None,
@@ -90,6 +72,7 @@ def run_hash(
     ``options`` go to the hasher (``get_hasher(algo, **options)``, e.g. ``model``/``seed`` for onnx).
     A progress bar goes to stderr when it is a terminal (``progress=None``) and there are several files.
     """
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ImageError, ScannerError
     from scanner.hashers.registry import get_hasher
     from scanner.hashing import hash_file
@@ -103,7 +86,7 @@ def run_hash(
         except ScannerError as exc:
             print(f"pocketscan hash: {exc}", file=sys.stderr)
             return 2
-    files = list(iter_image_paths(paths))
+    files = list(expand_image_paths(paths))
     if progress is None:
         progress = len(files) > 1 and sys.stderr.isatty()
     failed = False

@@ -41,7 +41,7 @@ def register(registry: CommandRegistry) -> None:
 
 def _scan(args: argparse.Namespace) -> int:
     from scanner.authority import parse_public_key
-    from scanner.commands.hashing import iter_image_paths
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ScannerError
     from scanner.hashing import hash_file
     from scanner.matcher import Matcher
@@ -55,7 +55,7 @@ def _scan(args: argparse.Namespace) -> int:
         return 2
     algo = matcher.info.header.algorithm if matcher.info else "pdq"
     status = 0
-    for path in iter_image_paths(args.paths):
+    for path in expand_image_paths(args.paths):
         row: dict[str, object] = {"path": path, "hash": None, "quality": None, "verdict": "error", "votes": 0}
         try:
             result = hash_file(path, algo=algo, mode=args.mode, dihedral=args.dihedral)

@@ -13,17 +13,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Static
 
-__all__ = ["FilePickerScreen", "ImageTree"]
+from scanner.discovery import is_hidden, is_image_name
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+__all__ = ["FilePickerScreen", "ImageTree"]
 
 
 class ImageTree(DirectoryTree):
-    """Folders and image files only, no hidden entries."""
+    """Folders and image files only, no hidden entries (the ``scanner.discovery`` rules)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
+        return [p for p in paths if not is_hidden(p) and (p.is_dir() or is_image_name(p))]
 
 
 def _display_path(root: Path) -> str:
