@@ -357,7 +357,8 @@ class Core:
         while loop.time() < deadline:
             before = self._inbound_count
             await asyncio.sleep(quiet)
-            if not self.store.outbox_pending() and self._inbound_count == before and self.net.connected:
+            if (not self.store.outbox_pending() and not self.awaiting_session()
+                    and self._inbound_count == before and self.net.connected):
                 return True
         return False
 
@@ -400,8 +401,10 @@ class Core:
         return [bytes(cbor2.dumps([k.key_id, k.keypair.public])) for k in keys]
 
     async def _on_connected(self) -> None:
-        """Per connection: publish or top up prekeys, rotate the signed prekey when due."""
+        """Per connection: publish or top up prekeys, rotate the signed prekey when due, send queued texts."""
         async with self.lock:
+            if self.store.get_setting(self._AWAITING, []):
+                await self._drain_awaiting()
             now = self.clock()
             if not self.store.get_setting("prekeys_published", False):
                 await self.net.publish_prekeys(self._bundle_bytes(),
@@ -578,16 +581,17 @@ class Core:
         return record
 
     async def _enqueue(self, peer: str, content: Content, message: MessageRecord | None, *,
-                       kind: str) -> None:
+                       kind: str, msg_id: str | None = None) -> None:
         """Encrypt ``content`` for ``peer`` and persist session, message and envelope together (lock held)."""
         record = await self._session_for(peer)
         self._trace("session.encrypt")
         payload = record.encrypt(content.to_bytes())
         envelope_id = os.urandom(16).hex()
         meta: dict[str, Any] = {"kind": kind}
-        if message is not None:
-            meta["msg_id"] = message.msg_id
-            self.outbox.msg_of[envelope_id] = message.msg_id
+        msg_id = message.msg_id if message is not None else msg_id
+        if msg_id is not None:
+            meta["msg_id"] = msg_id
+            self.outbox.msg_of[envelope_id] = msg_id
         with self.store.transaction():
             self.store.save_session(record)
             if message is not None:
@@ -607,10 +611,48 @@ class Core:
         message = MessageRecord(msg_id, peer, "out", "text", now, "sending", body=text)
         try:
             async with self.lock:
+                if not self.net.connected and not self._has_session(peer):
+                    return self._queue_for_session(message)
                 await self._enqueue(peer, Content("text", msg_id, now, text=text), message, kind="text")
         except (ClientError, NetError) as exc:
             return SendOutcome("error", error=str(exc))
         return SendOutcome("sent", self._view(message))
+
+    # Texts written while offline to a contact without a session yet: the session needs the contact's
+    # prekey bundle from the relay, so the message waits (in the encrypted store) for the next connection.
+    _AWAITING = "awaiting_session"
+
+    def _has_session(self, peer: str) -> bool:
+        record = self.store.load_session(peer)
+        return record is not None and bool(record.sessions)
+
+    def _queue_for_session(self, message: MessageRecord) -> SendOutcome:
+        self.store.require_contact(message.peer)
+        with self.store.transaction():
+            self.store.add_message(message)
+            waiting = self.store.get_setting(self._AWAITING, [])
+            self.store.set_setting(self._AWAITING, [*waiting, message.msg_id])
+        self._trace("outbox.queued_for_session")
+        return SendOutcome("queued", self._view(message))
+
+    def awaiting_session(self) -> int:
+        """How many queued texts still wait for a connection to set up their session."""
+        return len(self.store.get_setting(self._AWAITING, []))
+
+    async def _drain_awaiting(self) -> None:
+        """Encrypt and enqueue the texts queued while offline (lock held; called once connected)."""
+        for msg_id in list(self.store.get_setting(self._AWAITING, [])):
+            message = self.store.get_message(msg_id)
+            if message is not None and message.kind == "text" and message.state == "sending":
+                content = Content("text", msg_id, message.sent_at, text=message.body or "")
+                try:
+                    await self._enqueue(message.peer, content, None, kind="text", msg_id=msg_id)
+                except (ClientError, NetError) as exc:  # this message fails; the others still go
+                    self.store.update_message(msg_id, state="failed")
+                    self.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
+                    self.last_error = str(exc)
+            left = [m for m in self.store.get_setting(self._AWAITING, []) if m != msg_id]
+            self.store.set_setting(self._AWAITING, left)
 
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
         """Send an image through the scan-before-encrypt pipeline (``client.outbox``)."""

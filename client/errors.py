@@ -53,7 +53,7 @@ class CryptoError(ClientError):
 
 
 class DecryptionFailed(CryptoError):
-    """The message could not be decrypted: it was tampered with, truncated, or not meant for this session.
+    """The message could not be decrypted: it was tampered with, truncated, or not meant for the session.
 
     The session is unchanged and stays usable.
     """

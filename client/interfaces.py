@@ -42,7 +42,7 @@ __all__ = [
 
 Direction = Literal["in", "out"]
 DeliveryState = Literal["sending", "sent", "delivered", "failed", "blocked", "received", "waiting"]
-SendStatus = Literal["sent", "blocked", "reported", "error", "confirm"]
+SendStatus = Literal["sent", "blocked", "reported", "error", "confirm", "queued"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class SendOutcome:
     """The result of sending one message (text or image).
 
     ``status`` is one of the CLI contract's values (``sent``, ``blocked``, ``reported``, ``error``)
-    or ``confirm`` (policy ``warn``: the sender must confirm before anything leaves).
+    or ``confirm`` (policy ``warn``: the sender must confirm before anything leaves), or ``queued`` (a
+    text written while the relay is unreachable: stored, encrypted and sent once a connection is up).
     """
 
     status: SendStatus

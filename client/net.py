@@ -164,6 +164,9 @@ class Net:
         self.request_timeout = request_timeout
         self._conn: RelayConnection | None = None
         self._connected = asyncio.Event()
+        self._attempt_failed = asyncio.Event()
+        self.snapshot_checked = asyncio.Event()
+        """Set once a connection has checked the relay's current snapshot (installed, refused or none)."""
         self._kick = asyncio.Event()
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
@@ -206,6 +209,23 @@ class Net:
             return False
         return True
 
+    async def wait_first_attempt(self, timeout: float) -> bool:
+        """Wait until connected (True) or until the first connection attempt failed or ``timeout`` passed.
+
+        Commands use it to answer at once when the relay is down: a refused connection fails in
+        milliseconds, so nothing waits for reconnects with backoff; a slow but live relay is still waited for.
+        """
+        if self.connected:
+            return True
+        connected = asyncio.ensure_future(self._connected.wait())
+        failed = asyncio.ensure_future(self._attempt_failed.wait())
+        try:
+            await asyncio.wait({connected, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (connected, failed):
+                task.cancel()
+        return self.connected
+
     def kick(self) -> None:
         """New envelopes are in the outbox: flush now (if connected)."""
         self._kick.set()
@@ -219,6 +239,7 @@ class Net:
                                                      on_prekeys_low=self._prekeys_low)
             except (ConnectionLost, AuthError, ProtocolError, OSError, TimeoutError) as exc:
                 self.last_error = str(exc)
+                self._attempt_failed.set()
                 self._on_state(False, f"offline: {exc}; retrying in {delay:.1f} s")
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, self.backoff_max)
@@ -384,6 +405,7 @@ class Net:
                             self._install_snapshot(fetched[1])
                         except Exception as exc:  # refused: the last good snapshot stays in use
                             self._on_state(True, f"snapshot v{info.version} refused: {exc}")
+            self.snapshot_checked.set()
             info = await conn.snapshots.get()
 
     # --- requests ------------------------------------------------------------------------------

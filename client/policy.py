@@ -44,6 +44,7 @@ __all__ = [
     "PolicyName",
     "ScanOutcome",
     "decide",
+    "format_votes",
     "parse_policy",
 ]
 
@@ -87,16 +88,25 @@ def parse_policy(value: str) -> PolicyName:
     raise ValueError(f"unknown policy {value!r}: choose one of {', '.join(POLICIES)}")
 
 
+def format_votes(votes: int, min_votes: int | None = None) -> str:
+    """Votes as people read them: ``1 vote``, ``384 votes (55 needed)`` (never a fraction like 384/55).
+
+    The one formatting of vote counts: the CLI's ``reason``, the TUI's banner, dialogs and not-sent items.
+    """
+    text = f"{votes:,} vote{'' if votes == 1 else 's'}"
+    return text if min_votes is None else f"{text} ({min_votes:,} needed)"
+
+
 def _explain(scan: ScanOutcome, action: Action) -> str:
     snap = ""
     if scan.snapshot_version is not None:
         fp = (scan.snapshot_fingerprint or "")[:16]
         snap = f"snapshot v{scan.snapshot_version} ({fp})"
     if scan.outcome == "match":
-        need = scan.min_votes or "?"
-        what = f"matches the hash bank: {scan.votes}/{need} votes in {snap or 'the snapshot'}"
+        votes = format_votes(scan.votes, scan.min_votes)
+        what = f"matches the hash bank in {snap or 'the snapshot'}: {votes}"
     elif scan.outcome == "no_match":
-        what = f"no match in {snap or 'the snapshot'} ({scan.votes} votes)"
+        what = f"no match in {snap or 'the snapshot'}: {format_votes(scan.votes, scan.min_votes)}"
     elif scan.outcome == "low_quality":
         what = f"could not be checked: image quality {scan.quality} is below the matching threshold"
     elif scan.outcome == "error":

@@ -83,7 +83,7 @@ class Session:
     pending: InitialHeader | None = None
     """The X3DH header to repeat until the peer's first reply (initiator only)."""
     setup: InitialHeader | None = None
-    """The X3DH header this session was created from (responder only); repeats must equal it."""
+    """The X3DH header the session was created from (responder only); repeats must equal it."""
 
     def _to_obj(self) -> list[Any]:
         pending = None if self.pending is None else self.pending.to_list()

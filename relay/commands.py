@@ -157,6 +157,8 @@ def register(registry: CommandRegistry) -> None:
         help="expected snapshot version (the signed header's version is published; a mismatch is an error)",
     )
     pub.add_argument("--json", action="store_true", help="print the result as JSON")
+    pub.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="keep trying to reach a relay that is still starting for up to SECONDS (default 0)")
 
 
 def _relay(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from relay.client import RelayConnection, Signer
-from relay.errors import RelayError
+from relay.errors import ConnectionLost, RelayError
 from relay.protocol import MAX_SNAPSHOT
 
 __all__ = ["check_snapshot", "load_authority_key", "main", "publish"]
@@ -51,9 +51,22 @@ def check_snapshot(data: bytes, public_key: bytes) -> int:
     return int(verified.header.snapshot_version)
 
 
-async def publish(url: str, key: Signer, data: bytes, version: int) -> int:
+async def _connect(url: str, key: Signer, wait: float) -> RelayConnection:
+    """Connect, retrying refused connections for up to ``wait`` seconds (a relay that is starting)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        try:
+            return await RelayConnection.connect(url, key)
+        except (OSError, TimeoutError, ConnectionLost):
+            if loop.time() + 0.2 > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def publish(url: str, key: Signer, data: bytes, version: int, *, wait: float = 0.0) -> int:
     """Connect as the authority, upload and publish; return the published version."""
-    conn = await RelayConnection.connect(url, key)
+    conn = await _connect(url, key, wait)
     try:
         if not conn.authority:
             raise RelayError(
@@ -78,8 +91,8 @@ def main(args: argparse.Namespace) -> int:
         version = check_snapshot(data, key.public_key)
         if args.version is not None and args.version != version:
             raise RelayError(f"{path}: the signed header says version {version}, not {args.version}")
-        published = asyncio.run(publish(args.relay, key, data, version))
-    except RelayError as exc:
+        published = asyncio.run(publish(args.relay, key, data, version, wait=getattr(args, "wait", 0.0)))
+    except (RelayError, OSError) as exc:
         print(f"pocketscan snapshot publish: {exc}", file=sys.stderr)
         return 2
     result = {"published": True, "version": published, "size": len(data), "relay": args.relay}

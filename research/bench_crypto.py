@@ -58,12 +58,12 @@ def run_bench(*, messages: int = 2000, message_size: int = 200, attachment_mb: f
               repeat: int = 3, progress: bool = True) -> dict[str, float]:
     """Run all measurements; return figures (msgs/s, MB/s) and ratios."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from rich.progress import Progress
 
     from client.crypto.attachments import decrypt_attachment, encrypt_image
     from client.crypto.identity import IdentityKeyPair
     from client.crypto.x3dh import PreKeyState
     from client.session import SessionRecord, decrypt_message, initiate_session
+    from scanner.progress import progress_bar
     from scanner.verdict import issue_verdict
 
     alice, bob = IdentityKeyPair.generate(), IdentityKeyPair.generate()
@@ -118,11 +118,10 @@ def run_bench(*, messages: int = 2000, message_size: int = 200, attachment_mb: f
     jobs = [("ratchet_chain", chain), ("ratchet_pingpong", pingpong), ("aesgcm_msg", gcm_msgs),
             ("attachment", attachment), ("aesgcm_bulk", gcm_bulk), ("cbc_hmac_bulk", cbc_hmac_bulk)]
     seconds: dict[str, float] = {}
-    with Progress(disable=not progress, transient=True) as prog:
-        task = prog.add_task("benchmarking crypto", total=len(jobs))
+    with progress_bar("benchmarking crypto", len(jobs), quiet=not progress) as advance:
         for name, fn in jobs:
             seconds[name] = best_of(fn, repeat)
-            prog.advance(task)
+            advance()
     mb = size / 1e6
     out = {
         "ratchet_chain_msgs_per_s": messages / seconds["ratchet_chain"],

@@ -209,17 +209,9 @@ def _side_by_side(
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[..., Callable[[], None]]]:
-    if not enabled:
-        yield lambda *a, **k: (lambda: None)
-        return
-    from rich.progress import Progress
+    from scanner.progress import progress_tasks
 
-    with Progress(transient=True) as bar:
-
-        def add(label: str, total: int) -> Callable[[], None]:
-            task = bar.add_task(label, total=total)
-            return lambda: bar.advance(task)
-
+    with progress_tasks(quiet=not enabled) as add:
         yield add
 
 

@@ -75,11 +75,11 @@ def run_bench(
 ) -> dict[str, object]:
     """Time both hashers on ``paths``; return images/s figures and ratios."""
     import onnxruntime
-    from rich.progress import Progress
 
     from scanner.hashers.onnx import OnnxHasher
     from scanner.hashers.pdq import PdqHasher
     from scanner.image import load_rgb
+    from scanner.progress import progress_bar
 
     pdq = PdqHasher()
     learned = OnnxHasher(model=model, seed=seed, threads=threads)
@@ -108,11 +108,10 @@ def run_bench(
         ("learned_file", learned_file),
     ]
     seconds: dict[str, float] = {}
-    with Progress(disable=not progress, transient=True) as prog:
-        task = prog.add_task("benchmarking", total=len(jobs))
+    with progress_bar("benchmarking", len(jobs), quiet=not progress) as advance:
         for name, fn in jobs:
             seconds[name] = best_of(fn, repeat)
-            prog.advance(task)
+            advance()
     n = len(paths)
     rate = {k: n / v for k, v in seconds.items()}
     return {

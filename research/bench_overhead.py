@@ -61,8 +61,6 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) -> dict[str, Any]:
-    from rich.progress import Progress
-
     from client.crypto.attachments import encrypt_image
     from client.demo.world import (
         DEMO_BANKED,
@@ -73,6 +71,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
         start_relay,
     )
     from client.net import publish_snapshot
+    from scanner.progress import progress_bar
 
     tmp = Path(tempfile.mkdtemp(prefix="pocketscan-bench-"))
     authority = AuthorityIdentity.generate()
@@ -94,8 +93,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
     times: dict[str, list[float]] = {"scan": [], "encrypt": [], "upload": [], "send": []}
     outcomes: list[str] = []
     try:
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("sending photos", total=rounds * len(images))
+        with progress_bar("sending photos", rounds * len(images), quiet=not progress) as advance:
             for _ in range(rounds):
                 for path in images:
                     data = path.read_bytes()
@@ -116,7 +114,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
                     times["encrypt"].append(t3 - t2)
                     times["upload"].append(t4 - t3)
                     times["send"].append(t5 - t4)
-                    bar.advance(task)
+                    advance()
     finally:
         await alice.stop()
         await bob.stop()
@@ -153,7 +151,7 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"pocketscan bench overhead: no such image: {missing[0]}", file=sys.stderr)
         return 2
     result = run_bench(images, rounds=args.rounds, dihedral=not args.no_dihedral,
-                       progress=sys.stderr.isatty())
+                       progress=not args.json)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

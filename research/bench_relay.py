@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -288,9 +288,14 @@ def run_bench(
     redis: str | None = None,
     sync: str = "full",
     event_loop: str = "auto",
+    on_system: Callable[[str], None] = lambda name: None,
 ) -> list[BenchResult]:
-    """Measure the echo ceiling and the relay (SQLite, and Redis if given) in one run."""
+    """Measure the echo ceiling and the relay (SQLite, and Redis if given) in one run.
+
+    ``on_system(name)`` is called as each system's measurement starts (for progress display).
+    """
     results = []
+    on_system("echo server")
     loop_name = _loop_name(event_loop)
     echo, echo_url = _spawn(["-m", "research.bench_relay", "echo-server", loop_name])
     try:
@@ -316,6 +321,7 @@ def run_bench(
             "--event-loop",
             loop_name,
         ]
+        on_system("relay (SQLite)")
         relay, relay_url = _spawn([*base, "--db", os.path.join(tmp, "relay.sqlite"), "--sync", sync])
         try:
             results.append(
@@ -336,6 +342,7 @@ def run_bench(
         finally:
             _stop(relay)
         if redis:
+            on_system("relay (Redis)")
             prefix = f"bench:{os.urandom(4).hex()}:"
             relay, relay_url = _spawn([*base, "--redis", redis, "--redis-prefix", prefix])
             try:
@@ -353,16 +360,27 @@ def run_bench(
 
 
 def _handle(args: argparse.Namespace) -> int:
-    results = run_bench(
-        clients=args.clients,
-        seconds=args.seconds,
-        warmup=args.warmup,
-        window=args.window,
-        size=args.size,
-        redis=args.redis,
-        sync=args.sync,
-        event_loop=args.event_loop,
-    )
+    from scanner.progress import progress_bar
+
+    systems = 3 if args.redis else 2
+    with progress_bar("bench relay", systems, quiet=args.json) as advance:
+        done = [0]
+
+        def on_system(name: str) -> None:
+            advance(completed=done[0], description=f"measuring {name}")
+            done[0] += 1
+
+        results = run_bench(
+            clients=args.clients,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            window=args.window,
+            size=args.size,
+            redis=args.redis,
+            sync=args.sync,
+            event_loop=args.event_loop,
+            on_system=on_system,
+        )
     ceiling = results[0].msgs_per_s
     if args.json:
         print(

@@ -427,16 +427,15 @@ def _print_corpus(r: dict[str, Any]) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from scanner.progress import progress_bar
+
     if args.corpus:
         corpus = Path(args.corpus)
         if not corpus.is_dir():
             print(f"pocketscan bench snapshot: {corpus}: no such folder", file=sys.stderr)
             return 2
-        res = evaluate_corpus(
-            corpus,
-            seed=args.seed,
-            log=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)),
-        )
+        with progress_bar("snapshot recall on the corpus", None, quiet=args.json) as advance:
+            res = evaluate_corpus(corpus, seed=args.seed, log=lambda m: advance(description=m))
         if args.json:
             print(json.dumps(res, indent=2))
         else:
@@ -444,16 +443,14 @@ def _handle(args: argparse.Namespace) -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    rows = run_bench(
-        sizes,
-        queries=args.queries,
-        reference_sample=args.reference_sample,
-        seed=args.seed,
-        log=None if args.json else log,
-    )
+    with progress_bar("snapshot benchmark", None, quiet=args.json) as advance:
+        rows = run_bench(
+            sizes,
+            queries=args.queries,
+            reference_sample=args.reference_sample,
+            seed=args.seed,
+            log=lambda m: advance(description=m),
+        )
     if args.json:
         print(json.dumps({"cores": os.cpu_count(), "results": rows}, indent=2))
         return 0

@@ -35,7 +35,7 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, 79)
 
 
-def _common(p: argparse.ArgumentParser, *, algo: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, algo: bool = True, algo_default: str = "pdq") -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="folder for results.json, report.html, report.md"
     )
@@ -53,7 +53,7 @@ def _common(p: argparse.ArgumentParser, *, algo: bool = True) -> None:
             action="append",
             metavar="NAME",
             help="hasher(s) to evaluate: any registered name (pdq, phash, dhash, ahash, onnx...); "
-            "repeat or comma-separate to compare side by side (default pdq)",
+            f"repeat or comma-separate to compare side by side (default {algo_default})",
         )
         p.add_argument(
             "--decode",
@@ -64,20 +64,22 @@ def _common(p: argparse.ArgumentParser, *, algo: bool = True) -> None:
 
 
 def _finish(args: argparse.Namespace, results: Results) -> int:
+    from research.readable import report_summary
     from research.report import to_jsonable, write_report
 
     paths = write_report(results, args.out)
+    summary = report_summary(results)
     if args.json:
         payload = {
             "command": results.command,
-            "summary": results.summary,
+            "summary": summary,
             "data": results.data,
             "meta": results.meta,
             "report": str(paths["html"]),
         }
         print(json.dumps(to_jsonable(payload), indent=1))
     else:
-        for line in results.summary:
+        for line in summary:
             print(line)
         print(f"report: {paths['html']}  (also {paths['md'].name}, {paths['json'].name})")
     return 0
@@ -85,6 +87,8 @@ def _finish(args: argparse.Namespace, results: Results) -> int:
 
 def _guard(fn: Any) -> Any:
     def wrapper(args: argparse.Namespace) -> int:
+        if getattr(args, "json", False):
+            args.quiet = True  # --json is for scripts: no progress bar
         try:
             return int(fn(args))
         except (ValueError, FileNotFoundError, KeyError) as exc:
@@ -325,14 +329,14 @@ def register(registry: CommandRegistry) -> None:
         type=int,
         action="append",
         metavar="N",
-        help="account arithmetic: images an account sends per year (repeatable)",
+        help="account arithmetic: images an account sends per year (repeatable; default 1000, 10000, 100000)",
     )
     p.add_argument(
         "--account-threshold",
         type=int,
         action="append",
         metavar="T",
-        help="account arithmetic: matches before an account is flagged (repeatable)",
+        help="account arithmetic: matches before an account is flagged (repeatable; default 1, 2, 5, 10, 30)",
     )
     p.add_argument("--accounts", type=int, metavar="N", help="number of accounts (default 1e9)")
 
@@ -384,7 +388,7 @@ def register(registry: CommandRegistry) -> None:
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--bank", required=True, metavar="DIR", help="folder of bank images")
-    _common(p)
+    _common(p, algo_default="pdq,phash,dhash,ahash: PDQ and the three 64-bit baselines")
     p.add_argument("--transforms", metavar="LIST", help="comma list of transform names (default: all)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N bank images")
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot verdict")

@@ -129,15 +129,10 @@ def compare(
         learned_false_matches=int((dl <= t_learned).sum()),
         learned_bits=onnx_hasher.bits,
     )
-    iterator: Sequence[str] = transforms
-    prog = None
-    if progress:
-        from rich.progress import Progress
+    from scanner.progress import progress as progress_iter
 
-        prog = Progress()
-        prog.start()
-        task = prog.add_task("transforms", total=len(transforms))
-    for name in transforms:
+    steps = progress_iter(transforms, total=len(transforms), description="transforms", quiet=not progress)
+    for name in steps:
         fn = TRANSFORMS[name]
         outs = [np.asarray(fn(im, np.random.default_rng(seed)), np.uint8) for im in kept_imgs]
         pd = np.array([_hamming(pdq.hash_rgb(o).hash, c) for o, c in zip(outs, pdq_codes, strict=True)])
@@ -150,17 +145,12 @@ def compare(
             "pdq_median": float(np.median(pd)) if len(pd) else 0.0,
             "learned_median": float(np.median(ld)) if len(ld) else 0.0,
         }
-        if prog is not None:
-            prog.advance(task)
-    if prog is not None:
-        prog.stop()
-    del iterator
     result.seconds = time.monotonic() - t0
     return result
 
 
 def markdown_table(c: Comparison) -> str:
-    """The recall table, as in the README."""
+    """The recall table, as in docs/performance.md."""
     lines = [
         f"Benign pairs: {c.pairs} ({c.images} images, {c.gated_out} below PDQ quality 50 left out). "
         f"False matches: PDQ at {c.pdq_threshold}/256 bits: {c.pdq_false_matches} ({c.pdq_fmr:.2%}); "

@@ -50,23 +50,7 @@ def imap(
 
 
 def progress(items: Iterable[R], *, total: int | None, description: str, quiet: bool = False) -> Iterator[R]:
-    """Iterate ``items`` behind a rich progress bar (written to stderr)."""
-    if quiet:
-        yield from items
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Iterate ``items`` behind a progress bar on stderr (the one helper: :mod:`scanner.progress`)."""
+    from scanner.progress import progress as _progress
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        for item in items:
-            yield item
-            bar.advance(task)
+    yield from _progress(items, total=total, description=description, quiet=quiet)

@@ -118,14 +118,20 @@ def render_plot(plot: Plot) -> bytes:
             xs = np.arange(len(cats))
             for i, s in enumerate(plot.series):
                 err = None
-                if s.low is not None and s.high is not None:
-                    err = np.array(
+                if s.low is not None and s.high is not None:  # no interval where there is no value (NaN)
+                    err = np.nan_to_num(np.array(
                         [
                             [max(0.0, v - lo) for v, lo in zip(s.values, s.low, strict=True)],
                             [max(0.0, hi - v) for v, hi in zip(s.values, s.high, strict=True)],
                         ]
-                    )
-                ax.bar(xs + (i - (n - 1) / 2) * width, s.values, width, yerr=err, capsize=2, label=s.label)
+                    ), nan=0.0)
+                pos = xs + (i - (n - 1) / 2) * width
+                heights = np.nan_to_num(np.array(s.values, dtype=float), nan=0.0)
+                ax.bar(pos, heights, width, yerr=err, capsize=2, label=s.label)
+                for x, note in zip(pos, s.notes or [], strict=False):
+                    if note:
+                        ax.annotate(note, (x, 0), xytext=(0, 3), textcoords="offset points", rotation=90,
+                                    ha="center", va="bottom", fontsize=7, color="#555")
             ax.set_xticks(xs)
             many = len(cats) > 6
             ax.set_xticklabels(cats, rotation=60 if many else 0, ha="right" if many else "center", fontsize=8)
@@ -246,10 +252,14 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
     plots_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
 
+    from research.readable import glossary_section, report_summary, unreadable_section
+
+    summary = report_summary(results)
+    extra = [s for s in (unreadable_section(results), glossary_section(results)) if s is not None]
     payload = {
         "command": results.command,
         "title": results.title,
-        "summary": results.summary,
+        "summary": summary,
         "meta": results.meta,
         "data": results.data,
     }
@@ -257,11 +267,11 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
     json_path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
     md: list[str] = [f"# {results.title}", ""]
-    md += [f"- {line}" for line in results.summary] + [""]
+    md += [f"- {line}" for line in summary] + [""]
     body: list[str] = [f"<h1>{html.escape(results.title)}</h1>", '<div class="summary"><ul>']
-    body += [f"<li>{html.escape(line)}</li>" for line in results.summary]
+    body += [f"<li>{html.escape(line)}</li>" for line in summary]
     body.append("</ul></div>")
-    for section in results.sections:
+    for section in [*results.sections, *extra]:
         md += [f"## {section.heading}", ""]
         body.append(f"<h2>{html.escape(section.heading)}</h2>")
         for para in section.text:

@@ -36,6 +36,8 @@ class Series:
     x: list[float] | None = None
     low: list[float] | None = None
     high: list[float] | None = None
+    notes: list[str] | None = None
+    """For ``bar``: a word per category drawn at the bar (e.g. why there is no bar: nothing was scanned)."""
 
 
 @dataclass

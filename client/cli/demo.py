@@ -43,13 +43,17 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     runtime = DemoRuntime(root, policy=args.policy)
     try:
-        print("pocketscan demo: starting relay, authority, snapshot and bot...", file=sys.stderr, flush=True)
-        info = runtime.start()
+        from scanner.progress import progress_bar
+
+        with progress_bar("demo: starting relay, authority, snapshot and bot", None, quiet=args.check):
+            info = runtime.start()
         if args.check:
-            print(json.dumps({"relay": info.relay_url, "authority_pubkey": info.authority_pubkey,
-                              "bot": info.bot_account, "profile": str(info.user_profile),
-                              "banked": [p.name for p in info.banked],
-                              "clean": [p.name for p in info.clean]}))
+            summary = {"relay": info.relay_url, "authority_pubkey": info.authority_pubkey,
+                       "bot": info.bot_account, "banked": [p.name for p in info.banked],
+                       "clean": [p.name for p in info.clean]}
+            if args.dir:  # without --dir everything is removed on exit: no path to a deleted folder
+                summary["profile"] = str(info.user_profile)
+            print(json.dumps(summary))
             return 0
         core = runtime.open_user()
         samples = info.banked[0].parent if info.banked else None

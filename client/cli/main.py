@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.demo",
     "research.bench_overhead",
     "scanner.commands.classify",
+    "client.cli.samples",
 )
 
 

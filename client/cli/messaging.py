@@ -25,6 +25,10 @@ __all__ = ["register"]
 
 CONNECT_TIMEOUT = 15.0
 ACK_TIMEOUT = 60.0
+OFFLINE_BUDGET = CONNECT_TIMEOUT
+"""Upper bound on the wait for the first connection attempt. A relay that is down refuses the connection
+and the command answers ("queued" or a refusal) at once; only a host that does not answer at all makes it
+wait, for the connection's own open timeout (10 s)."""
 
 
 def _profile_arg(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +51,7 @@ def register(registry: CommandRegistry) -> None:
                    help="initial scanning policy (default: warn)")
     p = account.command("show", _account_show, help="print this profile's account as JSON")
     _profile_arg(p)
+    p.add_argument("--id", action="store_true", help="print only the account id (for scripts)")
 
     contact = registry.group("contact", help="manage contacts")
     p = contact.command("add", _contact_add, help="add a contact by account id or invite code")
@@ -75,7 +80,10 @@ def register(registry: CommandRegistry) -> None:
                          description="Send a message. Images go through the on-device scan and the policy "
                                      "before they are encrypted; prints one JSON object.",
                          epilog="exit status: 0 when the command did what the policy says (a block is not a "
-                                "failure), 2 on errors")
+                                "failure), 2 on errors\n"
+                                "relay down: a text answers at once with status queued (kept "
+                                "encrypted, sent on the next connection);\nan image is refused at once "
+                                "(status error, nothing queued)")
     _profile_arg(p)
     p.add_argument("--to", required=True, metavar="ACCOUNT_ID|NAME")
     what = p.add_mutually_exclusive_group(required=True)
@@ -174,6 +182,9 @@ def _account_create(args: argparse.Namespace) -> int:
 
     async def publish() -> bool:
         try:
+            await core.start()
+            if not await core.net.wait_first_attempt(OFFLINE_BUDGET):
+                return False  # relay down: answer now, publish on the next connection
             return await core.publish_now(CONNECT_TIMEOUT)
         finally:
             await core.stop()
@@ -193,7 +204,10 @@ def _account_show(args: argparse.Namespace) -> int:
     except _errors() as exc:
         return _fail(str(exc))
     try:
-        _print(core.describe())
+        if args.id:
+            print(core.account_id)
+        else:
+            _print(core.describe())
     finally:
         core.close()
     return 0
@@ -317,12 +331,26 @@ def _send(args: argparse.Namespace) -> int:
             except _errors() as exc:
                 return _outcome_json(SendOutcome("error", error=str(exc)), args.to)
             await core.start()
-            await core.wait_connected(CONNECT_TIMEOUT)
+            if not await core.net.wait_first_attempt(OFFLINE_BUDGET) and args.image is not None:
+                return _outcome_json(SendOutcome("error", error=(
+                    f"the relay {core.settings.relay} is not reachable: images are sent only while connected "
+                    "(nothing was queued); try again once the relay is up")), peer)
             if args.text is not None:
                 outcome = await core.send_text(peer, args.text)
             else:
+                import asyncio
+                import contextlib
+
+                with contextlib.suppress(TimeoutError):  # scan against the relay's current snapshot
+                    await asyncio.wait_for(core.net.snapshot_checked.wait(), CONNECT_TIMEOUT)
                 outcome = await core.send_image(peer, args.image, confirmed=args.yes)
             result = _outcome_json(outcome, peer)
+            if outcome.status == "queued" or (outcome.status == "sent" and not core.connected):
+                result["status"] = "queued"
+                result["detail"] = (f"the relay {core.settings.relay} is not reachable: the message is "
+                                    "stored (encrypted) and sent the next time this profile connects "
+                                    "(pocketscan inbox, send or chat)")
+                return result
             if outcome.status in ("sent", "reported") and not await _flushed(core, args.timeout):
                 result["status"] = "error"
                 result["error"] = ("the relay did not acknowledge in time; the message stays in the outbox "
@@ -404,7 +432,8 @@ def _inbox(args: argparse.Namespace) -> int:
         status = 0
         try:
             await core.start()
-            if not await core.wait_connected(max(CONNECT_TIMEOUT, args.wait)):
+            if not (await core.net.wait_first_attempt(OFFLINE_BUDGET)
+                    or (args.wait > 0 and await core.wait_connected(args.wait))):
                 print(f"pocketscan: cannot reach the relay {core.settings.relay}; showing what is stored",
                       file=sys.stderr)
                 status = 2

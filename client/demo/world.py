@@ -35,8 +35,9 @@ DEMO_BANKED: tuple[str, ...] = ("rocket.jpg", "astronaut.jpg", "camera.jpg")
 
 def sample_images() -> list[Path]:
     """The photos shipped in ``samples/`` (sorted)."""
-    root = Path(__file__).resolve().parents[2] / "samples"
-    return sorted(p for p in root.glob("*.jpg"))
+    from client.samples import sample_dir
+
+    return sorted(p for p in sample_dir().glob("*.jpg"))
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,9 @@ class PocketscanApp(App[None]):
 
     def _onboarding(self) -> OnboardingScreen:
         missing = getattr(self.launcher, "missing_server", None)
-        return OnboardingScreen(ask_server=bool(missing and missing()))
+        return OnboardingScreen(ask_server=bool(missing and missing()),
+                                relay=str(getattr(self.launcher, "relay", "") or ""),
+                                authority_pubkey=str(getattr(self.launcher, "authority_pubkey", "") or ""))
 
     def _onboarded(self, result: OnboardingResult | None) -> None:
         if result is not None:
@@ -86,6 +88,9 @@ class PocketscanApp(App[None]):
         try:
             core = await self.launcher.unlock(passphrase)
         except Exception as exc:
+            if not passphrase and not self.launcher.needs_passphrase():  # no passphrase to ask for
+                self.push_screen(UnlockScreen(f"Could not open the profile: {exc}", ask_passphrase=False))
+                return
             self.push_screen(UnlockScreen(f"Could not unlock: {exc}"), self._unlocked)
             return
         self.start_core(core)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from research import stats
+from research import readable, stats
 from research.corpus import ImageEntry, algo_info, hash_corpus, list_images
 from research.evals.common import (
     environment,
@@ -139,7 +139,7 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
     }
     sections: list[Section] = []
     summary: list[str] = []
-    hist_series: list[Series] = []
+    hist_entries: list[tuple[str, int, int, list[float]]] = []  # (algo, bits, threshold, nearest)
     rate_series: list[Series] = []
     rate_cats: list[str] = []
     headline_rate: stats.Rate | None = None
@@ -268,27 +268,20 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         for lo, hi in QUALITY_BUCKETS:
             tot, scanned, hits = by_bucket.get(f"{lo}-{hi}", [0, 0, 0])
             r = stats.rate(hits, scanned)
-            shown = r.fmt() if scanned else ("gated out" if tot else "-")
+            shown = r.fmt() if scanned else (readable.GATED_OUT if tot else "-")
             bucket_rows.append([f"{lo}-{hi}", tot, scanned, shown])
         fam_rows = []
         fam_data = {}
         for fam in sorted(by_family):
             tot, scanned, hits = by_family[fam]
             r = stats.rate(hits, scanned)
-            fam_rows.append([fam, tot, scanned, r.fmt() if scanned else ("gated out" if tot else "-")])
+            fam_rows.append([fam, tot, scanned, r.fmt() if scanned else (readable.GATED_OUT if tot else "-")])
             fam_data[fam] = {"images": tot, "scanned": scanned, **r.as_dict()}
             if algo == cfg.algos[0]:
                 rate_cats.append(fam)
         if algo == cfg.algos[0] or True:
-            rate_series.append(
-                Series(
-                    algo,
-                    [fam_data[f]["p"] for f in rate_cats],
-                    low=[fam_data[f]["wilson_low"] for f in rate_cats],
-                    high=[fam_data[f]["wilson_high"] for f in rate_cats],
-                )
-            )
-        hist_series.append(Series(f"{algo}: nearest bank entry (dihedral)", [float(v) for v in d_dih]))
+            rate_series.append(readable.family_series(algo, rate_cats, fam_data))
+        hist_entries.append((algo, info.bits, info.threshold, [float(v) for v in d_dih]))
 
         # Account-level arithmetic from the per-query rate at the default threshold.
         base = snap_rate_dih if snap_rate_dih is not None else stats.rate(int((d_dih <= thr).sum()), n)
@@ -351,13 +344,7 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         if snap_rate_dih is not None:
             line += f"; snapshot verdict {snap_rate_dih.fmt()}"
         summary.append(line)
-        worst = max(acct, key=lambda r: (r.threshold, -r.images_per_year))  # the most favourable row
-        summary.append(
-            f"{algo} account arithmetic ({basis}; assumptions in the report): with p at its 95% upper bound "
-            f"{base.wilson_high:.3g}, an innocent account sending {worst.images_per_year:,} images a year "
-            f"reaches t={worst.threshold} matches with probability {worst.prob_flagged_upper:.3g} "
-            f"({worst.prob_flagged:.3g} at p={base.p:.3g}; n={n}: more benign images tighten the bound)"
-        )
+        summary.append(readable.account_note(algo, basis, base, acct))
         if headline_rate is None:
             headline_rate, headline_label = (snap_rate_dih or d_rate), basis
         sec = Section(f"{algo}: false matches")
@@ -405,23 +392,26 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
                 fam_rows,
             )
         )
-        sec.tables.append(
-            Table(
-                f"{algo}: innocent accounts flagged per year "
-                f"(p = {base.p:.3g}, upper {base.wilson_high:.3g}; "
-                f"{basis})",
-                [
-                    "images/year",
-                    "threshold t",
-                    "P(flagged)",
-                    "P(flagged) at upper p",
-                    f"accounts of {cfg.accounts:.0e}",
-                    "at upper p",
-                ],
-                acct_rows,
-                note="Assumptions: " + " ".join(stats.ACCOUNT_ASSUMPTIONS),
+        if readable.sample_too_small(base.wilson_high, acct):
+            sec.text.append("Innocent accounts: " + readable.account_note(algo, basis, base, acct) + ".")
+        else:
+            sec.tables.append(
+                Table(
+                    f"{algo}: innocent accounts flagged per year "
+                    f"(p = {base.p:.3g}, upper {base.wilson_high:.3g}; "
+                    f"{basis})",
+                    [
+                        "images/year",
+                        "threshold t",
+                        "P(flagged)",
+                        "P(flagged) at upper p",
+                        f"accounts of {cfg.accounts:.0e}",
+                        "at upper p",
+                    ],
+                    acct_rows,
+                    note="Assumptions: " + " ".join(stats.ACCOUNT_ASSUMPTIONS),
+                )
             )
-        )
         sec.plots.append(
             Plot(
                 "hist",
@@ -474,17 +464,7 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         sections.append(sec)
 
     overview = Section("Overview")
-    overview.plots.append(
-        Plot(
-            "hist",
-            "Distance from each benign image to its nearest bank entry",
-            "Hamming distance (bits)",
-            "benign images",
-            hist_series,
-            bins=40,
-            name="fpr-nearest-all",
-        )
-    )
+    overview.plots.extend(readable.nearest_histograms(hist_entries, name="fpr-nearest"))
     if rate_cats:
         overview.plots.append(
             Plot(
@@ -499,11 +479,7 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
         )
     sections.insert(0, overview)
     if headline_rate is not None:
-        summary.insert(
-            0,
-            f"Headline ({cfg.algos[0]}, {headline_label}): {headline_rate.fmt()}; "
-            f"n={headline_rate.n} scanned benign images",
-        )
+        summary.insert(0, readable.headline(cfg.algos[0], headline_label, headline_rate))
     timings["total_s"] = time.perf_counter() - t0
     meta = {
         "seed": seed,

@@ -12,7 +12,7 @@ the user's photos to Bob twice, timing every stage with ``time.perf_counter``:
 
 Each image is timed ``--repeats`` times; medians are reported, with the overhead of scanning in milliseconds
 and as a share of the whole send. The snapshot download (size and time for one client, per update) is
-measured by Bob fetching it from the relay. The relay's metadata log of this session is kept in the output
+measured by Bob fetching it from the relay. The relay's metadata log of the run is kept in the output
 folder, ready for ``pocketscan research relay-view``. Timings run on one core (one process), as on a phone.
 """
 
@@ -314,7 +314,7 @@ def run(cfg: OverheadConfig, seed: int = 0) -> Results:
         )
     )
     sec2.text.append(
-        f"The relay's metadata log of this session: {raw['metadata_log']} (read it with "
+        f"The relay's metadata log of the run: {raw['metadata_log']} (read it with "
         "`pocketscan research relay-view --log ...`)."
     )
     data = {

@@ -274,7 +274,7 @@ def run(cfg: RelayViewConfig, seed: int = 0) -> Results:
             f"However {len(to_authority)} message(s) went to an authority account: under a 'report' policy "
             "such traffic itself reveals that something was reported."
             if to_authority
-            else "No message went to an authority account in this session."
+            else "No message went to an authority account in this log."
         )
     )
     not_learned.tables.append(

@@ -72,9 +72,12 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--json", action="store_true", help="JSON Lines output")
 
-    p = bank.command("stats", _stats, help="counts per algorithm, quality, expiry and label")
+    p = bank.command("stats", _stats, help="counts per algorithm, quality, expiry and label, as JSON",
+                     description="Print the bank's counts as one JSON object: entries, by_algorithm,\n"
+                                 "low_quality, expired, snapshot_eligible, labels, first_added / last_added\n"
+                                 "(Unix seconds) and first_added_at / last_added_at (ISO 8601, UTC).")
     p.add_argument("--bank", required=True, metavar="BANK.sqlite")
-    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--json", action="store_true", help="accepted for scripts; the output is always JSON")
 
 
 def _err(message: str) -> int:
@@ -91,21 +94,13 @@ def _import(args: argparse.Namespace) -> int:
     expires = None if args.expires_days is None else now + int(args.expires_days * 86400)
     if not 0 <= args.quality <= 100:
         return _err("--quality must lie in 0..100")
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from scanner.progress import progress_bar
 
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("hashing images: {task.completed} done, {task.description}"),
-            console=Console(stderr=True),
-            transient=True,
-            disable=args.json or not sys.stderr.isatty(),
-        ) as progress:
-            task = progress.add_task("", total=None)
+        with progress_bar("hashing images", None, quiet=args.json) as advance:
 
             def on_image(path: object) -> None:
-                progress.update(task, advance=1, description=str(path)[-60:])
+                advance(description=f"hashing {str(path)[-50:]}")
 
             entries = collect_entries(
                 args.sources,
@@ -203,9 +198,16 @@ def _stats(args: argparse.Namespace) -> int:
             stats = bank.stats(now=int(time.time()))
     except ScannerError as exc:
         return _err(str(exc))
-    if args.json:
-        print(json.dumps(stats))
-    else:
-        for key, value in stats.items():
-            print(f"{key}: {value}")
+    for key in ("first_added", "last_added"):
+        stats[f"{key}_at"] = _iso(stats.get(key))
+    print(json.dumps(stats))
     return 0
+
+
+def _iso(seconds: object) -> str | None:
+    """Unix seconds as ISO 8601 in UTC (``2026-11-23T14:05:00Z``), None for an empty bank."""
+    if not isinstance(seconds, int | float):
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -90,7 +90,9 @@ def run_hash(
     if progress is None:
         progress = len(files) > 1 and sys.stderr.isatty()
     failed = False
-    with _progress_bar(len(files), enabled=progress) as advance:
+    from scanner.progress import progress_bar
+
+    with progress_bar("hashing", len(files), quiet=not progress) as advance:
         for path in files:
             record: dict[str, object]
             try:
@@ -113,16 +115,11 @@ def run_hash(
 
 @contextmanager
 def _progress_bar(total: int, *, enabled: bool, label: str = "hashing") -> Iterator[Callable[[], None]]:
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """A bar labelled ``label`` (also for ``scanner.commands.classify``), via :mod:`scanner.progress`."""
+    from scanner.progress import progress_bar
 
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("hash", total=total)
-        yield lambda: bar.advance(task)
+    with progress_bar(label, total, quiet=not enabled) as advance:
+        yield advance
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -54,8 +54,11 @@ def _scan(args: argparse.Namespace) -> int:
         print(f"pocketscan scan: {exc}", file=sys.stderr)
         return 2
     algo = matcher.info.header.algorithm if matcher.info else "pdq"
+    from scanner.progress import progress
+
     status = 0
-    for path in expand_image_paths(args.paths):
+    files = list(expand_image_paths(args.paths))
+    for path in progress(files, total=len(files), description="scanning", quiet=len(files) < 2):
         row: dict[str, object] = {"path": path, "hash": None, "quality": None, "verdict": "error", "votes": 0}
         try:
             result = hash_file(path, algo=algo, mode=args.mode, dihedral=args.dihedral)

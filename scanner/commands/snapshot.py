@@ -210,12 +210,11 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank
     from scanner.calibration import calibrate, predict
     from scanner.errors import ScannerError
+    from scanner.progress import progress_bar
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
     now = int(time.time())
@@ -248,16 +247,7 @@ def _build(args: argparse.Namespace) -> int:
                 params = replace(params, hash_bits=hash_bits)
             cal = predict(params, len(hashes), target_distance=args.target_distance)
         started = time.perf_counter()
-        with Progress(
-            TextColumn("building snapshot"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
-            transient=True,
-            disable=args.json or not sys.stderr.isatty(),
-            console=None,
-        ) as progress:
-            task = progress.add_task("build", total=len(hashes) * params.tables)
+        with progress_bar("building snapshot", len(hashes) * params.tables, quiet=args.json) as advance:
             data = build_snapshot(
                 hashes,
                 params=params,
@@ -266,7 +256,7 @@ def _build(args: argparse.Namespace) -> int:
                 created=now,
                 expires=now + int(args.expires_days * 86400),
                 algorithm=args.algo,
-                progress=lambda done, total: progress.update(task, completed=done),
+                progress=lambda done, total: advance(completed=done),
             )
         write_snapshot_file(args.out, data)
         elapsed = time.perf_counter() - started

@@ -39,7 +39,8 @@ def test_block_names_snapshot_and_votes() -> None:
     scan = ScanOutcome(outcome="match", votes=5, min_votes=2, snapshot_version=7,
                       snapshot_fingerprint="ab" * 32)
     text = decide(scan, "block").explanation
-    assert "5/2 votes" in text and "v7" in text and "abababab" in text and "not sent" in text
+    assert "5 votes (2 needed)" in text and "/2" not in text
+    assert "v7" in text and "abababab" in text and "not sent" in text
 
 
 def test_error_reason_is_shown() -> None:
@@ -51,3 +52,15 @@ def test_parse_policy() -> None:
     assert parse_policy(" BLOCK ") == "block"
     with pytest.raises(ValueError, match="choose one of"):
         parse_policy("maybe")
+
+
+def test_votes_read_as_counts_not_fractions() -> None:
+    from client.policy import format_votes
+
+    assert format_votes(1) == "1 vote"
+    assert format_votes(0) == "0 votes"
+    assert format_votes(384, 55) == "384 votes (55 needed)"
+    assert format_votes(1, 1) == "1 vote (1 needed)"
+    scan = ScanOutcome(outcome="no_match", votes=1, min_votes=91, snapshot_version=3)
+    text = decide(scan, "block").explanation
+    assert "1 vote (91 needed)" in text and "1 votes" not in text

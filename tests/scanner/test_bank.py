@@ -4,6 +4,7 @@ stats."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -101,6 +102,11 @@ def test_image_folder_import_and_cli(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(rows) == 3 and all(r["label"] == "csam-test" and len(r["hash"]) == 64 for r in rows)
     assert main(["bank", "stats", "--bank", str(bank), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 3
+    assert main(["bank", "stats", "--bank", str(bank)]) == 0  # JSON without --json too, with ISO times
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["entries"] == 3 and isinstance(stats["first_added"], int)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stats["first_added_at"])
+    assert stats["last_added_at"] >= stats["first_added_at"]
     assert main(["bank", "remove", "--bank", str(bank), rows[0]["hash"]]) == 0
     assert "removed 1" in capsys.readouterr().out
     assert main(["bank", "remove", "--bank", str(bank), "--label", "csam-test", "--json"]) == 0

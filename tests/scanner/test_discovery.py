@@ -1,4 +1,4 @@
-"""One image discovery rule set (``scanner.discovery``) for hash, bank import, research and the file picker."""
+"""One image discovery rule set (``scanner.discovery``): hash, bank import, research and the file picker."""
 
 from __future__ import annotations
 
@@ -72,8 +72,9 @@ def test_suffixes_are_the_formats_the_decoder_opens() -> None:
     assert not {".heic", ".heif", ".avif"} & IMAGE_SUFFIXES
 
 
-def test_hash_and_bank_import_see_the_same_files(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                                 ) -> None:
+def test_hash_and_bank_import_see_the_same_files(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["hash", str(tree)]) == 0
     hashed = [json.loads(line)["path"] for line in capsys.readouterr().out.splitlines()]
     assert _rel(tree, hashed) == EXPECTED

@@ -19,7 +19,7 @@ DIH = REPO.parent / "shared" / "pdq-data" / "reg-test-input" / "dih"
 
 #: A dihedral hash computed from the one DCT differs from the hash of the really transformed pixels by
 #: a few bits, because the Jarosz filter's edge windows and the decimation centres are not symmetric
-#: under rotation. Measured (README "Hashing"): 0-8 bits on the shared dih/ photos; on the repo samples
+#: under rotation. Measured (docs/hashing.md): 0-8 bits on the shared dih/ photos; on the repo samples
 #: 0-22 bits, and up to 38 on gravel.jpg, a fine texture. Unrelated images are ~128 bits apart.
 MAX_DIHEDRAL_BITS = 40
 MAX_DIHEDRAL_BITS_PHOTO = 10

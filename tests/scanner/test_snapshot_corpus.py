@@ -1,6 +1,6 @@
 """Done-when check on real images: a default snapshot of ../shared/corpus against edited and unrelated images.
 
-Prints the table quoted in the README (``pocketscan bench snapshot --corpus`` prints the same).
+Prints the table quoted in docs/performance.md (``pocketscan bench snapshot --corpus`` prints the same).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class AddContactScreen(ModalScreen[AddContactRequest | None]):
         with Vertical(id="dialog"):
             yield Static("[b]Add a contact[/b]")
             yield Label("Account id or invite code")
-            yield Input(id="account", placeholder="ps1... or psinv:...")
+            yield Input(id="account", placeholder="account id (32 characters a-z, 2-7) or psinv:… invite")
             yield Label("Name (optional)")
             yield Input(id="contact-name")
             if self.own_invite:

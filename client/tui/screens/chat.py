@@ -42,6 +42,7 @@ from client.tui.screens.sensitive_confirm import confirm_screen_for
 from client.tui.widgets.banner import VerdictBanner
 from client.tui.widgets.contacts import ContactList
 from client.tui.widgets.conversation import Conversation
+from client.tui.widgets.not_sent import NotSentLog
 from client.tui.widgets.scanner_panel import ScannerPanel
 
 __all__ = ["ChatScreen"]
@@ -74,6 +75,7 @@ class ChatScreen(Screen[None]):
         self._load_requested = 0
         self._load_shown = 0
         self._arrived_while_loading: list[MessageView] = []
+        self.not_sent = NotSentLog()  # blocked images stay in their conversation as "not sent" items
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -113,7 +115,10 @@ class ChatScreen(Screen[None]):
 
     def _update_subtitle(self) -> None:
         link = "connected" if self.connected else "offline"
-        self.sub_title = f"{self.core.display_name} · {self.core.account_id[:8]}… · {link}"
+        short_id = self.core.account_id[:8]
+        name = self.core.display_name
+        who = f"{short_id}…" if name in ("", short_id) else f"{name} · {short_id}…"  # no name: the id once
+        self.sub_title = f"{who} · {link}"
 
     # -- store reads run in thread workers; results come back as messages --------------------------
     @work(thread=True, group="contacts-load")
@@ -164,6 +169,7 @@ class ChatScreen(Screen[None]):
         elif contact and contact.verified:
             title += "  ✓ verified"
         await self.query_one(Conversation).show(peer, message.messages, title)
+        await self.not_sent.restore(self.query_one(Conversation), peer)
         await self.query_one(ContactList).show(message.contacts, self.current)
         late = [m for m in arrived if m.peer == peer]
         for late_message in late:
@@ -218,8 +224,14 @@ class ChatScreen(Screen[None]):
             self.add_contact(AddContactRequest(args[0], " ".join(args[1:])))
         elif cmd == "/invite":
             self.banner().show_text(f"Your invite code: {self.core.invite_code()}", "sent")
-        else:
+        elif cmd in ("/help", "/?"):
             self.banner().show_text(HELP, "confirm")
+        else:
+            from rich.markup import escape
+
+            known = ("/image", "/policy", "/forward", "/add")
+            why = f"{cmd} needs an argument." if cmd in known else f"Unknown command {cmd}."
+            self.banner().show_text(f"{escape(why)} {HELP}", "error")
 
     def banner(self) -> VerdictBanner:
         return self.query_one(VerdictBanner)
@@ -293,10 +305,14 @@ class ChatScreen(Screen[None]):
                     self.send_image(message.peer, path, True)
                 else:
                     self.banner().show_text(f"Cancelled: {name} was not sent.", "blocked")
+                    self.run_worker(self.not_sent.record(self.query_one(Conversation), message.peer, name,
+                                                         outcome))
 
             self.app.push_screen(confirm_screen_for(outcome, name), _answer)
             return
         self.banner().show_outcome(outcome, name)
+        if message.path and outcome.status in ("blocked", "reported"):
+            await self.not_sent.record(self.query_one(Conversation), message.peer, name, outcome)
 
     @on(ContactAdded)
     def _contact_added(self, message: ContactAdded) -> None:

@@ -28,9 +28,12 @@ class OnboardingScreen(Screen[OnboardingResult]):
 
     BINDINGS: ClassVar[list[BindingType]] = [("escape", "app.quit", "Quit")]
 
-    def __init__(self, *, ask_server: bool = False) -> None:
+    def __init__(self, *, ask_server: bool = False, relay: str = "", authority_pubkey: str = "") -> None:
         super().__init__()
         self.ask_server = ask_server
+        self.relay = relay
+        """What the command line gave (``--relay``, ``--authority-pubkey``): shown as values, not hints."""
+        self.authority_pubkey = authority_pubkey
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="onboarding"):
@@ -47,8 +50,9 @@ class OnboardingScreen(Screen[OnboardingResult]):
             yield Input(password=True, placeholder="repeat passphrase", id="passphrase2")
             if self.ask_server:
                 yield Label("Relay URL and the bank authority's public key")
-                yield Input(placeholder="ws://127.0.0.1:8765", id="relay")
-                yield Input(placeholder="authority public key (64 hex)", id="authority")
+                yield Input(self.relay, placeholder="relay URL, e.g. ws://127.0.0.1:8765", id="relay")
+                yield Input(self.authority_pubkey, placeholder="authority public key (64 hex)",
+                            id="authority")
             yield Static("", id="onboarding-error")
             yield Button("Create account", variant="primary", id="create")
         yield Footer()

@@ -14,6 +14,7 @@ _TITLES = {
     "reported": "BLOCKED + REPORTED",
     "confirm": "WARNING",
     "error": "ERROR",
+    "queued": "QUEUED",
 }
 
 
@@ -24,6 +25,8 @@ def banner_text(outcome: SendOutcome, name: str = "") -> str:
         body = outcome.decision.explanation
     elif outcome.error:
         body = outcome.error
+    elif outcome.status == "queued":
+        body = "the relay is not reachable now: the message is kept (encrypted) and sent once connected"
     else:
         body = ""
     if outcome.status == "confirm":
@@ -36,14 +39,16 @@ class VerdictBanner(Static):
     """Hidden until an image verdict arrives; colour by what happened."""
 
     def show_outcome(self, outcome: SendOutcome, name: str = "") -> None:
-        for cls in ("sent", "blocked", "reported", "confirm", "error"):
+        from rich.markup import escape
+
+        for cls in ("sent", "blocked", "reported", "confirm", "error", "queued"):
             self.remove_class(cls)
         self.add_class(outcome.status)
-        self.update(banner_text(outcome, name))
+        self.update(escape(banner_text(outcome, name)))  # file names are text, not markup
         self.display = True
 
     def show_text(self, text: str, kind: str = "error") -> None:
-        for cls in ("sent", "blocked", "reported", "confirm", "error"):
+        for cls in ("sent", "blocked", "reported", "confirm", "error", "queued"):
             self.remove_class(cls)
         self.add_class(kind)
         self.update(text)

@@ -143,6 +143,12 @@ class Conversation(VerticalScroll):
         self._bubbles[message.id] = bubble
         await self.mount(bubble)
 
+    async def add_item(self, widget: Static) -> None:
+        """Append a non-message item (e.g. an image that was not sent) to the open conversation."""
+        for hint in self.query(".empty-hint"):
+            await hint.remove()
+        await self.mount(widget)
+
     def set_state(self, message_id: str, state: str) -> None:
         bubble = self._bubbles.get(message_id)
         if bubble is not None:
