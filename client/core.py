@@ -3,7 +3,7 @@
 Front ends (``client.tui``, ``client.cli.messaging``, the demo bot) hold a :class:`Core` and call
 its methods from asyncio; hashing runs in a thread. The core owns no socket (``client.net``
 does), no ratchet math (``client.session``), no scan rule (``client.policy``) and no pipeline step
-order (``client.outbox``); it moves bytes between them and persists every step in the encrypted
+order (``client.image_pipeline``); it moves bytes between them and persists every step in the encrypted
 store (``client.store``) before anything is sent.
 
 Key changes. A contact's identity key is pinned on first use. If the relay hands out a bundle
@@ -54,6 +54,7 @@ from client.errors import (
     StoreError,
     UnknownContact,
 )
+from client.image_pipeline import ImagePipeline, SendError, send_image
 from client.interfaces import (
     ConnectionChanged,
     ContactView,
@@ -70,7 +71,6 @@ from client.interfaces import (
 from client.locations import Profile
 from client.media_store import MediaError, MediaStore, is_media_ref
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
-from client.outbox import ImagePipeline, SendError, send_image
 from client.policy import PolicyName, ScanOutcome
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
@@ -251,7 +251,7 @@ class Core:
             courier=self,
             policy=lambda: self.settings.policy,
             dihedral=lambda: self.settings.dihedral,
-            trace=lambda step: self._trace(f"outbox.{step}"),
+            trace=lambda step: self._trace(f"pipeline.{step}"),
             classifier=self.classifier,
             sensitive_content=lambda: self.settings.sensitive_content,
         )
@@ -655,7 +655,7 @@ class Core:
             self.store.set_setting(self._AWAITING, left)
 
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
-        """Send an image through the scan-before-encrypt pipeline (``client.outbox``)."""
+        """Send an image through the scan-before-encrypt pipeline (``client.image_pipeline``)."""
         try:
             self.store.require_contact(peer)
             return await send_image(self.pipeline, peer, Path(path), confirmed=confirmed)

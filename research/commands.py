@@ -65,7 +65,7 @@ def _common(p: argparse.ArgumentParser, *, algo: bool = True, algo_default: str 
 
 def _finish(args: argparse.Namespace, results: Results) -> int:
     from research.readable import report_summary
-    from research.report import to_jsonable, write_report
+    from research.render import to_jsonable, write_report
 
     paths = write_report(results, args.out)
     summary = report_summary(results)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from client.crypto.attachments import EncryptedAttachment, encrypt_image
+from client.image_pipeline import ImagePipeline, SendError, read_image_file, send_image
 from client.interfaces import MessageView
-from client.outbox import ImagePipeline, SendError, read_image_file, send_image
 from client.policy import Decision, PolicyName, ScanOutcome, decide
 from scanner.errors import ImageError
 from scanner.hashers.base import HashResult
