@@ -65,7 +65,7 @@ def build(
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank, NewEntry
     from scanner.calibration import Params, calibrate, predict
-    from scanner.hashers.spec import quality_gate
+    from scanner.hashers.spec import PDQ, quality_gate
     from scanner.matcher import Matcher
     from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
 
@@ -125,7 +125,9 @@ def build(
         "calibration_s": round(t_cal, 3),
         "build_s": round(t_build, 3),
         "predicted_false_match_per_image": cal.false_match_per_image,
-        "predicted_recall": {str(d): cal.recall_at(round(d * bits / 256)) for d in (8, 16, 24, 31)},
+        "predicted_recall": {
+            str(d): cal.recall_at(round(d * bits / PDQ.bits)) for d in (8, 16, 24, PDQ.match_distance)
+        },
         "path": str(path),
     }
     return ResearchMatcher(matcher, algo, bits, info), ""

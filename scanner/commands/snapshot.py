@@ -278,7 +278,7 @@ def _build(args: argparse.Namespace) -> int:
         "bloom_bits": params.bloom_bits,
         "bloom_hashes": params.bloom_hashes,
         "predicted_false_match_per_image": cal.false_match_per_image,
-        "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, 31)},
+        "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, PDQ.match_distance)},
     }
     if args.json:
         print(json.dumps(report))
