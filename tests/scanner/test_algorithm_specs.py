@@ -28,6 +28,7 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scanner.hashers.registry import get_hasher, hasher_names
@@ -245,7 +246,22 @@ def test_every_builtin_hasher_carries_its_spec() -> None:
     for name in ("pdq", "phash", "dhash", "ahash"):
         hasher = get_hasher(name)
         assert hasher.algorithm is spec_for(name) and hasher.bits == hasher.algorithm.bits
-    assert set(hasher_names()) >= {"pdq", "phash", "dhash", "ahash"}
+    assert set(hasher_names()) >= {"pdq", "phash", "dhash", "ahash", "onnx"}
+
+
+@pytest.mark.parametrize("name", ["pdq", "phash", "dhash", "ahash", "onnx"])
+def test_hashes_round_trip_through_their_spec(name: str) -> None:
+    """Every registered hasher's output parses, formats and compares through its own spec."""
+    rng = np.random.default_rng(12)
+    rgb = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8).repeat(8, axis=0).repeat(8, axis=1)
+    hasher = get_hasher(name)
+    spec = hasher.algorithm
+    result = hasher.hash_rgb(rgb)
+    assert result.algo == spec.name and result.bits == spec.bits == len(result.hash) * 8
+    assert spec.parse_hex(spec.format_hex(result.hash)) == result.hash and spec.check_hex(result.hex) is None
+    assert spec.distance(result.hash, result.hash) == 0
+    flipped = bytes([result.hash[0] ^ 0xFF]) + result.hash[1:]
+    assert spec.distance(result.hash, flipped) == spec.distance(flipped, result.hash) == 8
 
 
 def test_learned_hash_spec_comes_from_its_model() -> None:
