@@ -43,6 +43,7 @@ __all__ = [
     "Outcome",
     "PolicyName",
     "ScanOutcome",
+    "ScanResult",
     "decide",
     "format_votes",
     "parse_policy",
@@ -52,6 +53,9 @@ PolicyName = Literal["off", "warn", "block", "report"]
 POLICIES: tuple[PolicyName, ...] = get_args(PolicyName)
 
 Action = Literal["send", "confirm", "block", "report"]
+
+ScanResult = ScanOutcome
+"""Deprecated alias of :class:`scanner.outcome.ScanOutcome` (the one scan outcome); use that name."""
 
 _RULES: dict[PolicyName, dict[str, Action]] = {
     "off": {"no_match": "send", "match": "send", "low_quality": "send", "error": "send", "skipped": "send"},

@@ -43,7 +43,7 @@ from bloom_filter2 import BloomFilter
 from scanner.authority import key_id
 from scanner.errors import ScannerError, SnapshotInvalid
 from scanner.hashers.base import HashResult
-from scanner.hashers.spec import quality_gate
+from scanner.hashers.spec import PDQ, quality_gate
 from scanner.outcome import ScanOutcome
 from scanner.snapshot.bloom import open_filter, present_many
 from scanner.snapshot.format import Header
@@ -51,7 +51,12 @@ from scanner.snapshot.lsh import KeyDigester, neighbour_keys, table_positions
 from scanner.snapshot.reader import Buffer, verify_snapshot
 from scanner.verdict import ScanVerdict, issue_verdict, seal_outcome
 
-__all__ = ["Matcher", "SnapshotInfo"]
+__all__ = ["MIN_QUALITY", "MatchResult", "Matcher", "SnapshotInfo"]
+
+MIN_QUALITY = PDQ.min_quality
+"""Deprecated: the gate is the snapshot algorithm's (``scanner.hashers.spec``); this is PDQ's."""
+MatchResult = ScanOutcome
+"""Deprecated alias of :class:`scanner.outcome.ScanOutcome`, what :meth:`Matcher.match` returns."""
 
 #: Tolerated clock skew for snapshots whose creation time lies in the device's future (seconds).
 MAX_CLOCK_SKEW = 86_400

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
 
-__all__ = ["register", "run_hash"]
+__all__ = ["iter_image_paths", "register", "run_hash"]
 
 _EPILOG = """\
 output (JSON Lines, one object per file, in input order):
@@ -61,6 +61,13 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("--seed", metavar="PATH", help="--algo onnx: hyperplane seed file (.npy, or the "
                         "NeuralHash layout: 128-byte header + float32 rows)")
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or directories (recursive)")
+
+
+def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
+    """Deprecated: :func:`scanner.discovery.expand_image_paths` (the one image discovery)."""
+    from scanner.discovery import expand_image_paths
+
+    return expand_image_paths(paths)
 
 
 def run_hash(

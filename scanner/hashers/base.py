@@ -44,6 +44,11 @@ class HashResult:
         """The hash as lowercase hex, most significant digit first."""
         return self.hash.hex()
 
+    @property
+    def dihedral_hex(self) -> tuple[str, ...] | None:
+        """The dihedral variants as hex strings (or ``None``)."""
+        return None if self.dihedral is None else tuple(h.hex() for h in self.dihedral)
+
 
 @runtime_checkable
 class Hasher(Protocol):
