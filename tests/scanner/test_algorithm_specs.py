@@ -14,12 +14,13 @@ an integer literal as a *gate or distance literal* when it appears in one of the
 4. a string literal that is a SQL or text comparison of a quality with a number (``"quality >= 50"``).
 
 "Names a quality, distance or threshold" means: one of the words ``quality``, ``distance``/``distances``,
-``threshold``/``thresholds``, ``thr``, ``gate`` or ``dist`` is a word of an identifier, attribute or string in
-that place (words are split at ``_``, ``-``, ``.``, spaces and case changes). The literals are the gate
-**50** and the match distances **31** (PDQ) and **25** (the learned hash), anywhere in such a place, and **8**
-(the 64-bit baselines' distance) when it stands alone (not inside a tuple or list: a sweep of distances such
-as ``(0, 8, 16, 24, ...)`` lists points on a scale, not the rule). The only file allowed to hold them is
-``scanner/hashers/spec.py``.
+``threshold``/``thresholds``, ``thr``, ``gate``, ``dist`` or ``bits`` is a word of an identifier, attribute
+or string in that place (words are split at ``_``, ``-``, ``.``, spaces and case changes). The literals are
+the gate **50** and the match distances **31** (PDQ) and **25** (the learned hash), anywhere in such a place,
+and **8** (the 64-bit baselines' distance) when it stands alone (not inside a tuple or list: a sweep of
+distances such as ``(0, 8, 16, 24, ...)`` lists points on a scale, not the rule; next to ``bits`` alone, 8 is
+a byte). An ordering comparison (``<``, ``<=``, ``>``, ``>=``) with **31** is caught whatever it names: 31
+means PDQ's distance here. The only file allowed to hold them is ``scanner/hashers/spec.py``.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ PACKAGES = ("client", "relay", "scanner", "research")
 ALLOWED = {Path("scanner/hashers/spec.py")}
 
 CONTEXT_WORDS = frozenset(
-    {"quality", "distance", "distances", "threshold", "thresholds", "thr", "gate", "dist"}
+    {"quality", "distance", "distances", "threshold", "thresholds", "thr", "gate", "dist", "bits"}
 )
 QUALITY_WORDS = frozenset({"quality", "gate"})
+WIDTH_WORDS = frozenset({"bits"})
 GATE_LITERALS = frozenset({50})
 DISTANCE_LITERALS = frozenset({31, 25})
 LONE_DISTANCE_LITERALS = frozenset({8})
 DISTANCE_FUNCTIONS = frozenset({"recall_at"})
+ALWAYS_DISTANCE_LITERALS = frozenset({31})
 _SQL_GATE = re.compile(r"quality\s*(<=|>=|<|>|=)\s*(\d+)", re.IGNORECASE)
 
 
@@ -93,12 +96,17 @@ def _offences(values: list[tuple[int, int]], words: set[str]) -> list[tuple[int,
     if not words & CONTEXT_WORDS:
         return []
     about_quality = bool(words & QUALITY_WORDS)
-    about_distance = bool((words - QUALITY_WORDS) & CONTEXT_WORDS)
+    about_distance = bool((words - QUALITY_WORDS - WIDTH_WORDS) & CONTEXT_WORDS)
+    about_width = bool(words & WIDTH_WORDS)
     out = []
     for signed, line in values:
         value, lone = abs(signed), signed > 0
-        distance_literal = value in DISTANCE_LITERALS or (lone and value in LONE_DISTANCE_LITERALS)
-        if (about_quality and value in GATE_LITERALS) or (about_distance and distance_literal):
+        if about_width and not about_distance:  # "bits": a width, unless a distance is named too
+            distance_literal = value in DISTANCE_LITERALS
+        else:
+            distance_literal = value in DISTANCE_LITERALS or (lone and value in LONE_DISTANCE_LITERALS)
+        distance_rule = (about_distance or about_width) and distance_literal
+        if (about_quality and value in GATE_LITERALS) or distance_rule:
             out.append((value, line))
     return out
 
@@ -122,6 +130,11 @@ def scan_source(source: str) -> list[tuple[int, int]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
+            if any(isinstance(op, ast.Lt | ast.LtE | ast.Gt | ast.GtE) for op in node.ops):
+                # 31 means PDQ's match distance in this code base: an ordering comparison with it is the rule.
+                for operand in operands:
+                    found += [(v, line) for v, line in _int_literals(operand, lone_ok=True)
+                              if v in ALWAYS_DISTANCE_LITERALS]
             for i, operand in enumerate(operands):
                 others: set[str] = set()
                 for j, other in enumerate(operands):
@@ -186,6 +199,8 @@ def test_the_scan_catches_what_it_documents() -> None:
         "db.execute('SELECT COUNT(*) FROM entries WHERE quality < 50')": 50,
         "match_distance = 8": 8,
         "ok = r['pdq_quality'] >= 50": 50,
+        "NEAR_DUPLICATE_BITS = 31": 31,
+        "rate = float((pairs <= 31).mean())": 31,
     }
     for source, literal in caught.items():
         assert [v for v, _ in scan_source(source)] == [literal], source
@@ -198,6 +213,8 @@ def test_the_scan_catches_what_it_documents() -> None:
         "share = 0.25",
         "if len(rows) > 50: pass",
         "ok = distance <= spec.match_distance",
+        "HEADER_BITS = 8",
+        "if day == 31: pass",
     ]
     for source in passed:
         assert scan_source(source) == [], source
