@@ -289,3 +289,22 @@ def test_learned_hash_spec_comes_from_its_model() -> None:
     narrow = OnnxHasher(bits=128)
     assert (narrow.algorithm.bits, narrow.algorithm.match_distance) == (128, scaled_match_distance(128))
     assert narrow.algorithm.check_hex("ab" * 16) is None and spec_for("onnx").check_hex("ab" * 4) is not None
+
+
+def test_a_hasher_without_its_spec_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner.hashers import registry
+
+    class NoSpec:
+        name = "nospec"
+        bits = 64
+
+    class WrongWidth:
+        name = "wrongwidth"
+        bits = 128
+        algorithm = spec_for("phash").with_bits(64)
+
+    monkeypatch.setitem(registry._FACTORIES, "nospec", NoSpec)
+    monkeypatch.setitem(registry._FACTORIES, "wrongwidth", WrongWidth)
+    for name in ("nospec", "wrongwidth"):
+        with pytest.raises(TypeError, match="algorithm spec"):
+            get_hasher(name)
