@@ -400,8 +400,8 @@ def _print_corpus(r: dict[str, Any]) -> None:
     )
     print(f"snapshot recall: mean over {r['builds']} builds (fresh positions and salt), [min, max]")
     print(
-        f"{'edit':10s} {'snapshot':>9s} {'[min, max]':>14s} {'exact<=31':>10s} {'gap':>6s} {'median d':>9s} "
-        f"{'max d':>6s}  all matched"
+        f"{'edit':10s} {'snapshot':>9s} {'[min, max]':>14s} {f'exact<={PDQ.match_distance}':>10s} "
+        f"{'gap':>6s} {'median d':>9s} {'max d':>6s}  all matched"
     )
     for name, e in r["edits"].items():
         print(

@@ -420,7 +420,7 @@ def register(registry: CommandRegistry) -> None:
         help="perturb bank images until the scanner no longer matches them",
         description=_wrap(
             "For each bank image, find a small perturbation after which the hash is "
-            "more than the match threshold away (PDQ: 31 bits) and the snapshot no "
+            f"more than the match threshold away (PDQ: {PDQ.match_distance} bits) and the snapshot no "
             "longer matches; success is judged after a PNG save and reload. Reports "
             "success rate with CI, queries, PSNR/SSIM/L2 and before/after images."
         ),

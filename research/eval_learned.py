@@ -152,7 +152,8 @@ def compare(
 def markdown_table(c: Comparison) -> str:
     """The recall table, as in docs/performance.md."""
     lines = [
-        f"Benign pairs: {c.pairs} ({c.images} images, {c.gated_out} below PDQ quality 50 left out). "
+        f"Benign pairs: {c.pairs} ({c.images} images, {c.gated_out} below PDQ quality {PDQ.min_quality} "
+        "left out). "
         f"False matches: PDQ at {c.pdq_threshold}/256 bits: {c.pdq_false_matches} ({c.pdq_fmr:.2%}); "
         f"learned at {c.learned_threshold}/{c.learned_bits} bits: {c.learned_false_matches} "
         f"({c.learned_fmr:.2%}).",
@@ -174,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scanner.hashers.onnx import OnnxHasher
 
     parser = argparse.ArgumentParser(
-        description="Recall per transform, PDQ vs the learned hash, at PDQ's false-match rate at 31 bits."
+        description="Recall per transform, PDQ vs the learned hash, at PDQ's false-match rate at "
+        f"{PDQ.match_distance} bits."
     )
     parser.add_argument("folder", type=Path, help="benign corpus (a folder of images)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
