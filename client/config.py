@@ -1,7 +1,8 @@
 """Client settings: one ``Settings`` object, stored as JSON in the profile, env overrides.
 
 Every field can be overridden by an environment variable ``POCKETSCAN_<FIELD>`` (for example
-``POCKETSCAN_POLICY=block``); the file is what ``pocketscan config set`` writes.
+``POCKETSCAN_POLICY=block``); the file is what ``pocketscan config set`` writes. Names may be
+written with dashes on the command line (``report-threshold`` is ``report_threshold``).
 
 The file is authenticated: a ``"mac"`` field holds HMAC-SHA256, under a key derived from the
 encrypted store's data key, of the settings' canonical JSON. With that key, :func:`load_settings`
@@ -76,6 +77,12 @@ class Settings:
     """On-device sensitive-content classifier: off, warn (confirm before sending), blur (received), both."""
     sensitive_model: str = "nudenet"
     """The classifier: ``nudenet`` (needs ``pocketscan[sensitive]``) or an ``.onnx`` path with its sidecar."""
+    report_threshold: int = 1
+    """Under ``report``: matches per key period before the authority can read any (1 = at once)."""
+    synthetic_vouchers: float = 0.0
+    """Under ``report`` with a threshold above 1: share of non-matching images sending a synthetic voucher."""
+    voucher_delay: float = 0.0
+    """Under threshold reporting: mean seconds a voucher waits before it leaves (random, exponential)."""
 
     def validate(self) -> Settings:
         if self.relay and not (self.relay.startswith("ws://") or self.relay.startswith("wss://")):
@@ -94,8 +101,17 @@ class Settings:
             raise ConfigError(str(exc)) from None
         if not self.sensitive_model or len(self.sensitive_model) > MAX_MODEL_NAME:
             raise ConfigError("sensitive_model must be a classifier name or an .onnx path")
+        if not 1 <= self.report_threshold <= MAX_REPORT_THRESHOLD:
+            raise ConfigError(f"report_threshold must be between 1 and {MAX_REPORT_THRESHOLD}")
+        if not 0.0 <= self.synthetic_vouchers <= 1.0:
+            raise ConfigError("synthetic_vouchers must be a rate between 0 and 1")
+        if not 0.0 <= self.voucher_delay <= 7 * 86_400:
+            raise ConfigError("voucher_delay must be between 0 and 604800 seconds (7 days)")
         return self
 
+
+MAX_REPORT_THRESHOLD = 100
+"""Largest report threshold (``client.vouchers.voucher.MAX_THRESHOLD``; Apple's design used 30)."""
 
 _BOOL = {"1": True, "true": True, "yes": True, "on": True,
          "0": False, "false": False, "no": False, "off": False}
@@ -117,6 +133,20 @@ def _coerce(name: str, value: Any) -> Any:
         if str(value).lower() in _BOOL:
             return _BOOL[str(value).lower()]
         raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if kinds[name] in ("int", "float"):
+        number_type = int if kinds[name] == "int" else float
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        try:
+            number = number_type(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be {'a whole number' if number_type is int else 'a number'}, "
+                              f"not {value!r}") from None
+        if isinstance(value, float) and number_type is int and not value.is_integer():
+            raise ConfigError(f"{name} must be a whole number, not {value!r}")
+        if number_type is float and number != number:
+            raise ConfigError(f"{name} must be a number, not {value!r}")
+        return number
     if name == "policy":
         try:
             return parse_policy(str(value))

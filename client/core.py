@@ -71,12 +71,14 @@ from client.interfaces import (
 from client.locations import Profile
 from client.media_store import MediaError, MediaStore, is_media_ref
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
-from client.policy import PolicyName, ScanOutcome
+from client.policy import PolicyName, ScanOutcome, decide
+from client.protect import receive_notice
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
 from client.sensitive import LocalClassifier, SensitiveResult, blurs_received
 from client.session import Content, SessionRecord, decrypt_message, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
+from client.vouchers.issuer import VoucherIssuer, voucher_delay, wants_synthetic
 from scanner.errors import SnapshotInvalid
 from scanner.hashers.base import HashResult
 
@@ -169,7 +171,7 @@ class _StoreOutbox:
         """envelope id -> message id (for delivery state updates)."""
 
     def pending(self) -> list[PendingEnvelope]:
-        items = self.core.store.outbox_pending()
+        items = self.core.outbox_due()
         for item in items:
             if item.meta.get("msg_id"):
                 self.msg_of.setdefault(item.envelope_id, item.meta["msg_id"])
@@ -254,9 +256,13 @@ class Core:
             trace=lambda step: self._trace(f"pipeline.{step}"),
             classifier=self.classifier,
             sensitive_content=lambda: self.settings.sensitive_content,
+            on_clean_send=self._maybe_synthetic_voucher,
+            decide=lambda scan, policy: decide(scan, policy, report_threshold=self.settings.report_threshold),
         )
         self.media = MediaStore(profile.media_dir, store.derived_key("media"))
         self._inbound_tries: dict[str, int] = {}
+        self.vouchers = VoucherIssuer(store, identity.account_id)
+        self._timers: set[str] = set()
         self._load_saved_snapshot()
 
     # ----- construction ------------------------------------------------------------------------
@@ -357,7 +363,7 @@ class Core:
         while loop.time() < deadline:
             before = self._inbound_count
             await asyncio.sleep(quiet)
-            if (not self.store.outbox_pending() and not self.awaiting_session()
+            if (not self.outbox_due() and not self.awaiting_session()
                     and self._inbound_count == before and self.net.connected):
                 return True
         return False
@@ -728,12 +734,52 @@ class Core:
                         snapshot_version=scan.snapshot_version,
                         votes=scan.votes, quality=scan.quality, pdq_hash=hashed.hex if hashed else None,
                         image_sha256=hashlib.sha256(data).hexdigest())
-        envelope = seal_report(report, key)
-        envelope_id = os.urandom(16).hex()
-        self.store.outbox_put(OutboxItem(envelope_id, authority_mailbox(key), envelope, self.clock(), 0,
-                                         {"kind": "report"}))
+        threshold = self.settings.report_threshold
+        if threshold <= 1:
+            self._queue_to_authority(key, lambda: seal_report(report, key), "report")
+        else:  # threshold reporting: a voucher the authority can open only with t of them (client.vouchers)
+            self._queue_to_authority(key, lambda: self.vouchers.seal(report, threshold=threshold,
+                                                                     now=self.clock(), authority_key=key),
+                                     "voucher")
         self._trace("net.send_report")
         self.net.kick()
+
+    def _queue_to_authority(self, key: bytes, envelope: Callable[[], bytes], kind: str) -> None:
+        meta: dict[str, Any] = {"kind": kind}
+        if kind == "voucher" and self.settings.voucher_delay > 0:  # timing must not tie it to this send
+            meta["not_before"] = self.clock() + voucher_delay(self.settings.voucher_delay)
+        with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
+            self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
+                                             self.clock(), 0, meta))
+
+    def outbox_due(self) -> list[OutboxItem]:
+        """Envelopes due now: a delayed voucher waits in the outbox until its time (a timer kicks the net)."""
+        now = self.clock()
+        due = []
+        for item in self.store.outbox_pending():
+            when = float(item.meta.get("not_before") or 0.0)
+            if when <= now:
+                due.append(item)
+            elif item.envelope_id not in self._timers:
+                with contextlib.suppress(RuntimeError):  # no event loop: the next connection sends it
+                    asyncio.get_running_loop().call_later(when - now, self._wake, item.envelope_id)
+                    self._timers.add(item.envelope_id)
+        return due
+
+    def _wake(self, envelope_id: str) -> None:
+        self._timers.discard(envelope_id)
+        self.net.kick()
+
+    async def _maybe_synthetic_voucher(self, scan: ScanOutcome) -> None:
+        """Under threshold reporting, a fraction of non-matching images send a synthetic voucher."""
+        s = self.settings
+        if s.authority_pubkey and wants_synthetic(s.policy, s.report_threshold, s.synthetic_vouchers):
+            key = bytes.fromhex(s.authority_pubkey)
+            self._queue_to_authority(key, lambda: self.vouchers.seal(None, threshold=s.report_threshold,
+                                                                     now=self.clock(), authority_key=key),
+                                     "voucher")
+            self._trace("net.send_voucher")
+            self.net.kick()
 
     # ----- inbound -----------------------------------------------------------------------------
     async def _on_inbound(self, env: Inbound) -> None:
@@ -786,6 +832,8 @@ class Core:
         self.hub.emit(MessageReceived(self._view(record)))
 
     async def _process(self, env: Inbound) -> None:
+        if receive_notice(self, env):  # the authority's sealed decision on our submission or appeal
+            return
         store = self.store
         sender = env.sender
         if not _ACCOUNT_ID.fullmatch(sender):
@@ -978,6 +1026,24 @@ class Core:
         save_settings(self.profile.settings_file, replace(stored, policy=policy), key=key)
         self.hub.emit(SnapshotChanged(self.scanner_status()))
 
+    # ----- the authority loop (client.protect) -------------------------------------------------
+    async def protect_image(self, path: Path, *, hashes: Any = None) -> Any:
+        """Hash ``path`` here (unless ``hashes`` are given) and queue a sealed protection request."""
+        from client.protect import image_hashes, submit_protection
+
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        if hashes is None:
+            hashes = await asyncio.to_thread(image_hashes, data, name=Path(path).name)
+        async with self.lock:
+            return submit_protection(self, data, name=Path(path).name, hashes=hashes)
+
+    async def appeal_image(self, path: Path, *, reason: str, attach_image: bool = False) -> Any:
+        """Queue a sealed appeal against the block of ``path`` (the image only with ``attach_image``)."""
+        from client.protect import submit_appeal
+
+        data = await asyncio.to_thread(Path(path).read_bytes)
+        return await submit_appeal(self, data, name=Path(path).name, reason=reason, attach_image=attach_image)
+
     def describe(self) -> dict[str, Any]:
         """What ``pocketscan account show`` prints."""
         status = self.scanner_status()
@@ -997,6 +1063,9 @@ class Core:
             "contacts": len(self.store.list_contacts()),
             "outbox_pending": len(self.store.outbox_pending()),
             "profile": str(self.profile.root),
+            "report_threshold": self.settings.report_threshold,
+            "synthetic_vouchers": self.settings.synthetic_vouchers,
+            "voucher_delay": self.settings.voucher_delay,
         }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,6 +58,8 @@ class ImagePipeline:
     """The on-device sensitive-content classifier (``client.sensitive``); None: never classify."""
     sensitive_content: Callable[[], str] = lambda: "off"
     """The ``sensitive-content`` setting (off, warn, blur, both), read at each send."""
+    on_clean_send: Callable[[ScanOutcome], Awaitable[None]] | None = None
+    """Called when a scanned image is about to be sent (synthetic vouchers under threshold reporting)."""
 
     def _t(self, step: str) -> None:
         if self.trace is not None:
@@ -160,6 +162,9 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
             return SendOutcome("confirm", None, scan, decision, sensitive=sensitive)
         decision = replace(decision, explanation=decision.explanation.replace(
             "send anyway?", "sent after the sender confirmed"))
+
+    if pipe.on_clean_send is not None and scan.outcome == "no_match":
+        await pipe.on_clean_send(scan)
 
     # 6. encrypt behind the seam, upload the opaque blob, send the pointer in an E2E message
     pipe._t("encrypt")

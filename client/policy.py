@@ -101,7 +101,7 @@ def format_votes(votes: int, min_votes: int | None = None) -> str:
     return text if min_votes is None else f"{text} ({min_votes:,} needed)"
 
 
-def _explain(scan: ScanOutcome, action: Action) -> str:
+def _explain(scan: ScanOutcome, action: Action, report_threshold: int = 1) -> str:
     snap = ""
     if scan.snapshot_version is not None:
         fp = (scan.snapshot_fingerprint or "")[:16]
@@ -123,12 +123,19 @@ def _explain(scan: ScanOutcome, action: Action) -> str:
         "block": "not sent",
         "report": "not sent; a sealed report goes to the authority",
     }[action]
+    if action == "report" and report_threshold > 1:
+        tail = (f"not sent; a sealed voucher goes to the authority, readable only once it holds "
+                f"{report_threshold} from this account in this period")
     return f"{what}; {tail}"
 
 
-def decide(scan: ScanOutcome, policy: PolicyName) -> Decision:
-    """Apply ``policy`` to ``scan`` following the table in this module's docstring."""
+def decide(scan: ScanOutcome, policy: PolicyName, *, report_threshold: int = 1) -> Decision:
+    """Apply ``policy`` to ``scan`` following the table in this module's docstring.
+
+    ``report_threshold`` (``client.vouchers``) only changes what the sender is told about a report.
+    """
     if policy not in _RULES:
         raise ValueError(f"unknown policy {policy!r}")
     action = _RULES[policy][scan.outcome]
-    return Decision(action=action, policy=policy, outcome=scan.outcome, explanation=_explain(scan, action))
+    return Decision(action=action, policy=policy, outcome=scan.outcome,
+                    explanation=_explain(scan, action, report_threshold))

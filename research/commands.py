@@ -156,7 +156,31 @@ def _cmd_fpr(args: argparse.Namespace) -> int:
         cfg.account_thresholds = args.account_threshold
     if args.accounts:
         cfg.accounts = args.accounts
+    cfg.configured_threshold = _configured_threshold(args)
     return _finish(args, run(cfg, seed=args.seed))
+
+
+def _configured_threshold(args: argparse.Namespace) -> int | None:
+    """``--report-threshold``, else the ``report-threshold`` of ``--profile`` (or ``$POCKETSCAN_PROFILE``)."""
+    import os
+    from pathlib import Path
+
+    if args.report_threshold is not None:
+        if not 1 <= args.report_threshold <= 100:
+            raise ValueError("--report-threshold must be between 1 and 100")
+        return int(args.report_threshold)
+    root = args.profile or os.environ.get("POCKETSCAN_PROFILE")
+    if not root:
+        return None
+    from client.config import load_settings
+    from client.locations import Profile
+
+    settings_file = Profile(Path(root)).settings_file
+    if not settings_file.exists():
+        if args.profile:
+            raise ValueError(f"no settings in {root}: not a pocketscan profile")
+        return None
+    return load_settings(settings_file).report_threshold
 
 
 @_guard
@@ -250,10 +274,56 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
 
 
 @_guard
+def _cmd_authority_view(args: argparse.Namespace) -> int:
+    from research.evals.authority_view import AuthorityViewConfig, run
+
+    cfg = AuthorityViewConfig(store=args.store, out=args.out, quiet=args.quiet)
+    return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
 def _cmd_relay_view(args: argparse.Namespace) -> int:
     from research.evals.relay_view import RelayViewConfig, run
 
     cfg = RelayViewConfig(log=args.log, out=args.out, quiet=args.quiet)
+    return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
+def _cmd_threshold(args: argparse.Namespace) -> int:
+    from research.evals.threshold import ThresholdConfig, p_from_fpr_results, parse_rate, run
+
+    if (args.p is None) == (args.fpr_results is None):
+        raise ValueError("give the per-image false-match rate: --p K/N (or a rate) or --fpr-results FILE")
+    p, low, high, source = (parse_rate(args.p) if args.p is not None
+                            else p_from_fpr_results(args.fpr_results, args.algo))
+    for name in ("accounts", "mc_accounts", "eval_accounts"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.voucher_delay <= 7 * 86_400:
+        raise ValueError("--voucher-delay must be between 0 and 604800 seconds")
+    if args.period_days <= 0 or any(d <= 0 for d in args.images_per_day or []):
+        raise ValueError("--period-days and --images-per-day must be positive")
+    if any(not 1 <= t <= 100 for t in args.threshold or []):
+        raise ValueError("--threshold must be between 1 and 100")
+    if any(not 0.0 <= q <= 1.0 for q in args.synthetic_rate or []):
+        raise ValueError("--synthetic-rate must be between 0 and 1")
+    cfg = ThresholdConfig(out=args.out, p=p, p_low=low, p_high=high, p_source=source, accounts=args.accounts,
+                          period_days=args.period_days, mc_accounts=args.mc_accounts,
+                          eval_accounts=args.eval_accounts, eval_threshold=args.eval_threshold,
+                          eval_images_per_day=args.eval_images_per_day, voucher_delay=args.voucher_delay,
+                          quiet=args.quiet)
+    if args.images_per_day:
+        cfg.images_per_day = args.images_per_day
+    if args.threshold:
+        cfg.thresholds = args.threshold
+    if args.synthetic_rate:
+        cfg.synthetic_rates = args.synthetic_rate
+    if args.opening_threshold:
+        if any(not 1 <= t <= 100 for t in args.opening_threshold):
+            raise ValueError("--opening-threshold must be between 1 and 100")
+        cfg.opening_thresholds = args.opening_threshold
+    cfg.configured_threshold = _configured_threshold(args)
     return _finish(args, run(cfg, seed=args.seed))
 
 
@@ -339,6 +409,11 @@ def register(registry: CommandRegistry) -> None:
         help="account arithmetic: matches before an account is flagged (repeatable; default 1, 2, 5, 10, 30)",
     )
     p.add_argument("--accounts", type=int, metavar="N", help="number of accounts (default 1e9)")
+    p.add_argument("--profile", metavar="DIR", default=None,
+                   help="account arithmetic also uses this profile's report-threshold "
+                        "(default: $POCKETSCAN_PROFILE when set)")
+    p.add_argument("--report-threshold", type=int, metavar="T", default=None,
+                   help="account arithmetic also uses this threshold (overrides --profile)")
 
     p = research.command(
         "sensitive",
@@ -503,6 +578,69 @@ def register(registry: CommandRegistry) -> None:
         epilog=_EPILOG_OUT,
     )
     p.add_argument("--log", required=True, metavar="FILE", help="the relay's metadata log (JSON Lines)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = research.command(
+        "threshold",
+        _cmd_threshold,
+        help="threshold reporting: falsely opened accounts per year, and what the authority sees below t",
+        description=_wrap(
+            "From a per-image false-match rate p (a `research fpr` results.json, or given as K/N or a "
+            "rate) compute, for N accounts, images per day and thresholds t, the expected falsely opened "
+            "accounts per year with 95% intervals carried from p's interval (key periods of --period-days "
+            "days, as the client), checked by a Monte Carlo run; then build vouchers with the client's own "
+            "code for matching and non-matching accounts below t and measure how well the authority tells "
+            "them apart from voucher counts, counts and image volume, and timing, with and without "
+            "synthetic vouchers (ROC AUC with bootstrap intervals)."
+        ),
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--p", metavar="K/N|RATE", default=None,
+                   help="per-image false-match rate: K false matches of N images (Wilson interval) or a rate")
+    p.add_argument("--fpr-results", metavar="FILE", default=None,
+                   help="take p and its interval from a `research fpr` results.json")
+    p.add_argument("--algo", default="pdq", help="algorithm inside --fpr-results (default pdq)")
+    p.add_argument("--accounts", type=int, default=1_000_000_000, metavar="N",
+                   help="number of accounts (default 1e9)")
+    p.add_argument("--images-per-day", type=float, action="append", metavar="D",
+                   help="images an account sends a day (repeatable; default 5, 20, 100)")
+    p.add_argument("--threshold", type=int, action="append", metavar="T",
+                   help="thresholds to tabulate (repeatable; default 1, 2, 3, 5, 10, 20, 30)")
+    p.add_argument("--period-days", type=float, default=30.0, metavar="DAYS",
+                   help="key period: vouchers of one period combine (default 30, the client's)")
+    p.add_argument("--profile", metavar="DIR", default=None,
+                   help="mark this profile's report-threshold as configured (default: $POCKETSCAN_PROFILE)")
+    p.add_argument("--report-threshold", type=int, metavar="T", default=None,
+                   help="the configured threshold (overrides --profile)")
+    p.add_argument("--mc-accounts", type=int, default=100_000, metavar="N",
+                   help="accounts in the Monte Carlo check (default 100000)")
+    p.add_argument("--eval-accounts", type=int, default=400, metavar="N",
+                   help="accounts in the distinguishability evaluation (default 400)")
+    p.add_argument("--eval-threshold", type=int, default=None, metavar="T",
+                   help="t in the distinguishability evaluation (default: the configured t, else 10)")
+    p.add_argument("--eval-images-per-day", type=float, default=10.0, metavar="D",
+                   help="median images/day of the evaluated accounts (log-normal; default 10)")
+    p.add_argument("--synthetic-rate", type=float, action="append", metavar="Q",
+                   help="synthetic voucher rates to evaluate (repeatable; default 0, 0.01, 0.05, 0.2)")
+    p.add_argument("--voucher-delay", type=float, default=3600.0, metavar="SECONDS",
+                   help="also measure timing with vouchers held this long on average (default 3600)")
+    p.add_argument("--opening-threshold", type=int, action="append", metavar="T",
+                   help="t of the opening-cost measurement (repeatable; default 3 and 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    p = research.command(
+        "authority-view",
+        _cmd_authority_view,
+        help="what the authority learns from each report, submission and appeal (from its store)",
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("--store", required=True, metavar="STORE.sqlite", help="the authority store")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

@@ -82,6 +82,11 @@ class AuthorityKey:
         return self.public_key.hex()
 
     @property
+    def seed(self) -> bytes:
+        """The 32-byte private seed (the authority's relay account and sealed-box key derive from it)."""
+        return bytes(self._signing)
+
+    @property
     def key_id(self) -> bytes:
         """The 8-byte key id written into snapshot headers."""
         return key_id(self.public_key)

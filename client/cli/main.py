@@ -30,6 +30,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "research.bench_overhead",
     "scanner.commands.classify",
     "client.cli.samples",
+    "client.authority.commands",
+    "client.cli.protect",
+    "research.bench_rollout",
+    "client.authority.voucher_cli",
 )
 
 

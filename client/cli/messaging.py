@@ -68,10 +68,14 @@ def register(registry: CommandRegistry) -> None:
                        epilog="examples:\n  pocketscan config set policy block\n"
                               "  pocketscan config set dihedral false\n"
                               "  pocketscan config set scan_received true\n"
-                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both")
+                              "  pocketscan config set sensitive-content warn  # off, warn, blur, both\n"
+                              "  pocketscan config set report-threshold 3   (default 1: report at once)\n"
+                              "  pocketscan config set synthetic-vouchers 0.05   (default 0)\n"
+                              "  pocketscan config set voucher-delay 3600   (mean seconds; default 0)")
     _profile_arg(p)
     p.add_argument("key", help="setting name: policy, dihedral, scan_received, relay, authority_pubkey, "
-                              "name, sensitive-content, sensitive-model")
+                              "name, sensitive-content, sensitive-model, report-threshold, "
+                              "synthetic-vouchers, voucher-delay")
     p.add_argument("value")
     p = config.command("show", _config_show, help="print the settings as JSON")
     _profile_arg(p)
@@ -378,7 +382,7 @@ async def _flushed(core: Core, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if not core.store.outbox_pending():
+        if not core.outbox_due():
             return True
         await asyncio.sleep(0.05)
     return False

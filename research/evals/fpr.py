@@ -57,6 +57,8 @@ class FprConfig:
     images_per_year: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
     account_thresholds: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 30])
     accounts: int = 1_000_000_000
+    configured_threshold: int | None = None
+    """The client's ``report-threshold`` (``--profile`` or ``--report-threshold``): always in the table."""
     max_gallery: int = 40
     quiet: bool = True
 
@@ -290,11 +292,13 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             if snap_rate_dih is not None
             else f"raw distance <= {thr}, dihedral"
         )
+        thresholds = sorted(set(cfg.account_thresholds) | (
+            {cfg.configured_threshold} if cfg.configured_threshold else set()))
         acct = stats.account_table(
             base.p,
             base.wilson_high,
             images_per_year=cfg.images_per_year,
-            thresholds=cfg.account_thresholds,
+            thresholds=thresholds,
             accounts=cfg.accounts,
         )
         acct_rows = [
@@ -333,6 +337,7 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
                 "p": base.p,
                 "p_upper": base.wilson_high,
                 "rows": acct,
+                "configured_threshold": cfg.configured_threshold,
                 "assumptions": list(stats.ACCOUNT_ASSUMPTIONS),
             },
         }
@@ -345,6 +350,14 @@ def run(cfg: FprConfig, seed: int = 0) -> Results:
             line += f"; snapshot verdict {snap_rate_dih.fmt()}"
         summary.append(line)
         summary.append(readable.account_note(algo, basis, base, acct))
+        if cfg.configured_threshold:  # the client's report-threshold, at the least busy account of the table
+            row = min((r for r in acct if r.threshold == cfg.configured_threshold),
+                      key=lambda r: r.images_per_year)
+            summary.append(
+                f"{algo} at the configured report-threshold t={row.threshold}: an innocent account sending "
+                f"{row.images_per_year:,} images a year reaches it with probability {row.prob_flagged:.3g} "
+                f"at p={base.p:.3g}, up to {row.prob_flagged_upper:.3g} at p's 95% upper bound"
+            )
         if headline_rate is None:
             headline_rate, headline_label = (snap_rate_dih or d_rate), basis
         sec = Section(f"{algo}: false matches")

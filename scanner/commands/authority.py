@@ -18,7 +18,7 @@ __all__ = ["register"]
 
 def register(registry: CommandRegistry) -> None:
     """Add the ``authority`` group."""
-    group = registry.group("authority", help="the bank authority's signing keys")
+    group = registry.group("authority", help="the bank authority: keys, inbox, review and publishing")
     p = group.command("keygen", _keygen, help="create an Ed25519 authority key; prints the public key (hex)")
     p.add_argument("--out", required=True, metavar="AUTHORITY.key", help="private key file (mode 0600)")
     p.add_argument("--force", action="store_true", help="replace an existing key file")

@@ -46,6 +46,13 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--algo", default="pdq", help="hash algorithm of the entries (default: %(default)s)")
     p.add_argument("--label", default="", help="label or category stored with every entry")
     p.add_argument(
+        "--source",
+        default="local",
+        metavar="NAME",
+        help="provenance: the organisation or list these hashes come from; a hash already in the bank gains "
+        "this source (snapshot build --min-sources counts them) (default: %(default)s)",
+    )
+    p.add_argument(
         "--quality",
         type=int,
         default=100,
@@ -61,6 +68,7 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--from-file", metavar="FILE", help="text file of hashes to remove (one per line)")
     p.add_argument("--label", help="remove every entry with this label")
     p.add_argument("--algo", default="pdq", help="hash algorithm (default: %(default)s)")
+    p.add_argument("--reason", default="", help="why (recorded with each removal in the bank)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = bank.command("list", _list, help="list bank entries")
@@ -86,11 +94,17 @@ def _err(message: str) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from scanner.bank import HashBank
+    from dataclasses import replace
+
+    from scanner.bank import HashBank, check_source_name
     from scanner.bank_import import collect_entries
     from scanner.errors import BankImportError, ScannerError
 
     now = int(time.time())
+    try:
+        origin = check_source_name(args.source)
+    except ScannerError as exc:
+        return _err(f"--source: {exc}")
     expires = None if args.expires_days is None else now + int(args.expires_days * 86400)
     if not 0 <= args.quality <= 100:
         return _err("--quality must lie in 0..100")
@@ -110,6 +124,7 @@ def _import(args: argparse.Namespace) -> int:
                 expires=expires,
                 on_image=on_image,
             )
+        entries = [replace(e, origin=origin) for e in entries]
         with HashBank(args.bank) as bank:
             report = bank.add(entries, now=now)
     except BankImportError as exc:
@@ -129,13 +144,16 @@ def _import(args: argparse.Namespace) -> int:
         "added": report.added,
         "duplicates": report.duplicates,
         "low_quality": low,
+        "source": origin,
+        "sources_added": report.sources_added,
     }
     if args.json:
         print(json.dumps(out))
     else:
         print(
-            f"imported {report.added} new entries into {args.bank} ({report.duplicates} duplicates skipped, "
-            f"{low} below quality {quality_gate(args.algo)} kept but never put in snapshots)"
+            f"imported {report.added} new entries into {args.bank} from source {origin} "
+            f"({report.duplicates} duplicates skipped, {report.sources_added - report.added} of them gained "
+            f"this source; {low} below quality {quality_gate(args.algo)} kept but never put in snapshots)"
         )
     return 0
 
@@ -155,7 +173,7 @@ def _remove(args: argparse.Namespace) -> int:
         if bad:
             return _err(f"not a {args.algo} hash: {bad[0][:16]!r}: {check_hash(bad[0], args.algo)}")
         with HashBank(args.bank, create=False) as bank:
-            removed, missing = bank.remove(targets, algorithm=args.algo)
+            removed, missing = bank.remove(targets, algorithm=args.algo, reason=args.reason)
             if args.label is not None:
                 removed += bank.remove_label(args.label)
     except BankImportError as exc:
@@ -185,7 +203,8 @@ def _list(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(e.to_json()))
         else:
-            print(f"{e.id}\t{e.algorithm}\t{e.hash}\tq={e.quality}\t{e.label}\t{e.source}")
+            print(f"{e.id}\t{e.algorithm}\t{e.hash}\tq={e.quality}\t{e.label}\t{e.source}\t"
+                  f"sources={','.join(e.sources) or '-'}")
     return 0
 
 

@@ -53,6 +53,14 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument("--fpr", type=float, metavar="P", help="Bloom false-positive rate per lookup")
     p.add_argument("--algo", default="pdq", help="hash algorithm taken from the bank (default: %(default)s)")
+    p.add_argument(
+        "--min-sources",
+        type=int,
+        default=1,
+        metavar="N",
+        help="only hashes vouched for by at least N distinct sources (bank import --source; 2 = Apple's "
+        "two-organisation rule) (default: %(default)s)",
+    )
     p.add_argument("--expires-days", type=float, default=30.0, help="validity (default: %(default)s days)")
     p.add_argument(
         "--target-distance",
@@ -218,13 +226,17 @@ def _build(args: argparse.Namespace) -> int:
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
     now = int(time.time())
+    if args.min_sources < 1:
+        return _err("build", "--min-sources must be at least 1")
     try:
         key = AuthorityKey.load(args.key)
         with HashBank(args.bank, create=False) as bank:
-            hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now))
+            hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now, min_sources=args.min_sources))
         if not hashes:
             gate = quality_gate(args.algo)
+            sources = f" with at least {args.min_sources} sources" if args.min_sources > 1 else ""
             why = f"{args.bank} holds no {args.algo} entries of quality >= {gate} that have not expired"
+            why += sources
             return _err("build", why)
         hash_bits = len(hashes[0]) * 8
         if args.target_distance is None:  # the algorithm's spec; PDQ's rule scaled for other widths
@@ -267,6 +279,7 @@ def _build(args: argparse.Namespace) -> int:
     report = {
         "out": args.out,
         "entries": len(hashes),
+        "min_sources": args.min_sources,
         "size_bytes": len(data),
         "seconds": round(elapsed, 3),
         "fingerprint": fingerprint_of(data),

@@ -54,6 +54,18 @@ def test_parse_policy() -> None:
         parse_policy("maybe")
 
 
+def test_report_threshold_changes_only_what_the_sender_is_told() -> None:
+    from client.policy import ScanResult, decide
+
+    match = ScanResult("match", votes=5, min_votes=3, snapshot_version=2, snapshot_fingerprint="ab" * 32)
+    plain = decide(match, "report")
+    vouched = decide(match, "report", report_threshold=30)
+    assert plain.action == vouched.action == "report"
+    assert "sealed report" in plain.explanation
+    assert "sealed voucher" in vouched.explanation and "holds 30" in vouched.explanation
+    assert decide(match, "block", report_threshold=30) == decide(match, "block")
+
+
 def test_votes_read_as_counts_not_fractions() -> None:
     from client.policy import format_votes
 

@@ -48,7 +48,7 @@ from client.tui.widgets.scanner_panel import ScannerPanel
 __all__ = ["ChatScreen"]
 
 HELP = ("Commands: /image PATH · /forward CONTACT (the last image here) · /policy off|warn|block|report · "
-        "/safety · /add ACCOUNT [NAME] · /invite")
+        "/safety · /add ACCOUNT [NAME] · /invite · /protect (ctrl+p) · /appeal (ctrl+y, the last block)")
 
 
 class ChatScreen(Screen[None]):
@@ -59,6 +59,8 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+o", "attach", "Attach image", priority=True),
         Binding("ctrl+g", "safety", "Safety no.", priority=True),
         Binding("ctrl+r", "cycle_policy", "Policy", priority=True),
+        Binding("ctrl+p", "protect", "Protect a photo", priority=True, show=False),
+        Binding("ctrl+y", "appeal", "Appeal block", priority=True, show=False),
         Binding("tab", "app.focus_next", "Focus", show=False),
         Binding("ctrl+q", "app.quit", "Quit", priority=True),
         Binding("ctrl+e", "reveal", "Reveal image", show=False, priority=True),
@@ -76,6 +78,8 @@ class ChatScreen(Screen[None]):
         self._load_shown = 0
         self._arrived_while_loading: list[MessageView] = []
         self.not_sent = NotSentLog()  # blocked images stay in their conversation as "not sent" items
+        self.last_blocked: Path | None = None
+        """The last image the policy blocked (ctrl+y appeals it)."""
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -222,6 +226,10 @@ class ChatScreen(Screen[None]):
             self.action_safety()
         elif cmd == "/add" and args:
             self.add_contact(AddContactRequest(args[0], " ".join(args[1:])))
+        elif cmd == "/protect":
+            self.action_protect()
+        elif cmd == "/appeal":
+            self.action_appeal()
         elif cmd == "/invite":
             self.banner().show_text(f"Your invite code: {self.core.invite_code()}", "sent")
         elif cmd in ("/help", "/?"):
@@ -310,6 +318,8 @@ class ChatScreen(Screen[None]):
 
             self.app.push_screen(confirm_screen_for(outcome, name), _answer)
             return
+        if outcome.status in ("blocked", "reported") and message.path:
+            self.last_blocked = Path(message.path)
         self.banner().show_outcome(outcome, name)
         if message.path and outcome.status in ("blocked", "reported"):
             await self.not_sent.record(self.query_one(Conversation), message.peer, name, outcome)
@@ -400,6 +410,27 @@ class ChatScreen(Screen[None]):
         self.post_message(ContactsLoaded(self.core.contacts()))
         if peer == self.current:
             self.app.call_from_thread(self.open_conversation, peer)
+
+    def action_protect(self) -> None:
+        from client.tui.screens.protect import ProtectScreen
+
+        def _picked(path: Path | None) -> None:
+            if path is not None:
+                self.app.push_screen(ProtectScreen(self.core, path), self._authority_done)  # type: ignore[arg-type]
+
+        self.app.push_screen(FilePickerScreen(self.image_dir), _picked)
+
+    def action_appeal(self) -> None:
+        from client.tui.screens.protect import AppealScreen
+
+        if self.last_blocked is None:
+            self.banner().show_text("No blocked image to appeal yet.")
+            return
+        self.app.push_screen(AppealScreen(self.core, self.last_blocked), self._authority_done)  # type: ignore[arg-type]
+
+    def _authority_done(self, summary: str | None) -> None:
+        if summary:
+            self.banner().show_text(summary, "sent")
 
     def action_cycle_policy(self) -> None:
         current = self.core.scanner_status().policy

@@ -32,7 +32,8 @@ def banner_text(outcome: SendOutcome, name: str = "") -> str:
     if outcome.status == "confirm":
         body += " (cancelled)" if not body.endswith("?") else ""
     file = f" {name}:" if name else ""
-    return f"{title}{file} {body}".strip()
+    hint = " (ctrl+y: appeal)" if outcome.status in ("blocked", "reported") and name else ""
+    return f"{title}{file} {body}{hint}".strip()
 
 
 class VerdictBanner(Static):
