@@ -83,10 +83,14 @@ class Settings:
     """Under ``report`` with a threshold above 1: share of non-matching images sending a synthetic voucher."""
     voucher_delay: float = 0.0
     """Under threshold reporting: mean seconds a voucher waits before it leaves (random, exponential)."""
+    oprf: str = ""
+    """The authority's OPRF service, ``ws://HOST:PORT`` (needed to scan against OPRF-keyed snapshots)."""
 
     def validate(self) -> Settings:
         if self.relay and not (self.relay.startswith("ws://") or self.relay.startswith("wss://")):
             raise ConfigError(f"relay must be a ws:// or wss:// URL, not {self.relay!r}")
+        if self.oprf and not self.oprf.startswith(("ws://", "wss://")):
+            raise ConfigError(f"oprf must be a ws:// or wss:// URL, not {self.oprf!r}")
         if self.authority_pubkey:
             try:
                 key = bytes.fromhex(self.authority_pubkey)

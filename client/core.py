@@ -346,8 +346,24 @@ class Core:
         self._started = False
         self.close()
 
+    def _oprf(self) -> Any:
+        """The OPRF service client (account key authenticates), when the settings name a service."""
+        url = self.settings.oprf
+        if not url:
+            return None
+        client = getattr(self, "_oprf_client", None)
+        if client is None or client.url != url:
+            from scanner.oprf_client import OprfServiceClient
+
+            client = OprfServiceClient(url, signing_seed=self.identity.seed)
+            self._oprf_client = client
+        return client
+
     def close(self) -> None:
         """Close the store and release the profile lock (for commands that never started the network)."""
+        client = getattr(self, "_oprf_client", None)
+        if client is not None:
+            client.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()
@@ -982,7 +998,7 @@ class Core:
             raise ClientError("no authority key configured: cannot verify snapshots")
         version, fingerprint = self._snapshot_floor()
         view = load_snapshot_view(data, key, now=self.clock(), min_version=version,
-                                  min_fingerprint=fingerprint)
+                                  min_fingerprint=fingerprint, oprf=self._oprf())
         current = self.slot.current
         if (current is not None and current.version == view.version
                 and current.fingerprint != view.fingerprint):
@@ -1005,7 +1021,7 @@ class Core:
         version, fingerprint = self._snapshot_floor()
         with contextlib.suppress(Exception):  # a damaged or swapped file is refetched from the relay
             view = load_snapshot_view(path.read_bytes(), key, now=self.clock(), min_version=version,
-                                      min_fingerprint=fingerprint)
+                                      min_fingerprint=fingerprint, oprf=self._oprf())
             self.slot.swap(view)
 
     def scanner_status(self) -> ScannerStatus:

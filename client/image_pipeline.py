@@ -131,7 +131,8 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
             scan = pipe.scanner.error(exc)
         else:
             pipe._t("match")
-            scan = pipe.scanner.match(hashed)
+            # OPRF-keyed snapshots make a network round trip here: keep it off the event loop.
+            scan = await asyncio.to_thread(pipe.scanner.match, hashed)
 
     # 4. the policy decides; the scanner seals its verdict for exactly these bytes
     pipe._t("policy")

@@ -11,12 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult
 from scanner.outcome import ScanOutcome
 from scanner.verdict import ScanVerdict, seal_outcome
+
+if TYPE_CHECKING:
+    from scanner.matcher import OprfTransport
 
 __all__ = ["LocalScanner", "MatcherLike", "SnapshotSlot", "SnapshotView", "load_snapshot_view"]
 
@@ -105,8 +108,13 @@ class LocalScanner:
 
 
 def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
-                       min_version: int = 0, min_fingerprint: str | None = None) -> SnapshotView:
+                       min_version: int = 0, min_fingerprint: str | None = None,
+                       oprf: OprfTransport | None = None) -> SnapshotView:
     """Verify a snapshot file against the pinned authority key and build its matcher.
+
+    ``oprf`` (a ``scanner.matcher.OprfTransport``, e.g. ``scanner.oprf_client.OprfServiceClient``) serves
+    OPRF-keyed snapshots; without it their matches are scan errors (the policy decides as without a
+    snapshot).
 
     Raises:
         scanner.errors.SnapshotInvalid: bad signature, truncated, expired, older than ``min_version``, or
@@ -114,7 +122,7 @@ def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
     """
     from scanner.matcher import Matcher
 
-    matcher = Matcher(authority_key, min_version=min_version, min_fingerprint=min_fingerprint)
+    matcher = Matcher(authority_key, min_version=min_version, min_fingerprint=min_fingerprint, oprf=oprf)
     info = matcher.load(data, now=now)
     header = info.header
     return SnapshotView(

@@ -64,7 +64,7 @@ def build(
 ) -> tuple[ResearchMatcher | None, str]:
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank, NewEntry
-    from scanner.calibration import Params, calibrate, predict
+    from scanner.calibration import Params, calibrate_padded, predict, rounded_entry_count
     from scanner.hashers.spec import PDQ, quality_gate
     from scanner.matcher import Matcher
     from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
@@ -86,7 +86,7 @@ def build(
         from research.corpus import algo_info
 
         # The hasher's own rule is the step to approximate (PDQ 31 of 256 bits, the learned hash 25, pHash 8).
-        p = calibrate(len(kept), hash_bits=bits, target_distance=algo_info(algo).threshold).params
+        p = calibrate_padded(len(kept), hash_bits=bits, target_distance=algo_info(algo).threshold).params
         how = "calibrated default for the hasher's threshold (as `pocketscan snapshot build`)"
     else:
         p = Params(hash_bits=bits, **params)
@@ -112,7 +112,7 @@ def build(
     write_snapshot_file(path, data)
     matcher = Matcher(key.public_key)
     matcher.load(map_snapshot_file(path), now=now)
-    cal = predict(p, len(kept))
+    cal = predict(p, rounded_entry_count(len(kept)))  # padded tables hold the rounded count of keys
     info = {
         "params": how,
         **p.build_options(),

@@ -86,7 +86,7 @@ def run_bench(
     from bloom_filter2 import BloomFilter
 
     from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate
+    from scanner.calibration import calibrate_padded
     from scanner.hamming import distances_to_many
     from scanner.hashers.base import HashResult
     from scanner.matcher import Matcher
@@ -102,7 +102,7 @@ def run_bench(
             log(f"bank of {n:,} hashes: generating, calibrating, building...")
         bank = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
         t0 = time.perf_counter()
-        cal = calibrate(n)
+        cal = calibrate_padded(n)
         t_cal = time.perf_counter() - t0
         p = cal.params
         now = int(time.time())
@@ -265,7 +265,7 @@ def evaluate_corpus(
     from PIL import Image
 
     from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate
+    from scanner.calibration import calibrate_padded
     from scanner.hamming import distances_to_many, pack_hashes
     from scanner.hashers.registry import get_hasher
     from scanner.image import load_rgb
@@ -283,7 +283,7 @@ def evaluate_corpus(
     now = int(time.time())
 
     def snapshot_of(indices: list[int]) -> tuple[Matcher, Any]:
-        cal = calibrate(len(indices))
+        cal = calibrate_padded(len(indices))
         data = build_snapshot(
             [bank[i].hash for i in indices],
             params=cal.params,

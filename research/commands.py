@@ -217,6 +217,8 @@ def _cmd_tradeoffs(args: argparse.Namespace) -> int:
         decode=args.decode,
         quiet=args.quiet,
         samples=args.samples,
+        privacy=not args.no_privacy,
+        privacy_queries=args.privacy_queries,
     )
     return _finish(args, run(cfg, seed=args.seed))
 
@@ -255,6 +257,32 @@ def _cmd_collide(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     return _finish(args, run(cfg, seed=args.seed))
+
+
+@_guard
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from research.evals.recover import RecoverConfig, run
+
+    if args.budget_seconds <= 0:
+        raise ValueError("--budget-seconds must be positive")
+    cfg = RecoverConfig(
+        snapshot=args.snapshot,
+        out=args.out,
+        bank=args.bank,
+        budget_seconds=args.budget_seconds,
+        distance=args.distance,
+        oprf=args.oprf,
+        profile=args.profile,
+        max_partials=args.max_partials,
+        quiet=args.quiet,
+    )
+    from scanner.errors import ScannerError
+
+    try:
+        results = run(cfg, seed=args.seed)
+    except ScannerError as exc:
+        raise ValueError(str(exc)) from None
+    return _finish(args, results)
 
 
 @_guard
@@ -486,9 +514,21 @@ def register(registry: CommandRegistry) -> None:
         metavar="N",
         help="generated query pairs per distance (default 2000)",
     )
+    p.add_argument(
+        "--no-privacy",
+        action="store_true",
+        help="skip the privacy axis (offline vs OPRF-keyed snapshots, enumeration cost, OPRF latency)",
+    )
+    p.add_argument(
+        "--privacy-queries",
+        type=int,
+        default=12,
+        metavar="N",
+        help="images (random hashes, 8 variants each) timed per mode on the privacy axis (default 12)",
+    )
     _common(p)
 
-    attacks = research.group("attacks", help="evasion and collision attacks on the perceptual hash")
+    attacks = research.group("attacks", help="evasion, collision and bank-recovery attacks")
     p = attacks.command(
         "evade",
         _cmd_evade,
@@ -541,6 +581,49 @@ def register(registry: CommandRegistry) -> None:
     )
     _common(p)
     p.add_argument("--max-queries", type=int, default=40, metavar="N")
+
+    p = attacks.command(
+        "recover",
+        _cmd_recover,
+        help="recover bank hashes from a snapshot file by enumerating and stitching its LSH keys",
+        description=_wrap(
+            "Digest every key of every table of SNAPSHOT (L x 2^k), keep the keys the Bloom filter holds and "
+            "stitch them across tables into whole hashes. Reports the hashes recovered (exact and within "
+            "--distance bits of --bank), digests computed, time, and past --budget-seconds the core-hours of "
+            "the full enumeration extrapolated from the measured rate. For an OPRF-keyed snapshot, --oprf "
+            "URL pays one service evaluation per key until the service refuses."
+        ),
+        epilog=_EPILOG_OUT,
+    )
+    p.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot file (no key needed: the attacker's view)")
+    p.add_argument("--bank", metavar="BANK", help="the real bank (SQLite) to score the recovered hashes")
+    p.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="enumeration time allowed before extrapolating, and as much for stitching (default 600)",
+    )
+    p.add_argument(
+        "--distance", type=int, default=PDQ.match_distance, metavar="D",
+        help="count candidates within D bits of --bank (default: %(default)s, PDQ's match distance)"
+    )
+    p.add_argument("--oprf", metavar="URL", help="OPRF service (ws://HOST:PORT) for OPRF-keyed snapshots")
+    p.add_argument("--profile", metavar="DIR", help="with --oprf: authenticate as this profile's account")
+    p.add_argument(
+        "--max-partials",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="stitching works in batches of at most N partial hashes (about 300 bytes each) "
+        "(default 1000000)",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for results.json, report.html, report.md"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed (recorded; the attack is deterministic)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = research.command(
         "overhead",

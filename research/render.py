@@ -263,6 +263,7 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
         "meta": results.meta,
         "data": results.data,
     }
+    payload.update({k: v for k, v in results.headline.items() if k not in payload})
     json_path = out_dir / "results.json"
     json_path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
 

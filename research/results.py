@@ -96,6 +96,7 @@ class Results:
         data: JSON-able numbers, written to ``results.json``.
         sections: the report body.
         meta: settings, seed, versions, timings (also in ``results.json``).
+        headline: key figures also written at the top level of ``results.json`` (a command's contract).
     """
 
     command: str
@@ -104,3 +105,4 @@ class Results:
     data: dict[str, Any]
     sections: list[Section] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    headline: dict[str, Any] = field(default_factory=dict)

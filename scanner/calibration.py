@@ -50,6 +50,7 @@ __all__ = [
     "blocked_bloom_fpr",
     "bloom_geometry",
     "calibrate",
+    "calibrate_padded",
     "default_max_size_bytes",
     "max_noise",
     "predict",
@@ -516,3 +517,9 @@ def _fit_bloom(
         m = -(-int(m * 1.01) // BLOCK_BITS) * BLOCK_BITS
         h = min(MAX_BLOOM_HASHES, max(1, round(m / keys * math.log(2))))
     return m, h
+
+
+def calibrate_padded(bank_size: int, *, padded: bool = True, **kwargs: object) -> Calibration:
+    """:func:`calibrate` for a snapshot of ``bank_size`` hashes as :func:`scanner.snapshot.build_snapshot`
+    writes it: padded tables hold the rounded entry count of keys, so the noise is sized for that count."""
+    return calibrate(rounded_entry_count(bank_size) if padded else bank_size, **kwargs)

@@ -77,3 +77,14 @@ class SnapshotInvalid(ScannerError):
 
     The matcher keeps the last snapshot it accepted.
     """
+
+
+class OprfError(ScannerError):
+    """An OPRF-keyed lookup could not be completed: no or an unreachable service, a refusal (rate limit,
+    authentication), a malformed answer, or an evaluation whose proof does not verify against the key the
+    snapshot commits to. The image is not matched (scan verdict ``error``)."""
+
+
+class OprfProofInvalid(OprfError):
+    """The service's evaluation does not verify against the snapshot's OPRF public key (wrong or per-user
+    key): refused."""

@@ -35,13 +35,15 @@ The matching model behind the parameters is in ``docs/matching.md``; the file fo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from bloom_filter2 import BloomFilter
 
 from scanner.authority import key_id
-from scanner.errors import ScannerError, SnapshotInvalid
+from scanner.errors import OprfError, ScannerError, SnapshotInvalid
 from scanner.hashers.base import HashResult
 from scanner.hashers.spec import PDQ, quality_gate
 from scanner.outcome import ScanOutcome
@@ -51,7 +53,7 @@ from scanner.snapshot.lsh import KeyDigester, neighbour_keys, table_positions
 from scanner.snapshot.reader import Buffer, verify_snapshot
 from scanner.verdict import ScanVerdict, issue_verdict, seal_outcome
 
-__all__ = ["MIN_QUALITY", "MatchResult", "Matcher", "SnapshotInfo"]
+__all__ = ["MIN_QUALITY", "MatchResult", "Matcher", "OprfTransport", "SnapshotInfo"]
 
 MIN_QUALITY = PDQ.min_quality
 """Deprecated: the gate is the snapshot algorithm's (``scanner.hashers.spec``); this is PDQ's."""
@@ -60,6 +62,17 @@ MatchResult = ScanOutcome
 
 #: Tolerated clock skew for snapshots whose creation time lies in the device's future (seconds).
 MAX_CLOCK_SKEW = 86_400
+
+class OprfTransport(Protocol):
+    """Carries one batch of blinded elements to the authority's OPRF service and back (the I/O side).
+
+    ``evaluate(request, count)`` sends ``count`` blinded elements (``request``: 32 bytes each) and returns the
+    service's answer (``proof || evaluated elements``); it raises :class:`~scanner.errors.OprfError` when the
+    service is unreachable or refuses.
+    """
+
+    def evaluate(self, request: bytes, count: int) -> bytes: ...
+
 
 @dataclass(frozen=True)
 class SnapshotInfo:
@@ -111,6 +124,37 @@ class _Loaded:
         best = int(np.argmax(counts))
         return int(counts[best]), best
 
+    def votes_oprf(self, hashes: list[bytes], transport: OprfTransport) -> tuple[int, int]:
+        """Best (votes, variant) of an OPRF-keyed snapshot: every distinct key of every variant is blinded in
+        one batch, evaluated by the service, checked against the committed key, unblinded and looked up."""
+        from scanner.oprf import OprfDigester, blind_batch, lsh_input
+
+        header = self.info.header
+        assert self.body is not None
+        arr = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), -1)
+        keys = np.packbits(
+            np.unpackbits(arr, axis=1, bitorder="big")[:, self.positions], axis=2, bitorder="big"
+        )  # (V, L, w)
+        index: dict[tuple[int, bytes], int] = {}
+        slots = np.empty((len(hashes), header.tables), dtype=np.int64)
+        for v in range(len(hashes)):
+            for t in range(header.tables):
+                slots[v, t] = index.setdefault((t, keys[v, t].tobytes()), len(index))
+        inputs = [lsh_input(t, key) for (t, key) in index]
+        # Pad to a constant size (L per variant) with random inputs, so that the number of distinct keys
+        # (fewer for symmetric images, whose variants share keys) does not reach the service.
+        real = len(inputs)
+        inputs += [os.urandom(24) for _ in range(len(hashes) * header.tables - real)]
+        batch = blind_batch(inputs)
+        response = transport.evaluate(batch.request(), len(inputs))
+        outputs = batch.finalize(response, header.oprf_public_key)[:real]
+        digester = OprfDigester(header.salt, header.tables)
+        digests = b"".join(digester.digest_output(t, out) for (t, _), out in zip(index, outputs, strict=True))
+        hit = present_many(self.body, digests, header.bloom_bits, header.bloom_hashes)
+        counts = hit[slots].sum(axis=1)
+        best = int(np.argmax(counts))
+        return int(counts[best]), best
+
     def votes(self, hashes: list[bytes]) -> tuple[int, int]:
         """Best (votes, variant index) over ``hashes``."""
         header = self.info.header
@@ -151,6 +195,7 @@ class Matcher:
         min_fingerprint: str | None = None,
         min_quality: int | None = None,
         vectorised: bool = True,
+        oprf: OprfTransport | None = None,
     ) -> None:
         if len(public_key) != 32:
             raise SnapshotInvalid("the pinned authority key must be 32 bytes")
@@ -161,6 +206,11 @@ class Matcher:
         self._min_quality = min_quality
         self._vectorised = vectorised
         self._loaded: _Loaded | None = None
+        self._oprf = oprf
+
+    def set_oprf(self, transport: OprfTransport | None) -> None:
+        """Use ``transport`` for OPRF-keyed snapshots (None: such snapshots make every match an error)."""
+        self._oprf = transport
 
     @property
     def info(self) -> SnapshotInfo | None:
@@ -257,7 +307,11 @@ class Matcher:
                 reason=f"hash quality {result.quality} is below {gate}: never matched",
             )
         variants = list(result.dihedral) if result.dihedral else [result.hash]
-        if self._vectorised and header.probe_radius == 0:
+        if header.oprf_public_key:
+            if self._oprf is None:
+                raise OprfError("this snapshot's keys are OPRF outputs: no OPRF service configured (--oprf)")
+            votes, variant = loaded.votes_oprf(variants, self._oprf)
+        elif self._vectorised and header.probe_radius == 0:
             votes, variant = loaded.votes_vectorised(variants)
         else:
             votes, variant = loaded.votes(variants)

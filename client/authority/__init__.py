@@ -6,4 +6,8 @@ Modules: ``items`` (the sealed envelope formats both sides share), ``store`` (th
 ``inbox`` (open, validate and dispatch sealed items by kind), ``workflow`` (decision -> bank change ->
 rebuild -> sign -> publish), ``service`` (the ``authority serve`` loop, the only one here with a socket),
 ``commands`` (the CLI), ``console`` (the reviewers' Textual console).
+
+The OPRF evaluation service for OPRF-keyed snapshots: ``oprf_service`` (the ``authority oprf`` websocket
+server), ``ratelimit`` (its pure per-account/per-address limits), ``oprf_commands`` (``authority oprf``,
+``authority oprf-keygen``).
 """

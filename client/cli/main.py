@@ -34,6 +34,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "client.cli.protect",
     "research.bench_rollout",
     "client.authority.voucher_cli",
+    "research.bench_oprf",
+    "client.authority.oprf_commands",
 )
 
 

@@ -69,7 +69,7 @@ def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, vers
     import time
 
     from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate
+    from scanner.calibration import calibrate_padded
     from scanner.hashers.spec import PDQ
     from scanner.hashing import hash_file
     from scanner.snapshot.builder import build_snapshot as build
@@ -79,7 +79,7 @@ def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, vers
         hashed = hash_file(path, algo="pdq", mode="exact")
         if PDQ.passes_quality(hashed.quality):
             hashes.append(hashed.hash)
-    params = calibrate(max(1, len(hashes))).params
+    params = calibrate_padded(max(1, len(hashes))).params
     now = int(time.time())
     return build(hashes, params=params, key=AuthorityKey(authority.seed), version=version, created=now,
                  expires=now + int(valid_days * 86400))

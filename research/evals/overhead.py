@@ -61,7 +61,7 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
     from relay.serve import build_server
     from research.parallel import progress
     from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate
+    from scanner.calibration import calibrate_padded
     from scanner.hashers.base import HashResult
     from scanner.hashers.registry import get_hasher
     from scanner.image import load_rgb_bytes
@@ -91,7 +91,7 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
         rng = np.random.default_rng(seed)
         bank = rng.integers(0, 256, size=(cfg.bank_size, 32), dtype=np.uint8)
         t = time.perf_counter()
-        params = calibrate(cfg.bank_size).params
+        params = calibrate_padded(cfg.bank_size).params
         now = int(time.time())
         snap = build_snapshot(
             bank,

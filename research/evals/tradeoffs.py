@@ -49,6 +49,8 @@ class TradeoffsConfig:
     measure_points: int = 4
     max_measured_bank: int = 200_000
     default_timeout_s: float = 600.0
+    privacy: bool = True
+    privacy_queries: int = 12
 
 
 def _grid(bank_size: int, hash_bits: int) -> list[Any]:
@@ -86,9 +88,10 @@ def _default_params(bank_size: int, hash_bits: int, timeout: float) -> tuple[Any
 
 
 def _calibrate(bank_size: int, hash_bits: int) -> Any:
-    from scanner.calibration import calibrate
+    from scanner.calibration import calibrate, rounded_entry_count
 
-    return calibrate(bank_size, hash_bits=hash_bits).params
+    # Snapshots are padded to the rounded count (what `snapshot build` calibrates for).
+    return calibrate(rounded_entry_count(bank_size), hash_bits=hash_bits).params
 
 
 def _label(p: Any) -> str:
@@ -105,7 +108,7 @@ def _flip(rng: np.random.Generator, h: np.ndarray, d: int, bits: int) -> np.ndar
 def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
     from research.corpus import algo_info
     from research.snapshot_view import build_matcher
-    from scanner.calibration import predict
+    from scanner.calibration import predict, rounded_entry_count
 
     t0 = time.perf_counter()
     if cfg.bank_size < 1:
@@ -117,10 +120,11 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
         info = algo_info(algo)
         bits = info.bits
         grid = _grid(cfg.bank_size, bits)
+        sized_for = rounded_entry_count(cfg.bank_size)  # padded tables hold the rounded count of keys
         default, why_default = _default_params(cfg.bank_size, bits, cfg.default_timeout_s)
         points = []
         for p in grid + ([default] if default is not None else []):
-            c = predict(p, cfg.bank_size, target_distance=min(info.threshold, bits))
+            c = predict(p, sized_for, target_distance=min(info.threshold, bits))
             points.append(
                 {
                     "params": p,
@@ -206,7 +210,7 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
         curve_series = []
         chosen = ([pt for pt in points if pt["default"]] + front[:: max(1, len(front) // 4)])[:5]
         for pt in chosen:
-            c = predict(pt["params"], cfg.bank_size)
+            c = predict(pt["params"], sized_for)
             ds = list(range(0, min(bits, 64) + 1))
             curve_series.append(
                 Series(
@@ -322,6 +326,11 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
             )
         )
         sections.append(sec)
+    if cfg.privacy and "pdq" in cfg.algos:
+        psec, pdata, pline = _privacy_section(cfg, seed)
+        sections.append(psec)
+        data["privacy"] = pdata
+        summary.append(pline)
     meta = {
         "seed": seed,
         "algos": cfg.algos,
@@ -396,3 +405,104 @@ def _measure_images(
         row.append(stats.rate(int(fm), len(benign)).fmt() if benign else "n/a (no --benign)")
         rows.append(row)
     return rows
+
+
+def _privacy_section(cfg: TradeoffsConfig, seed: int) -> tuple[Section, list[dict[str, Any]], str]:
+    """The privacy axis: offline (padded and not) and OPRF snapshots side by side, latency measured."""
+    import os
+    from dataclasses import asdict
+
+    from research.bench_oprf import MODES, UNPADDED, measure_modes, random_queries
+
+    figures = measure_modes(
+        cfg.bank_size, random_queries(cfg.privacy_queries, seed), seed=seed, modes=(UNPADDED, *MODES)
+    )
+    rows = []
+    for f in figures:
+        if f.enumeration_core_hours is not None:
+            cost = f"{f.enumeration_digests:.3g} digests, {f.enumeration_core_hours:.3g} core-hours offline"
+        else:
+            cost = (
+                f"{f.enumeration_digests:.3g} service evaluations, none offline; "
+                f"{f.account_days_at_limit:,.0f} account-days at 2000 batches/day"
+            )
+        rows.append(
+            [
+                f.mode,
+                f"L={f.params['tables']} k={f.params['bits']} v={f.params['min_votes']}",
+                f.size_bytes / 1e6,
+                f.predicted_recall[16],
+                f.predicted_recall[24],
+                f.predicted_recall[31],
+                cost,
+                f.match_ms_median,
+                f.client_cpu_ms_median,
+                f.service_cpu_ms_per_image,
+                f.bytes_sent_per_image + f.bytes_received_per_image,
+            ]
+        )
+    load = os.getloadavg()
+    sec = Section(f"Privacy: offline and OPRF-keyed snapshots for a bank of {cfg.bank_size:,} hashes")
+    sec.text.append(
+        "Offline keys can be enumerated by anyone holding the file (L x 2^k digests; `research attacks "
+        "recover`); OPRF keys cost one rate-limited service evaluation each. Padded tables hold the rounded "
+        "entry count, so the calibration sizes noise for it. Latency: median match time per image with 8 "
+        "dihedral variants (OPRF: blind, loopback round trip to a real service, proof check, unblind, "
+        f"lookup), measured on {cfg.privacy_queries} random hashes; load average {load[0]:.2f} "
+        f"on {os.cpu_count()} cores (shared machine)."
+    )
+    sec.tables.append(
+        Table(
+            "Privacy axis (recall predicted by the calibration model)",
+            [
+                "mode",
+                "parameters",
+                "size MB",
+                "recall d=16",
+                "d=24",
+                "d=31",
+                "enumeration cost",
+                "match ms / image",
+                "device CPU ms",
+                "service CPU ms",
+                "bytes / image",
+            ],
+            rows,
+        )
+    )
+    modes = [f.mode for f in figures]
+    sec.plots.append(
+        Plot(
+            "bar",
+            "Predicted recall by mode",
+            "mode",
+            "recall",
+            [Series(f"d={d}", [f.predicted_recall[d] for f in figures]) for d in (16, 24, 31)],
+            categories=modes,
+            name="tradeoffs-privacy-recall",
+        )
+    )
+    sec.plots.append(
+        Plot(
+            "bar",
+            "Per-image match latency by mode (8 dihedral variants, loopback)",
+            "mode",
+            "milliseconds (median)",
+            [
+                Series("wall", [f.match_ms_median for f in figures]),
+                Series("device CPU", [f.client_cpu_ms_median for f in figures]),
+                Series("service CPU", [f.service_cpu_ms_per_image for f in figures]),
+            ],
+            categories=modes,
+            logy=True,
+            name="tradeoffs-privacy-latency",
+        )
+    )
+    by = {f.mode: f for f in figures}
+    line = (
+        f"privacy: offline {by['offline'].enumeration_core_hours:.2g} core-hours to enumerate, "
+        f"{by['offline'].match_ms_median:.0f} ms/image; OPRF (L={by['oprf'].params['tables']}) not "
+        f"enumerable offline, {by['oprf'].match_ms_median:.0f} ms/image, recall at 31 bits "
+        f"{by['oprf'].predicted_recall[31]:.2f} vs {by['offline'].predicted_recall[31]:.2f}"
+    )
+    return sec, [asdict(f) for f in figures], line

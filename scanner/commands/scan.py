@@ -1,4 +1,10 @@
-"""`pocketscan scan --snapshot SNAP.bin --pubkey HEX [--dihedral] PATH...`: match images against a snapshot.
+"""`pocketscan scan --snapshot SNAP.bin --pubkey HEX [--dihedral] [--oprf URL [--profile DIR]] PATH...`: match
+images against a snapshot.
+
+An OPRF-keyed snapshot needs ``--oprf URL`` (the authority's ``authority oprf`` service): each image's keys
+(all 8 dihedral variants) are blinded in one batch, the evaluation's proof is checked against the OPRF key
+the signed header commits to, and the outputs are looked up. The caller authenticates with the account key
+of ``--profile DIR``, else with a fresh key. An unreachable or refusing service makes that image ``error``.
 
 Prints JSON Lines ``{"path", "hash", "quality", "verdict", "votes"}`` with verdict ``match``, ``no_match``,
 ``low_quality`` or ``error`` (then ``"error"`` holds the reason). Exit status 0 even when images match (a
@@ -11,12 +17,17 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
 
-__all__ = ["register"]
+__all__ = ["PROFILE_KEY_LOADER", "register"]
+
+#: Reads a messenger profile's account signing seed (directory -> 32 bytes). The messenger installs it when
+#: its commands register (``client.authority.oprf_commands``), so that :mod:`scanner` imports nothing from it.
+PROFILE_KEY_LOADER: Callable[[str], bytes] | None = None
 
 _EPILOG = """\
 output (JSON Lines, one object per image, in input order):
@@ -37,6 +48,15 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--pubkey", required=True, metavar="HEX", help="pinned authority public key (64 hex)")
     p.add_argument("--dihedral", action="store_true", help="also match the 8 rotated/mirrored variants")
     p.add_argument("--mode", choices=("fast", "exact"), default="fast", help="image decoding mode")
+    p.add_argument(
+        "--oprf", metavar="URL", help="OPRF service (ws://HOST:PORT) of OPRF-keyed snapshots (authority oprf)"
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="with --oprf: authenticate as this profile's account (default: a fresh key; then only the "
+        "service's per-address limit applies)",
+    )
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -47,8 +67,15 @@ def _scan(args: argparse.Namespace) -> int:
     from scanner.matcher import Matcher
     from scanner.snapshot import map_snapshot_file
 
+    transport = None
     try:
-        matcher = Matcher(parse_public_key(args.pubkey))
+        if args.oprf:
+            from scanner.oprf_client import OprfServiceClient
+
+            transport = OprfServiceClient(args.oprf, signing_seed=_profile_seed(args.profile))
+        elif args.profile:
+            raise ScannerError("--profile is only used with --oprf")
+        matcher = Matcher(parse_public_key(args.pubkey), oprf=transport)
         matcher.load(map_snapshot_file(args.snapshot), now=time.time())
     except ScannerError as exc:
         print(f"pocketscan scan: {exc}", file=sys.stderr)
@@ -71,4 +98,22 @@ def _scan(args: argparse.Namespace) -> int:
             row["error"] = str(exc)
             status = 2
         print(json.dumps(row), flush=True)
+    if transport is not None:
+        transport.close()
     return status
+
+
+def _profile_seed(profile: str | None) -> bytes | None:
+    """The Ed25519 seed of the account in ``profile`` (None: a fresh key)."""
+    if profile is None:
+        return None
+    from scanner.errors import ScannerError
+
+    if PROFILE_KEY_LOADER is None:
+        raise ScannerError("--profile needs the pocketscan messenger (client package)")
+    try:
+        return PROFILE_KEY_LOADER(profile)
+    except ScannerError:
+        raise
+    except Exception as exc:
+        raise ScannerError(f"cannot use profile {profile}: {exc}") from None

@@ -2,7 +2,9 @@
 
 Contract:
 ``pocketscan snapshot build --bank BANK.sqlite --key AUTHORITY.key --out SNAP.bin [--version N]
-[--tables L --bits K --min-votes V --fpr P]``; ``pocketscan snapshot verify SNAP.bin --pubkey HEX`` prints the
+[--tables L --bits K --min-votes V --fpr P] [--keys offline|oprf [--oprf-key OPRF.key]]
+[--min-enumeration-core-hours H] [--allow-weak-privacy]`` (prints the enumeration cost and the mode's
+privacy in one ``privacy:`` line); ``pocketscan snapshot verify SNAP.bin --pubkey HEX`` prints the
 fingerprint and header as JSON (exit 0 only if valid); ``pocketscan snapshot calibrate --bank-size N
 [--target-distance D] [--max-size-mb S]``.
 """
@@ -17,6 +19,10 @@ from typing import TYPE_CHECKING
 
 from scanner.calibration import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
 from scanner.hashers.spec import PDQ, match_distance_for, quality_gate
+from scanner.privacy import DEFAULT_MIN_ENUMERATION_CORE_HOURS
+
+#: Default lookups per variant of OPRF-keyed snapshots: 8 x 128 = 1024 OPRF evaluations per image.
+OPRF_MAX_LOOKUPS = 128
 
 if TYPE_CHECKING:
     from client.cli.registry import CommandRegistry
@@ -30,6 +36,14 @@ Without --tables/--bits/--min-votes the parameters come from `snapshot calibrate
 sets the Bloom false-positive rate when you give the LSH parameters yourself (default: the largest rate that
 keeps 1e-4 false matches per image, dihedral on).
 The snapshot version defaults to the current Unix time, so later builds always supersede earlier ones.
+
+Privacy: every table holds exactly the rounded entry count of distinct keys (the real ones plus random
+decoys), so neither the fill ratio nor an enumeration of a table reveals the bank size better than the
+rounding to 1024. The build prints the cost of enumerating every key of every table. An offline-keyed
+snapshot (--keys offline) can be enumerated by anyone holding the file; below
+--min-enumeration-core-hours the build refuses unless --allow-weak-privacy. With --keys oprf every key is an
+RFC 9497 OPRF output under --oprf-key (`authority oprf-keygen`), devices need `authority oprf` to look up
+keys, and nothing can be enumerated offline.
 """
 
 
@@ -86,6 +100,40 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument(
         "--max-size-mb", type=float, help="calibration size budget (default: 128 bytes/entry, >= 1 MiB)"
+    )
+    p.add_argument(
+        "--keys",
+        choices=("offline", "oprf"),
+        default="offline",
+        help="offline: devices digest keys themselves (enumerable); oprf: keys are OPRF outputs under "
+        "--oprf-key, looked up through `authority oprf` (default: %(default)s)",
+    )
+    p.add_argument("--oprf-key", metavar="OPRF.key", help="with --keys oprf: the OPRF key file")
+    p.add_argument(
+        "--max-lookups",
+        type=int,
+        metavar="N",
+        help="calibration: lookups per hash variant (default: 384 offline; 128 with --keys oprf, where each "
+        "lookup is one OPRF evaluation: 8 variants x 128 = 1024 per image)",
+    )
+    p.add_argument(
+        "--min-enumeration-core-hours",
+        type=float,
+        default=DEFAULT_MIN_ENUMERATION_CORE_HOURS,
+        metavar="H",
+        help="offline keys: refuse a snapshot whose full enumeration costs less than H core-hours "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--allow-weak-privacy",
+        action="store_true",
+        help="build an offline snapshot below the enumeration floor anyway (small banks: the bank can be "
+        "recovered from the file; see docs/privacy.md)",
+    )
+    p.add_argument(
+        "--no-padding",
+        action="store_true",
+        help="do not pad tables with decoy keys (research only: the key counts then reveal the bank size)",
     )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
 
@@ -185,7 +233,10 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
-    """Parameters from --tables/--bits/--min-votes/--fpr (Bloom sized for the rounded bank)."""
+    """Parameters from --tables/--bits/--min-votes/--fpr (Bloom sized for the rounded bank).
+
+    ``bank_size`` is the count the tables hold: the rounded count for padded snapshots.
+    """
     import math
 
     from scanner.calibration import (
@@ -220,8 +271,9 @@ def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
 def _build(args: argparse.Namespace) -> int:
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank
-    from scanner.calibration import calibrate, predict
+    from scanner.calibration import calibrate, predict, rounded_entry_count
     from scanner.errors import ScannerError
+    from scanner.privacy import enumeration_cost
     from scanner.progress import progress_bar
     from scanner.snapshot import build_snapshot, write_snapshot_file
 
@@ -239,25 +291,49 @@ def _build(args: argparse.Namespace) -> int:
             why += sources
             return _err("build", why)
         hash_bits = len(hashes[0]) * 8
+        oprf_key = None
+        if args.keys == "oprf":
+            from scanner.oprf import OprfKey
+
+            if not args.oprf_key:
+                return _err("build", "--keys oprf needs --oprf-key OPRF.key (authority oprf-keygen)")
+            oprf_key = OprfKey.load(args.oprf_key)
+            if args.probe_radius:
+                return _err("build", "--keys oprf supports --probe-radius 0 only")
+        elif args.oprf_key:
+            return _err("build", "--oprf-key is only used with --keys oprf")
+        max_lookups = args.max_lookups or (OPRF_MAX_LOOKUPS if oprf_key is not None else DEFAULT_MAX_LOOKUPS)
+        # Padded tables hold the rounded count of keys: calibrate the noise for that many entries.
+        sized_for = len(hashes) if args.no_padding else rounded_entry_count(len(hashes))
         if args.target_distance is None:  # the algorithm's spec; PDQ's rule scaled for other widths
             args.target_distance = match_distance_for(args.algo, hash_bits)
         if args.tables is None and args.bits is None and args.min_votes is None:
             cal = calibrate(
-                len(hashes),
+                sized_for,
                 target_distance=args.target_distance,
                 hash_bits=hash_bits,
                 max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
                 min_key_bits=args.min_key_bits,
                 recall_floor=args.recall_floor,
+                max_lookups=max_lookups,
             )
             params = cal.params
         else:
-            params = explicit_params(args, len(hashes))
+            params = explicit_params(args, sized_for)
             if hash_bits != 256:
                 from dataclasses import replace
 
                 params = replace(params, hash_bits=hash_bits)
-            cal = predict(params, len(hashes), target_distance=args.target_distance)
+            cal = predict(params, sized_for, target_distance=args.target_distance)
+        cost = enumeration_cost(params.tables, params.bits, oprf=oprf_key is not None)
+        weak = cost.core_hours < args.min_enumeration_core_hours
+        if oprf_key is None and weak and not args.allow_weak_privacy:
+            return _err(
+                "build",
+                f"refused: enumerating this offline snapshot costs about {cost.core_hours:.2g} core-hours "
+                f"(floor {args.min_enumeration_core_hours:g}); anyone holding it can recover the bank. Use "
+                "--keys oprf, longer keys (--min-key-bits), or --allow-weak-privacy",
+            )
         started = time.perf_counter()
         with progress_bar("building snapshot", len(hashes) * params.tables, quiet=args.json) as advance:
             data = build_snapshot(
@@ -269,6 +345,8 @@ def _build(args: argparse.Namespace) -> int:
                 expires=now + int(args.expires_days * 86400),
                 algorithm=args.algo,
                 progress=lambda done, total: advance(completed=done),
+                pad=not args.no_padding,
+                oprf_key=oprf_key,
             )
         write_snapshot_file(args.out, data)
         elapsed = time.perf_counter() - started
@@ -292,6 +370,14 @@ def _build(args: argparse.Namespace) -> int:
         "bloom_hashes": params.bloom_hashes,
         "predicted_false_match_per_image": cal.false_match_per_image,
         "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, PDQ.match_distance)},
+        "keys": cost.keys,
+        "padded": not args.no_padding,
+        "entry_count": rounded_entry_count(len(hashes)),
+        "enumeration_digests": cost.digests,
+        "enumeration_core_hours": None if oprf_key is not None else cost.core_hours,
+        "enumeration_batches": cost.batches or None,
+        "oprf_public_key": oprf_key.public_key.hex() if oprf_key is not None else None,
+        "privacy": cost.line(params.tables, params.bits),
     }
     if args.json:
         print(json.dumps(report))
@@ -305,6 +391,7 @@ def _build(args: argparse.Namespace) -> int:
             f"d={PDQ.match_distance} {cal.recall_at(PDQ.match_distance):.3f}; "
             f"false matches per image (dihedral) {cal.false_match_per_image:.3g}"
         )
+        print(cost.line(params.tables, params.bits))
     return 0
 
 

@@ -13,6 +13,7 @@ import hashlib
 import mmap
 import multiprocessing
 import os
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,9 +22,10 @@ import numpy as np
 
 from scanner.authority import AuthorityKey
 from scanner.calibration import Params, rounded_entry_count
+from scanner.oprf import OprfDigester, OprfKey
 from scanner.snapshot.bloom import BloomWriter
 from scanner.snapshot.format import SIGNING_CONTEXT, Header
-from scanner.snapshot.lsh import KeyDigester, hash_bits_matrix, table_positions
+from scanner.snapshot.lsh import KeyDigester, hash_bits_matrix, key_values, pack_key_values, table_positions
 
 __all__ = ["build_snapshot", "pack_bank_hashes"]
 
@@ -47,14 +49,56 @@ def pack_bank_hashes(hashes: Sequence[bytes] | np.ndarray, hash_bits: int = 256)
     return np.unique(arr, axis=0)
 
 
+def decoy_keys(real: np.ndarray, bits: int, target: int, rng: np.random.Generator) -> np.ndarray:
+    """Random ``bits``-bit keys, distinct from each other and from the rows of ``real``, that bring the table
+    to ``target`` distinct keys (or all ``2^bits`` when fewer exist)."""
+    have = np.unique(key_values(real, bits)) if real.shape[0] else np.zeros(0, np.uint64)
+    want = min(target, 1 << bits) - have.shape[0]
+    chosen = np.zeros(0, dtype=np.uint64)
+    while chosen.shape[0] < want:
+        draw = rng.integers(0, 1 << bits, size=2 * (want - chosen.shape[0]) + 16, dtype=np.uint64)
+        fresh = np.setdiff1d(np.unique(draw), np.concatenate([have, chosen]), assume_unique=True)
+        rng.shuffle(fresh)
+        chosen = np.concatenate([chosen, fresh[: want - chosen.shape[0]]])
+    return pack_key_values(chosen, bits)
+
+
+def _pad(
+    writer: BloomWriter,
+    packed: np.ndarray,
+    positions: np.ndarray,
+    digester: KeyDigester | OprfDigester,
+    tables: Sequence[int],
+    target: int,
+    decoy_seed: bytes,
+) -> None:
+    """Insert decoy keys so that every table holds exactly ``target`` distinct keys (the rounded count)."""
+    for t in tables:
+        real = np.zeros((0, (positions.shape[1] + 7) // 8), np.uint8)
+        parts = []
+        for start in range(0, packed.shape[0], _CHUNK):
+            bits = hash_bits_matrix(packed[start : start + _CHUNK])
+            parts.append(np.packbits(bits[:, positions[t]], axis=1, bitorder="big"))
+        if parts:
+            real = np.concatenate(parts)
+        seed = int.from_bytes(hashlib.blake2b(struct.pack(">I", t), key=decoy_seed, digest_size=16).digest())
+        decoys = decoy_keys(real, positions.shape[1], target, np.random.default_rng(seed))
+        if decoys.shape[0]:
+            writer.add_digests(digester.digest_many(t, decoys))
+
+
 def _fill(
     writer: BloomWriter,
     packed: np.ndarray,
     positions: np.ndarray,
-    digester: KeyDigester,
+    digester: KeyDigester | OprfDigester,
     tables: Sequence[int],
     tick: Callable[[int], None],
+    pad_to: int = 0,
+    decoy_seed: bytes = b"",
 ) -> None:
+    if pad_to:
+        _pad(writer, packed, positions, digester, tables, pad_to, decoy_seed)
     for start in range(0, packed.shape[0], _CHUNK):
         bits = hash_bits_matrix(packed[start : start + _CHUNK])
         batch: list[bytes] = []
@@ -66,6 +110,10 @@ def _fill(
 
 
 _JOB: dict[str, Any] = {}
+
+
+def _digester(salt: bytes, tables: int, oprf_key: OprfKey | None) -> KeyDigester | OprfDigester:
+    return KeyDigester(salt, tables) if oprf_key is None else OprfDigester(salt, tables, oprf_key)
 
 
 def _worker(index: int) -> None:  # runs in a forked child
@@ -82,9 +130,11 @@ def _worker(index: int) -> None:  # runs in a forked child
         writer,
         job["packed"],
         job["positions"],
-        KeyDigester(job["salt"], params.tables),
+        _digester(job["salt"], params.tables, job["oprf_key"]),
         job["splits"][index],
         tick,
+        job["pad_to"],
+        job["decoy_seed"],
     )
     job["regions"][index][:] = writer.body()
 
@@ -96,6 +146,9 @@ def _parallel_body(
     params: Params,
     workers: int,
     progress: Callable[[int, int], None] | None,
+    pad_to: int,
+    decoy_seed: bytes,
+    oprf_key: OprfKey | None,
 ) -> bytes:
     ctx = multiprocessing.get_context("fork")
     nbytes = params.bloom_bits // 8
@@ -110,6 +163,9 @@ def _parallel_body(
         splits=splits,
         regions=regions,
         counters=counters,
+        pad_to=pad_to,
+        decoy_seed=decoy_seed,
+        oprf_key=oprf_key,
     )
     total = packed.shape[0] * params.tables
     try:
@@ -147,6 +203,9 @@ def build_snapshot(
     salt: bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    pad: bool = True,
+    decoy_seed: bytes | None = None,
+    oprf_key: OprfKey | None = None,
 ) -> bytes:
     """The bytes of a signed snapshot of ``hashes`` (already filtered: quality >= 50, not expired).
 
@@ -162,16 +221,28 @@ def build_snapshot(
         salt: 32-byte digest key (random when omitted).
         progress: called with (keys done, keys total).
         workers: processes for large banks (default: up to 2, the CPU count; 1 disables forking).
+        pad: insert random decoy keys so that every table holds exactly the rounded entry count of distinct
+            keys (the fill ratio and the per-table key counts then reveal only the rounded count).
+        decoy_seed: 32 secret bytes the decoys are drawn from (random when omitted; never derived from
+            anything in the file, or an adversary could regenerate and remove the decoys).
+        oprf_key: build an OPRF-keyed snapshot: the authority's OPRF key (``scanner.oprf.OprfKey``); every
+            key is replaced by its OPRF output before the salted digest, and the header commits to the OPRF
+            public key.
     """
+    decoy_seed = os.urandom(32) if decoy_seed is None else decoy_seed
     seed = os.urandom(32) if seed is None else seed
     salt = os.urandom(32) if salt is None else salt
     packed = pack_bank_hashes(hashes, params.hash_bits)
     positions = table_positions(seed, params.tables, params.bits, params.hash_bits)
     total = packed.shape[0] * params.tables
+    pad_to = rounded_entry_count(packed.shape[0]) if pad else 0
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if workers > 1 and total >= _PARALLEL_MIN_KEYS and "fork" in multiprocessing.get_all_start_methods():
-        body = _parallel_body(packed, positions, salt, params, min(workers, params.tables), progress)
+        body = _parallel_body(
+            packed, positions, salt, params, min(workers, params.tables), progress, pad_to, decoy_seed,
+            oprf_key,
+        )
     else:
         writer = BloomWriter(params.bloom_bits, params.bloom_hashes)
         done = 0
@@ -182,7 +253,10 @@ def build_snapshot(
             if progress is not None:
                 progress(done, total)
 
-        _fill(writer, packed, positions, KeyDigester(salt, params.tables), range(params.tables), tick)
+        _fill(
+            writer, packed, positions, _digester(salt, params.tables, oprf_key), range(params.tables), tick,
+            pad_to, decoy_seed,
+        )
         body = writer.body()
     header = Header(
         snapshot_version=version,
@@ -202,6 +276,7 @@ def build_snapshot(
         salt=salt,
         body_length=len(body),
         body_sha256=hashlib.sha256(body).digest(),
+        oprf_public_key=oprf_key.public_key if oprf_key is not None else b"",
     ).pack()
     signature = key.sign(SIGNING_CONTEXT + header)
     return header + body + signature

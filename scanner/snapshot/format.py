@@ -9,6 +9,7 @@ fingerprint.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import asdict, dataclass
 
@@ -28,11 +29,16 @@ FORMAT_VERSION = 1
 HEADER_SIZE = 256
 SIGNATURE_SIZE = 64
 SIGNING_CONTEXT = b"pocketscan snapshot signature v1\x00"
+#: Header flag: the Bloom keys are OPRF outputs under the key whose public key the header carries.
+FLAG_OPRF = 1
+#: Algorithm names: 1..8 bytes of lowercase ASCII letters, digits, ``-`` and ``_`` (``pdq``, ``onnx``,
+#: ``phash``, ``dhash``, ``ahash`` are the hashers pocketscan ships).
+ALGORITHM_NAME = re.compile(r"[a-z0-9_-]{1,8}")
 
 # magic, format, header size, flags, version, created, expires, algorithm, hash bits, L, k, votes,
 # probe radius, reserved byte, bloom hashes, reserved u32, bloom bits, entries, key id, seed, salt,
-# body length, body sha256, 64 reserved bytes.
-_STRUCT = struct.Struct(">8sHHIQqq8sHHHHBBHIQQ8s32s32sQ32s64s")
+# body length, body sha256, OPRF public key (zero unless flag FLAG_OPRF), 32 reserved bytes.
+_STRUCT = struct.Struct(">8sHHIQqq8sHHHHBBHIQQ8s32s32sQ32s32s32s")
 assert _STRUCT.size == HEADER_SIZE
 
 _ALLOWED_HASH_BITS = (64, 128, 256)
@@ -66,6 +72,8 @@ class Header:
         body_length: bytes in the Bloom body.
         body_sha256: SHA-256 of the Bloom body.
         format_version: format version (1).
+        oprf_public_key: 32-byte ristretto255 OPRF public key when the keys are OPRF outputs (flag bit 0),
+            else empty (offline keys).
     """
 
     snapshot_version: int
@@ -86,6 +94,12 @@ class Header:
     body_length: int
     body_sha256: bytes
     format_version: int = FORMAT_VERSION
+    oprf_public_key: bytes = b""
+
+    @property
+    def flags(self) -> int:
+        """The header's flags word."""
+        return FLAG_OPRF if self.oprf_public_key else 0
 
     def pack(self) -> bytes:
         """The 256 header bytes."""
@@ -94,7 +108,7 @@ class Header:
             MAGIC,
             self.format_version,
             HEADER_SIZE,
-            0,
+            self.flags,
             self.snapshot_version,
             self.created,
             self.expires,
@@ -114,7 +128,8 @@ class Header:
             self.salt,
             self.body_length,
             self.body_sha256,
-            bytes(64),
+            self.oprf_public_key or bytes(32),
+            bytes(32),
         )
 
     @classmethod
@@ -150,14 +165,19 @@ class Header:
             salt,
             body_length,
             body_sha,
+            oprf_key,
             reserved3,
         ) = _STRUCT.unpack(bytes(data[:HEADER_SIZE]))
         if magic != MAGIC:
             raise SnapshotInvalid("not a pocketscan snapshot (bad magic bytes)")
         if fmt != FORMAT_VERSION or hsize != HEADER_SIZE:
             raise SnapshotInvalid(f"unsupported snapshot format version {fmt}")
-        if flags or reserved1 or reserved2 or any(reserved3):
+        if flags & ~FLAG_OPRF:
+            raise SnapshotInvalid(f"unsupported snapshot flags {flags:#x}")
+        if reserved1 or reserved2 or any(reserved3) or (not flags & FLAG_OPRF and any(oprf_key)):
             raise SnapshotInvalid("corrupt snapshot header (reserved fields are not zero)")
+        if flags & FLAG_OPRF and not any(oprf_key):
+            raise SnapshotInvalid("corrupt snapshot header (OPRF flag without an OPRF public key)")
         name = algo.rstrip(b"\0")
         if not name or not name.isascii() or b"\0" in name or not name.decode().isprintable():
             raise SnapshotInvalid("corrupt snapshot header (bad algorithm name)")
@@ -180,6 +200,7 @@ class Header:
             body_length,
             body_sha,
             fmt,
+            bytes(oprf_key) if flags & FLAG_OPRF else b"",
         )
         header.validate()
         return header
@@ -220,6 +241,12 @@ class Header:
             problems.append("negative version or entry count")
         if len(self.algorithm.encode("ascii", "replace")) > 8:
             problems.append("algorithm name longer than 8 bytes")
+        elif not ALGORITHM_NAME.fullmatch(self.algorithm):
+            problems.append(f"algorithm {self.algorithm!r}")
+        if self.oprf_public_key and len(self.oprf_public_key) != 32:
+            problems.append("OPRF public key length")
+        if self.oprf_public_key and self.probe_radius:
+            problems.append("probe radius with OPRF keys (must be 0)")
         if problems:
             raise SnapshotInvalid("corrupt snapshot header (invalid " + ", ".join(problems) + ")")
 
@@ -231,6 +258,7 @@ class Header:
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (bytes as hex)."""
         data = asdict(self)
-        for name in ("key_id", "seed", "salt", "body_sha256"):
+        for name in ("key_id", "seed", "salt", "body_sha256", "oprf_public_key"):
             data[name] = getattr(self, name).hex()
+        data["keys"] = "oprf" if self.oprf_public_key else "offline"
         return data

@@ -19,8 +19,10 @@ __all__ = [
     "KeyDigester",
     "hash_bits_matrix",
     "key_bytes",
+    "key_values",
     "keys_for_bits",
     "neighbour_keys",
+    "pack_key_values",
     "table_positions",
 ]
 
@@ -100,3 +102,20 @@ class KeyDigester:
 
         rows = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel().tolist()
         return b"".join(map(one, rows))
+
+
+def pack_key_values(values: np.ndarray, bits: int) -> np.ndarray:
+    """Keys given as integers ``0 .. 2^bits - 1`` (first key bit most significant) -> ``(n, ceil(bits/8))``
+    uint8 keys, packed MSB first with the unused low bits of the last byte zero."""
+    width = (bits + 7) // 8
+    shifted = np.asarray(values, dtype=np.uint64) << np.uint64(8 * width - bits)
+    be = shifted.astype(">u8").view(np.uint8).reshape(-1, 8)
+    return np.ascontiguousarray(be[:, 8 - width :])
+
+
+def key_values(keys: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_key_values`: ``(n, width)`` uint8 keys -> their integer values (uint64)."""
+    width = keys.shape[1]
+    padded = np.zeros((keys.shape[0], 8), dtype=np.uint8)
+    padded[:, 8 - width :] = keys
+    return padded.view(">u8").ravel().astype(np.uint64) >> np.uint64(8 * width - bits)

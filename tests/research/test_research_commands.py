@@ -109,7 +109,8 @@ def test_robustness_noop_keeps_recall_one(
 
 
 def test_tradeoffs_marks_default_and_measures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    res = _run(capsys, "tradeoffs", "--bank-size", "500", "--out", str(tmp_path), "--samples", "60")
+    res = _run(capsys, "tradeoffs", "--bank-size", "500", "--out", str(tmp_path), "--samples", "60",
+               "--no-privacy")
     pdq = res["data"]["algos"]["pdq"]
     assert pdq["default"] is not None and any(p["default"] for p in pdq["points"])
     assert pdq["measured_generated"], "snapshots were not measured"

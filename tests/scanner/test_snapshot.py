@@ -88,7 +88,8 @@ def test_parallel_and_single_process_builds_are_identical(key: AuthorityKey) -> 
     bank = _bank(2000, seed=5)
     params = _small_params()
     kwargs = dict(
-        params=params, key=key, version=3, created=NOW, expires=NOW + 5, seed=b"s" * 32, salt=b"t" * 32
+        params=params, key=key, version=3, created=NOW, expires=NOW + 5, seed=b"s" * 32, salt=b"t" * 32,
+        decoy_seed=b"d" * 32,
     )
     single = build_snapshot(bank, workers=1, **kwargs)  # type: ignore[arg-type]
     old = builder._PARALLEL_MIN_KEYS
@@ -240,7 +241,7 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
     def build(version: int, *options: str) -> int:
         return main(["snapshot", "build", "--bank", str(bank), "--key", str(keyfile), "--out", str(snap),
-                     "--version", str(version), *options, "--json"])
+                     "--version", str(version), "--allow-weak-privacy", *options, "--json"])
 
     assert build(3, "--tables", "40", "--bits", "20", "--min-votes", "3") == 0
     report = json.loads(capsys.readouterr().out)
@@ -255,10 +256,12 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # Without explicit parameters the build calibrates for the bank's size.
     assert build(4) == 0
     calibrated = json.loads(capsys.readouterr().out)
+    # Padded tables hold the rounded count of keys (1024): the calibration is for that many.
     assert (calibrated["tables"], calibrated["bits"]) == (
-        calibrate(2).params.tables,
-        calibrate(2).params.bits,
+        calibrate(1024).params.tables,
+        calibrate(1024).params.bits,
     )
+    assert calibrated["padded"] and calibrated["keys"] == "offline" and calibrated["entry_count"] == 1024
     assert main(["snapshot", "verify", str(snap), "--pubkey", pub]) == 0
     assert json.loads(capsys.readouterr().out)["header"]["snapshot_version"] == 4
     other = AuthorityKey.generate().public_hex
@@ -276,3 +279,32 @@ def test_cli_build_verify_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str
     snap.write_bytes(snap.read_bytes()[:-3])
     assert main(["scan", "--snapshot", str(snap), "--pubkey", pub, str(samples[0])]) == 2
     assert "truncated" in capsys.readouterr().err
+
+
+def test_cli_build_refuses_weak_offline_privacy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Below the enumeration floor an offline build refuses (one line, exit 2) unless --allow-weak-privacy;
+    the build prints the enumeration cost and the mode's privacy in one line."""
+    keyfile, bank, snap = tmp_path / "A.key", tmp_path / "bank.sqlite", tmp_path / "snap.bin"
+    assert main(["authority", "keygen", "--out", str(keyfile)]) == 0
+    samples = sorted((REPO / "samples").glob("*.jpg"))
+    assert main(["bank", "import", "--bank", str(bank), str(samples[0])]) == 0
+    capsys.readouterr()
+    base = ["snapshot", "build", "--bank", str(bank), "--key", str(keyfile), "--out", str(snap)]
+    assert main([*base, "--min-enumeration-core-hours", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused" in err[0] and "core-hours" in err[0]
+    assert not snap.exists()
+    # the default floor refuses degenerate parameters (an unpadded small bank: 0.002 core-hours) ...
+    assert main([*base, "--no-padding"]) == 2
+    assert "refused" in capsys.readouterr().err
+    # ... and lets the padded default through (0.03 core-hours)
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    privacy = [line for line in out.splitlines() if line.startswith("privacy:")]
+    assert len(privacy) == 1 and "offline keys" in privacy[0] and "core-hours" in privacy[0]
+    assert main([*base, "--min-enumeration-core-hours", "1", "--allow-weak-privacy", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["enumeration_digests"] == report["tables"] * 2 ** report["bits"]
+    assert report["enumeration_core_hours"] < 1
+    assert main([*base, "--keys", "oprf"]) == 2
+    assert "--oprf-key" in capsys.readouterr().err
