@@ -50,7 +50,8 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CONTENT_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/tiff"})
 """Image content types a pointer may declare (the image guard checks the bytes again before decoding)."""
 MAX_IMAGE_SIZE = 20 * 1024 * 1024
-"""Largest image plaintext a pointer may declare (the sender's limit, ``client.outbox.MAX_IMAGE_BYTES``)."""
+"""Largest image plaintext a pointer may declare (the sender's limit,
+``client.image_pipeline.MAX_IMAGE_BYTES``)."""
 MAX_TEXT_BYTES = 64 * 1024
 """Largest text message, in UTF-8 bytes."""
 MAX_TIMESTAMP = 2**33

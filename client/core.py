@@ -3,7 +3,7 @@
 Front ends (``client.tui``, ``client.cli.messaging``, the demo bot) hold a :class:`Core` and call
 its methods from asyncio; hashing runs in a thread. The core owns no socket (``client.net``
 does), no ratchet math (``client.session``), no scan rule (``client.policy``) and no pipeline step
-order (``client.outbox``); it moves bytes between them and persists every step in the encrypted
+order (``client.image_pipeline``); it moves bytes between them and persists every step in the encrypted
 store (``client.store``) before anything is sent.
 
 Key changes. A contact's identity key is pinned on first use. If the relay hands out a bundle
@@ -54,6 +54,7 @@ from client.errors import (
     StoreError,
     UnknownContact,
 )
+from client.image_pipeline import ImagePipeline, SendError, send_image
 from client.interfaces import (
     ConnectionChanged,
     ContactView,
@@ -70,8 +71,7 @@ from client.interfaces import (
 from client.locations import Profile
 from client.media_store import MediaError, MediaStore, is_media_ref
 from client.net import Inbound, MissingAtRelay, Net, NetError, PendingEnvelope
-from client.outbox import ImagePipeline, SendError, send_image
-from client.policy import PolicyName, ScanResult, decide
+from client.policy import PolicyName, ScanOutcome, decide
 from client.protect import receive_notice
 from client.report import Report, authority_mailbox, seal_report
 from client.scanning import LocalScanner, SnapshotSlot, load_snapshot_view
@@ -253,7 +253,7 @@ class Core:
             courier=self,
             policy=lambda: self.settings.policy,
             dihedral=lambda: self.settings.dihedral,
-            trace=lambda step: self._trace(f"outbox.{step}"),
+            trace=lambda step: self._trace(f"pipeline.{step}"),
             classifier=self.classifier,
             sensitive_content=lambda: self.settings.sensitive_content,
             on_clean_send=self._maybe_synthetic_voucher,
@@ -677,7 +677,7 @@ class Core:
             self.store.set_setting(self._AWAITING, left)
 
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
-        """Send an image through the scan-before-encrypt pipeline (``client.outbox``)."""
+        """Send an image through the scan-before-encrypt pipeline (``client.image_pipeline``)."""
         try:
             self.store.require_contact(peer)
             return await send_image(self.pipeline, peer, Path(path), confirmed=confirmed)
@@ -728,7 +728,7 @@ class Core:
         self.store.set_setting("media_sealed", True)
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
-                            name: str, scan: ScanResult) -> MessageView:
+                            name: str, scan: ScanOutcome) -> MessageView:
         now = self.clock()
         msg_id = _new_id()
         pointer = replace(encrypted.pointer, blob_id=blob_id)
@@ -742,7 +742,7 @@ class Core:
             await self._enqueue(peer, content, message, kind="image")
         return self._view(message)
 
-    async def send_report(self, peer: str, data: bytes, scan: ScanResult, hashed: HashResult | None) -> None:
+    async def send_report(self, peer: str, data: bytes, scan: ScanOutcome, hashed: HashResult | None) -> None:
         """Seal a report to the authority and queue it to the authority's mailbox (relay cannot read it)."""
         key = bytes.fromhex(self.settings.authority_pubkey)
         report = Report(reporter=self.account_id, recipient=peer, created_at=self.clock(),
@@ -786,7 +786,7 @@ class Core:
         self._timers.discard(envelope_id)
         self.net.kick()
 
-    async def _maybe_synthetic_voucher(self, scan: ScanResult) -> None:
+    async def _maybe_synthetic_voucher(self, scan: ScanOutcome) -> None:
         """Under threshold reporting, a fraction of non-matching images send a synthetic voucher."""
         s = self.settings
         if s.authority_pubkey and wants_synthetic(s.policy, s.report_threshold, s.synthetic_vouchers):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from client.policy import Decision, PolicyName, ScanResult
+from client.policy import Decision, PolicyName, ScanOutcome
 
 if TYPE_CHECKING:
     from client.crypto.attachments import EncryptedAttachment
@@ -110,7 +110,7 @@ class SendOutcome:
 
     status: SendStatus
     message: MessageView | None = None
-    scan: ScanResult | None = None
+    scan: ScanOutcome | None = None
     decision: Decision | None = None
     error: str = ""
     sensitive: SensitiveResult | None = None
@@ -206,11 +206,11 @@ class ImageScanner(Protocol):
 
     def hash(self, data: bytes, *, name: str, dihedral: bool) -> HashResult: ...
 
-    def match(self, hashed: HashResult) -> ScanResult: ...
+    def match(self, hashed: HashResult) -> ScanOutcome: ...
 
-    def error(self, exc: Exception) -> ScanResult: ...
+    def error(self, exc: Exception) -> ScanOutcome: ...
 
-    def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict: ...
+    def verdict(self, data: bytes, scan: ScanOutcome) -> ScanVerdict: ...
 
 
 class ImageSealer(Protocol):
@@ -226,9 +226,9 @@ class Courier(Protocol):
     async def upload_blob(self, blob: bytes) -> str: ...
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *,
-                            data: bytes, name: str, scan: ScanResult) -> MessageView: ...
+                            data: bytes, name: str, scan: ScanOutcome) -> MessageView: ...
 
-    async def send_report(self, peer: str, data: bytes, scan: ScanResult,
+    async def send_report(self, peer: str, data: bytes, scan: ScanOutcome,
                           hashed: HashResult | None) -> None: ...
 
 

@@ -22,8 +22,8 @@ low_quality    send       confirm     confirm      confirm
 error          send       confirm     block        block
 =============  =========  ==========  ===========  ===========
 
-``low_quality`` (PDQ quality below 50: flat colours, blank screenshots) cannot be matched
-reliably, so the sender must confirm, knowingly, that an unchecked image leaves the device.
+``low_quality`` (quality below the algorithm's gate, PDQ's 50: flat colours, blank screenshots) cannot be
+matched reliably, so the sender must confirm, knowingly, that an unchecked image leaves the device.
 ``error`` (corrupt file, decompression bomb, unsupported format) is blocked under ``block``
 and ``report``: a file the scanner cannot decode is exactly what an evasion would send. No
 report is filed for an error or low quality: there is no match to report.
@@ -34,12 +34,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from scanner.outcome import Outcome, ScanOutcome
+
 __all__ = [
     "POLICIES",
     "Action",
     "Decision",
     "Outcome",
     "PolicyName",
+    "ScanOutcome",
     "ScanResult",
     "decide",
     "format_votes",
@@ -49,8 +52,10 @@ __all__ = [
 PolicyName = Literal["off", "warn", "block", "report"]
 POLICIES: tuple[PolicyName, ...] = get_args(PolicyName)
 
-Outcome = Literal["match", "no_match", "low_quality", "error", "skipped"]
 Action = Literal["send", "confirm", "block", "report"]
+
+ScanResult = ScanOutcome
+"""Deprecated alias of :class:`scanner.outcome.ScanOutcome` (the one scan outcome); use that name."""
 
 _RULES: dict[PolicyName, dict[str, Action]] = {
     "off": {"no_match": "send", "match": "send", "low_quality": "send", "error": "send", "skipped": "send"},
@@ -61,29 +66,6 @@ _RULES: dict[PolicyName, dict[str, Action]] = {
     "report": {"no_match": "send", "match": "report", "low_quality": "confirm", "error": "block",
                "skipped": "block"},
 }
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """What the on-device scan found for one image.
-
-    Attributes:
-        outcome: ``match``, ``no_match``, ``low_quality``, ``error`` or ``skipped`` (not scanned).
-        votes: LSH tables hit by the best dihedral variant.
-        min_votes: votes needed for a match in this snapshot.
-        quality: PDQ quality 0..100 (None if the image could not be hashed).
-        snapshot_version: version of the snapshot used (None without a snapshot).
-        snapshot_fingerprint: hex SHA-256 of the snapshot file used.
-        reason: a person-readable explanation for errors and low quality.
-    """
-
-    outcome: Outcome
-    votes: int = 0
-    min_votes: int | None = None
-    quality: int | None = None
-    snapshot_version: int | None = None
-    snapshot_fingerprint: str | None = None
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,7 +101,7 @@ def format_votes(votes: int, min_votes: int | None = None) -> str:
     return text if min_votes is None else f"{text} ({min_votes:,} needed)"
 
 
-def _explain(scan: ScanResult, action: Action, report_threshold: int = 1) -> str:
+def _explain(scan: ScanOutcome, action: Action, report_threshold: int = 1) -> str:
     snap = ""
     if scan.snapshot_version is not None:
         fp = (scan.snapshot_fingerprint or "")[:16]
@@ -147,7 +129,7 @@ def _explain(scan: ScanResult, action: Action, report_threshold: int = 1) -> str
     return f"{what}; {tail}"
 
 
-def decide(scan: ScanResult, policy: PolicyName, *, report_threshold: int = 1) -> Decision:
+def decide(scan: ScanOutcome, policy: PolicyName, *, report_threshold: int = 1) -> Decision:
     """Apply ``policy`` to ``scan`` following the table in this module's docstring.
 
     ``report_threshold`` (``client.vouchers``) only changes what the sender is told about a report.

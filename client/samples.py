@@ -12,10 +12,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from scanner.discovery import image_paths, is_image_name
+
 __all__ = ["SamplesMissing", "sample_dir", "sample_path", "sample_paths"]
-
-_SUFFIXES = (".jpg", ".jpeg", ".png")
-
 
 class SamplesMissing(LookupError):
     """No sample folder, or no sample of that name."""
@@ -33,14 +32,14 @@ def _candidates() -> list[Path]:
 def sample_dir() -> Path:
     """The first folder of the candidates that holds sample images (absolute)."""
     for folder in _candidates():
-        if folder.is_dir() and any(p.suffix.lower() in _SUFFIXES for p in folder.iterdir()):
+        if folder.is_dir() and any(is_image_name(p) for p in folder.iterdir()):
             return folder.resolve()
     raise SamplesMissing("no sample photos found: set POCKETSCAN_SAMPLES to a folder of images")
 
 
 def sample_paths() -> list[Path]:
-    """Every sample image, sorted by name, as absolute paths."""
-    return sorted(p for p in sample_dir().iterdir() if p.suffix.lower() in _SUFFIXES)
+    """Every sample image (``scanner.discovery`` rules), sorted, as absolute paths."""
+    return image_paths(sample_dir())
 
 
 def sample_path(name: str) -> Path:

@@ -11,22 +11,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from client.policy import ScanResult
 from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult
-from scanner.verdict import ScanVerdict, issue_verdict
+from scanner.outcome import ScanOutcome
+from scanner.verdict import ScanVerdict, seal_outcome
+
+if TYPE_CHECKING:
+    from scanner.matcher import OprfTransport
 
 __all__ = ["LocalScanner", "MatcherLike", "SnapshotSlot", "SnapshotView", "load_snapshot_view"]
-
-PDQ_MIN_QUALITY = 50
 
 
 class MatcherLike(Protocol):
     """What the client needs of ``scanner.matcher.Matcher``."""
 
-    def match(self, hash_result: HashResult) -> Any: ...
+    def match(self, hash_result: HashResult) -> ScanOutcome: ...
 
 
 @dataclass(frozen=True)
@@ -78,55 +79,37 @@ class LocalScanner:
 
         return hash_bytes(data, name=name, algo=self.algo, mode=self.mode, dihedral=dihedral)
 
-    def match(self, hashed: HashResult) -> ScanResult:
+    def match(self, hashed: HashResult) -> ScanOutcome:
         """Check ``hashed`` against the current snapshot (pure lookup, no I/O)."""
         snap = self.slot.current
         if snap is None:
-            return ScanResult("skipped", quality=hashed.quality, reason="no verified snapshot yet")
+            return ScanOutcome("skipped", quality=hashed.quality, reason="no verified snapshot yet")
         if snap.expires_at is not None and self.clock() >= snap.expires_at:
-            return ScanResult("skipped", quality=hashed.quality, snapshot_version=snap.version,
-                              snapshot_fingerprint=snap.fingerprint,
-                              reason=f"snapshot v{snap.version} expired; waiting for a newer one")
-        common: dict[str, Any] = {
-            "quality": hashed.quality,
-            "min_votes": snap.min_votes,
-            "snapshot_version": snap.version,
-            "snapshot_fingerprint": snap.fingerprint,
-        }
+            return ScanOutcome("skipped", quality=hashed.quality, snapshot_version=snap.version,
+                               snapshot_fingerprint=snap.fingerprint,
+                               reason=f"snapshot v{snap.version} expired; waiting for a newer one")
         try:
-            result = snap.matcher.match(hashed)
+            # The matcher applies the algorithm's quality gate (scanner.hashers.spec): low_quality, 0 votes.
+            return snap.matcher.match(hashed)
         except ScannerError as exc:
-            return ScanResult("error", reason=str(exc), **common)
-        verdict = str(getattr(result, "verdict", "no_match"))
-        votes = int(getattr(result, "votes", 0))
-        if verdict == "low_quality" or hashed.quality < PDQ_MIN_QUALITY:
-            reason = getattr(result, "reason", "") or f"quality {hashed.quality} < {PDQ_MIN_QUALITY}"
-            return ScanResult("low_quality", votes=0, reason=reason, **common)
-        return ScanResult("match" if verdict == "match" else "no_match", votes=votes, **common)
+            return ScanOutcome("error", reason=str(exc), quality=hashed.quality, min_votes=snap.min_votes,
+                               snapshot_version=snap.version, snapshot_fingerprint=snap.fingerprint)
 
-    def error(self, exc: Exception) -> ScanResult:
-        """The scan result of an image that could not be hashed."""
+    def error(self, exc: Exception) -> ScanOutcome:
+        """The scan outcome of an image that could not be hashed."""
         reason = getattr(exc, "reason", None) or str(exc)
         snap = self.slot.current
-        return ScanResult("error", reason=str(reason), snapshot_version=snap.version if snap else None,
-                          snapshot_fingerprint=snap.fingerprint if snap else None)
+        return ScanOutcome("error", reason=str(reason), snapshot_version=snap.version if snap else None,
+                           snapshot_fingerprint=snap.fingerprint if snap else None)
 
-    def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict:
+    def verdict(self, data: bytes, scan: ScanOutcome) -> ScanVerdict:
         """Seal the scan of exactly ``data`` (the ticket attachment encryption demands)."""
-        return issue_verdict(
-            data,
-            scan.outcome,
-            votes=scan.votes,
-            snapshot_fingerprint=scan.snapshot_fingerprint,
-            algo=self.algo if scan.outcome != "skipped" else None,
-            quality=scan.quality,
-            reason=scan.reason,
-        )
+        return seal_outcome(data, scan, algo=self.algo if scan.outcome != "skipped" else None)
 
 
 def load_snapshot_view(data: bytes, authority_key: bytes, *, now: float,
                        min_version: int = 0, min_fingerprint: str | None = None,
-                       oprf: Any = None) -> SnapshotView:
+                       oprf: OprfTransport | None = None) -> SnapshotView:
     """Verify a snapshot file against the pinned authority key and build its matcher.
 
     ``oprf`` (a ``scanner.matcher.OprfTransport``, e.g. ``scanner.oprf_client.OprfServiceClient``) serves

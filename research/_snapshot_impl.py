@@ -71,7 +71,8 @@ def build(
     from scanner.authority import AuthorityKey
     from scanner.bank import HashBank, NewEntry
     from scanner.calibration import Params, calibrate_padded, predict, rounded_entry_count
-    from scanner.matcher import MIN_QUALITY, Matcher
+    from scanner.hashers.spec import PDQ, quality_gate
+    from scanner.matcher import Matcher
     from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -82,9 +83,9 @@ def build(
     with HashBank(bank_path) as bank:  # the authority's real bank: dedupes, gates quality, feeds the snapshot
         report = bank.add((NewEntry(algorithm=algo, hash=bytes(h).hex(), quality=int(q), source="research")
                            for h, q in zip(hashes, qualities, strict=True)), now=now)
-        kept = [bytes(h) for h in bank.snapshot_hashes(algorithm=algo, now=now, min_quality=MIN_QUALITY)]
+        kept = [bytes(h) for h in bank.snapshot_hashes(algorithm=algo, now=now)]  # the algorithm's gate
     if not kept:
-        return None, f"no bank hash has quality >= {MIN_QUALITY}: nothing to put in a snapshot"
+        return None, f"no bank hash has quality >= {quality_gate(algo)}: nothing to put in a snapshot"
     bits = len(kept[0]) * 8
     t0 = time.perf_counter()
     if params is None:
@@ -131,7 +132,9 @@ def build(
         "calibration_s": round(t_cal, 3),
         "build_s": round(t_build, 3),
         "predicted_false_match_per_image": cal.false_match_per_image,
-        "predicted_recall": {str(d): cal.recall_at(round(d * bits / 256)) for d in (8, 16, 24, 31)},
+        "predicted_recall": {
+            str(d): cal.recall_at(round(d * bits / PDQ.bits)) for d in (8, 16, 24, PDQ.match_distance)
+        },
         "path": str(path),
     }
     return ResearchMatcher(matcher, algo, bits, info), ""

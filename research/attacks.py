@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from research.pdq_linear import PdqLinear, bits_from_hash
+from scanner.hashers.spec import PDQ
 
 __all__ = [
     "AttackResult",
@@ -157,9 +158,9 @@ def evade_whitebox(
     rgb: np.ndarray,
     oracle: Oracle,
     *,
-    threshold: int = 31,
+    threshold: int = PDQ.match_distance,
     max_queries: int = 40,
-    min_quality: int = 50,
+    min_quality: int = PDQ.min_quality,
     extra_bits: int = 8,
     still_detected: Callable[[np.ndarray], bool] | None = None,
 ) -> AttackResult:
@@ -266,10 +267,10 @@ def collide_whitebox(
     target_hash: bytes,
     oracle: Oracle,
     *,
-    threshold: int = 31,
+    threshold: int = PDQ.match_distance,
     slack: int = 8,
     max_queries: int = 40,
-    min_quality: int = 50,
+    min_quality: int = PDQ.min_quality,
 ) -> AttackResult:
     """Perturb ``source`` until its PDQ hash is within ``threshold`` bits of ``target_hash``.
 
@@ -359,7 +360,7 @@ def evade_blackbox(
     samples: int = 10,
     sigma: float = 0.5,
     lr: float = 0.25,
-    min_quality: int = 50,
+    min_quality: int = PDQ.min_quality,
     still_detected: Callable[[np.ndarray], bool] | None = None,
 ) -> AttackResult:
     """Hash-only evasion: antithetic NES over a ``grid`` x ``grid`` grey perturbation bounded by ``eps``.

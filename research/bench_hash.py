@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scanner.hashers.spec import PDQ
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -43,7 +45,6 @@ __all__ = ["BenchConfig", "main", "register", "run_bench"]
 
 #: The shared data next to a checkout, relative to the working directory (run from the checkout's root).
 _SHARED = Path("..") / "shared"
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -223,7 +224,9 @@ def _progress(enabled: bool) -> Iterator[Callable[..., Callable[[], None]]]:
 def _images_under(folder: Path) -> list[Path]:
     if not folder.exists():
         return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+    from scanner.discovery import image_paths
+
+    return image_paths(folder)
 
 
 def _arrays(cfg: BenchConfig, notes: list[str]) -> list[np.ndarray]:
@@ -399,7 +402,8 @@ def _print(res: Results) -> None:
     share = f["share_within_10_bits"]
     console.print(
         f"(c) fast vs full-resolution reference: {f['within_10_bits']}/{f['quality_ge_50']} images of quality"
-        f" >= 50 within 10 bits ({100 * share:.1f}%); bits {f['bits']}; 12 MP re-encodings {f['large_12mp']}"
+        f" >= {PDQ.min_quality} within 10 bits ({100 * share:.1f}%); bits {f['bits']}; "
+        f"12 MP re-encodings {f['large_12mp']}"
         if share is not None else "(c) no images"
     )
     if f.get("worst"):

@@ -134,12 +134,12 @@ def _handle(args: argparse.Namespace) -> int:
     import sys
 
     from client.samples import SamplesMissing, sample_dir
-    from research.corpus import list_images
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ScannerError
 
     try:
         folder = Path(args.folder) if args.folder else sample_dir()
-        paths = [entry.path for entry in list_images(folder)][: max(1, args.limit)]
+        paths = list(expand_image_paths([folder]))[: max(1, args.limit)]
     except (FileNotFoundError, SamplesMissing) as exc:
         print(f"pocketscan bench learned: {exc}", file=sys.stderr)
         return 2

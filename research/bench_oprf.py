@@ -225,11 +225,11 @@ def photo_queries(
     """PDQ hashes (8 variants) of the photos in ``folder``: (queries, megapixels, hash ms per photo)."""
     from PIL import Image
 
-    from research.corpus import list_images
+    from scanner.discovery import expand_image_paths
     from scanner.hashing import hash_file
 
     queries, mps, ms = [], [], []
-    for path in [entry.path for entry in list_images(folder)][:limit]:
+    for path in list(expand_image_paths([folder]))[:limit]:
         with Image.open(path) as im:
             mps.append(im.width * im.height / 1e6)
         t0 = time.perf_counter()

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scanner.hashers.spec import PDQ
+
 if TYPE_CHECKING:
     from research.command_registry import CommandRegistry
 
@@ -157,7 +159,7 @@ def run_bench(
             ref_q = single[: max(1, min(queries, 20))]
             t0 = time.perf_counter()
             for q in ref_q:
-                int((distances_to_many(q.hash, bank) <= 31).any())
+                int((distances_to_many(q.hash, bank) <= PDQ.match_distance).any())
             t_exact = (time.perf_counter() - t0) / len(ref_q)
             del matcher
         row = {
@@ -178,7 +180,7 @@ def run_bench(
             "queries": queries,
             "predicted_false_match_per_image_dihedral": cal.false_match_per_image,
             "predicted_recall_d16": round(cal.recall_at(16), 4),
-            "predicted_recall_d31": round(cal.recall_at(31), 4),
+            "predicted_recall_d31": round(cal.recall_at(PDQ.match_distance), 4),
         }
         out.append(row)
         del bank
@@ -273,10 +275,12 @@ def evaluate_corpus(
 
     hasher = get_hasher("pdq")
     key = AuthorityKey.generate()
-    files = sorted(p for p in corpus.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
+    from scanner.discovery import image_paths
+
+    files = image_paths(corpus)
     originals = [Image.fromarray(load_rgb(p, mode="exact")) for p in files]
     bank = [hasher.hash_rgb(np.asarray(img)) for img in originals]
-    good = [i for i, r in enumerate(bank) if r.quality >= 50]
+    good = [i for i, r in enumerate(bank) if PDQ.passes_quality(r.quality)]
     now = int(time.time())
 
     def snapshot_of(indices: list[int]) -> tuple[Matcher, Any]:
@@ -317,7 +321,8 @@ def evaluate_corpus(
         edited = [hasher.hash_rgb(np.asarray(edit(originals[i]))) for i in good]
         dists = [int(distances_to_many(r.hash, packed[j : j + 1])[0]) for j, r in enumerate(edited)]
         exact_hits = sum(
-            int(r.quality >= 50 and int(distances_to_many(r.hash, packed).min()) <= 31) for r in edited
+            int(PDQ.passes_quality(r.quality) and PDQ.is_match(int(distances_to_many(r.hash, packed).min())))
+            for r in edited
         )
         per_build = [sum(int(m.match(r).matched) for r in edited) for m in builds]
         n = len(good)
@@ -343,11 +348,11 @@ def evaluate_corpus(
         snap = exact = low = 0
         for img in images:
             r = hasher.hash_rgb(np.asarray(img.convert("RGB")))
-            if r.quality < 50:
+            if not PDQ.passes_quality(r.quality):
                 low += 1
                 continue
             snap += int(m.match(r).matched)
-            exact += int(int(distances_to_many(r.hash, ref).min()) <= 31)
+            exact += int(PDQ.is_match(int(distances_to_many(r.hash, ref).min())))
         return {
             "images": len(images),
             "low_quality": low,
@@ -389,7 +394,8 @@ def evaluate_corpus(
 def _print_corpus(r: dict[str, Any]) -> None:
     p = r["params"]
     print(
-        f"corpus {r['corpus']}: {r['images']} images, {r['bank_quality_ge_50']} of quality >= 50 in the bank"
+        f"corpus {r['corpus']}: {r['images']} images, {r['bank_quality_ge_50']} of quality >= "
+        f"{PDQ.min_quality} in the bank"
     )
     print(
         f"default snapshot: L={p['tables']} k={p['bits']} v={p['min_votes']} m={p['bloom_bits']} "
@@ -397,8 +403,8 @@ def _print_corpus(r: dict[str, Any]) -> None:
     )
     print(f"snapshot recall: mean over {r['builds']} builds (fresh positions and salt), [min, max]")
     print(
-        f"{'edit':10s} {'snapshot':>9s} {'[min, max]':>14s} {'exact<=31':>10s} {'gap':>6s} {'median d':>9s} "
-        f"{'max d':>6s}  all matched"
+        f"{'edit':10s} {'snapshot':>9s} {'[min, max]':>14s} {f'exact<={PDQ.match_distance}':>10s} "
+        f"{'gap':>6s} {'median d':>9s} {'max d':>6s}  all matched"
     )
     for name, e in r["edits"].items():
         print(
@@ -413,7 +419,8 @@ def _print_corpus(r: dict[str, Any]) -> None:
         f = r[label]
         print(
             f"{label}: {f['snapshot_matches']} snapshot matches, {f['exact_pdq_matches']} exact PDQ matches "
-            f"among {f['images'] - f['low_quality']} images of quality >= 50 ({f['low_quality']} low quality)"
+            f"among {f['images'] - f['low_quality']} images of quality >= {PDQ.min_quality} "
+            f"({f['low_quality']} low quality)"
         )
     for m in r["leave_one_out"]["matched"]:
         print(

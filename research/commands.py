@@ -17,6 +17,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from scanner.hashers.spec import PDQ
+
 if TYPE_CHECKING:
     from research.command_registry import CommandRegistry
     from research.results import Results
@@ -63,7 +65,7 @@ def _common(p: argparse.ArgumentParser, *, algo: bool = True, algo_default: str 
 
 def _finish(args: argparse.Namespace, results: Results) -> int:
     from research.readable import report_summary
-    from research.report import to_jsonable, write_report
+    from research.render import to_jsonable, write_report
 
     paths = write_report(results, args.out)
     summary = report_summary(results)
@@ -766,7 +768,7 @@ def register(registry: CommandRegistry) -> None:
         help="perturb bank images until the scanner no longer matches them",
         description=_wrap(
             "For each bank image, find a small perturbation after which the hash is "
-            "more than the match threshold away (PDQ: 31 bits) and the snapshot no "
+            f"more than the match threshold away (PDQ: {PDQ.match_distance} bits) and the snapshot no "
             "longer matches; success is judged after a PNG save and reload. Reports "
             "success rate with CI, queries, PSNR/SSIM/L2 and before/after images."
         ),
@@ -797,7 +799,7 @@ def register(registry: CommandRegistry) -> None:
         help="craft an innocent-looking image whose hash lands near a target's",
         description=_wrap(
             "Perturb --source until its PDQ hash is within the match threshold of "
-            "--target's hash (quality >= 50), judged after a PNG save and reload. "
+            f"--target's hash (quality >= {PDQ.min_quality}), judged after a PNG save and reload. "
             "Reports success, distance reached and distortion."
         ),
         epilog=_EPILOG_OUT,
@@ -836,8 +838,8 @@ def register(registry: CommandRegistry) -> None:
         help="enumeration time allowed before extrapolating, and as much for stitching (default 600)",
     )
     p.add_argument(
-        "--distance", type=int, default=31, metavar="D", help="count candidates within D bits of --bank "
-        "(default 31)"
+        "--distance", type=int, default=PDQ.match_distance, metavar="D",
+        help="count candidates within D bits of --bank (default: %(default)s, PDQ's match distance)"
     )
     p.add_argument("--oprf", metavar="URL", help="OPRF service (ws://HOST:PORT) for OPRF-keyed snapshots")
     p.add_argument("--profile", metavar="DIR", help="with --oprf: authenticate as this profile's account")

@@ -1,12 +1,12 @@
 """Folders of images -> hashes, once per image, on every core.
 
-* :func:`list_images` walks a folder (sorted, so runs are reproducible); an image's *family* is its first
-  sub-folder under the root (``"(root)"`` for files directly in it), which the reports break results down by.
+* :func:`list_images` walks a folder (``scanner.discovery`` rules; sorted, so runs are reproducible); an
+  image's *family* is its first sub-folder under the root (``"(root)"`` for files directly in it), which the
+  reports break results down by.
 * :func:`hash_corpus` decodes each image once and hashes it with every requested algorithm (PDQ also with its
   8 dihedral variants), in a process pool. Unreadable files are counted and listed, never fatal.
-* :func:`algo_info` gives an algorithm's width, match threshold and quality gate: the hasher's own
-  ``match_distance``/``min_quality`` when it declares them (PDQ: 31 and 50), else the same fraction of the
-  width as PDQ's 31/256 and no gate.
+* :func:`algo_info` gives an algorithm's width, match threshold and quality gate: its hasher's
+  ``algorithm`` spec (``scanner.hashers.spec``; PDQ: 31 and 50; the learned hash: its model's).
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ __all__ = [
     "parse_algos",
 ]
 
-_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
-
-
 @dataclass(frozen=True)
 class ImageEntry:
     path: str
@@ -45,25 +42,18 @@ class ImageEntry:
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[ImageEntry]:
-    """Every image file under ``folder`` (recursively, sorted), with its family (first sub-folder)."""
+    """Every image file under ``folder`` (``scanner.discovery.image_files``: recursive, sorted, no hidden
+    entries), with its family (first sub-folder)."""
+    from scanner.discovery import image_paths
+
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
-    try:
-        from scanner.image import IMAGE_SUFFIXES
-
-        suffixes = set(IMAGE_SUFFIXES)
-    except ImportError:  # pragma: no cover - scanner always present in the project
-        suffixes = _SUFFIXES
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for fn in sorted(filenames):
-            p = Path(dirpath) / fn
-            if p.suffix.lower() in suffixes and not fn.startswith("."):
-                rel = p.relative_to(root)
-                family = rel.parts[0] if len(rel.parts) > 1 else "(root)"
-                out.append(ImageEntry(str(p), family))
+    for p in image_paths(root):
+        rel = p.relative_to(root)
+        family = rel.parts[0] if len(rel.parts) > 1 else "(root)"
+        out.append(ImageEntry(str(p), family))
     return out
 
 
@@ -114,20 +104,9 @@ def get_cached_hasher(name: str) -> Any:
 
 
 def algo_info(name: str) -> AlgoInfo:
-    from scanner.hashers.base import match_distance_of
-
-    h = get_cached_hasher(name)
-    bits = int(h.bits)
-    thr = match_distance_of(h)
-    minq = getattr(h, "min_quality", None)
-    if minq is None:
-        try:
-            from scanner.hashers import onnx as onnx_mod
-
-            minq = onnx_mod.ONNX_MIN_QUALITY if name == "onnx" else 0
-        except ImportError:
-            minq = 0
-    return AlgoInfo(name=name, bits=bits, threshold=int(thr), min_quality=int(minq), supports_dihedral=True)
+    spec = get_cached_hasher(name).algorithm
+    return AlgoInfo(name=name, bits=spec.bits, threshold=spec.match_distance, min_quality=spec.min_quality,
+                    supports_dihedral=True)
 
 
 @dataclass

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from scanner.hashers.spec import PDQ
+
 __all__ = ["Comparison", "calibrate_threshold", "compare", "load_folder", "main", "markdown_table"]
 
-PDQ_THRESHOLD = 31
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+PDQ_THRESHOLD = PDQ.match_distance
 
 
 @dataclass
@@ -60,13 +61,16 @@ class Comparison:
 
 
 def load_folder(folder: str | Path) -> list[tuple[str, Image.Image]]:
-    """Every image in ``folder`` (sorted by name) as RGB, decoded through the image guard."""
+    """Every image under ``folder`` (``scanner.discovery`` rules: recursive, sorted, no hidden entries) as
+    RGB, decoded through the image guard, named by its path relative to ``folder``."""
+    from scanner.discovery import image_paths
     from scanner.image import load_rgb
 
+    root = Path(folder)
     out = []
-    for path in sorted(Path(folder).iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            out.append((path.name, Image.fromarray(load_rgb(path, mode="exact", orient=False))))  # guarded
+    for path in image_paths(root):
+        name = path.relative_to(root).as_posix()
+        out.append((name, Image.fromarray(load_rgb(path, mode="exact", orient=False))))  # guarded
     return out
 
 
@@ -149,7 +153,8 @@ def compare(
 def markdown_table(c: Comparison) -> str:
     """The recall table, as in docs/performance.md."""
     lines = [
-        f"Benign pairs: {c.pairs} ({c.images} images, {c.gated_out} below PDQ quality 50 left out). "
+        f"Benign pairs: {c.pairs} ({c.images} images, {c.gated_out} below PDQ quality {PDQ.min_quality} "
+        "left out). "
         f"False matches: PDQ at {c.pdq_threshold}/256 bits: {c.pdq_false_matches} ({c.pdq_fmr:.2%}); "
         f"learned at {c.learned_threshold}/{c.learned_bits} bits: {c.learned_false_matches} "
         f"({c.learned_fmr:.2%}).",
@@ -171,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from scanner.hashers.onnx import OnnxHasher
 
     parser = argparse.ArgumentParser(
-        description="Recall per transform, PDQ vs the learned hash, at PDQ's false-match rate at 31 bits."
+        description="Recall per transform, PDQ vs the learned hash, at PDQ's false-match rate at "
+        f"{PDQ.match_distance} bits."
     )
     parser.add_argument("folder", type=Path, help="benign corpus (a folder of images)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")

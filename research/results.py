@@ -2,7 +2,7 @@
 
 An eval's ``run(cfg, seed) -> Results`` computes; it never draws. :class:`Plot` holds the data of a chart
 (histogram, bars with intervals, lines) and :class:`Gallery` holds image pairs (paths or in-memory PNG bytes);
-``research.report`` turns them into PNGs embedded in ``report.html``, plus ``report.md`` and ``results.json``.
+``research.render`` turns them into PNGs embedded in ``report.html``, plus ``report.md`` and ``results.json``.
 """
 
 from __future__ import annotations

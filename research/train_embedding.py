@@ -200,9 +200,9 @@ class ImageGenerator:
 
 def _folder_images(folder: Path, limit: int = 2000) -> list[Image.Image]:
     out: list[Image.Image] = []
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}:
-            continue
+    from scanner.discovery import image_paths
+
+    for path in image_paths(folder):
         with Image.open(path) as im:
             im.draft("RGB", (512, 512))
             img = im.convert("RGB")

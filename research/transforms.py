@@ -37,7 +37,6 @@ __all__ = [
     "TRANSFORMS",
     "Transform",
     "apply_transform",
-    "transform_names",
 ]
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
@@ -311,11 +310,6 @@ DESCRIPTIONS: dict[str, str] = {
 
 DEFAULT_ROBUSTNESS_SET: tuple[str, ...] = tuple(TRANSFORMS)
 """The transforms `pocketscan research robustness` applies when none are named."""
-
-
-def transform_names() -> tuple[str, ...]:
-    """All transform names, in report order."""
-    return tuple(TRANSFORMS)
 
 
 def apply_transform(name: str, img: Image.Image, *, seed: int = 0) -> Image.Image:

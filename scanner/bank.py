@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanner.errors import BankError
+from scanner.hashers.spec import quality_gate
 
 __all__ = ["BankEntry", "HashBank", "ImportReport", "NewEntry"]
 
@@ -300,12 +301,14 @@ class HashBank:
             for r in self._db.execute(sql, args)
         ]
 
-    def snapshot_hashes(self, *, algorithm: str, now: int, min_quality: int = 50,
+    def snapshot_hashes(self, *, algorithm: str, now: int, min_quality: int | None = None,
                         min_sources: int = 1) -> Iterator[bytes]:
-        """Raw hashes that enter a snapshot: this algorithm, quality >= ``min_quality``, not expired, and
-        vouched for by at least ``min_sources`` distinct sources (the two-source rule when 2)."""
+        """Raw hashes that enter a snapshot: this algorithm, quality >= ``min_quality`` (default: the
+        algorithm's gate, ``scanner.hashers.spec``), not expired, and vouched for by at least ``min_sources``
+        distinct sources (the two-source rule when 2)."""
+        gate = quality_gate(algorithm) if min_quality is None else min_quality
         sql = "SELECT hash FROM entries WHERE algorithm=? AND quality>=? AND (expires IS NULL OR expires>?)"
-        args: list[object] = [algorithm, min_quality, now]
+        args: list[object] = [algorithm, gate, now]
         if min_sources > 1:
             sql += " AND (SELECT COUNT(DISTINCT source) FROM provenance WHERE entry_id=entries.id) >= ?"
             args.append(min_sources)
@@ -349,7 +352,17 @@ class HashBank:
         db = self._db
         total = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         per_algo = dict(db.execute("SELECT algorithm, COUNT(*) FROM entries GROUP BY algorithm").fetchall())
-        low = db.execute("SELECT COUNT(*) FROM entries WHERE quality < 50").fetchone()[0]
+        low = eligible = 0
+        for algorithm in per_algo:  # each algorithm's own quality gate
+            gate = quality_gate(algorithm)
+            low += db.execute(
+                "SELECT COUNT(*) FROM entries WHERE algorithm=? AND quality<?", (algorithm, gate)
+            ).fetchone()[0]
+            eligible += db.execute(
+                "SELECT COUNT(*) FROM entries "
+                "WHERE algorithm=? AND quality>=? AND (expires IS NULL OR expires>?)",
+                (algorithm, gate, now),
+            ).fetchone()[0]
         expired = db.execute(
             "SELECT COUNT(*) FROM entries WHERE expires IS NOT NULL AND expires <= ?", (now,)
         ).fetchone()[0]
@@ -361,9 +374,6 @@ class HashBank:
             "SELECT source, COUNT(DISTINCT entry_id) FROM provenance GROUP BY source"
             " ORDER BY 2 DESC LIMIT 50"))
         removed = db.execute("SELECT COUNT(*) FROM removals").fetchone()[0]
-        eligible = db.execute(
-            "SELECT COUNT(*) FROM entries WHERE quality >= 50 AND (expires IS NULL OR expires > ?)", (now,)
-        ).fetchone()[0]
         return {
             "path": str(self.path),
             "entries": total,

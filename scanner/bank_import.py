@@ -5,7 +5,8 @@
   quality (``hex[,quality]``); blank lines and lines starting with ``#`` are skipped.
 * CSV (a ``.csv`` file): a header row with a ``hash`` column (also accepted: ``signal``, ``pdq``), optional
   ``quality``, ``label`` (or ``category``), ``algorithm`` and ``expires`` (Unix seconds) columns.
-* A folder: every image file in it (recursively) is hashed with :func:`scanner.hashing.hash_file`.
+* A folder: every image file in it (found by :func:`scanner.discovery.image_files`: recursive, no hidden
+  entries, the same files ``pocketscan hash`` sees) is hashed with :func:`scanner.hashing.hash_file`.
 
 :func:`collect_entries` reads every source and gathers every problem with its line number; the caller stores
 nothing unless the list of problems is empty (:class:`~scanner.errors.BankImportError`).
@@ -21,27 +22,29 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from scanner.bank import NewEntry
+from scanner.discovery import image_paths, is_image_name
 from scanner.errors import BankImportError, ImageError
+from scanner.hashers.spec import find_spec
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMPORT_BYTES", "check_hash", "collect_entries", "parse_csv", "parse_text"]
+__all__ = ["MAX_IMPORT_BYTES", "check_hash", "collect_entries", "parse_csv", "parse_text"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 #: Largest text/CSV import file accepted.
 MAX_IMPORT_BYTES = 512 * 1024 * 1024
-_HEX_BITS = {"pdq": 256, "phash": 64, "dhash": 64, "ahash": 64}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 Problem = tuple[str, int, str]
 
 
 def check_hash(text: str, algorithm: str) -> str | None:
-    """The reason ``text`` is not a valid hash of ``algorithm``, or None."""
-    want = _HEX_BITS.get(algorithm, 0) // 4
-    if not _HEX.match(text):
-        return "not a hexadecimal hash"
-    if want and len(text) != want:
-        return f"a {algorithm} hash has {want} hex digits, this one has {len(text)}"
-    return None
+    """The reason ``text`` is not a valid hash of ``algorithm``, or None.
+
+    A built-in algorithm's spec checks the width (``scanner.hashers.spec``; the learned hash accepts any
+    model width); a hash of an algorithm with no spec need only be hexadecimal.
+    """
+    spec = find_spec(algorithm)
+    if spec is not None:
+        return spec.check_hex(text)
+    return None if _HEX.match(text) else "not a hexadecimal hash"
 
 
 def _quality(text: str) -> int | None:
@@ -136,10 +139,6 @@ def parse_csv(
     return entries, problems
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def collect_entries(
     sources: Sequence[str | os.PathLike[str]],
     *,
@@ -160,7 +159,7 @@ def collect_entries(
         path = Path(src)
         name = str(path)
         if path.is_dir():
-            images = _image_files(path)
+            images = image_paths(path)
             if not images:
                 problems.append((name, 0, "no image files in this folder"))
             for image in images:
@@ -172,7 +171,7 @@ def collect_entries(
                 elif entry:
                     entries.append(entry)
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+        if is_image_name(path) and path.is_file():
             entry, problem = _hash_image(path, algorithm, label, expires)
             if problem:
                 problems.append((name, 0, problem))

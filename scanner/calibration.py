@@ -35,6 +35,7 @@ import numpy as np
 
 from scanner.calibration_defaults import DEFAULT_MAX_LOOKUPS, DEFAULT_MIN_KEY_BITS, DEFAULT_RECALL_FLOOR
 from scanner.errors import CalibrationError
+from scanner.hashers.spec import PDQ
 
 __all__ = [
     "DEFAULT_FALSE_MATCH_BUDGET",
@@ -61,7 +62,7 @@ __all__ = [
 #: Default budget of predicted false matches per image, with the 8 dihedral variants probed.
 DEFAULT_FALSE_MATCH_BUDGET = 1e-4
 #: PDQ's recommended match threshold: the default step the calibration approximates.
-DEFAULT_TARGET_DISTANCE = 31
+DEFAULT_TARGET_DISTANCE = PDQ.match_distance
 #: Table counts up to this are all tried; above it the search steps by about 12 %.
 DENSE_TABLES = 160
 #: The search tries the Bloom false-positive rate the noise budget allows, then 10, 100 and 1000 times lower,

@@ -43,7 +43,6 @@ from scanner.errors import ImageError
 __all__ = [
     "ALLOWED_FORMATS",
     "FAST_MIN_SIDE",
-    "IMAGE_SUFFIXES",
     "JPEG_MAX_PIXELS_PER_BYTE",
     "MAX_DECODE_BYTES",
     "MAX_PIXELS",
@@ -77,11 +76,6 @@ MAX_DECODE_BYTES = 352 * 1024 * 1024
 """Largest estimated decode memory (decoded raster, its RGB conversion and the output array) allowed."""
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF", "PPM", "TGA", "ICO")
 """Pillow format plugins allowed to parse untrusted bytes (MPO is the JPEG variant many phones write)."""
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".ppm",
-     ".pgm", ".pbm", ".pnm", ".ico", ".tga", ".avif", ".heic", ".heif"}
-)
-"""File suffixes treated as images when walking directories."""
 
 # EXIF orientation tag value -> Pillow transpose, the same table as ImageOps.exif_transpose.
 _ORIENT = {

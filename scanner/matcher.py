@@ -8,7 +8,7 @@ API (used by the client pipeline and the research toolkit)::
     matcher = Matcher(pinned_public_key, min_version=last_version_seen)  # 32-byte Ed25519 key
     info = matcher.load(map_snapshot_file(path), now=time.time())        # or bytes; raises SnapshotInvalid
     result = matcher.match(hash_result)          # a scanner.hashers.base.HashResult (dihedral or not)
-    result.verdict, result.votes, result.matched, result.snapshot_fingerprint
+    result.outcome, result.votes, result.matched, result.snapshot_fingerprint  # a scanner.outcome.ScanOutcome
     verdict = matcher.verdict_for(image_bytes, hash_result)             # sealed scanner.verdict.ScanVerdict
 
 * :meth:`Matcher.load` verifies the buffer (size, header, pinned key id, Ed25519 signature, body digest), then
@@ -18,13 +18,14 @@ API (used by the client pipeline and the research toolkit)::
   ``min_version`` and ``min_fingerprint``). Any refusal raises :class:`~scanner.errors.SnapshotInvalid`
   and leaves the previous snapshot in use. The buffer (bytes or a read-only ``mmap``) must stay unchanged
   while loaded: the Bloom body is read in place through ``bloom_filter2``, never copied.
-* :meth:`Matcher.match` never matches hashes of quality below 50 (verdict ``low_quality``, zero votes: flat
-  images collide at distance 0). Otherwise it derives the snapshot's L keys of each hash variant (the 8
-  dihedral variants when the result carries them), counts the tables whose key the Bloom filter holds, keeps
-  the best variant, and decides ``match`` when votes >= the snapshot's minimum votes. The Bloom body is a
-  ``bloom_filter2.BloomFilter`` (read-only mmap backend, keyed probe); by default all L x 8 lookups of one
-  image run in one numpy pass over the same mapped bytes (``vectorised=False`` uses the package's
-  ``__contains__`` key by key; a test proves both give the same votes).
+* :meth:`Matcher.match` never matches hashes below the algorithm's quality gate (``scanner.hashers.spec``;
+  PDQ: 50) (outcome ``low_quality``, zero votes: flat images collide at distance 0). Otherwise it derives
+  the snapshot's L keys of each hash variant (the 8 dihedral variants when the result carries them), counts
+  the tables whose key the Bloom filter holds, keeps the best variant, and decides ``match`` when votes >=
+  the snapshot's minimum votes. The Bloom body is a ``bloom_filter2.BloomFilter`` (read-only mmap backend,
+  keyed probe); by default all L x 8 lookups of one image run in one numpy pass over the same mapped bytes
+  (``vectorised=False`` uses the package's ``__contains__`` key by key; a test proves both give the same
+  votes).
 * The matcher holds no clock, file or socket: time comes in as ``now``; :meth:`is_expired` lets the caller
   decide what to do when a loaded snapshot expires in use.
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from bloom_filter2 import BloomFilter
@@ -44,21 +45,23 @@ from bloom_filter2 import BloomFilter
 from scanner.authority import key_id
 from scanner.errors import OprfError, ScannerError, SnapshotInvalid
 from scanner.hashers.base import HashResult
+from scanner.hashers.spec import PDQ, quality_gate
+from scanner.outcome import ScanOutcome
 from scanner.snapshot.bloom import open_filter, present_many
 from scanner.snapshot.format import Header
 from scanner.snapshot.lsh import KeyDigester, neighbour_keys, table_positions
 from scanner.snapshot.reader import Buffer, verify_snapshot
-from scanner.verdict import ScanVerdict, issue_verdict
+from scanner.verdict import ScanVerdict, issue_verdict, seal_outcome
 
 __all__ = ["MIN_QUALITY", "MatchResult", "Matcher", "OprfTransport", "SnapshotInfo"]
 
-#: Hashes below this quality are never matched (PDQ's recommended gate).
-MIN_QUALITY = 50
+MIN_QUALITY = PDQ.min_quality
+"""Deprecated: the gate is the snapshot algorithm's (``scanner.hashers.spec``); this is PDQ's."""
+MatchResult = ScanOutcome
+"""Deprecated alias of :class:`scanner.outcome.ScanOutcome`, what :meth:`Matcher.match` returns."""
+
 #: Tolerated clock skew for snapshots whose creation time lies in the device's future (seconds).
 MAX_CLOCK_SKEW = 86_400
-
-MatchVerdict = Literal["match", "no_match", "low_quality"]
-
 
 class OprfTransport(Protocol):
     """Carries one batch of blinded elements to the authority's OPRF service and back (the I/O side).
@@ -91,36 +94,6 @@ class SnapshotInfo:
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict: the fingerprint and every header field."""
         return {"fingerprint": self.fingerprint, "header": self.header.to_json()}
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """The outcome of matching one hash.
-
-    Attributes:
-        verdict: ``match``, ``no_match`` or ``low_quality``.
-        votes: tables hit by the best variant (0 for low quality).
-        min_votes: the snapshot's decision threshold.
-        snapshot_fingerprint: hex SHA-256 of the snapshot used.
-        snapshot_version: its version.
-        variant: index of the best dihedral variant (0 = as sent), or None for low quality.
-        quality: the hash quality.
-        reason: a person-readable explanation.
-    """
-
-    verdict: MatchVerdict
-    votes: int
-    min_votes: int
-    snapshot_fingerprint: str
-    snapshot_version: int
-    variant: int | None
-    quality: int
-    reason: str = ""
-
-    @property
-    def matched(self) -> bool:
-        """True when the verdict is ``match``."""
-        return self.verdict == "match"
 
 
 class _Loaded:
@@ -226,7 +199,7 @@ class Matcher:
         *,
         min_version: int = 0,
         min_fingerprint: str | None = None,
-        min_quality: int = MIN_QUALITY,
+        min_quality: int | None = None,
         vectorised: bool = True,
         oprf: OprfTransport | None = None,
     ) -> None:
@@ -310,8 +283,8 @@ class Matcher:
         """True when no snapshot is loaded or the loaded one has expired."""
         return self._loaded is None or now >= self._loaded.info.header.expires
 
-    def match(self, result: HashResult) -> MatchResult:
-        """Match one hash (and its dihedral variants when present).
+    def match(self, result: HashResult) -> ScanOutcome:
+        """Match one hash (and its dihedral variants if present): ``match``, ``no_match`` or ``low_quality``.
 
         Raises:
             SnapshotInvalid: no snapshot has been loaded.
@@ -327,16 +300,17 @@ class Matcher:
                 f"{header.algorithm} snapshot of {header.hash_bits}-bit hashes"
             )
         fingerprint = loaded.info.fingerprint
-        if result.quality < self._min_quality:
-            return MatchResult(
-                verdict="low_quality",
+        gate = quality_gate(header.algorithm) if self._min_quality is None else self._min_quality
+        if result.quality < gate:
+            return ScanOutcome(
+                outcome="low_quality",
                 votes=0,
                 min_votes=header.min_votes,
                 snapshot_fingerprint=fingerprint,
                 snapshot_version=header.snapshot_version,
                 variant=None,
                 quality=result.quality,
-                reason=f"hash quality {result.quality} is below {self._min_quality}: never matched",
+                reason=f"hash quality {result.quality} is below {gate}: never matched",
             )
         variants = list(result.dihedral) if result.dihedral else [result.hash]
         if header.oprf_public_key:
@@ -347,8 +321,8 @@ class Matcher:
             votes, variant = loaded.votes_vectorised(variants)
         else:
             votes, variant = loaded.votes(variants)
-        return MatchResult(
-            verdict="match" if votes >= header.min_votes else "no_match",
+        return ScanOutcome(
+            outcome="match" if votes >= header.min_votes else "no_match",
             votes=votes,
             min_votes=header.min_votes,
             snapshot_fingerprint=fingerprint,
@@ -383,16 +357,7 @@ class Matcher:
 
     def verdict_for(self, data: bytes, result: HashResult) -> ScanVerdict:
         """Match ``result`` (the hash of exactly ``data``); seal the outcome into a :class:`ScanVerdict`."""
-        outcome = self.match(result)
-        return issue_verdict(
-            data,
-            outcome.verdict,
-            votes=outcome.votes,
-            snapshot_fingerprint=outcome.snapshot_fingerprint,
-            algo=result.algo,
-            quality=result.quality,
-            reason=outcome.reason,
-        )
+        return seal_outcome(data, self.match(result), algo=result.algo)
 
     @staticmethod
     def error_verdict(data: bytes, reason: str) -> ScanVerdict:

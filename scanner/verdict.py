@@ -4,6 +4,9 @@ A :class:`ScanVerdict` is issued by the scanner for one exact byte string (bound
 SHA-256 digest) and sealed with an HMAC under a key that exists only in this process, so a
 verdict cannot be forged by constructing the dataclass by hand, nor reused for other bytes.
 The client's attachment encryption calls :func:`require_verdict_for` before it encrypts.
+
+The plain, unsealed result of a scan is :class:`scanner.outcome.ScanOutcome` (matcher -> policy -> UI);
+:func:`seal_outcome` turns one into the verdict for the bytes that were scanned.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field, replace
-from typing import Literal
+
+from scanner.outcome import OUTCOMES, Outcome, ScanOutcome
 
 __all__ = ["Outcome", "ScanVerdict", "VerdictMismatch", "issue_verdict", "require_verdict_for",
-           "with_classification"]
+           "seal_outcome", "with_classification"]
 
-Outcome = Literal["match", "no_match", "low_quality", "error", "skipped"]
-_OUTCOMES: frozenset[str] = frozenset({"match", "no_match", "low_quality", "error", "skipped"})
+_OUTCOMES: frozenset[str] = frozenset(OUTCOMES)
 
 # Process-local sealing key: verdicts never leave the process that issued them.
 _SEAL_KEY = os.urandom(32)
@@ -101,6 +104,19 @@ def issue_verdict(
     )
     seal = hmac.new(_SEAL_KEY, unsealed._payload(), hashlib.sha256).digest()
     return ScanVerdict(**{**unsealed.__dict__, "seal": seal})
+
+
+def seal_outcome(data: bytes, scan: ScanOutcome, *, algo: str | None) -> ScanVerdict:
+    """Seal the scan of exactly ``data`` into its verdict (``algo`` None when nothing was hashed)."""
+    return issue_verdict(
+        data,
+        scan.outcome,
+        votes=scan.votes,
+        snapshot_fingerprint=scan.snapshot_fingerprint,
+        algo=algo,
+        quality=scan.quality,
+        reason=scan.reason,
+    )
 
 
 def require_verdict_for(verdict: object, data: bytes) -> ScanVerdict:

@@ -29,12 +29,13 @@ from client.authority.inbox import BlobFetcher, KindSpec, Prepared, register_env
 from client.authority.items import ItemError, OpenedItem, is_ref
 from client.authority.workflow import ApplyContext, ApplyResult
 from client.report import ReportError, open_report
+from scanner.hashers.spec import PDQ, spec_for
 
 __all__ = ["APPEAL_RADIUS", "MAX_ATTACHMENT", "open_at_rest", "seal_at_rest"]
 
 MAX_ATTACHMENT = 25 * 1024 * 1024
 MAX_REASON = 2000
-APPEAL_RADIUS = {"pdq": 63, "onnx": 51}
+APPEAL_RADIUS = {name: 2 * spec_for(name).match_distance + 1 for name in ("pdq", "onnx")}
 """Hamming radius (2D + 1 for the hash's match distance D: PDQ 31, the learned hash 25) within which an
 accepted appeal removes bank entries: a snapshot's LSH match curve keeps a soft edge above D (up to 2D + 1,
 ``scanner/calibration.py``), so removing only entries within D could leave the image blocked. Unrelated PDQ
@@ -77,12 +78,12 @@ def check_hashes(value: object) -> dict[str, Any]:
     """Validate a ``hashes`` map: ``pdq`` (64 hex), ``pdq_dihedral`` (up to 8 x 64 hex), ``onnx`` (hex)."""
     if not isinstance(value, dict) or not value.get("pdq"):
         raise ItemError("hashes must hold at least a pdq hash")
-    out: dict[str, Any] = {"pdq": _hex(value["pdq"], bits=256, what="the pdq hash")}
+    out: dict[str, Any] = {"pdq": _hex(value["pdq"], bits=PDQ.bits, what="the pdq hash")}
     variants = value.get("pdq_dihedral")
     if variants is not None:
         if not isinstance(variants, list) or len(variants) > 8:
             raise ItemError("pdq_dihedral is a list of at most 8 hashes")
-        out["pdq_dihedral"] = [_hex(v, bits=256, what="a dihedral pdq hash") for v in variants]
+        out["pdq_dihedral"] = [_hex(v, bits=PDQ.bits, what="a dihedral pdq hash") for v in variants]
     if value.get("onnx") is not None:
         out["onnx"] = _hex(value["onnx"], what="the learned hash")
     unknown = set(value) - {"pdq", "pdq_dihedral", "onnx"}
@@ -134,7 +135,7 @@ async def _prepare_report(item: OpenedItem, fetch: BlobFetcher | None) -> Prepar
         "snapshot_fingerprint": _text(b.get("snapshot_fingerprint"), "snapshot_fingerprint", 128) or None,
         "votes": _opt_int(b.get("votes"), "votes", high=4096),
         "quality": _opt_int(b.get("quality"), "quality", high=100),
-        "hashes": {"pdq": _hex(b["pdq_hash"], bits=256, what="pdq_hash")} if b.get("pdq_hash") else {},
+        "hashes": {"pdq": _hex(b["pdq_hash"], bits=PDQ.bits, what="pdq_hash")} if b.get("pdq_hash") else {},
         "image_sha256": _hex(b.get("image_sha256"), bits=256, what="image_sha256"),
     }
     return Prepared(str(b["_ref"]), body)

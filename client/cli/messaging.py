@@ -390,7 +390,7 @@ async def _flushed(core: Core, timeout: float) -> bool:
 
 def _save_image(core: Core, m: MessageView, folder: Path) -> str | None:
     """Decrypt a received image into ``folder`` under a local random name (never the peer's id)."""
-    from client.outbox import image_info
+    from client.image_pipeline import image_info
 
     data = core.image_bytes(m.id)
     if data is None:

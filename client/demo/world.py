@@ -63,20 +63,21 @@ def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, vers
                    work_dir: Path | None = None, valid_days: float = 30.0) -> bytes:
     """Hash ``images`` (the demo bank) and build a signed snapshot of them (the authority's job).
 
-    Parameters come from the scanner's calibration for this bank size; only hashes of quality
-    >= 50 enter the bank, as PDQ recommends.
+    Parameters come from the scanner's calibration for this bank size; only hashes that pass PDQ's
+    quality gate (``scanner.hashers.spec.PDQ``) enter the bank, as PDQ recommends.
     """
     import time
 
     from scanner.authority import AuthorityKey
     from scanner.calibration import calibrate_padded
+    from scanner.hashers.spec import PDQ
     from scanner.hashing import hash_file
     from scanner.snapshot.builder import build_snapshot as build
 
     hashes = []
     for path in images:
         hashed = hash_file(path, algo="pdq", mode="exact")
-        if hashed.quality >= 50:
+        if PDQ.passes_quality(hashed.quality):
             hashes.append(hashed.hash)
     params = calibrate_padded(max(1, len(hashes))).params
     now = int(time.time())

@@ -28,10 +28,11 @@ from typing import Any
 
 from research.evals.common import environment
 from research.results import Results, Section, Table
+from scanner.hashers.spec import PDQ
 
 __all__ = ["AuthorityViewConfig", "envelope_sizes", "run"]
 
-LINK_DISTANCE = 31
+LINK_DISTANCE = PDQ.match_distance
 LEARNED: dict[str, list[str]] = {
     "report": [
         "reporter account",
@@ -84,7 +85,7 @@ def _short(account: object) -> str:
 def _pdq_set(body: dict[str, Any]) -> list[int]:
     hashes = body.get("hashes") or {}
     values = [hashes.get("pdq"), *(hashes.get("pdq_dihedral") or [])]
-    return [int(v, 16) for v in values if isinstance(v, str) and len(v) == 64]
+    return [int(v, 16) for v in values if isinstance(v, str) and len(v) == PDQ.hex_digits]
 
 
 def envelope_sizes(reason_lengths: tuple[int, ...] = (0, 200)) -> dict[str, int]:

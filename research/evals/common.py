@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from scanner.hashers.spec import PDQ
+
 __all__ = [
     "PDQ_THRESHOLDS",
     "environment",
@@ -19,13 +21,13 @@ __all__ = [
     "thresholds_for",
 ]
 
-PDQ_THRESHOLDS: tuple[int, ...] = (0, 8, 16, 24, 31, 40, 48, 64)
+PDQ_THRESHOLDS: tuple[int, ...] = (0, 8, 16, 24, PDQ.match_distance, 40, 48, 64)
 """Distance thresholds (of 256 bits) at which rates are reported; scaled for other widths."""
 
 
 def thresholds_for(bits: int, default: int) -> list[int]:
     """The report's thresholds for a ``bits``-wide hash, always including the algorithm's own ``default``."""
-    ts = {round(t * bits / 256) for t in PDQ_THRESHOLDS} | {default}
+    ts = {round(t * bits / PDQ.bits) for t in PDQ_THRESHOLDS} | {default}
     return sorted(ts)
 
 

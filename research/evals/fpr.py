@@ -35,10 +35,13 @@ from research.evals.common import (
     thresholds_for,
 )
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
+from scanner.hashers.spec import PDQ
 
 __all__ = ["FprConfig", "run"]
 
-QUALITY_BUCKETS: tuple[tuple[int, int], ...] = ((0, 49), (50, 69), (70, 89), (90, 100))
+QUALITY_BUCKETS: tuple[tuple[int, int], ...] = (
+    (0, PDQ.min_quality - 1), (PDQ.min_quality, 69), (70, 89), (90, 100)
+)
 
 
 @dataclass

@@ -4,9 +4,10 @@ A real relay (``relay.serve.build_server``, SQLite store, metadata log on) is st
 this process; an authority publishes a signed snapshot sized for ``--bank-size`` hashes; Alice sends each of
 the user's photos to Bob twice, timing every stage with ``time.perf_counter``:
 
-* **with scanning** (the client pipeline, ``client.outbox``): read the file, decode (``scanner.image``,
-  fast mode), PDQ hash with the 8 dihedral variants, match against the snapshot (``scanner.matcher``),
-  seal the verdict and encrypt the attachment (``client.crypto.attachments.encrypt_image``), upload the
+* **with scanning** (the client pipeline, ``client.image_pipeline``): read the file, decode
+  (``scanner.image``, fast mode), PDQ hash with the 8 dihedral variants, match against the snapshot
+  (``scanner.matcher``), seal the verdict and
+  encrypt the attachment (``client.crypto.attachments.encrypt_image``), upload the
   blob and send the pointer envelope through the relay (``relay.client.RelayConnection``);
 * **without scanning** (policy ``off``): read, seal a ``skipped`` verdict, encrypt, upload, send.
 
@@ -153,7 +154,7 @@ async def _session(cfg: OverheadConfig, seed: int, paths: list[str]) -> dict[str
                         t = time.perf_counter()
                         verdict = issue_verdict(
                             raw,
-                            m.verdict,
+                            m.outcome,
                             votes=m.votes,
                             snapshot_fingerprint=m.snapshot_fingerprint,
                             algo="pdq",

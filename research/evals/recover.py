@@ -23,6 +23,7 @@ import numpy as np
 
 from research.evals.common import environment
 from research.results import Plot, Results, Section, Series, Table
+from scanner.hashers.spec import PDQ
 
 __all__ = ["RecoverConfig", "run"]
 
@@ -54,7 +55,7 @@ class RecoverConfig:
     out: str
     bank: str | None = None
     budget_seconds: float = 600.0
-    distance: int = 31
+    distance: int = PDQ.match_distance
     oprf: str | None = None
     oprf_batch: int = 4096
     profile: str | None = None

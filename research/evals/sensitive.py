@@ -32,12 +32,13 @@ from research import stats
 from research.corpus import ImageEntry, list_images
 from research.evals.common import environment, file_digest, nearest, percentiles
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
+from scanner.hashers.spec import PDQ
 
 __all__ = ["SensitiveConfig", "run"]
 
 SWEEP: tuple[float, ...] = (0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-PDQ_DISTANCE = 31
-PDQ_MIN_QUALITY = 50
+PDQ_DISTANCE = PDQ.match_distance
+PDQ_MIN_QUALITY = PDQ.min_quality
 
 
 @dataclass
@@ -255,7 +256,7 @@ def run(cfg: SensitiveConfig, *, seed: int = 0) -> Results:
                 f"{len(errors)} files could not be decoded.",
             ],
             tables=[Table("Per family", ["family", "n", f"{name} false positives", "PDQ false matches",
-                                         "max score", "PDQ quality < 50"], table_rows)],
+                                         "max score", f"PDQ quality < {PDQ_MIN_QUALITY}"], table_rows)],
             plots=[Plot("bar", f"False-positive rate per family: {name} vs PDQ (Wilson 95%)", "family",
                         "% of benign images flagged", [
                             Series(f"{name} (>= {threshold:g})", clf_series, low=clf_lo, high=clf_hi),

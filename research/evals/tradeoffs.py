@@ -27,10 +27,11 @@ import numpy as np
 from research import stats
 from research.evals.common import environment
 from research.results import Plot, Results, Section, Series, Table
+from scanner.hashers.spec import PDQ
 
 __all__ = ["TradeoffsConfig", "run"]
 
-DISTANCES: tuple[int, ...] = (0, 8, 16, 24, 31, 40)
+DISTANCES: tuple[int, ...] = (0, 8, 16, 24, PDQ.match_distance, 40)
 IMAGE_EDITS: tuple[str, ...] = ("jpeg70", "resize0.5", "crop0.02", "crop0.05")
 
 

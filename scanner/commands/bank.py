@@ -13,6 +13,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from scanner.hashers.spec import quality_gate
+
 if TYPE_CHECKING:
     from scanner.commands.registry import CommandRegistry
 
@@ -135,7 +137,7 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     except ScannerError as exc:
         return _err(str(exc))
-    low = sum(1 for e in entries if e.quality < 50)
+    low = sum(1 for e in entries if e.quality < quality_gate(e.algorithm))
     out = {
         "bank": args.bank,
         "read": len(entries),
@@ -151,7 +153,7 @@ def _import(args: argparse.Namespace) -> int:
         print(
             f"imported {report.added} new entries into {args.bank} from source {origin} "
             f"({report.duplicates} duplicates skipped, {report.sources_added - report.added} of them gained "
-            f"this source; {low} below quality 50 kept but never put in snapshots)"
+            f"this source; {low} below quality {quality_gate(args.algo)} kept but never put in snapshots)"
         )
     return 0
 

@@ -56,7 +56,8 @@ def run_classify(paths: Sequence[str], *, model: str = "nudenet", threshold: flo
     """Rate every file, print one JSON line each, return 2 if any failed (or the model is unusable)."""
     from scanner.classifiers import ClassifierError, get_classifier
     from scanner.classifying import classify_file
-    from scanner.commands.hashing import _progress_bar, iter_image_paths
+    from scanner.commands.hashing import _progress_bar
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ImageError
 
     stream = out if out is not None else sys.stdout
@@ -66,7 +67,7 @@ def run_classify(paths: Sequence[str], *, model: str = "nudenet", threshold: flo
     except ClassifierError as exc:
         print(f"pocketscan classify: {exc}", file=sys.stderr)
         return 2
-    files = list(iter_image_paths(paths))
+    files = list(expand_image_paths(paths))
     if progress is None:
         progress = len(files) > 1 and sys.stderr.isatty()
     failed = False

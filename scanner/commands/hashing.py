@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,20 +79,10 @@ def register(registry: CommandRegistry) -> None:
 
 
 def iter_image_paths(paths: Sequence[str]) -> Iterator[str]:
-    """Files in input order; each directory expands to its image files, recursively and sorted."""
-    from scanner.image import IMAGE_SUFFIXES
+    """Deprecated: :func:`scanner.discovery.expand_image_paths` (the one image discovery)."""
+    from scanner.discovery import expand_image_paths
 
-    for path in paths:
-        if os.path.isdir(path):
-            found: list[str] = []
-            for root, dirs, files in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                for name in files:
-                    if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                        found.append(os.path.join(root, name))
-            yield from sorted(found)
-        else:
-            yield path
+    return expand_image_paths(paths)
 
 
 def run_hash(
@@ -105,6 +94,7 @@ def run_hash(
     ``options`` go to the hasher (``get_hasher(algo, **options)``, e.g. ``model``/``seed`` for onnx).
     A progress bar goes to stderr when it is a terminal (``progress=None``) and there are several files.
     """
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ImageError, ScannerError
     from scanner.hashers.registry import get_hasher
     from scanner.hashing import hash_file
@@ -118,7 +108,7 @@ def run_hash(
         except ScannerError as exc:
             print(f"pocketscan hash: {exc}", file=sys.stderr)
             return 2
-    files = list(iter_image_paths(paths))
+    files = list(expand_image_paths(paths))
     if progress is None:
         progress = len(files) > 1 and sys.stderr.isatty()
     failed = False

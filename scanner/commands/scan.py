@@ -56,7 +56,7 @@ def register(registry: CommandRegistry) -> None:
 
 def _scan(args: argparse.Namespace) -> int:
     from scanner.authority import parse_public_key
-    from scanner.commands.hashing import iter_image_paths
+    from scanner.discovery import expand_image_paths
     from scanner.errors import ScannerError
     from scanner.hashing import hash_file
     from scanner.matcher import Matcher
@@ -79,7 +79,7 @@ def _scan(args: argparse.Namespace) -> int:
     from scanner.progress import progress
 
     status = 0
-    files = list(iter_image_paths(args.paths))
+    files = list(expand_image_paths(args.paths))
     for path in progress(files, total=len(files), description="scanning", quiet=len(files) < 2):
         row: dict[str, object] = {"path": path, "hash": None, "quality": None, "verdict": "error", "votes": 0}
         try:
@@ -87,7 +87,7 @@ def _scan(args: argparse.Namespace) -> int:
             row["hash"] = result.hash.hex()
             row["quality"] = result.quality
             outcome = matcher.match(result)
-            row["verdict"] = outcome.verdict
+            row["verdict"] = outcome.outcome
             row["votes"] = outcome.votes
         except ScannerError as exc:
             row["error"] = str(exc)

@@ -23,6 +23,7 @@ from scanner.calibration_defaults import (
     DEFAULT_MIN_KEY_BITS,
     DEFAULT_RECALL_FLOOR,
 )
+from scanner.hashers.spec import PDQ, match_distance_for, quality_gate
 
 #: Default lookups per variant of OPRF-keyed snapshots: 8 x 128 = 1024 OPRF evaluations per image.
 OPRF_MAX_LOOKUPS = 128
@@ -33,10 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_BUILD_EPILOG = """\
+_BUILD_EPILOG = f"""\
 Without --tables/--bits/--min-votes the parameters come from `snapshot calibrate` for the bank's size
-(entries of quality >= 50 that have not expired). --fpr sets the Bloom false-positive rate when you give the
-LSH parameters yourself (default: the largest rate that keeps 1e-4 false matches per image, dihedral on).
+(entries that pass the algorithm's quality gate, >= {PDQ.min_quality} for PDQ, and have not expired). --fpr
+sets the Bloom false-positive rate when you give the LSH parameters yourself (default: the largest rate that
+keeps 1e-4 false matches per image, dihedral on).
 The snapshot version defaults to the current Unix time, so later builds always supersede earlier ones.
 
 Privacy: every table holds exactly the rounded entry count of distinct keys (the real ones plus random
@@ -82,7 +84,7 @@ def register(registry: CommandRegistry) -> None:
         "--target-distance",
         type=int,
         metavar="D",
-        help="calibration target (default: the hasher's match distance, 31 for PDQ)",
+        help=f"calibration target (default: the algorithm's match distance, {PDQ.match_distance} for PDQ)",
     )
     p.add_argument(
         "--min-key-bits",
@@ -149,7 +151,7 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument(
         "--target-distance",
         type=int,
-        default=31,
+        default=PDQ.match_distance,
         metavar="D",
         help="distance where the match curve should step down (default: %(default)s, PDQ's rule)",
     )
@@ -275,8 +277,6 @@ def _build(args: argparse.Namespace) -> int:
     from scanner.bank import HashBank
     from scanner.calibration import calibrate, predict, rounded_entry_count
     from scanner.errors import ScannerError
-    from scanner.hashers.base import default_match_distance, match_distance_of
-    from scanner.hashers.registry import get_hasher
     from scanner.privacy import enumeration_cost
     from scanner.progress import progress_bar
     from scanner.snapshot import build_snapshot, write_snapshot_file
@@ -289,11 +289,11 @@ def _build(args: argparse.Namespace) -> int:
         with HashBank(args.bank, create=False) as bank:
             hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now, min_sources=args.min_sources))
         if not hashes:
+            gate = quality_gate(args.algo)
             sources = f" with at least {args.min_sources} sources" if args.min_sources > 1 else ""
-            return _err(
-                "build",
-                f"{args.bank} holds no {args.algo} entries of quality >= 50 that have not expired{sources}",
-            )
+            why = f"{args.bank} holds no {args.algo} entries of quality >= {gate} that have not expired"
+            why += sources
+            return _err("build", why)
         hash_bits = len(hashes[0]) * 8
         oprf_key = None
         if args.keys == "oprf":
@@ -309,11 +309,8 @@ def _build(args: argparse.Namespace) -> int:
         max_lookups = args.max_lookups or (OPRF_MAX_LOOKUPS if oprf_key is not None else DEFAULT_MAX_LOOKUPS)
         # Padded tables hold the rounded count of keys: calibrate the noise for that many entries.
         sized_for = len(hashes) if args.no_padding else rounded_entry_count(len(hashes))
-        if args.target_distance is None:
-            try:
-                args.target_distance = match_distance_of(get_hasher(args.algo))
-            except KeyError:  # hashes of an algorithm this install cannot compute: PDQ's rule, scaled
-                args.target_distance = default_match_distance(hash_bits)
+        if args.target_distance is None:  # the algorithm's spec; PDQ's rule scaled for other widths
+            args.target_distance = match_distance_for(args.algo, hash_bits)
         if args.tables is None and args.bits is None and args.min_votes is None:
             cal = calibrate(
                 sized_for,
@@ -376,7 +373,7 @@ def _build(args: argparse.Namespace) -> int:
         "bloom_bits": params.bloom_bits,
         "bloom_hashes": params.bloom_hashes,
         "predicted_false_match_per_image": cal.false_match_per_image,
-        "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, 31)},
+        "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, PDQ.match_distance)},
         "keys": cost.keys,
         "padded": not args.no_padding,
         "entry_count": rounded_entry_count(len(hashes)),
@@ -394,7 +391,8 @@ def _build(args: argparse.Namespace) -> int:
         print(
             f"L={params.tables} k={params.bits} v={params.min_votes} m={params.bloom_bits} "
             f"h={params.bloom_hashes}; "
-            f"predicted recall d=16 {cal.recall_at(16):.3f}, d=31 {cal.recall_at(31):.3f}; "
+            f"predicted recall d=16 {cal.recall_at(16):.3f}, "
+            f"d={PDQ.match_distance} {cal.recall_at(PDQ.match_distance):.3f}; "
             f"false matches per image (dihedral) {cal.false_match_per_image:.3g}"
         )
         print(cost.line(params.tables, params.bits))

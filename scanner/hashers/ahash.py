@@ -11,6 +11,7 @@ import numpy as np
 
 from scanner.hashers._baseline import gray_resized, hash_with_dihedral
 from scanner.hashers.base import HashResult
+from scanner.hashers.spec import AHASH
 
 __all__ = ["AHasher", "ahash_bits"]
 
@@ -26,6 +27,7 @@ class AHasher:
 
     name = "ahash"
     bits = 64
+    algorithm = AHASH
 
     def hash_rgb(self, rgb: np.ndarray, *, dihedral: bool = False) -> HashResult:
         """Hash one decoded image."""

@@ -7,8 +7,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["DIHEDRAL_NAMES", "HashResult", "Hasher", "bits_to_bytes", "check_rgb", "default_match_distance",
-           "match_distance_of"]
+from scanner.hashers.spec import AlgorithmSpec
+
+__all__ = ["DIHEDRAL_NAMES", "AlgorithmSpec", "HashResult", "Hasher", "bits_to_bytes", "check_rgb"]
 
 #: Order of the eight dihedral variants (same names and meaning as Meta's reference PDQ).
 DIHEDRAL_NAMES: tuple[str, ...] = (
@@ -55,22 +56,12 @@ class Hasher(Protocol):
 
     name: str
     bits: int
+    algorithm: AlgorithmSpec
+    """The algorithm's facts at this hasher's width (match distance, quality gate, hex, distance)."""
 
     def hash_rgb(self, rgb: np.ndarray, *, dihedral: bool = False) -> HashResult:
         """Hash one decoded image (``HxWx3`` uint8)."""
         ...
-
-
-def default_match_distance(bits: int) -> int:
-    """PDQ's 31 of 256 bits scaled to a hash of ``bits`` bits (for hashers that declare no threshold)."""
-    return round(31 * bits / 256)
-
-
-def match_distance_of(hasher: Hasher) -> int:
-    """The hasher's own match distance (PDQ 31, the shipped learned hash 25, pHash 8), else
-    :func:`default_match_distance`."""
-    distance = getattr(hasher, "match_distance", None)
-    return int(distance) if distance is not None else default_match_distance(hasher.bits)
 
 
 def check_rgb(rgb: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from scanner.hashers._baseline import gray_resized, hash_with_dihedral
 from scanner.hashers.base import HashResult
+from scanner.hashers.spec import DHASH
 
 __all__ = ["DHasher", "dhash_bits"]
 
@@ -26,6 +27,7 @@ class DHasher:
 
     name = "dhash"
     bits = 64
+    algorithm = DHASH
 
     def hash_rgb(self, rgb: np.ndarray, *, dihedral: bool = False) -> HashResult:
         """Hash one decoded image."""

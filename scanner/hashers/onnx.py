@@ -54,6 +54,7 @@ from PIL import Image
 
 from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult, check_rgb
+from scanner.hashers.spec import ONNX, AlgorithmSpec
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -80,9 +81,9 @@ NEURALHASH_HEADER = 128
 MAX_MODEL_BYTES = 256 * 1024 * 1024
 MAX_SEED_BYTES = 16 * 1024 * 1024
 MAX_SIDECAR_BYTES = 64 * 1024
-ONNX_MIN_QUALITY = 50
+ONNX_MIN_QUALITY = ONNX.min_quality
 """Same gate as PDQ: below this flatness score the hash is unreliable."""
-ONNX_MATCH_DISTANCE = 25
+ONNX_MATCH_DISTANCE = ONNX.match_distance
 """Match threshold of the shipped model at its default width (calibrated on a benign corpus; see MODEL.md)."""
 DEFAULT_MODEL = "pocketscan-embed-v1"
 _MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -435,6 +436,8 @@ class OnnxHasher:
         default_width = self.spec.bits or planes.shape[0]
         self.match_distance: int | None = self.spec.match_distance if self.bits == default_width else None
         """Calibrated Hamming threshold from the sidecar (only for the width it was calibrated at)."""
+        self.algorithm: AlgorithmSpec = ONNX.with_bits(self.bits, match_distance=self.match_distance)
+        """This model's spec: its width, and its calibrated distance (else PDQ's scaled to the width)."""
 
     # -- setup helpers ---------------------------------------------------------------------------
     def _check_input_shape(self, shape: Sequence[Any]) -> int:

@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from scanner.hashers.base import HashResult, bits_to_bytes, check_rgb
+from scanner.hashers.spec import PDQ
 
 __all__ = [
     "PDQ_MATCH_DISTANCE",
@@ -48,9 +49,9 @@ __all__ = [
     "pdq_hash_fast",
 ]
 
-PDQ_MATCH_DISTANCE = 31
-"""Hamming distance at or below which two PDQ hashes are a match (ThreatExchange default)."""
-PDQ_MIN_QUALITY = 50
+PDQ_MATCH_DISTANCE = PDQ.match_distance
+"""Hamming distance at or below which two PDQ hashes are a match (ThreatExchange default, ``spec.PDQ``)."""
+PDQ_MIN_QUALITY = PDQ.min_quality
 """Hashes below this quality are unreliable (the PDQ authors' advice): do not match on them."""
 MIN_HASHABLE_DIM = 5
 """Images with a side shorter than this hash to all zeros with quality 0."""
@@ -159,22 +160,6 @@ def box_sums(x: np.ndarray, window: int, *, out: np.ndarray | None = None) -> np
     for prev, cur, leaving in zip(ss[o - 1 : o - 1 + n4], ss[o : o + n4], xs[n3 : n3 + n4], strict=True):
         sub(prev, leaving, cur)  # phase 4: subtracts only
     return s
-
-
-def box_axis0(x: np.ndarray, window: int) -> np.ndarray:
-    """One reference box-filter pass along axis 0 of a C-contiguous float32 ``(L, lanes)`` array."""
-    s = box_sums(x, window)
-    s /= _counts(x.shape[0], window)[:, None]
-    return s
-
-
-def _transpose(x: np.ndarray, *, block: int = 48) -> np.ndarray:
-    """C-contiguous transpose of a 2-D array, copied in blocks of rows (cache friendly)."""
-    rows, cols = x.shape
-    out = np.empty((cols, rows), dtype=x.dtype)
-    for i in range(0, rows, block):
-        out[:, i : i + block] = x[i : i + block].T
-    return out
 
 
 def _divide_transpose(s: np.ndarray, counts: np.ndarray, *, block: int = 32, name: str = "") -> np.ndarray:
@@ -495,8 +480,7 @@ class PdqHasher:
     bits = 256
     accepts_luma = True
     """``hash_rgb`` also takes an ``HxW`` luminance plane (see ``scanner.image.load_luma_or_rgb``)."""
-    match_distance = PDQ_MATCH_DISTANCE
-    min_quality = PDQ_MIN_QUALITY
+    algorithm = PDQ
 
     def hash_rgb(self, rgb: np.ndarray, *, dihedral: bool = False) -> HashResult:
         """Hash one decoded image, bit-exact with the reference."""

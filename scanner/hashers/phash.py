@@ -15,6 +15,7 @@ import numpy as np
 
 from scanner.hashers._baseline import gray_resized, hash_with_dihedral
 from scanner.hashers.base import HashResult
+from scanner.hashers.spec import PHASH
 
 __all__ = ["PHasher", "phash_bits"]
 
@@ -41,6 +42,7 @@ class PHasher:
 
     name = "phash"
     bits = 64
+    algorithm = PHASH
 
     def hash_rgb(self, rgb: np.ndarray, *, dihedral: bool = False) -> HashResult:
         """Hash one decoded image."""

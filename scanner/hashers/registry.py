@@ -1,4 +1,5 @@
-"""Names -> hasher factories. Adding a hash is one class plus one ``register_hasher`` call.
+"""Names -> hasher factories. Adding a hash is one class (carrying its ``algorithm`` spec, see
+``scanner/hashers/spec.py``) plus one ``register_hasher`` call.
 
 Built in: ``pdq``, ``phash``, ``dhash``, ``ahash``. Optional modules listed in :data:`PLUGIN_MODULES`
 (the learned ``onnx`` hash) are imported on first use when present and call :func:`register_hasher`
@@ -81,4 +82,8 @@ def get_hasher(name: str, **options: object) -> Hasher:
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
         _FACTORIES[name] = factory
-    return factory(**options)
+    hasher = factory(**options)
+    spec = getattr(hasher, "algorithm", None)
+    if spec is None or spec.name != name or spec.bits != hasher.bits:
+        raise TypeError(f"hasher {name!r} must carry its algorithm spec (name {name!r}, {hasher.bits} bits)")
+    return hasher

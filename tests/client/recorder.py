@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from client.crypto.attachments import EncryptedAttachment, encrypt_image
 from client.interfaces import MessageView
-from client.policy import Decision, PolicyName, ScanResult, decide
+from client.policy import Decision, PolicyName, ScanOutcome, decide
 from scanner.errors import ImageError
 from scanner.hashers.base import HashResult
 from scanner.verdict import ScanVerdict, issue_verdict
@@ -27,23 +27,23 @@ class Recorder:
             raise ImageError(name, "truncated image data")
         return HashResult("pdq", 256, bytes(32), 90)
 
-    def match(self, hashed: HashResult) -> ScanResult:
+    def match(self, hashed: HashResult) -> ScanOutcome:
         self.events.append("scanner.match")
-        return ScanResult(self.outcome, votes=4 if self.outcome == "match" else 0, min_votes=2,  # type: ignore[arg-type]
+        return ScanOutcome(self.outcome, votes=4 if self.outcome == "match" else 0, min_votes=2,  # type: ignore[arg-type]
                           quality=hashed.quality, snapshot_version=1, snapshot_fingerprint="ff" * 32)
 
-    def error(self, exc: Exception) -> ScanResult:
+    def error(self, exc: Exception) -> ScanOutcome:
         self.events.append("scanner.error")
-        return ScanResult("error", reason=str(exc))
+        return ScanOutcome("error", reason=str(exc))
 
-    def verdict(self, data: bytes, scan: ScanResult) -> ScanVerdict:
+    def verdict(self, data: bytes, scan: ScanOutcome) -> ScanVerdict:
         self.events.append("scanner.verdict")
         verdict = issue_verdict(data, scan.outcome, votes=scan.votes)
         self.verdicts.append(verdict)
         return verdict
 
     # policy
-    def decide(self, scan: ScanResult, policy: PolicyName) -> Decision:
+    def decide(self, scan: ScanOutcome, policy: PolicyName) -> Decision:
         self.events.append("policy.decide")
         return decide(scan, policy)
 
@@ -60,9 +60,9 @@ class Recorder:
         return "blob1"
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
-                            name: str, scan: ScanResult) -> MessageView:
+                            name: str, scan: ScanOutcome) -> MessageView:
         self.events.append("net.send")
         return MessageView("m1", peer, "out", "image", path=name, state="sending")
 
-    async def send_report(self, peer: str, data: bytes, scan: ScanResult, hashed: HashResult | None) -> None:
+    async def send_report(self, peer: str, data: bytes, scan: ScanOutcome, hashed: HashResult | None) -> None:
         self.events.append("net.report")

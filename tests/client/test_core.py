@@ -51,10 +51,10 @@ def test_image_round_trip_order_of_operations(tmp_path: Path) -> None:
         p.trace.clear()
         out = await p.alice.send_image(p.bob.account_id, COFFEE, confirmed=True)
         assert out.status == "sent", out
-        steps = [s for s in p.trace if s.startswith(("outbox.", "session.", "net.upload", "net.send"))]
-        assert steps == ["outbox.read", "outbox.hash", "outbox.match", "outbox.policy", "outbox.encrypt",
-                         "session.encrypt_image", "outbox.upload", "net.upload_blob", "outbox.send",
-                         "session.encrypt", "net.send"]
+        steps = [s for s in p.trace if s.startswith(("pipeline.", "session.", "net.upload", "net.send"))]
+        assert steps == ["pipeline.read", "pipeline.hash", "pipeline.match", "pipeline.policy",
+                         "pipeline.encrypt", "session.encrypt_image", "pipeline.upload", "net.upload_blob",
+                         "pipeline.send", "session.encrypt", "net.send"]
         await until(lambda: any(isinstance(e, MessageReceived) for e in p.events["bob"]))
         got = next(e for e in p.events["bob"] if isinstance(e, MessageReceived)).message
         assert got.kind == "image" and got.path and p.bob.image_bytes(got.id) == COFFEE.read_bytes()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from client.outbox import ImagePipeline, SendError, read_image_file, send_image
+from client.image_pipeline import ImagePipeline, SendError, read_image_file, send_image
 from client.policy import PolicyName
 from tests.client.recorder import Recorder
 

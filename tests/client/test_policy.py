@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.policy import POLICIES, ScanResult, decide, parse_policy
+from client.policy import POLICIES, ScanOutcome, decide, parse_policy
 
 EXPECTED = {
     ("off", "no_match"): "send", ("off", "match"): "send", ("off", "low_quality"): "send",
@@ -20,7 +20,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize(("policy", "outcome"), sorted(EXPECTED))
 def test_table(policy: str, outcome: str) -> None:
-    scan = ScanResult(outcome=outcome, votes=3, min_votes=2, quality=80)  # type: ignore[arg-type]
+    scan = ScanOutcome(outcome=outcome, votes=3, min_votes=2, quality=80)  # type: ignore[arg-type]
     decision = decide(scan, parse_policy(policy))
     assert decision.action == EXPECTED[(policy, outcome)]
     assert decision.policy == policy and decision.outcome == outcome
@@ -32,11 +32,11 @@ def test_unscannable_is_never_a_silent_pass() -> None:
         if policy == "off":
             continue
         for outcome in ("low_quality", "error", "skipped"):
-            assert decide(ScanResult(outcome=outcome), policy).action != "send"  # type: ignore[arg-type]
+            assert decide(ScanOutcome(outcome=outcome), policy).action != "send"  # type: ignore[arg-type]
 
 
 def test_block_names_snapshot_and_votes() -> None:
-    scan = ScanResult(outcome="match", votes=5, min_votes=2, snapshot_version=7,
+    scan = ScanOutcome(outcome="match", votes=5, min_votes=2, snapshot_version=7,
                       snapshot_fingerprint="ab" * 32)
     text = decide(scan, "block").explanation
     assert "5 votes (2 needed)" in text and "/2" not in text
@@ -44,7 +44,7 @@ def test_block_names_snapshot_and_votes() -> None:
 
 
 def test_error_reason_is_shown() -> None:
-    text = decide(ScanResult(outcome="error", reason="truncated JPEG"), "warn").explanation
+    text = decide(ScanOutcome(outcome="error", reason="truncated JPEG"), "warn").explanation
     assert "truncated JPEG" in text and "send anyway" in text
 
 
@@ -73,6 +73,6 @@ def test_votes_read_as_counts_not_fractions() -> None:
     assert format_votes(0) == "0 votes"
     assert format_votes(384, 55) == "384 votes (55 needed)"
     assert format_votes(1, 1) == "1 vote (1 needed)"
-    scan = ScanResult(outcome="no_match", votes=1, min_votes=91, snapshot_version=3)
+    scan = ScanOutcome(outcome="no_match", votes=1, min_votes=91, snapshot_version=3)
     text = decide(scan, "block").explanation
     assert "1 vote (91 needed)" in text and "1 votes" not in text

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("onnx")
 
 from client.config import ConfigError, load_settings, set_setting
-from client.outbox import ImagePipeline, send_image
+from client.image_pipeline import ImagePipeline, send_image
 from client.policy import PolicyName
 from client.sensitive import LocalClassifier, SensitiveResult, parse_sensitive_setting
 from scanner.classifiers.registry import clear_classifier_cache

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from research.report import write_report
+from research.render import write_report
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -43,9 +43,9 @@ def test_no_snapshot_means_no_match() -> None:
 def test_low_quality_is_never_matched(setup: tuple[Matcher, np.ndarray, AuthorityKey]) -> None:
     matcher, bank, _ = setup
     exact = bank[0].tobytes()
-    assert matcher.match(HashResult("pdq", 256, exact, 50)).verdict == "match"
+    assert matcher.match(HashResult("pdq", 256, exact, 50)).outcome == "match"
     low = matcher.match(HashResult("pdq", 256, exact, 49))
-    assert (low.verdict, low.votes, low.variant, low.matched) == ("low_quality", 0, None, False)
+    assert (low.outcome, low.votes, low.variant, low.matched) == ("low_quality", 0, None, False)
     assert "below 50" in low.reason
 
 
@@ -53,10 +53,10 @@ def test_dihedral_takes_the_best_variant(setup: tuple[Matcher, np.ndarray, Autho
     matcher, bank, _ = setup
     rng = np.random.default_rng(1)
     variants = tuple(rng.bytes(32) for _ in range(8))
-    assert matcher.match(HashResult("pdq", 256, variants[0], 90, variants)).verdict == "no_match"
+    assert matcher.match(HashResult("pdq", 256, variants[0], 90, variants)).outcome == "no_match"
     with_bank = (*variants[:5], bank[7].tobytes(), *variants[6:])
     r = matcher.match(HashResult("pdq", 256, variants[0], 90, with_bank))
-    assert (r.verdict, r.variant, r.votes, r.min_votes) == ("match", 5, 30, 3)
+    assert (r.outcome, r.variant, r.votes, r.min_votes) == ("match", 5, 30, 3)
     assert r.snapshot_fingerprint == matcher.info.fingerprint  # type: ignore[union-attr]
 
 
@@ -93,7 +93,7 @@ def test_vectorised_lookups_equal_bloom_filter2_lookups(
         variants = (np.packbits(base).tobytes(), *(rng.bytes(32) for _ in range(7)))
         q = HashResult("pdq", 256, variants[0], 90, variants if i % 3 else None)
         a = fast.match(q)
-        assert (a.votes, a.variant, a.verdict) == _package_match(fast, q)
+        assert (a.votes, a.variant, a.outcome) == _package_match(fast, q)
 
 
 def _package_match(fast: Matcher, q: HashResult) -> tuple[int, int | None, str]:

@@ -175,14 +175,14 @@ def test_oprf_snapshot_commits_the_key_and_matches_only_through_the_service() ->
         algo="pdq", bits=256, hash=bytes(bank[4]), quality=100, dihedral=(bytes(bank[4]),) * 8
     )
     assert matcher.match(symmetric).votes == 24 and service.last_count == 8 * 24
-    assert matcher.match(_result(bytes(32))).verdict == "no_match"
+    assert matcher.match(_result(bytes(32))).outcome == "no_match"
     without = Matcher(authority.public_key)
     without.load(data, now=NOW)
     with pytest.raises(OprfError, match="no OPRF service"):
         without.match(_result(bytes(bank[4])))
     low = HashResult(algo="pdq", bits=256, hash=bytes(bank[4]), quality=10)
     calls = service.calls
-    assert matcher.match(low).verdict == "low_quality" and service.calls == calls  # nothing sent
+    assert matcher.match(low).outcome == "low_quality" and service.calls == calls  # nothing sent
     matcher.set_oprf(_InProcess(OprfKey.generate()))
     with pytest.raises(OprfProofInvalid):
         matcher.match(_result(bytes(bank[4])))

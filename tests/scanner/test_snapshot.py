@@ -134,8 +134,8 @@ def test_matcher_finds_near_duplicates_not_strangers(key: AuthorityKey) -> None:
     for row in bank[:20]:
         bits = np.unpackbits(row)
         bits[rng.choice(256, 8, replace=False)] ^= 1
-        assert matcher.match(HashResult("pdq", 256, np.packbits(bits).tobytes(), 80)).verdict == "match"
-    strangers = [matcher.match(HashResult("pdq", 256, rng.bytes(32), 80)).verdict for _ in range(200)]
+        assert matcher.match(HashResult("pdq", 256, np.packbits(bits).tobytes(), 80)).outcome == "match"
+    strangers = [matcher.match(HashResult("pdq", 256, rng.bytes(32), 80)).outcome for _ in range(200)]
     assert strangers.count("match") == 0
 
 
@@ -153,7 +153,7 @@ class TestRefusals:
 
     def _assert_kept(self, matcher: Matcher, good: bytes, bank: np.ndarray) -> None:
         assert matcher.info is not None and matcher.info.fingerprint == fingerprint_of(good)
-        assert matcher.match(HashResult("pdq", 256, bank[0].tobytes(), 90)).verdict == "match"
+        assert matcher.match(HashResult("pdq", 256, bank[0].tobytes(), 90)).outcome == "match"
 
     def _refused(self, matcher: Matcher, data: bytes | bytearray, match: str, now: float = NOW) -> None:
         with pytest.raises(SnapshotInvalid, match=match):

@@ -13,7 +13,7 @@ from client.interfaces import (
     ScannerStatus,
     SendOutcome,
 )
-from client.policy import PolicyName, ScanResult, decide
+from client.policy import PolicyName, ScanOutcome, decide
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_790_000_000.0
@@ -101,7 +101,7 @@ class FakeCore:
 
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
         matched = path.name in self.banked
-        scan = ScanResult("match" if matched else "no_match", votes=5 if matched else 0, min_votes=2,
+        scan = ScanOutcome("match" if matched else "no_match", votes=5 if matched else 0, min_votes=2,
                           quality=100, snapshot_version=3, snapshot_fingerprint="5e" * 32)
         decision = decide(scan, self.policy)
         if decision.action == "confirm" and not confirmed:

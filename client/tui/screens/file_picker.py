@@ -14,18 +14,18 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Input, Static
 
+from scanner.discovery import is_hidden, is_image_name
+
 __all__ = ["FilePickerScreen", "ImageTree"]
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 KEYS_HINT = "Enter choose · Backspace parent folder · ~ home · / type a path · Esc cancel"
 
 
 class ImageTree(DirectoryTree):
-    """Folders and image files only, no hidden entries."""
+    """Folders and image files only, no hidden entries (the ``scanner.discovery`` rules)."""
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
+        return [p for p in paths if not is_hidden(p) and (p.is_dir() or is_image_name(p))]
 
 
 def _display_path(root: Path) -> str:
@@ -107,7 +107,7 @@ class FilePickerScreen(ModalScreen[Path | None]):
         if path.is_dir():
             event.input.value = ""
             self.go_to(path)
-        elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        elif path.is_file() and is_image_name(path):
             self.dismiss(path.resolve())
         else:
             why = "not an image file" if path.is_file() else "no such file or folder"

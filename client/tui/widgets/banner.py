@@ -54,6 +54,3 @@ class VerdictBanner(Static):
         self.add_class(kind)
         self.update(text)
         self.display = True
-
-    def hide(self) -> None:
-        self.display = False

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from client.errors import ClientError
 from client.interfaces import Courier, ImageScanner, ImageSealer, SendOutcome
-from client.policy import Decision, PolicyName, ScanResult, decide
+from client.policy import Decision, PolicyName, ScanOutcome, decide
 from client.sensitive import ImageClassifierPort, SensitiveResult, warns_before_sending
 from scanner.errors import ScannerError
 from scanner.hashers.base import HashResult
@@ -52,13 +52,13 @@ class ImagePipeline:
     courier: Courier
     policy: Callable[[], PolicyName]
     dihedral: Callable[[], bool]
-    decide: Callable[[ScanResult, PolicyName], Decision] = decide
+    decide: Callable[[ScanOutcome, PolicyName], Decision] = decide
     trace: Callable[[str], None] | None = None
     classifier: ImageClassifierPort | None = None
     """The on-device sensitive-content classifier (``client.sensitive``); None: never classify."""
     sensitive_content: Callable[[], str] = lambda: "off"
     """The ``sensitive-content`` setting (off, warn, blur, both), read at each send."""
-    on_clean_send: Callable[[ScanResult], Awaitable[None]] | None = None
+    on_clean_send: Callable[[ScanOutcome], Awaitable[None]] | None = None
     """Called when a scanned image is about to be sent (synthetic vouchers under threshold reporting)."""
 
     def _t(self, step: str) -> None:
@@ -122,7 +122,7 @@ async def send_image(pipe: ImagePipeline, peer: str, path: Path | None = None, *
     # 2-3. hash (in a thread: CPU-bound) and match against the current snapshot, unless policy is off
     hashed: HashResult | None = None
     if policy == "off":
-        scan = ScanResult("skipped", reason="policy off: images are not scanned")
+        scan = ScanOutcome("skipped", reason="policy off: images are not scanned")
     else:
         pipe._t("hash")
         try:
