@@ -22,11 +22,14 @@ from research.evals.common import environment, thresholds_for
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 from research.sources import Plan, item_image, png_bytes
 from research.stream import MAX_FALSE_MATCHES_LISTED, BankContext, Store, StreamConfig, bound
+from scanner.hashers.spec import PDQ
 
 __all__ = ["CHUNK", "build_results"]
 
 CHUNK = 1 << 17
-QUALITY_BUCKETS: tuple[tuple[int, int], ...] = ((0, 49), (50, 69), (70, 89), (90, 100))
+QUALITY_BUCKETS: tuple[tuple[int, int], ...] = (
+    (0, PDQ.min_quality - 1), (PDQ.min_quality, 69), (70, 89), (90, 100)
+)
 
 
 def _percentiles_from_hist(hist: np.ndarray, qs: tuple[int, ...] = (5, 25, 50, 75, 95)) -> dict[str, float]:

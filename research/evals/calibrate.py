@@ -37,11 +37,12 @@ from research import stats
 from research.corpus import ImageEntry, algo_info, get_cached_hasher, list_images
 from research.evals.common import environment, file_digest
 from research.results import Plot, Results, Section, Series, Table
+from scanner.hashers.spec import PDQ
 
 __all__ = ["CalibrateConfig", "precision_threshold", "run", "split_folder"]
 
-PDQ_GATE = 50
-NEAR_DUPLICATE_BITS = 31
+PDQ_GATE = PDQ.min_quality
+NEAR_DUPLICATE_BITS = PDQ.match_distance
 """Originals within this PDQ distance are copies of one picture: split together, never each other's
 "incorrect" match."""
 
@@ -331,7 +332,7 @@ def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
     cal = _load_split("calibration", cal_entries, transforms, seed)
     test = _load_split("test", test_entries, transforms, seed + 1)
     if len(cal.rgbs) < 2 or len(test.rgbs) < 2:
-        raise ValueError("each split needs at least 2 images of PDQ quality >= 50")
+        raise ValueError(f"each split needs at least 2 images of PDQ quality >= {PDQ_GATE}")
     data: dict[str, Any] = {
         "how": how,
         "precision_target": cfg.precision,
@@ -352,7 +353,7 @@ def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
     }
     measured = {(a, s.name): _measure(a, s) for a in cfg.algos for s in (cal, test)}
     pdq_cal = measured.get(("pdq", "calibration")) or _measure("pdq", cal)
-    pdq_rate = float((pdq_cal["pairs"] <= 31).mean()) if len(pdq_cal["pairs"]) else 0.0
+    pdq_rate = float((pdq_cal["pairs"] <= PDQ.match_distance).mean()) if len(pdq_cal["pairs"]) else 0.0
     sections: list[Section] = []
     summary: list[str] = [
         f"Splits: {how}; calibration {len(cal.rgbs)} images, test {len(test.rgbs)} images "
