@@ -1,13 +1,16 @@
 """Suite-wide pytest setup: the skip allowlist.
 
-``--skip-allowlist FILE`` (``.ci/run`` passes ``tests/skip_allowlist.txt``) fails the session when a test
+``--skip-allowlist FILE`` (default ``$POCKETSCAN_SKIP_ALLOWLIST``; ``.ci/run`` sets it to
+``tests/skip_allowlist.txt``) fails the session when a test
 or a whole module skips for a reason that no regular expression in FILE matches: in CI every server and
 program the tests need is installed, so a skip there means a broken install, not a missing extra.
-``--skip-log FILE`` writes every skip reason seen (one ``nodeid<TAB>reason`` a line) for inspection.
+``--skip-log FILE`` (default ``$POCKETSCAN_SKIP_LOG``) writes every skip reason seen (one
+``nodeid<TAB>reason`` a line) for inspection.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -18,9 +21,11 @@ pytest_plugins = ["pytester"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("pocketscan")
-    group.addoption("--skip-allowlist", metavar="FILE", default=None,
+    group.addoption("--skip-allowlist", metavar="FILE",
+                    default=os.environ.get("POCKETSCAN_SKIP_ALLOWLIST") or None,
                     help="fail the session when a test skips for a reason no regex in FILE matches")
-    group.addoption("--skip-log", metavar="FILE", default=None, help="write every skip reason seen to FILE")
+    group.addoption("--skip-log", metavar="FILE", default=os.environ.get("POCKETSCAN_SKIP_LOG") or None,
+                    help="write every skip reason seen to FILE")
 
 
 def load_allowlist(path: Path) -> list[re.Pattern[str]]:

@@ -29,7 +29,9 @@ def test_expected_failure():
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.delenv("POCKETSCAN_SKIP_ALLOWLIST", raising=False)  # .ci/run sets them for the outer run
+    monkeypatch.delenv("POCKETSCAN_SKIP_LOG", raising=False)
     pytester.makeconftest((REPO / "tests" / "conftest.py").read_text())
     pytester.makepyfile(test_tests=_TESTS, test_module_skip=_SUITE)
     return pytester
@@ -51,6 +53,16 @@ def test_listed_reasons_pass_and_no_option_checks_nothing(suite: pytest.Pytester
     (suite.path / "allow.txt").write_text("^no Redis\ncould not import 'pocketscan_no_such_module\n")
     assert suite.runpytest_subprocess("-p", "no:randomly", "--skip-allowlist", "allow.txt").ret == 0
     assert suite.runpytest_subprocess("-p", "no:randomly").ret == 0
+
+
+def test_the_environment_sets_the_default_allowlist(suite: pytest.Pytester,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.ci/run` runs the README's plain `python -m pytest` with the allowlist given by the environment."""
+    (suite.path / "allow.txt").write_text("^no Redis\n")
+    monkeypatch.setenv("POCKETSCAN_SKIP_ALLOWLIST", "allow.txt")
+    result = suite.runpytest_subprocess("-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["1 skip(s) for a reason not on allow.txt:*"])
 
 
 def test_the_ci_allowlist_parses_and_lists_no_installable_dependency() -> None:
