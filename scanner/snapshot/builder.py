@@ -68,14 +68,14 @@ def _refuse_saturating_padding(params: Params, pad_to: int) -> None:
 
     Padding puts ``pad_to`` keys in every table; a query probing ``p`` keys per table then hits a table by
     chance with probability about ``p * pad_to / 2**bits``. When the expected chance hits over all tables
-    reach half the needed votes, the snapshot would match nearly everything: that happens when the
+    reach the needed votes, about half of all images or more would match: that happens when the
     parameters were calibrated for the real bank size instead of the padded count.
     """
     if not pad_to:
         return
     probes = 1 + (params.bits if params.probe_radius else 0)
     chance_votes = params.tables * min(1.0, probes * pad_to / 2**params.bits)
-    if chance_votes >= params.min_votes / 2:
+    if chance_votes >= params.min_votes:
         raise ValueError(
             f"parameters L={params.tables}, k={params.bits}, v={params.min_votes} are too coarse for a "
             f"padded snapshot of {pad_to} keys per table ({chance_votes:.1f} chance votes per image): "

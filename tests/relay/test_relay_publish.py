@@ -21,7 +21,7 @@ from scanner.calibration import Params
 def _snapshot(key: object, version: int) -> bytes:
     """A real signed snapshot of a small random bank."""
     now = int(time.time())
-    params = Params(tables=8, bits=12, min_votes=2, probe_radius=0, bloom_bits=1 << 14, bloom_hashes=3)
+    params = Params(tables=8, bits=16, min_votes=2, probe_radius=0, bloom_bits=1 << 17, bloom_hashes=3)
     return snapshot_mod.build_snapshot(
         [os.urandom(32) for _ in range(50)],
         params=params,

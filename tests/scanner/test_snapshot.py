@@ -324,6 +324,6 @@ def test_padding_refuses_parameters_calibrated_for_the_unpadded_count(key: Autho
     matcher = Matcher(key.public_key)
     matcher.load(data, now=NOW)
     rng = np.random.default_rng(8)
-    strangers = [matcher.match(HashResult("pdq", 256, rng.bytes(32), 80)).verdict for _ in range(50)]
+    strangers = [matcher.match(HashResult("pdq", 256, rng.bytes(32), 80)).outcome for _ in range(50)]
     assert strangers.count("match") == 0
-    assert matcher.match(HashResult("pdq", 256, hashes[0].tobytes(), 80)).verdict == "match"
+    assert matcher.match(HashResult("pdq", 256, hashes[0].tobytes(), 80)).outcome == "match"
