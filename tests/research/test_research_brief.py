@@ -6,17 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from client.cli.main import main
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (CI installs it via .ci/run)"
-)
+from tests.research.browserkit import dump_dom, needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -162,26 +157,9 @@ def test_the_brief_links_every_number_to_its_run(brief: Path) -> None:
 
 @needs_chromium
 def test_the_brief_renders_offline_in_chromium(brief: Path, tmp_path: Path) -> None:
-    cmd = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        brief.as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    body = re.search(r"<body[^>]*>", proc.stdout)
-    assert body is not None
-    attrs = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body.group(0)))
-    assert attrs.get("resources") == "0", body.group(0)  # nothing fetched from the network or the disk
+    body, _dom = dump_dom(brief, tmp_path / "profile")
+    attrs = dict(re.findall(r'data-([a-z-]+)="(\d+)"', body))
+    assert attrs.get("resources") == "0", body  # nothing fetched from the network or the disk
     assert int(attrs.get("number-links", "0")) >= 20
     assert int(attrs.get("svg", "0")) >= 1
 

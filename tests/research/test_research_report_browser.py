@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from research.render import write_report
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+from tests.research.browserkit import dump_dom, needs_chromium
 
 
 def _report(tmp_path: Path, samples_dir: Path) -> Path:
@@ -65,33 +60,14 @@ def _report(tmp_path: Path, samples_dir: Path) -> Path:
 
 def _loaded_in_chromium(html: Path, profile: Path) -> tuple[int, int, list[int]]:
     """(images decoded, images in the page, natural widths) after Chromium loads ``html`` offline."""
-    cmd = [
-        str(CHROMIUM),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        html.as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    body = re.search(r"<body[^>]*>", proc.stdout)
-    assert body is not None, proc.stdout[:500]
-    loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
-    total = re.search(r'data-images-total="(\d+)"', body.group(0))
-    assert loaded and total, f"the page script did not run: {body.group(0)}"
-    widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', proc.stdout)]
+    body, dom = dump_dom(html, profile)
+    loaded = re.search(r'data-images-loaded="(\d+)"', body)
+    total = re.search(r'data-images-total="(\d+)"', body)
+    assert loaded and total, f"the page script did not run: {body}"
+    widths = [int(w) for w in re.findall(r'data-natural-width="(\d+)"', dom)]
     return int(loaded.group(1)), int(total.group(1)), widths
 
 
-needs_chromium = pytest.mark.skipif(CHROMIUM is None,
-                                    reason="Chromium is not installed (CI installs it via .ci/run)")
 
 
 @needs_chromium
