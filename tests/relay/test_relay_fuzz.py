@@ -23,32 +23,11 @@ from websockets.exceptions import ConnectionClosed
 
 from relay import protocol as p
 from relay.client import RelayConnection
+from tests.relay.fuzzkit import REQUEST_FIELDS
 
 EXAMPLES = int(os.environ.get("POCKETSCAN_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-_FIELDS = [
-    "t",
-    "id",
-    "to",
-    "env",
-    "cid",
-    "ack",
-    "mids",
-    "bundle",
-    "otks",
-    "replace",
-    "account",
-    "data",
-    "blob",
-    "final",
-    "chunk",
-    "version",
-    "sha256",
-    "v",
-    "pk",
-    "sig",
-]
 _scalars = (
     st.none()
     | st.booleans()
@@ -66,7 +45,7 @@ _values = st.recursive(
 )
 _frames = st.fixed_dictionaries(
     {"t": st.sampled_from([*p.REQUEST_TYPES, "hello", "x" * 70, ""]) | _scalars},
-    optional={name: _values for name in _FIELDS if name != "t"},
+    optional={name: _values for name in REQUEST_FIELDS if name != "t"},
 )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from relay import protocol as p
 from relay.errors import ProtocolError
 from relay.limits import RateLimiter, TokenBucket
+from tests.relay.fuzzkit import REQUEST_FIELDS
 
 ACCOUNT = "a" * 32
 
@@ -112,29 +113,7 @@ _values = st.recursive(
 @given(
     st.sampled_from(sorted(p.REQUEST_TYPES)),
     st.dictionaries(
-        st.sampled_from(
-            [
-                "id",
-                "v",
-                "pk",
-                "sig",
-                "to",
-                "env",
-                "cid",
-                "mids",
-                "bundle",
-                "otks",
-                "replace",
-                "account",
-                "data",
-                "blob",
-                "final",
-                "chunk",
-                "version",
-                "sha256",
-                "extra",
-            ]
-        ),
+        st.sampled_from([name for name in REQUEST_FIELDS if name != "t"] + ["extra"]),
         _values,
         max_size=8,
     ),
