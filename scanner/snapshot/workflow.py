@@ -39,6 +39,7 @@ __all__ = [
     "OPRF_MAX_LOOKUPS",
     "BuildSeeds",
     "ExplicitLsh",
+    "Publishable",
     "Published",
     "Publisher",
     "SignedSnapshot",
@@ -162,6 +163,16 @@ class Published:
 
     version: int
     seconds: float
+
+
+class Publishable(Protocol):
+    """Signed snapshot bytes and their version (a :class:`SignedSnapshot`, ``authority serve``'s build)."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def version(self) -> int: ...
 
 
 class Publisher(Protocol):
@@ -353,7 +364,7 @@ def write_snapshot(path: str | os.PathLike[str], snapshot: SignedSnapshot) -> Pa
 
 
 # ----- publish -----------------------------------------------------------------------------------
-async def publish(snapshot: SignedSnapshot, publisher: Publisher) -> Published:
+async def publish(snapshot: Publishable, publisher: Publisher) -> Published:
     """Hand the signed snapshot to ``publisher``; its error propagates and nothing here changes."""
     started = time.perf_counter()
     version = await publisher.publish(snapshot.data, snapshot.version)
