@@ -468,18 +468,15 @@ class Net:
 
 async def publish_snapshot(url: str, authority_seed: bytes, data: bytes, version: int, *,
                            timeout: float = 30.0) -> int:
-    """Authority side: upload a signed snapshot file to the relay and make it the newest."""
+    """Authority side: upload a signed snapshot file to the relay and make it the newest
+    (:func:`relay.publish.publish`, as ``pocketscan snapshot publish`` does)."""
+    from relay.publish import publish
+    from scanner.authority import AuthorityKey
+
     try:
-        conn = await RelayConnection.connect(url, nacl.signing.SigningKey(authority_seed),
-                                             open_timeout=timeout)
+        return await publish(url, AuthorityKey(authority_seed), data, version, open_timeout=timeout)
     except RelayError as exc:
         raise NetError(f"cannot publish the snapshot: {exc}") from None
-    try:
-        return await conn.publish_snapshot(data, version)
-    except RelayError as exc:
-        raise NetError(f"the relay refused the snapshot: {exc}") from None
-    finally:
-        await conn.close()
 
 
 @dataclass(frozen=True)
