@@ -72,6 +72,13 @@ def test_snapshot_build_cli_dedupes_and_pads(tmp_path: Path, capsys: pytest.Capt
     params = calibrate_padded(2).params
     assert (report["tables"], report["bits"], report["min_votes"]) == _lsh(params)
     assert _header_lsh(out.read_bytes(), AuthorityKey.load(key).public_key) == _lsh(params)
+    coarse = ["--tables", "12", "--bits", "10", "--min-votes", "2"]  # saturated by the padding decoys
+    refused = tmp_path / "refused.bin"
+    assert main(["snapshot", "build", "--bank", str(bank), "--key", str(key), "--out", str(refused),
+                 "--allow-weak-privacy", *coarse]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pocketscan snapshot build: parameters L=12") and "too coarse" in err
+    assert err.count("\n") == 1 and not refused.exists()
 
 
 def test_research_snapshot_dedupes_through_a_real_bank(tmp_path: Path) -> None:

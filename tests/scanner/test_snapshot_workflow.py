@@ -114,7 +114,7 @@ def test_coarse_parameters_are_refused_for_a_padded_build(bank: Path, key: Autho
         sizing = calibrate_for(hashes, plan)
         privacy = privacy_cost(sizing.params, plan)
         if pad:
-            with pytest.raises(ValueError, match="too coarse for a padded snapshot"):
+            with pytest.raises(CalibrationError, match="too coarse for a padded snapshot"):
                 build_signed(hashes, sizing, key, plan, now=NOW, privacy=privacy)
         else:
             built = build_signed(hashes, sizing, key, plan, now=NOW, privacy=privacy)
