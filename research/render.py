@@ -22,7 +22,7 @@ from typing import Any
 
 from research.results import Gallery, Plot, Results, Table
 
-__all__ = ["fmt_cell", "render_plot", "thumbnail", "to_jsonable", "write_report"]
+__all__ = ["fmt_cell", "match_word", "render_plot", "thumbnail", "to_jsonable", "write_report"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -86,6 +86,11 @@ def fmt_cell(v: Any) -> str:
     if v is None:
         return "-"
     return str(v)
+
+
+def match_word(verdict: bool | None) -> str:
+    """A snapshot verdict in a report table: "match", "no match", or "n/a" when not measured."""
+    return "n/a" if verdict is None else ("match" if verdict else "no match")
 
 
 def render_plot(plot: Plot) -> bytes:

@@ -25,6 +25,7 @@ import numpy as np
 from research import stats
 from research.corpus import algo_info, get_cached_hasher, hash_corpus, list_bank
 from research.evals.common import environment, percentiles
+from research.render import match_word
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 
 if TYPE_CHECKING:
@@ -380,10 +381,6 @@ def _overview_row(ev: AlgoEvasion) -> list[Any]:
     ]
 
 
-def _snapshot_word(verdict: bool | None) -> str:
-    return "n/a" if verdict is None else ("match" if verdict else "no match")
-
-
 def _per_image_table(ev: AlgoEvasion) -> Table:
     rows = [
         [
@@ -397,7 +394,7 @@ def _per_image_table(ev: AlgoEvasion) -> Table:
             r["ssim"],
             r["l2"],
             r["linf"],
-            _snapshot_word(r.get("snapshot_after")),
+            match_word(r.get("snapshot_after")),
         ]
         for r in ev.attacked
     ]
