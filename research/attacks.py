@@ -154,6 +154,52 @@ def _refine_clipped(
     return x
 
 
+Trial = tuple[np.ndarray, int, int]
+"""One attempted image: (pixels, Hamming distance, quality)."""
+
+
+@dataclass
+class _Queries:
+    """The oracle calls spent on one image, against its budget; ``still_detected`` calls count too."""
+
+    used: int
+    limit: int
+    still_detected: Callable[[np.ndarray], bool] | None = None
+
+    def left(self) -> bool:
+        return self.used < self.limit
+
+    def evaded(self, x: np.ndarray) -> bool:
+        """True unless ``still_detected`` says ``x`` is still detected (one query when asked)."""
+        if self.still_detected is None:
+            return True
+        self.used += 1
+        return not self.still_detected(x)
+
+
+def _bisect_push(
+    attempt: Callable[[float], Trial],
+    succeeded: Callable[[Trial], bool],
+    best: Trial,
+    lo_fail: float,
+    hi_ok: float,
+    queries: _Queries,
+) -> Trial:
+    """Bisect the push between the largest failure and the smallest success (4 steps at most, within the
+    budget): the successful trial with the smallest push."""
+    for _ in range(4):
+        if not queries.left():
+            break
+        mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
+        r = attempt(mid)
+        queries.used += 1
+        if succeeded(r):
+            best, hi_ok = r, mid
+        else:
+            lo_fail = mid
+    return best
+
+
 def evade_whitebox(
     rgb: np.ndarray,
     oracle: Oracle,
@@ -180,10 +226,10 @@ def evade_whitebox(
     med = float(np.median(c))
     margin = c - med
     scale = float(np.median(np.abs(margin))) or 1.0
-    queries = 1
-    best: tuple[np.ndarray, int, int] | None = None
+    queries = _Queries(1, max_queries, still_detected)
+    best: Trial | None = None
 
-    def attempt(nbits: int, delta: float) -> tuple[np.ndarray, int, int]:
+    def attempt(nbits: int, delta: float) -> Trial:
         idx = _balanced_flip_set(margin, nbits)
         target = c.copy()
         target[idx] = med - np.sign(margin[idx]) * delta * scale
@@ -191,21 +237,14 @@ def evade_whitebox(
         hh, q = oracle(x)  # PNG is lossless: hashing the uint8 pixels equals hashing the reloaded file
         return x, hamming_bytes(h0, hh), q
 
-    def evaded(x: np.ndarray) -> bool:
-        nonlocal queries
-        if still_detected is None:
-            return True
-        queries += 1
-        return not still_detected(x)
-
     nbits = min(255, threshold + 1 + extra_bits)
     delta = 0.02
     lo_fail = 0.0
-    while queries < max_queries:
+    while queries.left():
         x, d, q = attempt(nbits, delta)
-        queries += 1
+        queries.used += 1
         if d > threshold and q >= min_quality:
-            if evaded(x):
+            if queries.evaded(x):
                 best = (x, d, q)
                 break
             nbits = min(255, nbits + 16)  # far enough for PDQ, not yet for the snapshot: flip more bits
@@ -215,25 +254,20 @@ def evade_whitebox(
         if delta > 64:
             nbits = min(255, nbits + 16)
             delta = 0.02
-    if best is not None:  # bisect the push down toward the smallest success
-        hi_ok = delta
-        for _ in range(4):
-            if queries >= max_queries:
-                break
-            mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
-            x, d, q = attempt(nbits, mid)
-            queries += 1
-            if d > threshold and q >= min_quality and evaded(x):
-                best, hi_ok = (x, d, q), mid
-            else:
-                lo_fail = mid
     if best is None:
         x, d, q = attempt(nbits, delta)
-        return AttackResult(
-            False, "whitebox-linear", queries, 0, d, q, x, distortion(rgb, x), note="query budget exhausted"
-        )
+        note = "query budget exhausted"
+        return AttackResult(False, "whitebox-linear", queries.used, 0, d, q, x, distortion(rgb, x), note=note)
+    best = _bisect_push(  # bisect the push down toward the smallest success
+        lambda push: attempt(nbits, push),
+        lambda r: r[1] > threshold and r[2] >= min_quality and queries.evaded(r[0]),
+        best,
+        lo_fail,
+        delta,
+        queries,
+    )
     return _judge_evasion(
-        best[0], rgb, h0, oracle, evaded, method="whitebox-linear", queries=queries,
+        best[0], rgb, h0, oracle, queries.evaded, method="whitebox-linear", queries=queries.used,
         threshold=threshold, min_quality=min_quality, failure_note="lost after PNG save and reload",
     )
 
@@ -295,7 +329,7 @@ def collide_whitebox(
     order = wrong[np.argsort(-np.abs(margin[wrong]))]
     leave = set(order[:keep_wrong].tolist())
 
-    def attempt(delta: float) -> tuple[np.ndarray, int, int]:
+    def attempt(delta: float) -> Trial:
         target = c.copy()
         for k in range(256):
             if k in leave:
@@ -309,27 +343,21 @@ def collide_whitebox(
         return x, hamming_bytes(hh, target_hash), q
 
     delta, lo_fail = 0.05, 0.0
-    best: tuple[np.ndarray, int, int] | None = None
-    last: tuple[np.ndarray, int, int] | None = None
-    while queries < max_queries and delta <= 64:
+    best: Trial | None = None
+    last: Trial | None = None
+    budget = _Queries(queries, max_queries)
+    while budget.left() and delta <= 64:
         last = attempt(delta)
-        queries += 1
+        budget.used += 1
         if last[1] <= threshold and last[2] >= min_quality:
             best = last
             break
         lo_fail, delta = delta, delta * 2.0
     if best is not None:
-        hi_ok = delta
-        for _ in range(4):
-            if queries >= max_queries:
-                break
-            mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
-            r = attempt(mid)
-            queries += 1
-            if r[1] <= threshold and r[2] >= min_quality:
-                best, hi_ok = r, mid
-            else:
-                lo_fail = mid
+        best = _bisect_push(
+            attempt, lambda r: r[1] <= threshold and r[2] >= min_quality, best, lo_fail, delta, budget
+        )
+    queries = budget.used
     chosen = best or last
     x = src if chosen is None else chosen[0]
     png, back = png_roundtrip(x)  # the verdict is taken on the saved and reloaded file
@@ -372,7 +400,7 @@ def evade_blackbox(
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
     h0, _ = oracle(rgb)
-    queries = 1
+    queries = _Queries(1, max_queries, still_detected)
     theta = np.zeros((grid, grid))
 
     def image_of(t: np.ndarray) -> np.ndarray:
@@ -386,25 +414,17 @@ def evade_blackbox(
 
     best_d, best_x = 0, rgb
     done = False
-
-    def evaded(x: np.ndarray) -> bool:
-        nonlocal queries
-        if still_detected is None:
-            return True
-        queries += 1
-        return not still_detected(x)
-
-    while queries + 2 * samples + 1 <= max_queries and not done:
+    while queries.used + 2 * samples + 1 <= max_queries and not done:
         grad = np.zeros_like(theta)
         for _ in range(samples):
             u = rng.standard_normal(theta.shape)
             dp, qp, xp = score(theta + sigma * u)
             dm, qm, xm = score(theta - sigma * u)
-            queries += 2
+            queries.used += 2
             for d, q, x in ((dp, qp, xp), (dm, qm, xm)):
                 if d > best_d and q >= min_quality:
                     best_d, best_x = d, x
-                    if d > threshold and evaded(x):
+                    if d > threshold and queries.evaded(x):
                         done = True
             grad += (dp - dm) * u
         if done:
@@ -412,13 +432,13 @@ def evade_blackbox(
         norm = max(1.0, float(np.abs(grad).max()) / (2 * samples))
         theta = theta + lr * grad / (2 * samples * sigma) / norm
         d, q, x = score(theta)
-        queries += 1
+        queries.used += 1
         if d > best_d and q >= min_quality:
             best_d, best_x = d, x
-            if d > threshold and evaded(x):
+            if d > threshold and queries.evaded(x):
                 done = True
     return _judge_evasion(
-        best_x, rgb, h0, oracle, evaded, method="blackbox-nes", queries=queries,
+        best_x, rgb, h0, oracle, queries.evaded, method="blackbox-nes", queries=queries.used,
         threshold=threshold, min_quality=min_quality,
         failure_note=f"best distance {best_d} within {max_queries} queries",
     )
