@@ -209,16 +209,9 @@ def _measure_mode(
     name, oprf, lookups, padded = mode
     params = _params_for(bank_size, lookups, padded)
     oprf_key = OprfKey.generate() if oprf else None
-    data = build_snapshot(
-        bank,
-        params=params,
-        key=authority,
-        version=1,
-        created=now,
-        expires=now + 3600,
-        oprf_key=oprf_key,
-        pad=False,
-    )
+    expires = now + 3600
+    data = build_snapshot(bank, params=params, key=authority, version=1, created=now, expires=expires,
+                          oprf_key=oprf_key, pad=False)
     cal = predict(params, rounded_entry_count(bank_size) if padded else bank_size)
     cost = enumeration_cost(params.tables, params.bits, oprf=oprf)
     results = [HashResult("pdq", 256, h, 100, dihedral=v) for h, v in queries]

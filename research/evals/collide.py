@@ -168,20 +168,9 @@ def _summary_lines(algo: str, c: Collisions) -> list[str]:
 
 def _results_table(algo: str, c: Collisions) -> Table:
     columns = ["source", "success", "distance before", "distance after", "quality", "queries", "PSNR dB"]
+    keys = ("success", "distance_before", "distance_after", "quality_after", "queries", "psnr", "ssim", "l2")
     rows = [
-        [
-            Path(r["source"]).name,
-            r["success"],
-            r["distance_before"],
-            r["distance_after"],
-            r["quality_after"],
-            r["queries"],
-            r["psnr"],
-            r["ssim"],
-            r["l2"],
-            match_word(r["snapshot_match"]),
-        ]
-        for r in c.results
+        [Path(r["source"]).name, *(r[k] for k in keys), match_word(r["snapshot_match"])] for r in c.results
     ]
     return Table(f"{algo}: results", [*columns, "SSIM", "L2", "snapshot"], rows)
 

@@ -278,12 +278,12 @@ def evasion_outcome(
         n,
     )
     return AlgoEvasion(
-        algo=algo,
-        method=method,
-        max_queries=max_q,
-        threshold=info.threshold,
-        min_quality=info.min_quality,
-        bits=info.bits,
+        algo,
+        method,
+        max_q,
+        info.threshold,
+        info.min_quality,
+        info.bits,
         records=records,
         attacked=attacked,
         skipped=sum(1 for r in records if "skipped" in r),
@@ -382,20 +382,9 @@ def _overview_row(ev: AlgoEvasion) -> list[Any]:
 
 
 def _per_image_table(ev: AlgoEvasion) -> Table:
+    keys = ("success", "distance_after", "orig_dihedral_min", "quality_after", "queries", "psnr", "ssim")
     rows = [
-        [
-            Path(r["path"]).name,
-            r["success"],
-            r["distance_after"],
-            r["orig_dihedral_min"],
-            r["quality_after"],
-            r["queries"],
-            r["psnr"],
-            r["ssim"],
-            r["l2"],
-            r["linf"],
-            match_word(r.get("snapshot_after")),
-        ]
+        [Path(r["path"]).name, *(r[k] for k in keys), r["l2"], r["linf"], match_word(r.get("snapshot_after"))]
         for r in ev.attacked
     ]
     columns = ["image", "success", "distance", "min dihedral distance", "quality", "queries", "PSNR dB"]

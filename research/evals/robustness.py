@@ -13,6 +13,7 @@ image (a false match inside the bank).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "PRECISION_TARGET",
     "TRANSFORM_GROUPS",
     "AlgoRobustness",
+    "Hashed",
     "RobustnessConfig",
     "TransformOutcome",
     "common_bank_set",
@@ -162,7 +164,7 @@ class TransformOutcome:
 
 def measure_transform(
     originals: list[bytes],
-    edited: list[tuple[bytes, int, tuple[bytes, ...] | None]],
+    edited: Sequence[tuple[bytes, int, tuple[bytes, ...] | None]],
     bits: int,
     threshold: int,
     gate: int,
@@ -426,7 +428,7 @@ def _overview(transforms: list[str], outcomes: list[AlgoRobustness]) -> Section:
     return overview
 
 
-def common_bank_set(good: list[Hashed], algos: list[str]) -> list[int]:
+def common_bank_set(good: Sequence[Hashed], algos: list[str]) -> list[int]:
     """Indexes of the originals that pass every algorithm's quality gate: one image set for every
     algorithm, so the columns compare like with like (the others would never be in that algorithm's bank)."""
     gates = {a: algo_info(a).min_quality for a in algos}
