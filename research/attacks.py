@@ -200,6 +200,31 @@ def _bisect_push(
     return best
 
 
+@dataclass
+class _LinearView:
+    """PDQ's coefficients of one image through the exact linear model, with their median and the median
+    distance to it (the unit of a push)."""
+
+    model: PdqLinear
+    c: np.ndarray
+    med: float
+    margin: np.ndarray
+    scale: float
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> _LinearView:
+        model = PdqLinear(rgb.shape[0], rgb.shape[1])
+        c = model.coefficients(rgb)
+        med = float(np.median(c))
+        margin = c - med
+        return cls(model, c, med, margin, float(np.median(np.abs(margin))) or 1.0)
+
+    def moved(self, rgb: np.ndarray, target: np.ndarray, *, iters: int = 6) -> np.ndarray:
+        """``rgb`` with the smallest luma change that moves its coefficients to ``target``."""
+        x0 = _apply_luma(rgb, self.model.luma_delta(target - self.c))
+        return _refine_clipped(self.model, x0, target, tol=0.1 * self.scale, iters=iters)
+
+
 def evade_whitebox(
     rgb: np.ndarray,
     oracle: Oracle,
@@ -221,39 +246,20 @@ def evade_whitebox(
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h0, _q0 = oracle(rgb)
-    model = PdqLinear(rgb.shape[0], rgb.shape[1])
-    c = model.coefficients(rgb)
-    med = float(np.median(c))
-    margin = c - med
-    scale = float(np.median(np.abs(margin))) or 1.0
+    lin = _LinearView.of(rgb)
     queries = _Queries(1, max_queries, still_detected)
-    best: Trial | None = None
 
     def attempt(nbits: int, delta: float) -> Trial:
-        idx = _balanced_flip_set(margin, nbits)
-        target = c.copy()
-        target[idx] = med - np.sign(margin[idx]) * delta * scale
-        x = _refine_clipped(model, _apply_luma(rgb, model.luma_delta(target - c)), target, tol=0.1 * scale)
+        idx = _balanced_flip_set(lin.margin, nbits)
+        target = lin.c.copy()
+        target[idx] = lin.med - np.sign(lin.margin[idx]) * delta * lin.scale
+        x = lin.moved(rgb, target)
         hh, q = oracle(x)  # PNG is lossless: hashing the uint8 pixels equals hashing the reloaded file
         return x, hamming_bytes(h0, hh), q
 
-    nbits = min(255, threshold + 1 + extra_bits)
-    delta = 0.02
-    lo_fail = 0.0
-    while queries.left():
-        x, d, q = attempt(nbits, delta)
-        queries.used += 1
-        if d > threshold and q >= min_quality:
-            if queries.evaded(x):
-                best = (x, d, q)
-                break
-            nbits = min(255, nbits + 16)  # far enough for PDQ, not yet for the snapshot: flip more bits
-            continue
-        lo_fail = delta
-        delta *= 2.0
-        if delta > 64:
-            nbits = min(255, nbits + 16)
-            delta = 0.02
+    best, nbits, delta, lo_fail = _grow_push(
+        attempt, queries, min(255, threshold + 1 + extra_bits), threshold=threshold, min_quality=min_quality
+    )
     if best is None:
         x, d, q = attempt(nbits, delta)
         note = "query budget exhausted"
@@ -270,6 +276,30 @@ def evade_whitebox(
         best[0], rgb, h0, oracle, queries.evaded, method="whitebox-linear", queries=queries.used,
         threshold=threshold, min_quality=min_quality, failure_note="lost after PNG save and reload",
     )
+
+
+def _grow_push(
+    attempt: Callable[[int, float], Trial], queries: _Queries, nbits: int, *, threshold: int, min_quality: int
+) -> tuple[Trial | None, int, float, float]:
+    """Double the push on ``nbits`` bits until the hash moves past ``threshold`` with the quality kept (16
+    more bits when the push reaches 64, or when the hash moved but ``still_detected`` holds), within the
+    budget: (the first success or None, bits flipped, its push, the last failed push)."""
+    delta = 0.02
+    lo_fail = 0.0
+    while queries.left():
+        x, d, q = attempt(nbits, delta)
+        queries.used += 1
+        if d > threshold and q >= min_quality:
+            if queries.evaded(x):
+                return (x, d, q), nbits, delta, lo_fail
+            nbits = min(255, nbits + 16)  # far enough for PDQ, not yet for the snapshot: flip more bits
+            continue
+        lo_fail = delta
+        delta *= 2.0
+        if delta > 64:
+            nbits = min(255, nbits + 16)
+            delta = 0.02
+    return None, nbits, delta, lo_fail
 
 
 def _judge_evasion(
@@ -313,32 +343,22 @@ def collide_whitebox(
     grows geometrically until the oracle confirms, then is bisected down.
     """
     src = np.ascontiguousarray(source, dtype=np.uint8)
-    model = PdqLinear(src.shape[0], src.shape[1])
-    want = bits_from_hash(target_hash)
-    c = model.coefficients(src)
-    med = float(np.median(c))
-    margin = c - med
-    sign = np.where(want, 1.0, -1.0)
-    scale = float(np.median(np.abs(margin))) or 1.0
+    lin = _LinearView.of(src)
+    sign = np.where(bits_from_hash(target_hash), 1.0, -1.0)
     h_src, _ = oracle(src)
     d_before = hamming_bytes(h_src, target_hash)
     queries = 1
-    # Cost to fix bit k: how far it sits on the wrong side. Leave the costliest ones alone.
-    wrong = np.where(np.sign(margin) != sign)[0]
-    keep_wrong = max(0, threshold - slack)
-    order = wrong[np.argsort(-np.abs(margin[wrong]))]
-    leave = set(order[:keep_wrong].tolist())
+    leave = _costliest_wrong(lin.margin, sign, max(0, threshold - slack))
 
     def attempt(delta: float) -> Trial:
-        target = c.copy()
+        push = delta * lin.scale
+        target = lin.c.copy()
         for k in range(256):
             if k in leave:
                 continue
-            if sign[k] * margin[k] < delta * scale:
-                target[k] = med + sign[k] * delta * scale
-        x = _refine_clipped(
-            model, _apply_luma(src, model.luma_delta(target - c)), target, tol=0.1 * scale, iters=10
-        )
+            if sign[k] * lin.margin[k] < push:
+                target[k] = lin.med + sign[k] * push
+        x = lin.moved(src, target, iters=10)
         hh, q = oracle(x)  # lossless PNG: same pixels as the reloaded file (re-checked on it at the end)
         return x, hamming_bytes(hh, target_hash), q
 
@@ -357,17 +377,40 @@ def collide_whitebox(
         best = _bisect_push(
             attempt, lambda r: r[1] <= threshold and r[2] >= min_quality, best, lo_fail, delta, budget
         )
-    queries = budget.used
     chosen = best or last
-    x = src if chosen is None else chosen[0]
-    png, back = png_roundtrip(x)  # the verdict is taken on the saved and reloaded file
+    return _judge_collision(
+        src if chosen is None else chosen[0], src, target_hash, oracle, found=best is not None,
+        queries=budget.used, d_before=d_before, threshold=threshold, min_quality=min_quality,
+    )
+
+
+def _costliest_wrong(margin: np.ndarray, sign: np.ndarray, keep_wrong: int) -> set[int]:
+    """The ``keep_wrong`` bits furthest on the wrong side of the median (the costliest to fix)."""
+    wrong = np.where(np.sign(margin) != sign)[0]
+    order = wrong[np.argsort(-np.abs(margin[wrong]))]
+    return set(order[:keep_wrong].tolist())
+
+
+def _judge_collision(
+    x: np.ndarray,
+    src: np.ndarray,
+    target_hash: bytes,
+    oracle: Oracle,
+    *,
+    found: bool,
+    queries: int,
+    d_before: int,
+    threshold: int,
+    min_quality: int,
+) -> AttackResult:
+    """Save ``x`` as PNG, reload it and judge the collision on what was written (one more query)."""
+    png, back = png_roundtrip(x)
     hh, q = oracle(back)
-    queries += 1
     d = hamming_bytes(hh, target_hash)
-    ok = best is not None and d <= threshold and q >= min_quality
-    note = "" if ok else ("no collision within the query budget" if best is None else "lost after PNG reload")
+    ok = found and d <= threshold and q >= min_quality
+    note = "" if ok else ("lost after PNG reload" if found else "no collision within the query budget")
     return AttackResult(
-        ok, "whitebox-linear", queries, d_before, d, q, back, distortion(src, back), png=png, note=note
+        ok, "whitebox-linear", queries + 1, d_before, d, q, back, distortion(src, back), png=png, note=note
     )
 
 
