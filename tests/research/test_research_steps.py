@@ -137,14 +137,8 @@ def test_fidelity_figures_count_only_images_passing_the_gate() -> None:
 
 
 def test_crypto_figures_rates_and_ratios() -> None:
-    seconds = {
-        "ratchet_chain": 2.0,
-        "ratchet_pingpong": 4.0,
-        "aesgcm_msg": 0.5,
-        "attachment": 1.0,
-        "aesgcm_bulk": 0.25,
-        "cbc_hmac_bulk": 0.5,
-    }
+    jobs = ("ratchet_chain", "ratchet_pingpong", "aesgcm_msg", "attachment", "aesgcm_bulk", "cbc_hmac_bulk")
+    seconds = dict(zip(jobs, (2.0, 4.0, 0.5, 1.0, 0.25, 0.5), strict=True))
     f = crypto_figures(seconds, 1000, 200, 2_000_000)
     assert f["ratchet_chain_msgs_per_s"] == 500.0 and f["aesgcm_msgs_per_s"] == 2000.0
     assert f["ratchet_chain_vs_gcm"] == pytest.approx(0.25)
