@@ -325,6 +325,32 @@ def candidate_hashes(candidates: np.ndarray) -> tuple[list[bytes], int]:
     return [bytes(row) for row in np.packbits(bits, axis=1, bitorder="big")], uncovered
 
 
+def _stitch_all(
+    positions: np.ndarray,
+    patterns: dict[int, np.ndarray],
+    header: Header,
+    completed: bool,
+    max_partials: int,
+    budget_seconds: float,
+) -> tuple[StitchResult, list[bytes], int]:
+    """Stitch a completed enumeration within ``budget_seconds``: (the search's result, candidate hashes,
+    unsampled bit positions); nothing when the enumeration did not complete or the search was ambiguous."""
+    found = StitchResult(np.zeros((0, header.hash_bits), np.int8), False, 0, 0)
+    if not completed:
+        return found, [], 0
+    found = stitch(
+        positions,
+        patterns,
+        header.hash_bits,
+        max_partials=max_partials,
+        deadline=time.perf_counter() + budget_seconds,
+    )
+    if found.ambiguous:
+        return found, [], 0
+    candidates, uncovered = candidate_hashes(found.candidates)
+    return found, candidates, uncovered
+
+
 def recover(
     data: bytes,
     *,
@@ -364,19 +390,8 @@ def recover(
     completed = len(patterns) == header.tables
     extrapolated = (total / rate / 3600.0) if rate > 0 else math.inf
     t1 = time.perf_counter()
-    candidates: list[bytes] = []
-    found = StitchResult(np.zeros((0, header.hash_bits), np.int8), False, 0, 0)
-    uncovered = 0
-    if completed:
-        found = stitch(
-            positions,
-            patterns,
-            header.hash_bits,
-            max_partials=max_partials,
-            deadline=time.perf_counter() + budget_seconds,
-        )
-        if not found.ambiguous:
-            candidates, uncovered = candidate_hashes(found.candidates)
+    stitched = _stitch_all(positions, patterns, header, completed, max_partials, budget_seconds)
+    found, candidates, uncovered = stitched
     stitch_s = time.perf_counter() - t1
     return RecoveryResult(
         recovered=len(candidates),
