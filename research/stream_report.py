@@ -25,7 +25,13 @@ import numpy as np
 
 from research import stats
 from research.evals.common import environment
-from research.evals.fpr_figures import ThresholdRates, account_table, false_match_caption, threshold_rates
+from research.evals.fpr_figures import (
+    ThresholdRates,
+    account_table,
+    false_match_caption,
+    threshold_rates,
+    threshold_table,
+)
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 from research.sources import Plan, item_image, png_bytes
 from research.stream import MAX_FALSE_MATCHES_LISTED, AlgoBank, BankContext, Store, StreamConfig, bound
@@ -516,14 +522,7 @@ def _figures(f: _AlgoFigures, counted: np.ndarray) -> dict[str, Any]:
 def _rate_tables(f: _AlgoFigures, figures: dict[str, Any]) -> list[Table]:
     algo, b = f.algo, figures["bound"]
     return [
-        Table(
-            f"{algo}: false-match rate by threshold (Wilson 95%)",
-            ["threshold", "per query", "per query, dihedral", "per pair", "per query implied by pairs"],
-            f.rates.rows,
-            note="Per query: share of benign images whose nearest bank entry is within the threshold. "
-            "Per pair: "
-            "share of (benign, bank) pairs within it.",
-        ),
+        threshold_table(algo, f.rates.rows, implied_note=False),
         Table(
             f"{algo}: the bound ({f.basis})",
             ["false matches k", "scanned n", "Clopper-Pearson 95%", "one-sided 95% upper", "Wilson 95%"],

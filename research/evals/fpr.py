@@ -45,6 +45,7 @@ from research.evals.fpr_figures import (
     cumulative_counts,
     false_match_caption,
     threshold_rates,
+    threshold_table,
 )
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 from scanner.hashers.spec import PDQ
@@ -427,14 +428,7 @@ def _snapshot_text(snap_info: dict[str, Any]) -> str:
 def _algo_tables(cfg: FprConfig, r: _AlgoRun) -> list[Table]:
     algo, thr, b = r.algo, r.dist.info.threshold, r.breakdowns
     return [
-        Table(
-            f"{algo}: false-match rate by threshold (Wilson 95%)",
-            ["threshold", "per query", "per query, dihedral", "per pair", "per query implied by pairs"],
-            r.rates.rows,
-            note="Per query: share of benign images whose nearest bank entry is within the threshold. "
-            "Per pair: share of (benign, bank) pairs within it. Implied = 1-(1-p_pair)^N if pairs were "
-            "independent.",
-        ),
+        threshold_table(algo, r.rates.rows, implied_note=True),
         Table(
             f"{algo}: by quality bucket of the benign image (d<={thr}, dihedral)",
             ["quality", "images", "scanned", "per-query rate"],

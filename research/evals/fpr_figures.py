@@ -18,6 +18,7 @@ __all__ = [
     "cumulative_counts",
     "false_match_caption",
     "threshold_rates",
+    "threshold_table",
 ]
 
 
@@ -76,6 +77,22 @@ def threshold_rates(
             }
         )
     return ThresholdRates(rows, per_t)
+
+
+def threshold_table(algo: str, rows: list[list[Any]], *, implied_note: bool) -> Table:
+    """The report's table of rates by threshold (rows of :func:`threshold_rates`, maybe the snapshot's)."""
+    note = (
+        "Per query: share of benign images whose nearest bank entry is within the threshold. "
+        "Per pair: share of (benign, bank) pairs within it."
+    )
+    if implied_note:
+        note += " Implied = 1-(1-p_pair)^N if pairs were independent."
+    return Table(
+        f"{algo}: false-match rate by threshold (Wilson 95%)",
+        ["threshold", "per query", "per query, dihedral", "per pair", "per query implied by pairs"],
+        rows,
+        note=note,
+    )
 
 
 def account_table(
