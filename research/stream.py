@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 CHECKPOINT_VERSION = 1
+SNAPSHOT_IDENTITY_KEYS = (
+    "entries", "tables", "bits", "min_votes", "probe_radius", "bloom_bits", "bloom_hashes"
+)
 MAX_FALSE_MATCHES_LISTED = 10_000
 """results.json lists at most this many false matches (all are counted)."""
 
@@ -91,6 +94,8 @@ class AlgoBank:
     snapshot: bytes | None
     public_key: bytes | None
     snapshot_now: float
+    snapshot_params: dict[str, int] | None = None
+    """The snapshot's matching parameters (tables, bits, votes, ...): part of a checkpoint's identity."""
 
 
 @dataclass
@@ -342,7 +347,7 @@ def _identity(cfg: StreamConfig, ctx: BankContext, seed: int) -> dict[str, Any]:
         h.update(algo.encode())
         h.update(np.ascontiguousarray(ctx.algos[algo].hashes).tobytes())
     files = hashlib.sha256("\n".join(cfg.plan.files).encode()).hexdigest()
-    return {
+    identity: dict[str, Any] = {
         "version": CHECKPOINT_VERSION,
         "seed": seed,
         "plan": cfg.plan.describe(),
@@ -353,6 +358,10 @@ def _identity(cfg: StreamConfig, ctx: BankContext, seed: int) -> dict[str, Any]:
         "partition_size": cfg.partition_size,
         "total": cfg.plan.total,
     }
+    params = {a: ctx.algos[a].snapshot_params for a in sorted(ctx.algos) if ctx.algos[a].snapshot_params}
+    if params:  # partitions matched against one snapshot never mix with another's (a recalibration)
+        identity["snapshot_params"] = params
+    return identity
 
 
 def _bank_hashes(
@@ -501,6 +510,7 @@ def _algo_bank(
         snapshot=snap_bytes,
         public_key=pub,
         snapshot_now=time.time(),
+        snapshot_params={k: int(snap_info[k]) for k in SNAPSHOT_IDENTITY_KEYS if k in snap_info} or None,
     )
     return bank, snap_info
 
@@ -534,8 +544,8 @@ def _open_checkpoint(cfg: StreamConfig, store_dir: Path, identity: dict[str, Any
     ckpt = None if cfg.restart else _load_checkpoint(ckpt_path, log_path)
     if ckpt is not None and ckpt["identity"] != identity:
         raise ValueError(
-            f"{cfg.out} holds a checkpoint of a different run (other bank, images, seed or partition size); "
-            "use another --out, or --restart to discard it"
+            f"{cfg.out} holds a checkpoint of a different run (other bank, images, seed, partition size or "
+            "snapshot parameters); use another --out, or --restart to discard it"
         )
     if ckpt is None:
         ckpt = {"identity": identity, "partitions": {}}

@@ -2,8 +2,9 @@
 
 A threshold picked on the images it is reported on flatters itself. ``pocketscan research calibrate``
 chooses every threshold the tools choose on ``--calibrate-on`` and measures it on ``--test-on`` (or splits
-one folder deterministically with ``--split DIR``: each file goes to calibration when the first 8 bytes of
-``sha256(seed/name)`` fall below the fraction). Byte-identical files on both sides are removed from the test
+one folder deterministically with ``--split DIR``: each near-duplicate cluster goes to calibration when the
+first 8 bytes of ``sha256(seed/key)`` fall below the fraction, the key being the path of the cluster's first
+image relative to the folder). Byte-identical files on both sides are removed from the test
 side and counted. Images PDQ rates below quality 50 are left out for every hasher (as ``eval_learned``).
 
 For each hasher and each transform of :mod:`research.transforms`, a *positive* is a transformed copy and its
@@ -64,15 +65,18 @@ class CalibrateConfig:
 def split_folder(
     folder: str, fraction: float, seed: int, clusters: dict[str, str] | None = None
 ) -> tuple[list[ImageEntry], list[ImageEntry]]:
-    """Deterministic split by ``sha256(f"{seed}/{key}")``, the key being the image's relative path or, when
-    ``clusters`` maps paths to a cluster key, its cluster's (so near-duplicates land on the same side)."""
+    """Deterministic split by ``sha256(f"{seed}/{key}")``, the key being the image's path relative to
+    ``folder`` or, when ``clusters`` maps paths to their cluster's first path, that one's (so near-duplicates
+    land on the same side)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"--calibrate-fraction must be in (0, 1), got {fraction}")
     cal: list[ImageEntry] = []
     test: list[ImageEntry] = []
     root = Path(folder)
     for e in list_images(folder):
-        key = (clusters or {}).get(e.path) or str(Path(e.path).relative_to(root))
+        # The key is relative to the folder, so the split does not depend on where the folder is or how
+        # its path is spelled (``../shared/corpus`` and ``/abs/shared/corpus`` split alike).
+        key = str(Path((clusters or {}).get(e.path) or e.path).relative_to(root))
         u = int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big") / 2**64
         (cal if u < fraction else test).append(e)
     return cal, test

@@ -58,28 +58,39 @@ def test_snapshot_halves_take_every_other_cluster_whole() -> None:
     assert np.flatnonzero(in_a).tolist() == [0, 1, 2, 3, 5, 8, 10, 12, 13, 14]  # clusters 5, 8, 10, 14
 
 
-def test_the_calibration_split_of_a_fixed_folder_is_unchanged(
+# Calibration halves of the fixed folder (keys are paths relative to it: ``sha256(f"{seed}/{key}")``).
+EXPECTED_SEED_3 = ["f01.jpg", "f04.jpg", "f05.jpg", "f07.jpg", "f09.jpg", "f11.jpg"]
+EXPECTED_SEED_4 = ["f06.jpg", "f07.jpg", "f11.jpg", "f12.jpg", "f13.jpg", "f14.jpg"]
+
+
+def _split_names(folder: Path | str, seed: int) -> list[str]:
+    from research.corpus import list_images
+
+    entries = list_images(str(folder))
+    cal, test = split_folder(str(folder), 0.5, seed, clusters=split_keys(entries, fixed_hashes()))
+    assert len(cal) + len(test) == 15
+    return [e.name for e in cal]
+
+
+def test_the_calibration_split_depends_on_names_not_on_where_the_folder_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from research.corpus import list_images
 
-    (tmp_path / "splitdir").mkdir()
-    for i in range(15):
-        (tmp_path / "splitdir" / f"f{i:02d}.jpg").write_bytes(b"%d" % i)  # split_folder only lists names
-    monkeypatch.chdir(tmp_path)  # the split hashes the cluster's first path: keep it the same relative one
+    for where in ("a/splitdir", "b/deeper/splitdir"):
+        (tmp_path / where).mkdir(parents=True)
+        for i in range(15):
+            (tmp_path / where / f"f{i:02d}.jpg").write_bytes(b"%d" % i)  # split_folder only lists names
+    monkeypatch.chdir(tmp_path / "a")
     entries = list_images("splitdir")
     keys = split_keys(entries, fixed_hashes())
     firsts = [0, 1, 2, 0, 4, 1, 6, 7, 2, 4, 0, 7, 12, 12, 12]  # first row of each row's cluster
     assert [keys[e.path] for e in entries] == [entries[i].path for i in firsts]
-    expected = {
-        3: ["f00.jpg", "f02.jpg", "f03.jpg", "f04.jpg", "f08.jpg", "f09.jpg", "f10.jpg", "f12.jpg", "f13.jpg",
-            "f14.jpg"],
-        4: ["f02.jpg", "f04.jpg", "f08.jpg", "f09.jpg"],
-    }
+    expected = {3: EXPECTED_SEED_3, 4: EXPECTED_SEED_4}
     for seed, names in expected.items():
-        cal, test = split_folder("splitdir", 0.5, seed, clusters=keys)
-        assert [e.name for e in cal] == names
-        assert len(cal) + len(test) == 15
+        assert _split_names("splitdir", seed) == names  # relative spelling
+        assert _split_names(tmp_path / "a" / "splitdir", seed) == names  # absolute spelling
+        assert _split_names(tmp_path / "b" / "deeper" / "splitdir", seed) == names  # another place
 
 
 def test_threshold_rates_count_queries_and_pairs_within_each_threshold() -> None:

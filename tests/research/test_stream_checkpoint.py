@@ -70,3 +70,22 @@ def test_a_checkpoint_of_another_run_is_refused_unless_restarted(tmp_path: Path)
     cfg, identity = _run(tmp_path, seed=6, restart=True)
     assert _open_checkpoint(cfg, store, identity)["partitions"] == {}
     assert json.loads((store / "checkpoint.json").read_text(encoding="utf-8"))["identity"]["seed"] == 6
+
+
+def test_partitions_matched_against_other_snapshot_parameters_are_not_resumed(tmp_path: Path) -> None:
+    """A code change that recalibrates the snapshot must not mix two snapshots' verdicts in one run."""
+    cfg, plain = _run(tmp_path)
+    params = {"entries": 2146, "tables": 192, "bits": 24, "min_votes": 6}
+
+    def with_params(**change: int) -> dict[str, object]:
+        ctx = BankContext(cfg.plan, {"pdq": AlgoBank(256, 31, 50, True, np.zeros((2, 32), np.uint8), b"snap",
+                                                      b"k" * 32, 0.0, {**params, **change})})
+        return _identity(cfg, ctx, 5)
+
+    first = with_params()
+    assert first["snapshot_params"] == {"pdq": params} and "snapshot_params" not in plain
+    store = tmp_path / "store"
+    _open_checkpoint(cfg, store, first)
+    assert _open_checkpoint(cfg, store, with_params())["identity"] == first  # same snapshot: resumes
+    with pytest.raises(ValueError, match="snapshot parameters"):
+        _open_checkpoint(cfg, store, with_params(tables=145, min_votes=55))
