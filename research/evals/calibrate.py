@@ -62,6 +62,14 @@ class CalibrateConfig:
     quiet: bool = True
 
 
+def _relative_key(key: str, root: Path) -> str:
+    """A path under ``root`` relative to it; any other cluster key as given."""
+    try:
+        return str(Path(key).relative_to(root))
+    except ValueError:
+        return key
+
+
 def split_folder(
     folder: str, fraction: float, seed: int, clusters: dict[str, str] | None = None
 ) -> tuple[list[ImageEntry], list[ImageEntry]]:
@@ -76,7 +84,7 @@ def split_folder(
     for e in list_images(folder):
         # The key is relative to the folder, so the split does not depend on where the folder is or how
         # its path is spelled (``../shared/corpus`` and ``/abs/shared/corpus`` split alike).
-        key = str(Path((clusters or {}).get(e.path) or e.path).relative_to(root))
+        key = _relative_key((clusters or {}).get(e.path) or e.path, root)
         u = int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big") / 2**64
         (cal if u < fraction else test).append(e)
     return cal, test
