@@ -64,7 +64,7 @@ from client.sensitive import LocalClassifier
 from client.store import Store
 from client.vouchers.issuer import VoucherIssuer
 
-__all__ = ["SETTINGS_MAC", "Core", "ProfileInUse", "open_settings"]
+__all__ = ["SETTINGS_MAC", "Core", "ProfileInUse", "lock_profile", "open_settings"]
 
 SETTINGS_MAC = "settings-mac"
 """Store flag (and key purpose): this profile's settings.json carries a MAC under the store's key."""
@@ -89,7 +89,8 @@ class ProfileInUse(ClientError):
     """Another pocketscan process has this profile open (one process per profile)."""
 
 
-def _lock_profile(profile: Profile) -> IO[str]:
+def lock_profile(profile: Profile) -> IO[str]:
+    """Take the profile's lock file (raises :class:`ProfileInUse`); held open while the core lives."""
     profile.ensure()
     fh = open(profile.lock_file, "a")  # noqa: SIM115 - held open for the core's lifetime
     try:
@@ -137,8 +138,9 @@ class Core:
 
     def _build(self, store: Store, identity: IdentityKeyPair, prekeys: PreKeyState) -> None:
         """Build every component with its collaborators, then wire the network link to them."""
-        clock, hub, trace, note = self.clock, self.hub, self._trace, self._note_error
-        settings, lock = (lambda: self.settings), (lambda: self.lock)
+        hub, trace, note = self.hub, self._trace, self._note_error
+        # read at each call: a test (or a setting change) may replace the core's clock or settings
+        clock, settings, lock = (lambda: self.clock()), (lambda: self.settings), (lambda: self.lock)
         kick = lambda: self.net.kick()  # noqa: E731 - the link is built last: it calls the components
         self.media = MediaStore(self.profile.media_dir, store.derived_key("media"))
         self.snapshot = SnapshotService(store, self.profile.snapshot_file, settings=settings,
@@ -187,7 +189,7 @@ class Core:
             raise StoreError(f"{profile.root} already holds an account (`pocketscan account show`)")
         settings = Settings(relay=relay, authority_pubkey=authority_pubkey, policy=policy, name=name,
                             passphrase=passphrase is not None).validate()
-        lock = _lock_profile(profile)
+        lock = lock_profile(profile)
         try:
             kwargs: dict[str, Any] = {}
             if store_cost is not None:
@@ -211,7 +213,7 @@ class Core:
         """Unlock an existing profile (``relay`` overrides the stored relay URL for this run)."""
         if not profile.store_file.exists():
             raise StoreError(f"no account in {profile.root}: run `pocketscan account create` first")
-        lock = _lock_profile(profile)
+        lock = lock_profile(profile)
         try:
             store = Store.open(profile.store_file, passphrase=passphrase)
             try:

@@ -72,7 +72,7 @@ def test_offline_commands_release_the_profile_lock(tmp_path: Path) -> None:
 
     (Regression: they closed only the store, so the next command on the profile raced the collector.)
     """
-    from client.core import Core
+    from client.core.facade import lock_profile
     from client.locations import Profile
 
     authority = AuthorityIdentity.generate()
@@ -90,7 +90,7 @@ def test_offline_commands_release_the_profile_lock(tmp_path: Path) -> None:
             commands = (["account", "show"], ["contact", "add", ids["b"], "--name", "b"], ["contact", "list"])
             for command in commands:
                 assert run_cli(*command[:2], "--profile", profile, *command[2:])[0] == 0, command
-                Core._lock_profile(Profile(tmp_path / "a")).close()  # free right away
+                lock_profile(Profile(tmp_path / "a")).close()  # free right away
     finally:
         gc.enable()
 
