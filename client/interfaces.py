@@ -204,22 +204,12 @@ class ChatCore(Protocol):
     and identity, and its components (``client.core.Core`` implements it)."""
 
     @property
-    def contacts(self) -> ContactsPort: ...
-
-    @property
-    def messages(self) -> MessagesPort: ...
-
-    @property
-    def sender(self) -> SenderPort: ...
-
-    @property
-    def snapshot(self) -> SnapshotPort: ...
-
-    @property
     def account_id(self) -> str: ...
 
     @property
     def display_name(self) -> str: ...
+
+    def invite_code(self) -> str: ...
 
     @property
     def connected(self) -> bool: ...
@@ -230,7 +220,21 @@ class ChatCore(Protocol):
 
     async def stop(self) -> None: ...
 
-    def invite_code(self) -> str: ...
+    @property
+    def contacts(self) -> ContactsPort:
+        """The address book."""
+
+    @property
+    def messages(self) -> MessagesPort:
+        """Stored conversations and their images."""
+
+    @property
+    def sender(self) -> SenderPort:
+        """Outgoing texts, images and forwards."""
+
+    @property
+    def snapshot(self) -> SnapshotPort:
+        """The scanner's snapshot and status."""
 
     async def set_policy(self, policy: PolicyName) -> None: ...
 

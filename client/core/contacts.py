@@ -12,13 +12,14 @@ callback (no network: adding a contact needs none).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from client.core.shared import Shared
 from client.crypto.identity import IdentityKeyPair, account_id_from_public_key, parse_account_id
 from client.crypto.safety import safety_number
 from client.errors import ClientError
-from client.interfaces import ContactView, EventHub, KeyChanged
+from client.interfaces import ContactView, KeyChanged
 from client.store import Store
 
 __all__ = ["ACCOUNT_ID", "INVITE_PREFIX", "Contacts", "format_invite", "parse_contact_ref"]
@@ -48,16 +49,13 @@ def parse_contact_ref(text: str) -> tuple[str, str]:
     return parse_account_id(text), ""
 
 
+@dataclass(eq=False, repr=False)
 class Contacts:
     """The profile's contacts as front ends see them, and the key-change rules."""
 
-    def __init__(self, store: Store, identity: IdentityKeyPair, hub: EventHub, *,
-                 clock: Callable[[], float], trace: Callable[[str], None]) -> None:
-        self.store = store
-        self.identity = identity
-        self.hub = hub
-        self.clock = clock
-        self.trace = trace
+    store: Store
+    shared: Shared
+    identity: IdentityKeyPair
 
     def key_changed(self) -> set[str]:
         """Peers whose identity key changed and is not verified yet (nothing is sent to them)."""
@@ -70,8 +68,8 @@ class Contacts:
         pending = dict(self.store.get_setting(_PENDING_KEYS, {}))
         pending[peer] = new
         self.store.set_setting(_PENDING_KEYS, pending)
-        self.trace("core.key_changed")
-        self.hub.emit(KeyChanged(peer, (old or b"").hex()[:16], new.hex()[:16]))
+        self.shared.trace("core.key_changed")
+        self.shared.hub.emit(KeyChanged(peer, (old or b"").hex()[:16], new.hex()[:16]))
 
     def view(self, c: Any) -> ContactView:
         """The front ends' view of a stored contact."""
@@ -103,8 +101,8 @@ class Contacts:
             raise ClientError(str(exc)) from None
         if account == self.identity.account_id:
             raise ClientError("that is your own account id")
-        contact = self.store.add_contact(account, name=(name or suggested or None), now=self.clock())
-        self.trace("store.contact_added")
+        contact = self.store.add_contact(account, name=(name or suggested or None), now=self.shared.clock())
+        self.shared.trace("store.contact_added")
         return self.view(contact)
 
     def mark_read(self, peer: str) -> None:

@@ -48,6 +48,7 @@ from client.core.outbox import Outbox
 from client.core.reports import Reports
 from client.core.sender import Sender
 from client.core.sessions import Sessions
+from client.core.shared import Shared
 from client.core.snapshot import SnapshotService
 from client.crypto.identity import IdentityKeyPair
 from client.crypto.x3dh import PreKeyState
@@ -138,18 +139,17 @@ class Core:
 
     def _build(self, store: Store, identity: IdentityKeyPair, prekeys: PreKeyState) -> None:
         """Build every component with its collaborators, then wire the network link to them."""
-        hub, trace, note = self.hub, self._trace, self._note_error
         # read at each call: a test (or a setting change) may replace the core's clock or settings
-        clock, settings, lock = (lambda: self.clock()), (lambda: self.settings), (lambda: self.lock)
+        shared = Shared(self.hub, clock=lambda: self.clock(), settings=lambda: self.settings,
+                        lock=lambda: self.lock, trace=self._trace, note_error=self._note_error)
         kick = lambda: self.net.kick()  # noqa: E731 - the link is built last: it calls the components
         self.media = MediaStore(self.profile.media_dir, store.derived_key("media"))
-        self.snapshot = SnapshotService(store, self.profile.snapshot_file, settings=settings,
-                                        signing_seed=identity.seed, hub=hub, clock=clock, trace=trace)
-        self.scanner = LocalScanner(self.snapshot.slot, clock=clock)
+        self.snapshot = SnapshotService(store, shared, self.profile.snapshot_file, signing_seed=identity.seed)
+        self.scanner = LocalScanner(self.snapshot.slot, clock=shared.clock)
         self.classifier = LocalClassifier(lambda: self.settings.sensitive_model)
-        self.contacts = Contacts(store, identity, hub, clock=clock, trace=trace)
-        self.messages = Messages(store, self.media, note_error=note)
-        self.outbox = Outbox(store, hub, clock=clock, trace=trace, kick=kick)
+        self.contacts = Contacts(store, shared, identity)
+        self.messages = Messages(store, shared, self.media)
+        self.outbox = Outbox(store, shared, kick)
         self.net = Net(
             self.settings.relay, nacl.signing.SigningKey(identity.seed), self.outbox,
             on_inbound=lambda env: self.inbound.handle(env), seen=store.seen, on_state=self._on_link,
@@ -157,13 +157,12 @@ class Core:
             on_connected=lambda: self.sessions.on_connected(),
             on_prekeys_low=lambda left: self.sessions.on_connected(),
         )
-        self.sessions = Sessions(store, identity, prekeys, contacts=self.contacts, outbox=self.outbox,
-                                 link=self.net, hub=hub, clock=clock, trace=trace, note_error=note, lock=lock)
+        self.sessions = Sessions(store, shared, identity, prekeys, contacts=self.contacts, outbox=self.outbox,
+                                 link=self.net)
         self.vouchers = VoucherIssuer(store, identity.account_id)
-        self.reports = Reports(store, self.vouchers, account_id=identity.account_id, settings=settings,
-                               clock=clock, trace=trace, kick=kick)
-        self.sender = Sender(store, sessions=self.sessions, messages=self.messages, media=self.media,
-                             reports=self.reports, link=self.net, clock=clock, trace=trace, lock=lock)
+        self.reports = Reports(store, shared, self.vouchers, account_id=identity.account_id, kick=kick)
+        self.sender = Sender(store, shared, sessions=self.sessions, messages=self.messages, media=self.media,
+                             reports=self.reports, link=self.net)
         self.sender.pipeline = ImagePipeline(
             scanner=self.scanner, seal=self.sender.seal_image, courier=self.sender,
             policy=lambda: self.settings.policy, dihedral=lambda: self.settings.dihedral,
@@ -173,9 +172,8 @@ class Core:
             decide=lambda scan, policy: decide(scan, policy, report_threshold=self.settings.report_threshold),
         )
         self.inbound = InboundProcessor(
-            store, identity, sessions=self.sessions, contacts=self.contacts, messages=self.messages,
+            store, shared, identity, sessions=self.sessions, contacts=self.contacts, messages=self.messages,
             media=self.media, link=self.net, scanner=self.scanner, classifier=self.classifier,
-            settings=settings, hub=hub, clock=clock, trace=trace, note_error=note, lock=lock,
             notices=lambda env: receive_notice(self, env))
         self.snapshot.load_saved()
 

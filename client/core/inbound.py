@@ -24,15 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
-from client.config import Settings
 from client.content import MAX_IMAGE_SIZE, ContentInvalid, expected_blob_size
 from client.core.contacts import ACCOUNT_ID, Contacts
 from client.core.messages import Messages
 from client.core.sender import new_message_id
 from client.core.sessions import Sessions
+from client.core.shared import Shared
 from client.crypto.attachments import AttachmentPointer, decrypt_attachment
 from client.crypto.identity import IdentityKeyPair
 from client.errors import (
@@ -43,7 +43,7 @@ from client.errors import (
     DuplicateMessage,
     IdentityKeyChanged,
 )
-from client.interfaces import DeliveryChanged, EventHub, ImageScanner, MessageReceived
+from client.interfaces import DeliveryChanged, ImageScanner, MessageReceived
 from client.media_store import MediaStore
 from client.net import Inbound, MissingAtRelay, NetError
 from client.sensitive import ImageClassifierPort, blurs_received
@@ -99,38 +99,30 @@ class _Parsed:
     """False for a local failure record (no delivery receipt is sent for it)."""
 
 
+@dataclass(eq=False, repr=False)
 class InboundProcessor:
     """Turns pushed envelopes into stored messages, one envelope at a time (under the core's lock)."""
 
-    def __init__(self, store: Store, identity: IdentityKeyPair, *, sessions: Sessions, contacts: Contacts,
-                 messages: Messages, media: MediaStore, link: DownloadLink, scanner: ImageScanner,
-                 classifier: ImageClassifierPort, settings: Callable[[], Settings], hub: EventHub,
-                 clock: Callable[[], float], trace: Callable[[str], None],
-                 note_error: Callable[[str], None], lock: Callable[[], asyncio.Lock],
-                 notices: Callable[[Inbound], bool] = lambda env: False) -> None:
-        self.store = store
-        self.identity = identity
-        self.sessions = sessions
-        self.contacts = contacts
-        self.messages = messages
-        self.media = media
-        self.link = link
-        self.scanner = scanner
-        self.classifier = classifier
-        self.settings = settings
-        self.hub = hub
-        self.clock = clock
-        self.trace = trace
-        self.note_error = note_error
-        self.lock = lock
-        self.notices = notices
-        self.count = 0
-        """Envelopes handled so far (``Core.wait_idle`` watches it)."""
-        self._tries: dict[str, int] = {}
+    store: Store
+    shared: Shared
+    identity: IdentityKeyPair
+    _: KW_ONLY
+    sessions: Sessions
+    contacts: Contacts
+    messages: Messages
+    media: MediaStore
+    link: DownloadLink
+    scanner: ImageScanner
+    classifier: ImageClassifierPort
+    notices: Callable[[Inbound], bool] = lambda env: False
+    """Handles a sealed decision notice from the authority (``client.protect``); True if it was one."""
+    count: int = field(default=0, init=False)
+    """Envelopes handled so far (``Core.wait_idle`` watches it)."""
+    _tries: dict[str, int] = field(default_factory=dict, init=False)
 
     async def handle(self, env: Inbound) -> None:
         """Handle one pushed envelope; whatever fails costs this envelope only (recorded, then acked)."""
-        async with self.lock():
+        async with self.shared.lock():
             tries = self._tries.get(env.mid, 0) + 1
             self._tries[env.mid] = tries
             while len(self._tries) > _MAX_TRACKED:
@@ -150,13 +142,13 @@ class InboundProcessor:
     def failure_record(self, sender: str, reason: str) -> MessageRecord:
         """A local record standing for a message that could not be shown (a local random id)."""
         text = f"a message from {self.contacts.label(sender)} could not be shown: {reason}"
-        return MessageRecord(new_message_id(), sender, "in", "text", self.clock(), "failed", body=text)
+        return MessageRecord(new_message_id(), sender, "in", "text", self.shared.clock(), "failed", body=text)
 
     def record_failure(self, env: Inbound, reason: str) -> None:
         """Record an envelope that could not be handled, mark it seen; never raises (it is acked next)."""
         error = f"a message from {env.sender[:32]} could not be shown: {reason}"
-        self.note_error(error)
-        self.trace("core.inbound_failed")
+        self.shared.note_error(error)
+        self.shared.trace("core.inbound_failed")
         try:
             if not ACCOUNT_ID.fullmatch(env.sender):  # a relay that names no account: nothing to show
                 self.store.mark_seen(env.mid)
@@ -164,14 +156,14 @@ class InboundProcessor:
             record = self.failure_record(env.sender, reason)
             with self.store.transaction():
                 if self.store.get_contact(env.sender) is None:
-                    self.store.add_contact(env.sender, now=self.clock())
+                    self.store.add_contact(env.sender, now=self.shared.clock())
                 self.store.add_message(record)
                 self.messages.queue_for_cli(record.msg_id)
                 self.store.mark_seen(env.mid)
         except Exception as exc:  # e.g. the disk is full: the envelope is still acknowledged
-            self.note_error(f"{error} (and it could not be recorded: {type(exc).__name__})")
+            self.shared.note_error(f"{error} (and it could not be recorded: {type(exc).__name__})")
             return
-        self.hub.emit(MessageReceived(self.messages.view(record)))
+        self.shared.hub.emit(MessageReceived(self.messages.view(record)))
 
     async def process(self, env: Inbound) -> None:
         """Steps 1 to 5 for one envelope (lock held); raises on what costs the envelope."""
@@ -208,7 +200,7 @@ class InboundProcessor:
             self.contacts.flag_key_change(sender, exc.old_key, exc.new_key)
             self.store.mark_seen(env.mid)
             return None
-        self.trace("session.decrypt")
+        self.shared.trace("session.decrypt")
         return dec
 
     async def _parse(self, sender: str, plaintext: bytes) -> _Parsed:
@@ -216,7 +208,7 @@ class InboundProcessor:
         try:
             content = Content.from_bytes(plaintext)
         except DecryptionFailed as exc:  # authentic but malformed: the session advanced, keep it
-            self.trace("core.inbound_failed")
+            self.shared.trace("core.inbound_failed")
             return _Parsed(self.failure_record(sender, failure_reason(exc)), shown=False)
         if content.kind == "text":
             return _Parsed(MessageRecord(content.msg_id, sender, "in", "text", content.sent_at, "received",
@@ -229,8 +221,8 @@ class InboundProcessor:
                 raise
             except Exception as exc:  # the session advanced: keep it, show the failure instead
                 record = self.failure_record(sender, failure_reason(exc))
-                self.note_error(record.body or "")
-                self.trace("core.inbound_failed")
+                self.shared.note_error(record.body or "")
+                self.shared.trace("core.inbound_failed")
                 return _Parsed(record, shown=False)
         if content.kind == "receipt":
             return _Parsed(receipts=list(content.receipts))
@@ -245,7 +237,7 @@ class InboundProcessor:
             if dec.new_session:
                 store.save_prekeys(self.sessions.prekeys)
             if contact is None:
-                store.add_contact(sender, identity_key=dec.record.peer_identity, now=self.clock())
+                store.add_contact(sender, identity_key=dec.record.peer_identity, now=self.shared.clock())
             elif contact.identity_key is None:
                 store.set_identity_key(sender, dec.record.peer_identity)
             fresh = message is not None and store.add_message(message)
@@ -264,19 +256,19 @@ class InboundProcessor:
     async def _announce(self, sender: str, parsed: _Parsed, fresh: bool, delivered: list[str]) -> None:
         """Step 5: events for the front ends, and a delivery receipt for a shown message."""
         for rid in delivered:
-            self.hub.emit(DeliveryChanged(rid, sender, "delivered"))
+            self.shared.hub.emit(DeliveryChanged(rid, sender, "delivered"))
         message = parsed.message
         if message is None:
             return
         if fresh:
-            self.hub.emit(MessageReceived(self.messages.view(message)))
+            self.shared.hub.emit(MessageReceived(self.messages.view(message)))
         if not parsed.shown:
             return
-        receipt = Content("receipt", new_message_id(), self.clock(), receipts=(message.msg_id,))
+        receipt = Content("receipt", new_message_id(), self.shared.clock(), receipts=(message.msg_id,))
         try:
             await self.sessions.enqueue(sender, receipt, None, kind="receipt")
         except (ClientError, NetError) as exc:
-            self.note_error(f"could not send a delivery receipt: {exc}")
+            self.shared.note_error(f"could not send a delivery receipt: {exc}")
 
     async def receive_image(self, sender: str, msg_id: str, sent_at: float,
                             pointer: AttachmentPointer) -> MessageRecord:
@@ -292,7 +284,7 @@ class InboundProcessor:
         data = decrypt_attachment(blob, pointer)
         del blob
         local = self.media.put(data)
-        settings = self.settings()
+        settings = self.shared.settings()
         verdict: dict[str, Any] | None = None
         if settings.scan_received:
             verdict = await self.scan_received(data)
@@ -308,7 +300,7 @@ class InboundProcessor:
 
         try:
             hashed = await asyncio.to_thread(self.scanner.hash, data, name="received",
-                                             dihedral=self.settings().dihedral)
+                                             dihedral=self.shared.settings().dihedral)
             scan = self.scanner.match(hashed)
         except ScannerError as exc:
             scan = self.scanner.error(exc)

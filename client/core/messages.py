@@ -11,10 +11,11 @@ Collaborators: the encrypted store, the sealed media store and an error note cal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from client.content import safe_dimension
+from client.core.shared import Shared
 from client.interfaces import MessageView
 from client.media_store import MediaError, MediaStore, is_media_ref
 from client.sensitive import SensitiveResult
@@ -30,13 +31,13 @@ _MEDIA_SEALED = "media_sealed"
 """Store flag: clear images left by an older pocketscan were sealed."""
 
 
+@dataclass(eq=False, repr=False)
 class Messages:
     """Conversations, images and the CLI inbox over the store."""
 
-    def __init__(self, store: Store, media: MediaStore, *, note_error: Callable[[str], None]) -> None:
-        self.store = store
-        self.media = media
-        self.note_error = note_error
+    store: Store
+    shared: Shared
+    media: MediaStore
 
     def view(self, m: MessageRecord) -> MessageView:
         """The front ends' view of a stored message (total: a hostile stored row never raises here)."""
@@ -83,7 +84,7 @@ class Messages:
         try:
             return self.media.get(message.local_path)
         except MediaError as exc:
-            self.note_error(f"image {msg_id} cannot be shown: {exc}")
+            self.shared.note_error(f"image {msg_id} cannot be shown: {exc}")
             return None
 
     def queue_for_cli(self, msg_id: str) -> None:

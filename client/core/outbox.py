@@ -15,27 +15,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from client.interfaces import DeliveryChanged, EventHub
+from client.core.shared import Shared
+from client.interfaces import DeliveryChanged
 from client.net import PendingEnvelope
 from client.store import OutboxItem, Store
 
 __all__ = ["Outbox"]
 
 
+@dataclass(eq=False, repr=False)
 class Outbox:
     """``net.OutboxPort`` over the store, updating delivery states as the relay acknowledges."""
 
-    def __init__(self, store: Store, hub: EventHub, *, clock: Callable[[], float],
-                 trace: Callable[[str], None], kick: Callable[[], None]) -> None:
-        self.store = store
-        self.hub = hub
-        self.clock = clock
-        self.trace = trace
-        self.kick = kick
-        self.msg_of: dict[str, str] = {}
-        """envelope id -> message id (for delivery state updates)."""
-        self._timers: set[str] = set()
+    store: Store
+    shared: Shared
+    kick: Callable[[], None]
+    """Wakes the network link's flusher."""
+    msg_of: dict[str, str] = field(default_factory=dict, init=False)
+    """envelope id -> message id (for delivery state updates)."""
+    _timers: set[str] = field(default_factory=set, init=False)
 
     def track(self, envelope_id: str, msg_id: str) -> None:
         """Remember that ``envelope_id`` carries the message ``msg_id`` (its state follows the relay)."""
@@ -43,7 +43,7 @@ class Outbox:
 
     def due(self) -> list[OutboxItem]:
         """Envelopes due now: a delayed voucher waits in the outbox until its time (a timer kicks the net)."""
-        now = self.clock()
+        now = self.shared.clock()
         due = []
         for item in self.store.outbox_pending():
             when = float(item.meta.get("not_before") or 0.0)
@@ -68,14 +68,14 @@ class Outbox:
 
     def acknowledged(self, envelope_id: str, server_id: str, ts: float) -> None:
         self.store.outbox_ack(envelope_id)
-        self.trace("net.acked")
+        self.shared.trace("net.acked")
         msg_id = self.msg_of.pop(envelope_id, None)
         if msg_id is None:
             return
         message = self.store.get_message(msg_id)
         if message is not None and message.state in ("sending", "waiting"):
             self.store.update_message(msg_id, state="sent")
-            self.hub.emit(DeliveryChanged(msg_id, message.peer, "sent"))
+            self.shared.hub.emit(DeliveryChanged(msg_id, message.peer, "sent"))
 
     def rejected(self, envelope_id: str, reason: str) -> None:
         self.store.outbox_ack(envelope_id)
@@ -85,7 +85,7 @@ class Outbox:
         message = self.store.get_message(msg_id)
         if message is not None:
             self.store.update_message(msg_id, state="failed")
-            self.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
+            self.shared.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
 
     def waiting(self, envelope_id: str, reason: str) -> None:
         """The relay refused the envelope for a quota: it stays in the outbox, retried with backoff."""
@@ -93,4 +93,4 @@ class Outbox:
         message = self.store.get_message(msg_id) if msg_id else None
         if message is not None and message.state == "sending":
             self.store.update_message(message.msg_id, state="waiting")
-            self.hub.emit(DeliveryChanged(message.msg_id, message.peer, "waiting"))
+            self.shared.hub.emit(DeliveryChanged(message.msg_id, message.peer, "waiting"))

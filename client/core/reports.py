@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from client.config import Settings
+from client.core.shared import Shared
 from client.policy import ScanOutcome
 from client.report import Report, authority_mailbox, seal_report
 from client.store import OutboxItem, Store
@@ -28,25 +29,26 @@ from scanner.hashers.base import HashResult
 __all__ = ["Reports"]
 
 
+@dataclass(eq=False, repr=False)
 class Reports:
     """Reports and vouchers to the authority, persisted in the outbox before they are sent."""
 
-    def __init__(self, store: Store, vouchers: VoucherIssuer, *, account_id: str,
-                 settings: Callable[[], Settings], clock: Callable[[], float],
-                 trace: Callable[[str], None], kick: Callable[[], None]) -> None:
-        self.store = store
-        self.vouchers = vouchers
-        self.account_id = account_id
-        self.settings = settings
-        self.clock = clock
-        self.trace = trace
-        self.kick = kick
+    store: Store
+    """Holds the outbox the sealed envelopes wait in until the relay acknowledges them."""
+    shared: Shared
+    vouchers: VoucherIssuer
+    """Seals threshold vouchers (``client.vouchers``) and keeps their per-period counters in the store."""
+    _: KW_ONLY
+    account_id: str
+    """The reporting account (named inside the sealed report)."""
+    kick: Callable[[], None]
+    """Wakes the network link's flusher."""
 
     def send_report(self, peer: str, data: bytes, scan: ScanOutcome, hashed: HashResult | None) -> None:
         """Seal a report to the authority and queue it to the authority's mailbox (relay cannot read it)."""
-        settings = self.settings()
+        settings = self.shared.settings()
         key = bytes.fromhex(settings.authority_pubkey)
-        report = Report(reporter=self.account_id, recipient=peer, created_at=self.clock(),
+        report = Report(reporter=self.account_id, recipient=peer, created_at=self.shared.clock(),
                         snapshot_fingerprint=scan.snapshot_fingerprint,
                         snapshot_version=scan.snapshot_version,
                         votes=scan.votes, quality=scan.quality, pdq_hash=hashed.hex if hashed else None,
@@ -56,28 +58,28 @@ class Reports:
             self.queue(key, lambda: seal_report(report, key), "report")
         else:  # threshold reporting: a voucher the authority can open only with t of them (client.vouchers)
             self.queue(key, lambda: self.vouchers.seal(report, threshold=threshold,
-                                                       now=self.clock(), authority_key=key),
+                                                       now=self.shared.clock(), authority_key=key),
                        "voucher")
-        self.trace("net.send_report")
+        self.shared.trace("net.send_report")
         self.kick()
 
     async def synthetic_voucher(self, scan: ScanOutcome) -> None:
         """Under threshold reporting, a fraction of non-matching images send a synthetic voucher."""
-        s = self.settings()
+        s = self.shared.settings()
         if s.authority_pubkey and wants_synthetic(s.policy, s.report_threshold, s.synthetic_vouchers):
             key = bytes.fromhex(s.authority_pubkey)
             self.queue(key, lambda: self.vouchers.seal(None, threshold=s.report_threshold,
-                                                       now=self.clock(), authority_key=key),
+                                                       now=self.shared.clock(), authority_key=key),
                        "voucher")
-            self.trace("net.send_voucher")
+            self.shared.trace("net.send_voucher")
             self.kick()
 
     def queue(self, key: bytes, envelope: Callable[[], bytes], kind: str) -> None:
         """Put one sealed envelope for the authority ``key`` in the outbox (a voucher maybe delayed)."""
         meta: dict[str, Any] = {"kind": kind}
-        delay = self.settings().voucher_delay
+        delay = self.shared.settings().voucher_delay
         if kind == "voucher" and delay > 0:  # timing must not tie it to this send
-            meta["not_before"] = self.clock() + voucher_delay(delay)
+            meta["not_before"] = self.shared.clock() + voucher_delay(delay)
         with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
             self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
-                                             self.clock(), 0, meta))
+                                             self.shared.clock(), 0, meta))

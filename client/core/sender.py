@@ -15,16 +15,15 @@ the core's lock.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from client.core.messages import Messages
 from client.core.reports import Reports
 from client.core.sessions import Sessions
+from client.core.shared import Shared
 from client.crypto.attachments import EncryptedAttachment, encrypt_image
 from client.errors import ClientError
 from client.image_pipeline import ImagePipeline, send_image
@@ -56,24 +55,20 @@ class BlobLink(Protocol):
     async def upload_blob(self, blob: bytes) -> str: ...
 
 
+@dataclass(eq=False, repr=False)
 class Sender:
     """Send texts and images; the courier the image pipeline hands cleared images to."""
 
-    pipeline: ImagePipeline
+    store: Store
+    shared: Shared
+    _: KW_ONLY
+    sessions: Sessions
+    messages: Messages
+    media: MediaStore
+    reports: Reports
+    link: BlobLink
+    pipeline: ImagePipeline = field(init=False)
     """The scan-before-encrypt pipeline (wired by the core with this object as its courier)."""
-
-    def __init__(self, store: Store, *, sessions: Sessions, messages: Messages, media: MediaStore,
-                 reports: Reports, link: BlobLink, clock: Callable[[], float],
-                 trace: Callable[[str], None], lock: Callable[[], asyncio.Lock]) -> None:
-        self.store = store
-        self.sessions = sessions
-        self.messages = messages
-        self.media = media
-        self.reports = reports
-        self.link = link
-        self.clock = clock
-        self.trace = trace
-        self.lock = lock
 
     async def send_text(self, peer: str, text: str) -> SendOutcome:
         """Send a text message (text is not scanned)."""
@@ -81,11 +76,11 @@ class Sender:
             return SendOutcome("error", error="empty message")
         if len(text.encode()) > MAX_TEXT_BYTES:
             return SendOutcome("error", error="message too long (64 KiB at most)")
-        now = self.clock()
+        now = self.shared.clock()
         msg_id = new_message_id()
         message = MessageRecord(msg_id, peer, "out", "text", now, "sending", body=text)
         try:
-            async with self.lock():
+            async with self.shared.lock():
                 if not self.link.connected and not self.sessions.has_session(peer):
                     self.sessions.queue_for_session(message)
                     return SendOutcome("queued", self.messages.view(message))
@@ -121,17 +116,17 @@ class Sender:
     def seal_image(self, data: bytes, verdict: Any, *, content_type: str, width: int | None,
                    height: int | None) -> EncryptedAttachment:
         """The pipeline's :class:`~client.interfaces.ImageSealer`: encrypt with the sealed verdict."""
-        self.trace("session.encrypt_image")
+        self.shared.trace("session.encrypt_image")
         return encrypt_image(data, verdict, content_type=content_type, width=width, height=height)
 
     async def upload_blob(self, blob: bytes) -> str:
-        self.trace("net.upload_blob")
+        self.shared.trace("net.upload_blob")
         return await self.link.upload_blob(blob)
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
                             name: str, scan: ScanOutcome) -> MessageView:
         """Seal the image locally, then store the message and queue its encrypted pointer."""
-        now = self.clock()
+        now = self.shared.clock()
         msg_id = new_message_id()
         pointer = replace(encrypted.pointer, blob_id=blob_id)
         local = self.media.put(data)
@@ -139,7 +134,7 @@ class Sender:
                    "version": scan.snapshot_version, "name": name}
         message = MessageRecord(msg_id, peer, "out", "image", now, "sending", attachment=pointer,
                                 local_path=local, verdict=verdict)
-        async with self.lock():
+        async with self.shared.lock():
             content = Content("image", msg_id, now, attachment=pointer)
             await self.sessions.enqueue(peer, content, message, kind="image")
         return self.messages.view(message)

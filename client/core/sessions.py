@@ -15,20 +15,20 @@ tests), the event hub, a clock, a trace callback, an error note and the core's l
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 import cbor2
 
 from client.core.contacts import Contacts
 from client.core.outbox import Outbox
+from client.core.shared import Shared
 from client.crypto.identity import IdentityKeyPair
 from client.crypto.x3dh import PreKeyBundle, PreKeyState
 from client.errors import ClientError, CryptoError, IdentityKeyChanged
 from client.image_pipeline import SendError
-from client.interfaces import DeliveryChanged, EventHub
+from client.interfaces import DeliveryChanged
 from client.net import NetError
 from client.session import Content, SessionRecord, initiate_session
 from client.store import MessageRecord, OutboxItem, Store
@@ -56,25 +56,19 @@ class SessionLink(Protocol):
     def kick(self) -> None: ...
 
 
+@dataclass(eq=False, repr=False)
 class Sessions:
     """Prekeys, sessions and the encrypted, persisted send queue."""
 
-    def __init__(self, store: Store, identity: IdentityKeyPair, prekeys: PreKeyState, *,
-                 contacts: Contacts, outbox: Outbox, link: SessionLink, hub: EventHub,
-                 clock: Callable[[], float], trace: Callable[[str], None],
-                 note_error: Callable[[str], None], lock: Callable[[], asyncio.Lock]) -> None:
-        self.store = store
-        self.identity = identity
-        self.prekeys = prekeys
-        """The one-time and signed prekeys, kept equal to the stored ones."""
-        self.contacts = contacts
-        self.outbox = outbox
-        self.link = link
-        self.hub = hub
-        self.clock = clock
-        self.trace = trace
-        self.note_error = note_error
-        self.lock = lock
+    store: Store
+    shared: Shared
+    identity: IdentityKeyPair
+    prekeys: PreKeyState
+    """The one-time and signed prekeys, kept equal to the stored ones."""
+    _: KW_ONLY
+    contacts: Contacts
+    outbox: Outbox
+    link: SessionLink
 
     # ----- our prekeys -------------------------------------------------------------------------
     def _bundle_bytes(self) -> bytes:
@@ -95,16 +89,16 @@ class Sessions:
 
     async def on_connected(self) -> None:
         """Per connection: publish or top up prekeys, rotate the signed prekey when due, send queued texts."""
-        async with self.lock():
+        async with self.shared.lock():
             if self.store.get_setting(_AWAITING, []):
                 await self.drain_awaiting()
-            now = self.clock()
+            now = self.shared.clock()
             if not self.published():
                 await self.link.publish_prekeys(self._bundle_bytes(),
                                                 self._otk_bytes(list(self.prekeys.one_time.values())),
                                                 replace=True)
                 self.store.set_setting(_PUBLISHED, True)
-                self.trace("net.prekeys_published")
+                self.shared.trace("net.prekeys_published")
                 return
             changed = False
             if self.prekeys.needs_rotation(now):
@@ -133,7 +127,7 @@ class Sessions:
         if peer in self.contacts.key_changed():
             raise SendError(f"the safety number of {contact.label} changed: verify it before sending")
         raw_bundle, otk = await self.link.fetch_bundle(peer)
-        self.trace("net.bundle_fetched")
+        self.shared.trace("net.bundle_fetched")
         try:
             fields = cbor2.loads(raw_bundle)
             if otk is not None:
@@ -159,7 +153,7 @@ class Sessions:
                       kind: str, msg_id: str | None = None) -> None:
         """Encrypt ``content`` for ``peer`` and persist session, message and envelope together (lock held)."""
         record = await self.session_for(peer)
-        self.trace("session.encrypt")
+        self.shared.trace("session.encrypt")
         payload = record.encrypt(content.to_bytes())
         envelope_id = os.urandom(16).hex()
         meta: dict[str, Any] = {"kind": kind}
@@ -171,8 +165,8 @@ class Sessions:
             self.store.save_session(record)
             if message is not None:
                 self.store.add_message(message)
-            self.store.outbox_put(OutboxItem(envelope_id, peer, payload, self.clock(), 0, meta))
-        self.trace("net.send")
+            self.store.outbox_put(OutboxItem(envelope_id, peer, payload, self.shared.clock(), 0, meta))
+        self.shared.trace("net.send")
         self.link.kick()
 
     # ----- texts waiting for a session ---------------------------------------------------------
@@ -183,7 +177,7 @@ class Sessions:
             self.store.add_message(message)
             waiting = self.store.get_setting(_AWAITING, [])
             self.store.set_setting(_AWAITING, [*waiting, message.msg_id])
-        self.trace("outbox.queued_for_session")
+        self.shared.trace("outbox.queued_for_session")
 
     def awaiting(self) -> int:
         """How many queued texts still wait for a connection to set up their session."""
@@ -199,7 +193,7 @@ class Sessions:
                     await self.enqueue(message.peer, content, None, kind="text", msg_id=msg_id)
                 except (ClientError, NetError) as exc:  # this message fails; the others still go
                     self.store.update_message(msg_id, state="failed")
-                    self.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
-                    self.note_error(str(exc))
+                    self.shared.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
+                    self.shared.note_error(str(exc))
             left = [m for m in self.store.get_setting(_AWAITING, []) if m != msg_id]
             self.store.set_setting(_AWAITING, left)

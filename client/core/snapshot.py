@@ -16,13 +16,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from client.config import Settings
+from client.core.shared import Shared
 from client.errors import ClientError
-from client.interfaces import EventHub, ScannerStatus, SnapshotChanged
+from client.interfaces import ScannerStatus, SnapshotChanged
 from client.scanning import SnapshotSlot, load_snapshot_view
 from client.store import Store
 from scanner.errors import SnapshotInvalid
@@ -30,31 +30,27 @@ from scanner.errors import SnapshotInvalid
 __all__ = ["SnapshotService"]
 
 
+@dataclass(eq=False, repr=False)
 class SnapshotService:
     """The current snapshot (:attr:`slot`), its installation rules and its status."""
 
-    def __init__(self, store: Store, snapshot_file: Path, *, settings: Callable[[], Settings],
-                 signing_seed: bytes, hub: EventHub, clock: Callable[[], float],
-                 trace: Callable[[str], None]) -> None:
-        self.store = store
-        self.snapshot_file = snapshot_file
-        self.settings = settings
-        self.signing_seed = signing_seed
-        self.hub = hub
-        self.clock = clock
-        self.trace = trace
-        self.slot = SnapshotSlot()
-        """The verified snapshot the scanner matches against (swapped atomically)."""
-        self._oprf_client: Any = None
+    store: Store
+    shared: Shared
+    snapshot_file: Path
+    _: KW_ONLY
+    signing_seed: bytes
+    slot: SnapshotSlot = field(default_factory=SnapshotSlot, init=False)
+    """The verified snapshot the scanner matches against (swapped atomically)."""
+    _oprf_client: Any = field(default=None, init=False)
 
     def authority_key(self) -> bytes:
         """The pinned authority key (empty when none is configured)."""
-        pubkey = self.settings().authority_pubkey
+        pubkey = self.shared.settings().authority_pubkey
         return bytes.fromhex(pubkey) if pubkey else b""
 
     def oprf(self) -> Any:
         """The OPRF service client (account key authenticates), when the settings name a service."""
-        url = self.settings().oprf
+        url = self.shared.settings().oprf
         if not url:
             return None
         client = self._oprf_client
@@ -89,7 +85,7 @@ class SnapshotService:
         if not key:
             raise ClientError("no authority key configured: cannot verify snapshots")
         version, fingerprint = self.floor()
-        view = load_snapshot_view(data, key, now=self.clock(), min_version=version,
+        view = load_snapshot_view(data, key, now=self.shared.clock(), min_version=version,
                                   min_fingerprint=fingerprint, oprf=self.oprf())
         current = self.slot.current
         if (current is not None and current.version == view.version
@@ -102,8 +98,8 @@ class SnapshotService:
             with self.store.transaction():
                 self.store.set_setting("snapshot_version", view.version)
                 self.store.set_setting("snapshot_floor", [view.version, view.fingerprint])
-            self.trace("scanner.snapshot_installed")
-            self.hub.emit(SnapshotChanged(self.status()))
+            self.shared.trace("scanner.snapshot_installed")
+            self.shared.hub.emit(SnapshotChanged(self.status()))
 
     def load_saved(self) -> None:
         """Reload the stored snapshot file, if it still verifies (else the relay's copy is fetched)."""
@@ -113,13 +109,13 @@ class SnapshotService:
             return
         version, fingerprint = self.floor()
         with contextlib.suppress(Exception):  # a damaged or swapped file is refetched from the relay
-            view = load_snapshot_view(path.read_bytes(), key, now=self.clock(), min_version=version,
+            view = load_snapshot_view(path.read_bytes(), key, now=self.shared.clock(), min_version=version,
                                       min_fingerprint=fingerprint, oprf=self.oprf())
             self.slot.swap(view)
 
     def status(self) -> ScannerStatus:
         """What the scanner panel shows: policy, snapshot version, age, votes needed, key id."""
-        settings = self.settings()
+        settings = self.shared.settings()
         snap = self.slot.current
         key = self.authority_key()
         key_id = hashlib.sha256(key).hexdigest()[:16] if key else ""

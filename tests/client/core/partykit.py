@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import cbor2
 
@@ -23,6 +22,7 @@ from client.core.outbox import Outbox
 from client.core.reports import Reports
 from client.core.sender import Sender
 from client.core.sessions import Sessions
+from client.core.shared import Shared
 from client.crypto.identity import IdentityKeyPair
 from client.crypto.x3dh import PreKeyState
 from client.interfaces import CoreEvent, EventHub
@@ -93,24 +93,22 @@ class Party:
         self.link = LinkRecorder(self.events)
         self.media = MediaStore(root / "media", self.store.derived_key("media"))
         self._lock = asyncio.Lock()
-        common: dict[str, Any] = {"clock": self.clock, "trace": self.events.append}
-        self.contacts = Contacts(self.store, self.identity, self.hub, **common)
-        self.messages = Messages(self.store, self.media, note_error=self.errors.append)
-        self.outbox = Outbox(self.store, self.hub, kick=self.link.kick, **common)
-        self.sessions = Sessions(self.store, self.identity, self.prekeys, contacts=self.contacts,
-                                 outbox=self.outbox, link=self.link, hub=self.hub,
-                                 note_error=self.errors.append, lock=self.lock, **common)
-        self.reports = Reports(self.store, VoucherIssuer(self.store, self.identity.account_id),
-                               account_id=self.identity.account_id, settings=lambda: self.settings,
-                               kick=self.link.kick, **common)
-        self.sender = Sender(self.store, sessions=self.sessions, messages=self.messages, media=self.media,
-                             reports=self.reports, link=self.link, lock=self.lock, **common)
+        self.shared = Shared(self.hub, clock=self.clock, settings=lambda: self.settings, lock=self.lock,
+                             trace=self.events.append, note_error=self.errors.append)
+        self.contacts = Contacts(self.store, self.shared, self.identity)
+        self.messages = Messages(self.store, self.shared, self.media)
+        self.outbox = Outbox(self.store, self.shared, self.link.kick)
+        self.sessions = Sessions(self.store, self.shared, self.identity, self.prekeys, contacts=self.contacts,
+                                 outbox=self.outbox, link=self.link)
+        self.reports = Reports(self.store, self.shared, VoucherIssuer(self.store, self.identity.account_id),
+                               account_id=self.identity.account_id, kick=self.link.kick)
+        self.sender = Sender(self.store, self.shared, sessions=self.sessions, messages=self.messages,
+                             media=self.media, reports=self.reports, link=self.link)
         self.scanner = Recorder()
         self.inbound = InboundProcessor(
-            self.store, self.identity, sessions=self.sessions, contacts=self.contacts, messages=self.messages,
-            media=self.media, link=self.link, scanner=self.scanner,
-            classifier=LocalClassifier(lambda: self.settings.sensitive_model), settings=lambda: self.settings,
-            hub=self.hub, note_error=self.errors.append, lock=self.lock, **common)
+            self.store, self.shared, self.identity, sessions=self.sessions, contacts=self.contacts,
+            messages=self.messages, media=self.media, link=self.link, scanner=self.scanner,
+            classifier=LocalClassifier(lambda: self.settings.sensitive_model))
 
     @property
     def account_id(self) -> str:

@@ -34,9 +34,8 @@ def snapshots(authority: AuthorityIdentity, tmp_path_factory: pytest.TempPathFac
 def _service(party: Party, path: Path, settings: Settings) -> tuple[SnapshotService, list[object]]:
     hub, events = EventHub(), list[object]()
     hub.subscribe(events.append)
-    service = SnapshotService(party.store, path, settings=lambda: settings, signing_seed=party.identity.seed,
-                              hub=hub, clock=party.clock, trace=party.events.append)
-    return service, events
+    shared = replace(party.shared, hub=hub, settings=lambda: settings)
+    return SnapshotService(party.store, shared, path, signing_seed=party.identity.seed), events
 
 
 def test_install_verifies_swaps_and_persists(alice: Party, tmp_path: Path, authority: AuthorityIdentity,
