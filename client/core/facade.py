@@ -160,7 +160,7 @@ class Core:
         self.sessions = Sessions(store, shared, identity, prekeys, contacts=self.contacts, outbox=self.outbox,
                                  link=self.net)
         self.vouchers = VoucherIssuer(store, identity.account_id)
-        self.reports = Reports(store, shared, self.vouchers, account_id=identity.account_id, kick=kick)
+        self.reports = Reports(store, shared, self.vouchers, kick)
         self.sender = Sender(store, shared, sessions=self.sessions, messages=self.messages, media=self.media,
                              reports=self.reports, link=self.net)
         self.sender.pipeline = ImagePipeline(

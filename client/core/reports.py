@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from client.core.shared import Shared
@@ -26,7 +26,10 @@ from client.store import OutboxItem, Store
 from client.vouchers.issuer import VoucherIssuer, voucher_delay, wants_synthetic
 from scanner.hashers.base import HashResult
 
-__all__ = ["Reports"]
+__all__ = ["REPORT", "VOUCHER", "Reports"]
+
+REPORT, VOUCHER = "report", "voucher"
+"""Outbox kinds of the envelopes to the authority: a sealed report (t = 1) or a threshold voucher."""
 
 
 @dataclass(eq=False, repr=False)
@@ -34,13 +37,9 @@ class Reports:
     """Reports and vouchers to the authority, persisted in the outbox before they are sent."""
 
     store: Store
-    """Holds the outbox the sealed envelopes wait in until the relay acknowledges them."""
     shared: Shared
     vouchers: VoucherIssuer
-    """Seals threshold vouchers (``client.vouchers``) and keeps their per-period counters in the store."""
-    _: KW_ONLY
-    account_id: str
-    """The reporting account (named inside the sealed report)."""
+    """Seals threshold vouchers for this account (``client.vouchers``); its ``account`` reports."""
     kick: Callable[[], None]
     """Wakes the network link's flusher."""
 
@@ -48,18 +47,18 @@ class Reports:
         """Seal a report to the authority and queue it to the authority's mailbox (relay cannot read it)."""
         settings = self.shared.settings()
         key = bytes.fromhex(settings.authority_pubkey)
-        report = Report(reporter=self.account_id, recipient=peer, created_at=self.shared.clock(),
+        report = Report(reporter=self.vouchers.account, recipient=peer, created_at=self.shared.clock(),
                         snapshot_fingerprint=scan.snapshot_fingerprint,
                         snapshot_version=scan.snapshot_version,
                         votes=scan.votes, quality=scan.quality, pdq_hash=hashed.hex if hashed else None,
                         image_sha256=hashlib.sha256(data).hexdigest())
         threshold = settings.report_threshold
         if threshold <= 1:
-            self.queue(key, lambda: seal_report(report, key), "report")
+            self.queue(key, lambda: seal_report(report, key), REPORT)
         else:  # threshold reporting: a voucher the authority can open only with t of them (client.vouchers)
             self.queue(key, lambda: self.vouchers.seal(report, threshold=threshold,
                                                        now=self.shared.clock(), authority_key=key),
-                       "voucher")
+                       VOUCHER)
         self.shared.trace("net.send_report")
         self.kick()
 
@@ -70,7 +69,7 @@ class Reports:
             key = bytes.fromhex(s.authority_pubkey)
             self.queue(key, lambda: self.vouchers.seal(None, threshold=s.report_threshold,
                                                        now=self.shared.clock(), authority_key=key),
-                       "voucher")
+                       VOUCHER)
             self.shared.trace("net.send_voucher")
             self.kick()
 
@@ -78,7 +77,7 @@ class Reports:
         """Put one sealed envelope for the authority ``key`` in the outbox (a voucher maybe delayed)."""
         meta: dict[str, Any] = {"kind": kind}
         delay = self.shared.settings().voucher_delay
-        if kind == "voucher" and delay > 0:  # timing must not tie it to this send
+        if kind == VOUCHER and delay > 0:  # timing must not tie it to this send
             meta["not_before"] = self.shared.clock() + voucher_delay(delay)
         with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
             self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),

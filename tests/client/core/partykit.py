@@ -101,7 +101,7 @@ class Party:
         self.sessions = Sessions(self.store, self.shared, self.identity, self.prekeys, contacts=self.contacts,
                                  outbox=self.outbox, link=self.link)
         self.reports = Reports(self.store, self.shared, VoucherIssuer(self.store, self.identity.account_id),
-                               account_id=self.identity.account_id, kick=self.link.kick)
+                               self.link.kick)
         self.sender = Sender(self.store, self.shared, sessions=self.sessions, messages=self.messages,
                              media=self.media, reports=self.reports, link=self.link)
         self.scanner = Recorder()
