@@ -279,3 +279,37 @@ def test_entry_points_own_in_name_order_then_plugins_and_stale_metadata_is_skipp
     ]
     monkeypatch.setattr(cli, "distributions", lambda: dists)
     assert [ep.name for ep in cli.command_entry_points()] == ["010-hash", "020-bank", "another", "extra"]
+
+
+#: Modules (globs under the repository) whose classes have at most MAX_PUBLIC_METHODS public methods
+#: (issue 12: a façade over components with one job each). Append new entries at the end.
+SMALL_CLASS_MODULES = [
+    "client/store/*.py",
+    "client/core/*.py",
+]
+MAX_PUBLIC_METHODS = 25
+
+
+def _public_methods(cls: ast.ClassDef) -> list[str]:
+    """The names of the public methods (properties included) a class body defines."""
+    return [node.name for node in cls.body
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not node.name.startswith("_")]
+
+
+def test_no_class_has_more_than_25_public_methods() -> None:
+    paths = sorted({p for pattern in SMALL_CLASS_MODULES for p in REPO.glob(pattern)})
+    assert paths, "SMALL_CLASS_MODULES matches no file"
+    too_big = []
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and len(_public_methods(node)) > MAX_PUBLIC_METHODS:
+                too_big.append(f"{path.relative_to(REPO)}: {node.name} has {len(_public_methods(node))}")
+    assert not too_big, "classes with more than 25 public methods:\n" + "\n".join(too_big)
+
+
+def test_the_public_method_count_sees_properties_and_skips_private_ones() -> None:
+    tree = ast.parse("class C:\n    @property\n    def a(self): ...\n    async def b(self): ...\n"
+                     "    def _c(self): ...\n    def __init__(self): ...\n    x = 1\n")
+    cls = tree.body[0]
+    assert isinstance(cls, ast.ClassDef) and _public_methods(cls) == ["a", "b"]

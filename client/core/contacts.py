@@ -59,15 +59,15 @@ class Contacts:
 
     def key_changed(self) -> set[str]:
         """Peers whose identity key changed and is not verified yet (nothing is sent to them)."""
-        return set(self.store.get_setting(_KEY_CHANGED, []))
+        return set(self.store.settings.get(_KEY_CHANGED, []))
 
     def flag_key_change(self, peer: str, old: bytes | None, new: bytes) -> None:
         """Record ``new`` as ``peer``'s pending key and warn the front ends (:class:`KeyChanged`)."""
         flagged = self.key_changed() | {peer}
-        self.store.set_setting(_KEY_CHANGED, sorted(flagged))
-        pending = dict(self.store.get_setting(_PENDING_KEYS, {}))
+        self.store.settings.set(_KEY_CHANGED, sorted(flagged))
+        pending = dict(self.store.settings.get(_PENDING_KEYS, {}))
         pending[peer] = new
-        self.store.set_setting(_PENDING_KEYS, pending)
+        self.store.settings.set(_PENDING_KEYS, pending)
         self.shared.trace("core.key_changed")
         self.shared.hub.emit(KeyChanged(peer, (old or b"").hex()[:16], new.hex()[:16]))
 
@@ -80,17 +80,17 @@ class Contacts:
         """Every contact, in the store's order."""
         flagged = self.key_changed()
         return [ContactView(c.account_id, c.name or "", c.unread, c.verified, c.account_id in flagged)
-                for c in self.store.list_contacts()]
+                for c in self.store.contacts.all()]
 
     def resolve(self, name_or_id: str) -> str:
         """Account id of a contact given by name or id (raises UnknownContact)."""
-        return self.store.find_contact(name_or_id).account_id
+        return self.store.contacts.find(name_or_id).account_id
 
     def label(self, sender: str) -> str:
         """A printable name for ``sender`` (its contact label, the id itself, or ``?`` if malformed)."""
         if not ACCOUNT_ID.fullmatch(sender):
             return "?"
-        contact = self.store.get_contact(sender)
+        contact = self.store.contacts.get(sender)
         return contact.label if contact is not None else sender
 
     async def add(self, account_or_invite: str, name: str = "") -> ContactView:
@@ -101,30 +101,30 @@ class Contacts:
             raise ClientError(str(exc)) from None
         if account == self.identity.account_id:
             raise ClientError("that is your own account id")
-        contact = self.store.add_contact(account, name=(name or suggested or None), now=self.shared.clock())
+        contact = self.store.contacts.add(account, name=(name or suggested or None), now=self.shared.clock())
         self.shared.trace("store.contact_added")
         return self.view(contact)
 
     def mark_read(self, peer: str) -> None:
-        self.store.mark_read(peer)
+        self.store.contacts.mark_read(peer)
 
     def safety_number(self, peer: str) -> str:
         """60 digits, or "" while the contact's identity key is unknown (before any exchange)."""
-        pending = self.store.get_setting(_PENDING_KEYS, {}).get(peer)
-        contact = self.store.get_contact(peer)
+        pending = self.store.settings.get(_PENDING_KEYS, {}).get(peer)
+        contact = self.store.contacts.get(peer)
         key = pending or (contact.identity_key if contact else None)
         return "" if key is None else safety_number(self.identity.public, key)
 
     def set_verified(self, peer: str, verified: bool) -> None:
         """Mark the safety number verified (accepting a changed key, which starts a new session)."""
-        pending = dict(self.store.get_setting(_PENDING_KEYS, {}))
+        pending = dict(self.store.settings.get(_PENDING_KEYS, {}))
         with self.store.transaction():
             if verified and peer in pending:
                 new = pending.pop(peer)
                 if account_id_from_public_key(new) == peer:
-                    self.store.set_identity_key(peer, new, accept_change=True)
-                self.store.delete_session(peer)
-                self.store.set_setting(_PENDING_KEYS, pending)
+                    self.store.contacts.set_identity_key(peer, new, accept_change=True)
+                self.store.sessions.delete(peer)
+                self.store.settings.set(_PENDING_KEYS, pending)
             if verified:
-                self.store.set_setting(_KEY_CHANGED, sorted(self.key_changed() - {peer}))
-            self.store.set_verified(peer, verified)
+                self.store.settings.set(_KEY_CHANGED, sorted(self.key_changed() - {peer}))
+            self.store.contacts.set_verified(peer, verified)

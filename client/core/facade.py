@@ -78,11 +78,11 @@ def open_settings(profile: Profile, store: Store) -> Settings:
     and rewritten with one; from then on a missing MAC is refused like a wrong one.
     """
     key = store.derived_key(SETTINGS_MAC)
-    if store.get_setting(SETTINGS_MAC, False):
+    if store.settings.get(SETTINGS_MAC, False):
         return load_settings(profile.settings_file, key=key)
     stored = load_settings(profile.settings_file, env=False, key=key, require_mac=False)
     save_settings(profile.settings_file, stored, key=key)
-    store.set_setting(SETTINGS_MAC, True)
+    store.settings.set(SETTINGS_MAC, True)
     return load_settings(profile.settings_file, key=key)
 
 
@@ -119,8 +119,8 @@ class Core:
     def __init__(self, profile: Profile, store: Store, settings: Settings, *,
                  trace: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time,
                  lock: IO[str] | None = None) -> None:
-        identity = store.load_identity()
-        prekeys = store.load_prekeys()
+        identity = store.keys.load_identity()
+        prekeys = store.keys.load_prekeys()
         if identity is None or prekeys is None:
             raise StoreError("this profile has no account yet: run `pocketscan account create`")
         self.profile = profile
@@ -152,14 +152,14 @@ class Core:
         self.outbox = Outbox(store, shared, kick)
         self.net = Net(
             self.settings.relay, nacl.signing.SigningKey(identity.seed), self.outbox,
-            on_inbound=lambda env: self.inbound.handle(env), seen=store.seen, on_state=self._on_link,
+            on_inbound=lambda env: self.inbound.handle(env), seen=store.dedupe.seen, on_state=self._on_link,
             wants_snapshot=self.snapshot.wants, install_snapshot=self.snapshot.install,
             on_connected=lambda: self.sessions.on_connected(),
             on_prekeys_low=lambda left: self.sessions.on_connected(),
         )
         self.sessions = Sessions(store, shared, identity, prekeys, contacts=self.contacts, outbox=self.outbox,
                                  link=self.net)
-        self.vouchers = VoucherIssuer(store, identity.account_id)
+        self.vouchers = VoucherIssuer(store.settings, identity.account_id)
         self.reports = Reports(store, shared, self.vouchers, kick)
         self.sender = Sender(store, shared, sessions=self.sessions, messages=self.messages, media=self.media,
                              reports=self.reports, link=self.net)
@@ -195,10 +195,10 @@ class Core:
             store = Store.create(profile.store_file, passphrase=passphrase, **kwargs)
             identity = IdentityKeyPair.generate()
             with store.transaction():
-                store.save_identity(identity)
-                store.save_prekeys(PreKeyState.create(identity, time.time()))
-                store.set_setting("prekeys_published", False)
-                store.set_setting(SETTINGS_MAC, True)
+                store.keys.save_identity(identity)
+                store.keys.save_prekeys(PreKeyState.create(identity, time.time()))
+                store.settings.set("prekeys_published", False)
+                store.settings.set(SETTINGS_MAC, True)
             save_settings(profile.settings_file, settings, key=store.derived_key(SETTINGS_MAC))
         except BaseException:
             lock.close()
@@ -356,8 +356,8 @@ class Core:
             "passphrase": self.settings.passphrase,
             "snapshot_version": status.version,
             "snapshot_fingerprint": status.fingerprint,
-            "contacts": len(self.store.list_contacts()),
-            "outbox_pending": len(self.store.outbox_pending()),
+            "contacts": len(self.store.contacts.all()),
+            "outbox_pending": len(self.store.outbox.pending()),
             "profile": str(self.profile.root),
             "report_threshold": self.settings.report_threshold,
             "synthetic_vouchers": self.settings.synthetic_vouchers,

@@ -151,15 +151,15 @@ class InboundProcessor:
         self.shared.trace("core.inbound_failed")
         try:
             if not ACCOUNT_ID.fullmatch(env.sender):  # a relay that names no account: nothing to show
-                self.store.mark_seen(env.mid)
+                self.store.dedupe.mark_seen(env.mid)
                 return
             record = self.failure_record(env.sender, reason)
             with self.store.transaction():
-                if self.store.get_contact(env.sender) is None:
-                    self.store.add_contact(env.sender, now=self.shared.clock())
-                self.store.add_message(record)
+                if self.store.contacts.get(env.sender) is None:
+                    self.store.contacts.add(env.sender, now=self.shared.clock())
+                self.store.messages.add(record)
                 self.messages.queue_for_cli(record.msg_id)
-                self.store.mark_seen(env.mid)
+                self.store.dedupe.mark_seen(env.mid)
         except Exception as exc:  # e.g. the disk is full: the envelope is still acknowledged
             self.shared.note_error(f"{error} (and it could not be recorded: {type(exc).__name__})")
             return
@@ -172,13 +172,13 @@ class InboundProcessor:
         sender = env.sender
         if not ACCOUNT_ID.fullmatch(sender):
             raise ClientError("the relay named no valid sender")
-        contact = self.store.get_contact(sender)
+        contact = self.store.contacts.get(sender)
         prekeys = self.sessions.prekeys  # kept equal to the stored prekeys (reloaded if a transaction fails)
         dec = self._decrypt(env, contact)  # 2.
         if dec is None:
             return
         parsed = await self._parse(sender, dec.plaintext)  # 3.
-        existing = self.store.get_message(parsed.message.msg_id) if parsed.message is not None else None
+        existing = self.store.messages.get(parsed.message.msg_id) if parsed.message is not None else None
         if existing is not None and existing.peer != sender:  # another peer's (or our own) message id
             parsed = _Parsed(self.failure_record(sender, "it reused the id of another message"), shown=False)
         fresh, delivered = self._commit(env, dec, contact, parsed)  # 4.
@@ -190,15 +190,15 @@ class InboundProcessor:
         """Step 2: the plaintext and updated session, or None when the envelope is dropped (and seen)."""
         sender = env.sender
         try:
-            dec = decrypt_message(self.identity, self.sessions.prekeys, self.store.load_session(sender),
+            dec = decrypt_message(self.identity, self.sessions.prekeys, self.store.sessions.load(sender),
                                   env.env, sender_account_id=sender,
                                   known_identity_key=contact.identity_key if contact else None)
         except DuplicateMessage:
-            self.store.mark_seen(env.mid)
+            self.store.dedupe.mark_seen(env.mid)
             return None
         except IdentityKeyChanged as exc:
             self.contacts.flag_key_change(sender, exc.old_key, exc.new_key)
-            self.store.mark_seen(env.mid)
+            self.store.dedupe.mark_seen(env.mid)
             return None
         self.shared.trace("session.decrypt")
         return dec
@@ -233,24 +233,24 @@ class InboundProcessor:
         """Step 4: one transaction; returns (the message was new, ids of our messages now delivered)."""
         store, sender, message = self.store, env.sender, parsed.message
         with store.transaction():
-            store.save_session(dec.record)
+            store.sessions.save(dec.record)
             if dec.new_session:
-                store.save_prekeys(self.sessions.prekeys)
+                store.keys.save_prekeys(self.sessions.prekeys)
             if contact is None:
-                store.add_contact(sender, identity_key=dec.record.peer_identity, now=self.shared.clock())
+                store.contacts.add(sender, identity_key=dec.record.peer_identity, now=self.shared.clock())
             elif contact.identity_key is None:
-                store.set_identity_key(sender, dec.record.peer_identity)
-            fresh = message is not None and store.add_message(message)
+                store.contacts.set_identity_key(sender, dec.record.peer_identity)
+            fresh = message is not None and store.messages.add(message)
             if fresh and message is not None:
                 self.messages.queue_for_cli(message.msg_id)
             delivered = []
             for rid in parsed.receipts:
-                old = store.get_message(rid)
+                old = store.messages.get(rid)
                 mine = old is not None and old.direction == "out" and old.peer == sender
                 if mine and old is not None and old.state != "delivered":
-                    store.update_message(rid, state="delivered")
+                    store.messages.update(rid, state="delivered")
                     delivered.append(rid)
-            store.mark_seen(env.mid)
+            store.dedupe.mark_seen(env.mid)
         return fresh, delivered
 
     async def _announce(self, sender: str, parsed: _Parsed, fresh: bool, delivered: list[str]) -> None:

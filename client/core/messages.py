@@ -69,15 +69,15 @@ class Messages:
 
     def conversation(self, peer: str, *, limit: int = 500) -> list[MessageView]:
         """The last ``limit`` messages with ``peer``, oldest first."""
-        return [self.view(m) for m in self.store.list_messages(peer, limit=limit)]
+        return [self.view(m) for m in self.store.messages.conversation(peer, limit=limit)]
 
     def get(self, msg_id: str) -> MessageView | None:
-        m = self.store.get_message(msg_id)
+        m = self.store.messages.get(msg_id)
         return None if m is None else self.view(m)
 
     def image_bytes(self, msg_id: str) -> bytes | None:
         """A stored image, decrypted in memory (None if there is none or it cannot be opened)."""
-        message = self.store.get_message(msg_id)
+        message = self.store.messages.get(msg_id)
         if message is None or message.kind != "image" or not is_media_ref(message.local_path):
             return None
         assert message.local_path is not None
@@ -89,31 +89,31 @@ class Messages:
 
     def queue_for_cli(self, msg_id: str) -> None:
         """Add a received message to the CLI inbox (call inside the transaction that stores it)."""
-        queue = list(self.store.get_setting(CLI_INBOX, []))[-_CLI_INBOX_CAP:]
-        self.store.set_setting(CLI_INBOX, [*queue, msg_id])
+        queue = list(self.store.settings.get(CLI_INBOX, []))[-_CLI_INBOX_CAP:]
+        self.store.settings.set(CLI_INBOX, [*queue, msg_id])
 
     def cli_inbox_waiting(self) -> bool:
         """True if ``pocketscan inbox`` has messages to print."""
-        return bool(self.store.get_setting(CLI_INBOX, []))
+        return bool(self.store.settings.get(CLI_INBOX, []))
 
     def take_cli_inbox(self) -> list[MessageView]:
         """Messages received since the last call (for ``pocketscan inbox``), oldest first."""
-        ids = list(self.store.get_setting(CLI_INBOX, []))
+        ids = list(self.store.settings.get(CLI_INBOX, []))
         out = [v for v in (self.get(i) for i in ids) if v is not None]
-        self.store.set_setting(CLI_INBOX, [])
+        self.store.settings.set(CLI_INBOX, [])
         return out
 
     def adopt_plaintext_media(self, media_dir: Path) -> None:
         """Seal clear images an older pocketscan left in ``media_dir`` (once per profile)."""
-        if self.store.get_setting(_MEDIA_SEALED, False):
+        if self.store.settings.get(_MEDIA_SEALED, False):
             return
-        for contact in self.store.list_contacts():
-            for m in self.store.list_messages(contact.account_id):
+        for contact in self.store.contacts.all():
+            for m in self.store.messages.conversation(contact.account_id):
                 if m.kind != "image" or not m.local_path or is_media_ref(m.local_path):
                     continue
                 ref = self.media.adopt_plaintext(Path(m.local_path))
-                self.store.update_message(m.msg_id, local_path=ref or "")
+                self.store.messages.update(m.msg_id, local_path=ref or "")
         for leftover in media_dir.glob("*"):  # clear files no message points to
             if leftover.is_file() and not leftover.name.endswith(".sealed"):
                 leftover.unlink()
-        self.store.set_setting(_MEDIA_SEALED, True)
+        self.store.settings.set(_MEDIA_SEALED, True)

@@ -45,7 +45,7 @@ class Outbox:
         """Envelopes due now: a delayed voucher waits in the outbox until its time (a timer kicks the net)."""
         now = self.shared.clock()
         due = []
-        for item in self.store.outbox_pending():
+        for item in self.store.outbox.pending():
             when = float(item.meta.get("not_before") or 0.0)
             if when <= now:
                 due.append(item)
@@ -67,30 +67,30 @@ class Outbox:
         return [PendingEnvelope(i.envelope_id, i.peer, i.payload) for i in items]
 
     def acknowledged(self, envelope_id: str, server_id: str, ts: float) -> None:
-        self.store.outbox_ack(envelope_id)
+        self.store.outbox.ack(envelope_id)
         self.shared.trace("net.acked")
         msg_id = self.msg_of.pop(envelope_id, None)
         if msg_id is None:
             return
-        message = self.store.get_message(msg_id)
+        message = self.store.messages.get(msg_id)
         if message is not None and message.state in ("sending", "waiting"):
-            self.store.update_message(msg_id, state="sent")
+            self.store.messages.update(msg_id, state="sent")
             self.shared.hub.emit(DeliveryChanged(msg_id, message.peer, "sent"))
 
     def rejected(self, envelope_id: str, reason: str) -> None:
-        self.store.outbox_ack(envelope_id)
+        self.store.outbox.ack(envelope_id)
         msg_id = self.msg_of.pop(envelope_id, None)
         if msg_id is None:
             return
-        message = self.store.get_message(msg_id)
+        message = self.store.messages.get(msg_id)
         if message is not None:
-            self.store.update_message(msg_id, state="failed")
+            self.store.messages.update(msg_id, state="failed")
             self.shared.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
 
     def waiting(self, envelope_id: str, reason: str) -> None:
         """The relay refused the envelope for a quota: it stays in the outbox, retried with backoff."""
         msg_id = self.msg_of.get(envelope_id)
-        message = self.store.get_message(msg_id) if msg_id else None
+        message = self.store.messages.get(msg_id) if msg_id else None
         if message is not None and message.state == "sending":
-            self.store.update_message(message.msg_id, state="waiting")
+            self.store.messages.update(message.msg_id, state="waiting")
             self.shared.hub.emit(DeliveryChanged(message.msg_id, message.peer, "waiting"))

@@ -80,5 +80,5 @@ class Reports:
         if kind == VOUCHER and delay > 0:  # timing must not tie it to this send
             meta["not_before"] = self.shared.clock() + voucher_delay(delay)
         with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
-            self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
+            self.store.outbox.put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
                                              self.shared.clock(), 0, meta))

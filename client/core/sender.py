@@ -93,7 +93,7 @@ class Sender:
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
         """Send an image through the scan-before-encrypt pipeline (``client.image_pipeline``)."""
         try:
-            self.store.require_contact(peer)
+            self.store.contacts.require(peer)
             return await send_image(self.pipeline, peer, Path(path), confirmed=confirmed)
         except (ClientError, NetError) as exc:
             return SendOutcome("error", error=str(exc))
@@ -101,7 +101,7 @@ class Sender:
     async def forward_image(self, msg_id: str, peer: str, *, confirmed: bool = False) -> SendOutcome:
         """Forward a stored image: its bytes go through the same pipeline (scanned again, for this send)."""
         data = self.messages.image_bytes(msg_id)
-        message = self.store.get_message(msg_id)
+        message = self.store.messages.get(msg_id)
         if data is None or message is None:
             return SendOutcome("error", error="no such image to forward")
         name = (message.verdict or {}).get("name") if isinstance(message.verdict, dict) else None

@@ -81,23 +81,23 @@ class Sessions:
 
     def published(self) -> bool:
         """True once the prekey bundle is at the relay."""
-        return bool(self.store.get_setting(_PUBLISHED, False))
+        return bool(self.store.settings.get(_PUBLISHED, False))
 
     def reload_prekeys(self) -> None:
         """Reread the stored prekeys (a one-time prekey may have been spent in memory only)."""
-        self.prekeys = self.store.load_prekeys() or self.prekeys
+        self.prekeys = self.store.keys.load_prekeys() or self.prekeys
 
     async def on_connected(self) -> None:
         """Per connection: publish or top up prekeys, rotate the signed prekey when due, send queued texts."""
         async with self.shared.lock():
-            if self.store.get_setting(_AWAITING, []):
+            if self.store.settings.get(_AWAITING, []):
                 await self.drain_awaiting()
             now = self.shared.clock()
             if not self.published():
                 await self.link.publish_prekeys(self._bundle_bytes(),
                                                 self._otk_bytes(list(self.prekeys.one_time.values())),
                                                 replace=True)
-                self.store.set_setting(_PUBLISHED, True)
+                self.store.settings.set(_PUBLISHED, True)
                 self.shared.trace("net.prekeys_published")
                 return
             changed = False
@@ -110,20 +110,20 @@ class Sessions:
             if left < LOW_PREKEYS:
                 fresh = self.prekeys.replenish(len(self.prekeys.one_time) + max(0, 100 - left))
             if changed or fresh:
-                self.store.save_prekeys(self.prekeys)
+                self.store.keys.save_prekeys(self.prekeys)
                 await self.link.publish_prekeys(self._bundle_bytes(), self._otk_bytes(fresh), replace=False)
 
     # ----- sessions with peers -----------------------------------------------------------------
     def has_session(self, peer: str) -> bool:
-        record = self.store.load_session(peer)
+        record = self.store.sessions.load(peer)
         return record is not None and bool(record.sessions)
 
     async def session_for(self, peer: str) -> SessionRecord:
         """The session with ``peer``, set up from their prekey bundle if needed (lock held)."""
-        record = self.store.load_session(peer)
+        record = self.store.sessions.load(peer)
         if record is not None and record.sessions:
             return record
-        contact = self.store.require_contact(peer)
+        contact = self.store.contacts.require(peer)
         if peer in self.contacts.key_changed():
             raise SendError(f"the safety number of {contact.label} changed: verify it before sending")
         raw_bundle, otk = await self.link.fetch_bundle(peer)
@@ -146,7 +146,7 @@ class Sessions:
             raise SendError(f"the safety number of {contact.label} changed: nothing was sent; "
                             "verify the new safety number first") from None
         if contact.identity_key is None:
-            self.store.set_identity_key(peer, bundle.identity_key)
+            self.store.contacts.set_identity_key(peer, bundle.identity_key)
         return record
 
     async def enqueue(self, peer: str, content: Content, message: MessageRecord | None, *,
@@ -162,38 +162,38 @@ class Sessions:
             meta["msg_id"] = msg_id
             self.outbox.track(envelope_id, msg_id)
         with self.store.transaction():
-            self.store.save_session(record)
+            self.store.sessions.save(record)
             if message is not None:
-                self.store.add_message(message)
-            self.store.outbox_put(OutboxItem(envelope_id, peer, payload, self.shared.clock(), 0, meta))
+                self.store.messages.add(message)
+            self.store.outbox.put(OutboxItem(envelope_id, peer, payload, self.shared.clock(), 0, meta))
         self.shared.trace("net.send")
         self.link.kick()
 
     # ----- texts waiting for a session ---------------------------------------------------------
     def queue_for_session(self, message: MessageRecord) -> None:
         """Store a text written offline to a peer without a session; it is encrypted once connected."""
-        self.store.require_contact(message.peer)
+        self.store.contacts.require(message.peer)
         with self.store.transaction():
-            self.store.add_message(message)
-            waiting = self.store.get_setting(_AWAITING, [])
-            self.store.set_setting(_AWAITING, [*waiting, message.msg_id])
+            self.store.messages.add(message)
+            waiting = self.store.settings.get(_AWAITING, [])
+            self.store.settings.set(_AWAITING, [*waiting, message.msg_id])
         self.shared.trace("outbox.queued_for_session")
 
     def awaiting(self) -> int:
         """How many queued texts still wait for a connection to set up their session."""
-        return len(self.store.get_setting(_AWAITING, []))
+        return len(self.store.settings.get(_AWAITING, []))
 
     async def drain_awaiting(self) -> None:
         """Encrypt and enqueue the texts queued while offline (lock held; called once connected)."""
-        for msg_id in list(self.store.get_setting(_AWAITING, [])):
-            message = self.store.get_message(msg_id)
+        for msg_id in list(self.store.settings.get(_AWAITING, [])):
+            message = self.store.messages.get(msg_id)
             if message is not None and message.kind == "text" and message.state == "sending":
                 content = Content("text", msg_id, message.sent_at, text=message.body or "")
                 try:
                     await self.enqueue(message.peer, content, None, kind="text", msg_id=msg_id)
                 except (ClientError, NetError) as exc:  # this message fails; the others still go
-                    self.store.update_message(msg_id, state="failed")
+                    self.store.messages.update(msg_id, state="failed")
                     self.shared.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
                     self.shared.note_error(str(exc))
-            left = [m for m in self.store.get_setting(_AWAITING, []) if m != msg_id]
-            self.store.set_setting(_AWAITING, left)
+            left = [m for m in self.store.settings.get(_AWAITING, []) if m != msg_id]
+            self.store.settings.set(_AWAITING, left)

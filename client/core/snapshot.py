@@ -73,11 +73,11 @@ class SnapshotService:
 
     def floor(self) -> tuple[int, str | None]:
         """The persisted floor: the newest accepted version and its fingerprint (no same-version swap)."""
-        floor = self.store.get_setting("snapshot_floor")
+        floor = self.store.settings.get("snapshot_floor")
         if (isinstance(floor, list) and len(floor) == 2 and isinstance(floor[0], int)
                 and isinstance(floor[1], str)):
             return floor[0], floor[1]
-        return int(self.store.get_setting("snapshot_version", 0)), None
+        return int(self.store.settings.get("snapshot_version", 0)), None
 
     def install(self, data: bytes) -> None:
         """Verify ``data`` against the pinned authority key and swap it in (raises if refused)."""
@@ -96,8 +96,8 @@ class SnapshotService:
         os.replace(tmp, self.snapshot_file)
         if self.slot.swap(view):
             with self.store.transaction():
-                self.store.set_setting("snapshot_version", view.version)
-                self.store.set_setting("snapshot_floor", [view.version, view.fingerprint])
+                self.store.settings.set("snapshot_version", view.version)
+                self.store.settings.set("snapshot_floor", [view.version, view.fingerprint])
             self.shared.trace("scanner.snapshot_installed")
             self.shared.hub.emit(SnapshotChanged(self.status()))
 

@@ -85,9 +85,9 @@ class Party:
         self.settings = settings or Settings(relay="ws://127.0.0.1:9", policy="block", name=name)
         self.identity = IdentityKeyPair.generate()
         self.store = Store.create(root / "store.sqlite", passphrase=None)
-        self.store.save_identity(self.identity)
+        self.store.keys.save_identity(self.identity)
         self.prekeys = PreKeyState.create(self.identity, time.time())
-        self.store.save_prekeys(self.prekeys)
+        self.store.keys.save_prekeys(self.prekeys)
         self.hub = EventHub()
         self.hub.subscribe(self.emitted.append)
         self.link = LinkRecorder(self.events)
@@ -100,8 +100,8 @@ class Party:
         self.outbox = Outbox(self.store, self.shared, self.link.kick)
         self.sessions = Sessions(self.store, self.shared, self.identity, self.prekeys, contacts=self.contacts,
                                  outbox=self.outbox, link=self.link)
-        self.reports = Reports(self.store, self.shared, VoucherIssuer(self.store, self.identity.account_id),
-                               self.link.kick)
+        vouchers = VoucherIssuer(self.store.settings, self.identity.account_id)
+        self.reports = Reports(self.store, self.shared, vouchers, self.link.kick)
         self.sender = Sender(self.store, self.shared, sessions=self.sessions, messages=self.messages,
                              media=self.media, reports=self.reports, link=self.link)
         self.scanner = Recorder()

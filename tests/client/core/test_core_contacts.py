@@ -46,7 +46,7 @@ def test_invite_codes_round_trip_and_strip_odd_names(bob: Party) -> None:
 
 def test_key_change_is_flagged_until_verified(alice: Party, bob: Party) -> None:
     old = bob.identity.public
-    alice.store.add_contact(bob.account_id, name="bob", identity_key=old, now=alice.now)
+    alice.store.contacts.add(bob.account_id, name="bob", identity_key=old, now=alice.now)
     before = alice.contacts.safety_number(bob.account_id)
     assert len(before) == 60
     new = IdentityKeyPair.generate().public
@@ -59,14 +59,14 @@ def test_key_change_is_flagged_until_verified(alice: Party, bob: Party) -> None:
     assert alice.contacts.key_changed() == set()
     [view] = alice.contacts.all()
     assert view.verified and not view.key_changed
-    assert alice.store.load_session(bob.account_id) is None  # a new session starts after the change
+    assert alice.store.sessions.load(bob.account_id) is None  # a new session starts after the change
 
 
 def test_mark_read_clears_unread(alice: Party, bob: Party) -> None:
     from client.store import MessageRecord
 
-    alice.store.add_contact(bob.account_id, now=alice.now)
-    alice.store.add_message(MessageRecord("m1", bob.account_id, "in", "text", alice.now, "received",
+    alice.store.contacts.add(bob.account_id, now=alice.now)
+    alice.store.messages.add(MessageRecord("m1", bob.account_id, "in", "text", alice.now, "received",
                                           body="hi"))
     assert [c.unread for c in alice.contacts.all()] == [1]
     alice.contacts.mark_read(bob.account_id)

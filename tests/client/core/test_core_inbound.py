@@ -23,16 +23,16 @@ COFFEE = REPO / "samples" / "coffee.jpg"
 def _send(alice: Party, bob: Party, content: Content) -> bytes:
     """Alice encrypts ``content`` for bob (setting the session up from his bundle); the envelope bytes."""
     alice.link.bundles[bob.account_id] = bob.bundle()
-    if alice.store.get_contact(bob.account_id) is None:
-        alice.store.add_contact(bob.account_id, now=alice.now)
-    before = {i.envelope_id for i in alice.store.outbox_pending()}
+    if alice.store.contacts.get(bob.account_id) is None:
+        alice.store.contacts.add(bob.account_id, now=alice.now)
+    before = {i.envelope_id for i in alice.store.outbox.pending()}
 
     async def enqueue() -> None:
         async with alice.lock():
             await alice.sessions.enqueue(bob.account_id, content, None, kind=content.kind)
 
     asyncio.run(enqueue())
-    [item] = [i for i in alice.store.outbox_pending() if i.envelope_id not in before]
+    [item] = [i for i in alice.store.outbox.pending() if i.envelope_id not in before]
     return item.payload
 
 
@@ -46,14 +46,14 @@ def test_text_is_stored_announced_and_receipted(alice: Party, bob: Party) -> Non
     [event] = [e for e in bob.emitted if isinstance(e, MessageReceived)]
     assert (event.message.id, event.message.text, event.message.peer) == ("m1", "hello bob", alice.account_id)
     assert [m.id for m in bob.messages.take_cli_inbox()] == ["m1"]
-    assert bob.store.seen("r1") and bob.inbound.count == 1
-    [receipt] = bob.store.outbox_pending()
+    assert bob.store.dedupe.seen("r1") and bob.inbound.count == 1
+    [receipt] = bob.store.outbox.pending()
     assert receipt.peer == alice.account_id and receipt.meta == {"kind": "receipt"}
     assert bob.events[:1] == ["session.decrypt"] and bob.events[-2:] == ["net.send", "link.kick"]
     # the receipt reaches alice: her message is delivered
     from client.store import MessageRecord
 
-    alice.store.add_message(MessageRecord("m1", bob.account_id, "out", "text", alice.now, "sent",
+    alice.store.messages.add(MessageRecord("m1", bob.account_id, "out", "text", alice.now, "sent",
                                           body="hello bob"))
     _deliver(alice, bob.account_id, receipt.payload, mid="r2")
     assert DeliveryChanged("m1", bob.account_id, "delivered") in alice.emitted
@@ -65,14 +65,14 @@ def test_a_replayed_envelope_is_dropped(alice: Party, bob: Party) -> None:
     _deliver(bob, alice.account_id, env, mid="r1")
     _deliver(bob, alice.account_id, env, mid="r2")  # the same ciphertext under a new relay id
     assert [m.text for m in bob.messages.conversation(alice.account_id)] == ["once"]
-    assert bob.store.seen("r2") and len(bob.store.outbox_pending()) == 1
+    assert bob.store.dedupe.seen("r2") and len(bob.store.outbox.pending()) == 1
 
 
 def test_garbage_costs_one_envelope_and_is_recorded(alice: Party, bob: Party) -> None:
     _deliver(bob, alice.account_id, b"\x00garbage", mid="bad")
     [shown] = bob.messages.conversation(alice.account_id)
     assert shown.state == "failed" and "could not be decrypted" in shown.text
-    assert bob.store.seen("bad") and bob.errors and bob.events[-1] == "core.inbound_failed"
+    assert bob.store.dedupe.seen("bad") and bob.errors and bob.events[-1] == "core.inbound_failed"
     env = _send(alice, bob, Content("text", "m1", alice.now, text="still works"))
     _deliver(bob, alice.account_id, env, mid="good")
     assert [m.text for m in bob.messages.conversation(alice.account_id)][-1] == "still works"
@@ -80,20 +80,20 @@ def test_garbage_costs_one_envelope_and_is_recorded(alice: Party, bob: Party) ->
 
 def test_a_relay_naming_no_account_gets_nothing_shown(bob: Party) -> None:
     _deliver(bob, "../../etc", b"whatever", mid="r1")
-    assert bob.store.seen("r1") and bob.store.list_contacts() == []
+    assert bob.store.dedupe.seen("r1") and bob.store.contacts.all() == []
     assert not any(isinstance(e, MessageReceived) for e in bob.emitted)
 
 
 def test_a_reused_message_id_is_not_overwritten(alice: Party, bob: Party) -> None:
     from client.store import MessageRecord
 
-    bob.store.add_contact(alice.account_id, now=bob.now)
-    bob.store.add_message(MessageRecord("m1", "c" * 32, "out", "text", bob.now, "sent", body="mine"))
+    bob.store.contacts.add(alice.account_id, now=bob.now)
+    bob.store.messages.add(MessageRecord("m1", "c" * 32, "out", "text", bob.now, "sent", body="mine"))
     env = _send(alice, bob, Content("text", "m1", alice.now, text="overwrite"))
     _deliver(bob, alice.account_id, env)
     assert bob.messages.get("m1").text == "mine"  # type: ignore[union-attr]
     [shown] = bob.messages.conversation(alice.account_id)
-    assert "reused the id" in shown.text and bob.store.outbox_pending() == []  # no receipt for it
+    assert "reused the id" in shown.text and bob.store.outbox.pending() == []  # no receipt for it
 
 
 def _image_envelope(alice: Party, bob: Party) -> bytes:
@@ -111,7 +111,7 @@ def test_image_is_downloaded_sealed_and_scanned_when_asked(alice: Party, bob: Pa
     _deliver(bob, alice.account_id, _image_envelope(alice, bob))
     assert bob.messages.image_bytes("img1") == COFFEE.read_bytes()
     assert "link.download_blob" in bob.events and bob.scanner.events == ["scanner.hash", "scanner.match"]
-    record = bob.store.get_message("img1")
+    record = bob.store.messages.get("img1")
     assert record is not None and record.verdict is not None and record.verdict["received_scan"] is True
 
 
@@ -125,8 +125,8 @@ def test_an_interrupted_envelope_is_recorded_after_the_last_attempt(alice: Party
     for _ in range(MAX_INBOUND_ATTEMPTS):
         with pytest.raises(asyncio.CancelledError):
             _deliver(bob, alice.account_id, env)
-    assert not bob.store.seen("r1")
+    assert not bob.store.dedupe.seen("r1")
     _deliver(bob, alice.account_id, env)
     [shown] = bob.messages.conversation(alice.account_id)
     assert shown.state == "failed" and f"interrupted {MAX_INBOUND_ATTEMPTS} times" in shown.text
-    assert bob.store.seen("r1")
+    assert bob.store.dedupe.seen("r1")

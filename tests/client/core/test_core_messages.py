@@ -19,8 +19,8 @@ def _image(party: Party, peer: str, ref: str | None, *, verdict: object = None) 
 
 
 def test_text_view_and_conversation(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, now=alice.now)
-    alice.store.add_message(MessageRecord("m1", bob.account_id, "in", "text", alice.now, "received",
+    alice.store.contacts.add(bob.account_id, now=alice.now)
+    alice.store.messages.add(MessageRecord("m1", bob.account_id, "in", "text", alice.now, "received",
                                           body="hi"))
     [view] = alice.messages.conversation(bob.account_id)
     assert (view.id, view.text, view.direction, view.state, view.path) == ("m1", "hi", "in", "received", None)
@@ -31,8 +31,8 @@ def test_text_view_and_conversation(alice: Party, bob: Party) -> None:
 def test_image_view_label_and_sealed_bytes(alice: Party, bob: Party) -> None:
     data = COFFEE.read_bytes()
     ref = alice.media.put(data)
-    alice.store.add_contact(bob.account_id, now=alice.now)
-    alice.store.add_message(_image(alice, bob.account_id, ref,
+    alice.store.contacts.add(bob.account_id, now=alice.now)
+    alice.store.messages.add(_image(alice, bob.account_id, ref,
                                    verdict={"outcome": "no_match", "votes": 0, "name": "coffee.jpg"}))
     view = alice.messages.get("img1")
     assert view is not None and view.label == "coffee.jpg 640x480"
@@ -43,8 +43,8 @@ def test_image_view_label_and_sealed_bytes(alice: Party, bob: Party) -> None:
 
 def test_tampered_image_is_none_with_a_note(alice: Party, bob: Party) -> None:
     ref = alice.media.put(COFFEE.read_bytes())
-    alice.store.add_contact(bob.account_id, now=alice.now)
-    alice.store.add_message(_image(alice, bob.account_id, ref))
+    alice.store.contacts.add(bob.account_id, now=alice.now)
+    alice.store.messages.add(_image(alice, bob.account_id, ref))
     sealed = alice.media.path(ref)
     sealed.write_bytes(sealed.read_bytes()[:-1] + b"\x00")
     assert alice.messages.image_bytes("img1") is None
@@ -61,10 +61,10 @@ def test_hostile_stored_row_gives_a_failed_view(alice: Party, bob: Party) -> Non
 
 
 def test_cli_inbox_queue_and_take(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     for i in range(3):
         record = MessageRecord(f"m{i}", bob.account_id, "in", "text", alice.now + i, "received", body=str(i))
-        alice.store.add_message(record)
+        alice.store.messages.add(record)
         alice.messages.queue_for_cli(f"m{i}")
     alice.messages.queue_for_cli("gone")  # a queued id without a message is skipped
     assert alice.messages.cli_inbox_waiting()
@@ -79,8 +79,8 @@ def test_legacy_clear_images_are_sealed_once(alice: Party, bob: Party) -> None:
     legacy.write_bytes(COFFEE.read_bytes())
     stray = media_dir / "stray.jpg"
     stray.write_bytes(b"clear")
-    alice.store.add_contact(bob.account_id, now=alice.now)
-    alice.store.add_message(_image(alice, bob.account_id, str(legacy)))
+    alice.store.contacts.add(bob.account_id, now=alice.now)
+    alice.store.messages.add(_image(alice, bob.account_id, str(legacy)))
     alice.messages.adopt_plaintext_media(media_dir)
     assert not legacy.exists() and not stray.exists()
     assert alice.messages.image_bytes("img1") == COFFEE.read_bytes()

@@ -10,12 +10,12 @@ from tests.client.core.partykit import Party
 
 
 def _queue(party: Party, peer: str, msg_id: str, *, not_before: float | None = None) -> None:
-    party.store.add_contact(peer, now=party.now)
-    party.store.add_message(MessageRecord(msg_id, peer, "out", "text", party.now, "sending", body="x"))
+    party.store.contacts.add(peer, now=party.now)
+    party.store.messages.add(MessageRecord(msg_id, peer, "out", "text", party.now, "sending", body="x"))
     meta: dict[str, object] = {"kind": "text", "msg_id": msg_id}
     if not_before is not None:
         meta["not_before"] = not_before
-    party.store.outbox_put(OutboxItem(f"env-{msg_id}", peer, b"payload", party.now, 0, meta))
+    party.store.outbox.put(OutboxItem(f"env-{msg_id}", peer, b"payload", party.now, 0, meta))
 
 
 def test_acknowledged_marks_sent(alice: Party, bob: Party) -> None:
@@ -23,7 +23,7 @@ def test_acknowledged_marks_sent(alice: Party, bob: Party) -> None:
     [pending] = alice.outbox.pending()
     assert (pending.envelope_id, pending.peer, pending.payload) == ("env-m1", bob.account_id, b"payload")
     alice.outbox.acknowledged("env-m1", "srv1", alice.now)
-    assert alice.store.outbox_pending() == []
+    assert alice.store.outbox.pending() == []
     assert alice.emitted == [DeliveryChanged("m1", bob.account_id, "sent")]
     assert alice.messages.get("m1").state == "sent"  # type: ignore[union-attr]
     assert alice.events == ["net.acked"]
@@ -37,7 +37,7 @@ def test_rejected_marks_failed_and_waiting_marks_waiting(alice: Party, bob: Part
     alice.outbox.rejected("env-m1", "too_large")
     assert alice.emitted == [DeliveryChanged("m2", bob.account_id, "waiting"),
                              DeliveryChanged("m1", bob.account_id, "failed")]
-    assert [i.envelope_id for i in alice.store.outbox_pending()] == ["env-m2"]  # waiting stays queued
+    assert [i.envelope_id for i in alice.store.outbox.pending()] == ["env-m2"]  # waiting stays queued
 
 
 def test_delayed_envelope_waits_then_a_timer_kicks_the_link(alice: Party, bob: Party) -> None:

@@ -28,7 +28,7 @@ def test_a_report_is_sealed_to_the_authority_mailbox(alice: Party, bob: Party) -
     key = _with_authority(alice, policy="report")
     data = b"image bytes"
     alice.reports.send_report(bob.account_id, data, MATCH, HashResult("pdq", 256, bytes(32), 90))
-    [item] = alice.store.outbox_pending()
+    [item] = alice.store.outbox.pending()
     assert item.peer == authority_mailbox(key) and item.meta == {"kind": "report"}
     assert data not in item.payload  # sealed
     assert hashlib.sha256(data).hexdigest().encode() not in item.payload
@@ -38,7 +38,7 @@ def test_a_report_is_sealed_to_the_authority_mailbox(alice: Party, bob: Party) -
 def test_threshold_reporting_queues_a_delayed_voucher(alice: Party, bob: Party) -> None:
     _with_authority(alice, policy="report", report_threshold=3, voucher_delay=60.0)
     alice.reports.send_report(bob.account_id, b"x", MATCH, None)
-    [item] = alice.store.outbox_pending()
+    [item] = alice.store.outbox.pending()
     assert item.meta["kind"] == "voucher" and is_voucher_envelope(item.payload)
     assert item.meta["not_before"] >= alice.now
 
@@ -46,10 +46,10 @@ def test_threshold_reporting_queues_a_delayed_voucher(alice: Party, bob: Party) 
 def test_synthetic_vouchers_only_under_threshold_reporting(alice: Party) -> None:
     _with_authority(alice, policy="report", report_threshold=1, synthetic_vouchers=1.0)
     asyncio.run(alice.reports.synthetic_voucher(MATCH))
-    assert alice.store.outbox_pending() == []  # t = 1: plain reports, no cover traffic
+    assert alice.store.outbox.pending() == []  # t = 1: plain reports, no cover traffic
     _with_authority(alice, policy="report", report_threshold=3, synthetic_vouchers=1.0)
     asyncio.run(alice.reports.synthetic_voucher(MATCH))
-    [item] = alice.store.outbox_pending()
+    [item] = alice.store.outbox.pending()
     assert item.meta == {"kind": "voucher"} and is_voucher_envelope(item.payload)
     assert alice.events == ["net.send_voucher", "link.kick"]
 
@@ -57,4 +57,4 @@ def test_synthetic_vouchers_only_under_threshold_reporting(alice: Party) -> None
 def test_without_an_authority_key_no_synthetic_voucher(alice: Party, tmp_path: Path) -> None:
     alice.settings = replace(alice.settings, policy="report", report_threshold=3, synthetic_vouchers=1.0)
     asyncio.run(alice.reports.synthetic_voucher(MATCH))
-    assert alice.store.outbox_pending() == []
+    assert alice.store.outbox.pending() == []

@@ -22,35 +22,35 @@ def _wire(party: Party, outcome: str = "no_match") -> None:
 
 
 def test_text_is_encrypted_and_queued(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     alice.link.bundles[bob.account_id] = bob.bundle()
     out = asyncio.run(alice.sender.send_text(bob.account_id, "hi"))
     assert out.status == "sent" and out.message is not None and out.message.state == "sending"
-    [item] = alice.store.outbox_pending()
+    [item] = alice.store.outbox.pending()
     assert item.meta == {"kind": "text", "msg_id": out.message.id} and b"hi" not in item.payload
 
 
 def test_offline_text_without_a_session_is_queued(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     alice.link.connected = False
     out = asyncio.run(alice.sender.send_text(bob.account_id, "later"))
-    assert out.status == "queued" and alice.sessions.awaiting() == 1 and alice.store.outbox_pending() == []
+    assert out.status == "queued" and alice.sessions.awaiting() == 1 and alice.store.outbox.pending() == []
     assert "link.fetch_bundle" not in alice.events
 
 
 def test_bad_texts_are_errors_and_store_nothing(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     assert asyncio.run(alice.sender.send_text(bob.account_id, "")).error == "empty message"
     too_long = asyncio.run(alice.sender.send_text(bob.account_id, "x" * (64 * 1024 + 1)))
     assert too_long.status == "error" and "too long" in too_long.error
     stranger = asyncio.run(alice.sender.send_text("c" * 32, "hi"))  # not a contact: no bundle is fetched
     assert stranger.status == "error"
-    assert alice.messages.conversation(bob.account_id) == [] and alice.store.outbox_pending() == []
+    assert alice.messages.conversation(bob.account_id) == [] and alice.store.outbox.pending() == []
 
 
 def test_image_goes_scan_then_seal_then_upload_then_queue(alice: Party, bob: Party) -> None:
     _wire(alice)
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     alice.link.bundles[bob.account_id] = bob.bundle()
     out = asyncio.run(alice.sender.send_image(bob.account_id, COFFEE))
     assert out.status == "sent" and out.message is not None
@@ -65,17 +65,17 @@ def test_image_goes_scan_then_seal_then_upload_then_queue(alice: Party, bob: Par
 
 def test_blocked_image_leaves_nothing(alice: Party, bob: Party) -> None:
     _wire(alice, outcome="match")
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     out = asyncio.run(alice.sender.send_image(bob.account_id, COFFEE))
-    assert out.status == "blocked" and alice.link.blobs == {} and alice.store.outbox_pending() == []
+    assert out.status == "blocked" and alice.link.blobs == {} and alice.store.outbox.pending() == []
 
 
 def test_forward_rescans_the_stored_bytes(alice: Party, bob: Party) -> None:
     _wire(alice)
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     alice.link.bundles[bob.account_id] = bob.bundle()
     ref = alice.media.put(COFFEE.read_bytes())
-    alice.store.add_message(MessageRecord("in1", bob.account_id, "in", "image", alice.now, "received",
+    alice.store.messages.add(MessageRecord("in1", bob.account_id, "in", "image", alice.now, "received",
                                           local_path=ref, verdict={"name": "coffee.jpg"}))
     out = asyncio.run(alice.sender.forward_image("in1", bob.account_id))
     assert out.status == "sent" and alice.scanner.events[:2] == ["scanner.hash", "scanner.match"]

@@ -27,12 +27,12 @@ def test_first_connection_publishes_then_tops_up(alice: Party) -> None:
     alice.link.prekeys_left = 3
     asyncio.run(alice.sessions.on_connected())
     assert alice.link.published[-1] == (97, False)  # topped up to 100, the bundle kept
-    stored = alice.store.load_prekeys()
+    stored = alice.store.keys.load_prekeys()
     assert stored is not None and len(stored.one_time) == len(alice.sessions.prekeys.one_time)
 
 
 def test_enqueue_sets_up_a_session_and_persists_before_the_kick(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, name="bob", now=alice.now)
+    alice.store.contacts.add(bob.account_id, name="bob", now=alice.now)
     alice.link.bundles[bob.account_id] = bob.bundle()
     message = MessageRecord("m1", bob.account_id, "out", "text", alice.now, "sending", body="hello")
 
@@ -45,8 +45,8 @@ def test_enqueue_sets_up_a_session_and_persists_before_the_kick(alice: Party, bo
     assert alice.events == ["link.fetch_bundle", "net.bundle_fetched", "session.encrypt", "net.send",
                             "link.kick"]
     assert alice.sessions.has_session(bob.account_id)
-    assert alice.store.get_contact(bob.account_id).identity_key == bob.identity.public  # type: ignore[union-attr]
-    [item] = alice.store.outbox_pending()
+    assert alice.store.contacts.get(bob.account_id).identity_key == bob.identity.public  # type: ignore[union-attr]
+    [item] = alice.store.outbox.pending()
     assert item.peer == bob.account_id and item.meta == {"kind": "text", "msg_id": "m1"}
     assert alice.outbox.msg_of == {item.envelope_id: "m1"}
     dec = decrypt_message(bob.identity, bob.prekeys, None, item.payload, sender_account_id=alice.account_id)
@@ -54,7 +54,7 @@ def test_enqueue_sets_up_a_session_and_persists_before_the_kick(alice: Party, bo
 
 
 def test_a_bundle_with_another_key_flags_a_change_and_sends_nothing(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, identity_key=bob.identity.public, now=alice.now)
+    alice.store.contacts.add(bob.account_id, identity_key=bob.identity.public, now=alice.now)
     impostor = IdentityKeyPair.generate()  # a bundle of another identity, served for bob's account
     bundle = PreKeyState.create(impostor, alice.now).bundle(impostor.public)
     alice.link.bundles[bob.account_id] = bytes(cbor2.dumps(bundle.to_dict()))
@@ -65,25 +65,25 @@ def test_a_bundle_with_another_key_flags_a_change_and_sends_nothing(alice: Party
     with pytest.raises(SendError, match="verify it before sending"):  # refused before any network request
         asyncio.run(alice.sessions.session_for(bob.account_id))
     assert alice.events.count("link.fetch_bundle") == 1
-    assert alice.store.outbox_pending() == []
+    assert alice.store.outbox.pending() == []
 
 
 def test_texts_queued_offline_go_once_connected(alice: Party, bob: Party) -> None:
-    alice.store.add_contact(bob.account_id, now=alice.now)
+    alice.store.contacts.add(bob.account_id, now=alice.now)
     alice.sessions.queue_for_session(MessageRecord("m1", bob.account_id, "out", "text", alice.now, "sending",
                                                    body="later"))
-    assert alice.sessions.awaiting() == 1 and alice.store.outbox_pending() == []
+    assert alice.sessions.awaiting() == 1 and alice.store.outbox.pending() == []
     alice.link.bundles[bob.account_id] = bob.bundle()
     asyncio.run(alice.sessions.on_connected())
     assert alice.sessions.awaiting() == 0
-    [item] = alice.store.outbox_pending()
+    [item] = alice.store.outbox.pending()
     assert item.meta["msg_id"] == "m1"
 
 
 def test_a_queued_text_that_cannot_go_fails_alone(alice: Party, bob: Party) -> None:
     carol = IdentityKeyPair.generate().account_id
     for peer in (carol, bob.account_id):
-        alice.store.add_contact(peer, now=alice.now)
+        alice.store.contacts.add(peer, now=alice.now)
     alice.sessions.queue_for_session(MessageRecord("m1", carol, "out", "text", alice.now, "sending",
                                                    body="a"))
     alice.sessions.queue_for_session(MessageRecord("m2", bob.account_id, "out", "text", alice.now, "sending",
@@ -92,5 +92,5 @@ def test_a_queued_text_that_cannot_go_fails_alone(alice: Party, bob: Party) -> N
     alice.link.bundles[bob.account_id] = bob.bundle()
     asyncio.run(alice.sessions.on_connected())
     assert DeliveryChanged("m1", carol, "failed") in alice.emitted
-    assert [i.meta["msg_id"] for i in alice.store.outbox_pending()] == ["m2"]
+    assert [i.meta["msg_id"] for i in alice.store.outbox.pending()] == ["m2"]
     assert alice.errors and "malformed prekey bundle" in alice.errors[0]
