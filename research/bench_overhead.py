@@ -7,7 +7,7 @@ else ``samples/``), in one run, through the real client against a real relay on 
   ``--no-dihedral``) plus the snapshot lookup, exactly the pipeline's scan step;
 * ``encrypt``: ``encrypt_image`` (seam check, padding, AES-256-CBC + HMAC-SHA256);
 * ``upload``: uploading the encrypted blob to the relay (chunked, acknowledged);
-* ``send``: the whole ``Core.send_image`` (read, scan, policy, encrypt, upload, envelope).
+* ``send``: the whole ``Core.sender.send_image`` (read, scan, policy, encrypt, upload, envelope).
 
 It prints median and p95 per step and the ratio scan / (encrypt + upload): the added latency of
 scanning against what sending an image costs anyway. The machine is shared and the relay runs
