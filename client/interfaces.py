@@ -1,6 +1,7 @@
 """The shapes the client's parts agree on: view objects, events and collaborator Protocols.
 
-``ChatCore`` is what front ends (the Textual TUI, the headless CLI, tests) use; ``core.Core`` is
+``ChatCore`` (with its component ports ``ContactsPort``, ``MessagesPort``, ``SenderPort`` and
+``SnapshotPort``) is what front ends (the Textual TUI, the headless CLI, tests) use; ``core.Core`` is
 the real one and ``tests/tui`` drives the TUI with a fake. The collaborator Protocols
 (``ImageScanner``, ``ImageSealer``, ``Courier``; the net's ``OutboxPort``) exist so that a test can wire
 one real part to recorders and check the exact order of calls (scan, match, policy, encrypt, send).
@@ -25,6 +26,7 @@ __all__ = [
     "ChatCore",
     "ConnectionChanged",
     "ContactView",
+    "ContactsPort",
     "CoreEvent",
     "Courier",
     "DeliveryChanged",
@@ -34,10 +36,13 @@ __all__ = [
     "KeyChanged",
     "MessageReceived",
     "MessageView",
+    "MessagesPort",
     "ScannerStatus",
     "SendOutcome",
     "SendStatus",
+    "SenderPort",
     "SnapshotChanged",
+    "SnapshotPort",
 ]
 
 Direction = Literal["in", "out"]
@@ -152,14 +157,59 @@ class ConnectionChanged:
 CoreEvent = MessageReceived | DeliveryChanged | KeyChanged | SnapshotChanged | ConnectionChanged
 
 
+class ContactsPort(Protocol):
+    """The address book (``client.core.contacts.Contacts``)."""
+
+    def all(self) -> list[ContactView]: ...
+
+    async def add(self, account_or_invite: str, name: str = "") -> ContactView: ...
+
+    def resolve(self, name_or_id: str) -> str: ...
+
+    def mark_read(self, peer: str) -> None: ...
+
+    def safety_number(self, peer: str) -> str: ...
+
+    def set_verified(self, peer: str, verified: bool) -> None: ...
+
+
+class MessagesPort(Protocol):
+    """Stored conversations (``client.core.messages.Messages``)."""
+
+    def conversation(self, peer: str, *, limit: int = 500) -> list[MessageView]: ...
+
+    def image_bytes(self, msg_id: str) -> bytes | None:
+        """A stored image decrypted in memory (sealed at rest), or None."""
+        ...
+
+
+class SenderPort(Protocol):
+    """Outgoing messages (``client.core.sender.Sender``)."""
+
+    async def send_text(self, peer: str, text: str) -> SendOutcome: ...
+
+    async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome: ...
+
+    async def forward_image(self, msg_id: str, peer: str, *, confirmed: bool = False) -> SendOutcome: ...
+
+
+class SnapshotPort(Protocol):
+    """The scanner's snapshot (``client.core.snapshot.SnapshotService``)."""
+
+    def status(self) -> ScannerStatus: ...
+
+
 class ChatCore(Protocol):
-    """What a front end may ask of the client (all network and crypto behind it)."""
+    """What a front end may ask of the client (all network and crypto behind it): the core's lifecycle
+    and identity, and its components (``client.core.Core`` implements it)."""
 
     @property
     def account_id(self) -> str: ...
 
     @property
     def display_name(self) -> str: ...
+
+    def invite_code(self) -> str: ...
 
     @property
     def connected(self) -> bool: ...
@@ -170,35 +220,23 @@ class ChatCore(Protocol):
 
     async def stop(self) -> None: ...
 
-    def contacts(self) -> list[ContactView]: ...
+    @property
+    def contacts(self) -> ContactsPort:
+        """The address book."""
 
-    def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]: ...
+    @property
+    def messages(self) -> MessagesPort:
+        """Stored conversations and their images."""
 
-    def mark_read(self, peer: str) -> None: ...
+    @property
+    def sender(self) -> SenderPort:
+        """Outgoing texts, images and forwards."""
 
-    async def add_contact(self, account_or_invite: str, name: str = "") -> ContactView: ...
-
-    def invite_code(self) -> str: ...
-
-    async def send_text(self, peer: str, text: str) -> SendOutcome: ...
-
-    async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome: ...
-
-    async def forward_image(self, msg_id: str, peer: str, *, confirmed: bool = False) -> SendOutcome: ...
-
-    def resolve(self, name_or_id: str) -> str: ...
-
-    def image_bytes(self, msg_id: str) -> bytes | None:
-        """A stored image decrypted in memory (sealed at rest), or None."""
-        ...
-
-    def scanner_status(self) -> ScannerStatus: ...
+    @property
+    def snapshot(self) -> SnapshotPort:
+        """The scanner's snapshot and status."""
 
     async def set_policy(self, policy: PolicyName) -> None: ...
-
-    def safety_number(self, peer: str) -> str: ...
-
-    def set_verified(self, peer: str, verified: bool) -> None: ...
 
 
 class ImageScanner(Protocol):

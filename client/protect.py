@@ -133,7 +133,7 @@ async def submit_appeal(core: Core, data: bytes, *, name: str, reason: str = "",
     if attach_image:
         key = nacl.utils.random(nacl.secret.SecretBox.KEY_SIZE)
         blob = bytes(nacl.secret.SecretBox(key).encrypt(data))
-        blob_id = await core.upload_blob(blob)
+        blob_id = await core.sender.upload_blob(blob)
         body["attachment"] = {"blob": blob_id, "key": key, "sha256": hashlib.sha256(data).hexdigest(),
                               "size": len(data), "content_type": _content_type(data)}
     _queue(core, "appeal", body, name)
@@ -171,8 +171,6 @@ def receive_notice(core: Core, env: Inbound) -> bool:
     text = notice.describe()
     if request.get("name"):
         text = text.replace(f" {notice.ref[:8]} ", f" {notice.ref[:8]} ({request['name']}) ", 1)
-    from client.core import CLI_INBOX
-
     message = MessageRecord(hashlib.sha256(env.mid.encode()).hexdigest()[:24], env.sender, "in", "text",
                             core.clock(), "received", body=text)
     with store.transaction():
@@ -183,12 +181,11 @@ def receive_notice(core: Core, env: Inbound) -> bool:
                 store.contacts.add(env.sender, now=core.clock())
         fresh = store.messages.add(message)
         if fresh:
-            queue = list(store.settings.get(CLI_INBOX, []))[-9_999:]
-            store.settings.set(CLI_INBOX, [*queue, message.msg_id])
+            core.messages.queue_for_cli(message.msg_id)
             decisions = dict(store.settings.get("authority_decisions", {}))
             decisions[notice.ref] = notice.to_dict()
             store.settings.set("authority_decisions", dict(list(decisions.items())[-1000:]))
         store.dedupe.mark_seen(env.mid)
     if fresh:
-        core.hub.emit(MessageReceived(core._view(message)))
+        core.hub.emit(MessageReceived(core.messages.view(message)))
     return True

@@ -7,7 +7,7 @@ else ``samples/``), in one run, through the real client against a real relay on 
   ``--no-dihedral``) plus the snapshot lookup, exactly the pipeline's scan step;
 * ``encrypt``: ``encrypt_image`` (seam check, padding, AES-256-CBC + HMAC-SHA256);
 * ``upload``: uploading the encrypted blob to the relay (chunked, acknowledged);
-* ``send``: the whole ``Core.send_image`` (read, scan, policy, encrypt, upload, envelope).
+* ``send``: the whole ``Core.sender.send_image`` (read, scan, policy, encrypt, upload, envelope).
 
 It prints median and p95 per step and the ratio scan / (encrypt + upload): the added latency of
 scanning against what sending an image costs anyway. The machine is shared and the relay runs
@@ -83,10 +83,10 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
     await publish_snapshot(relay.url, authority.seed, snapshot, 1)
     alice = make_profile(tmp, "alice", relay=relay.url, authority=authority, policy="block")
     bob = make_profile(tmp, "bob", relay=relay.url, authority=authority, policy="block")
-    await alice.add_contact(bob.account_id, "bob")
+    await alice.contacts.add(bob.account_id, "bob")
     await bob.publish_now()
     await alice.publish_now()
-    while alice.slot.current is None:
+    while alice.snapshot.slot.current is None:
         await asyncio.sleep(0.05)
     if not dihedral:
         from dataclasses import replace
@@ -109,7 +109,7 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
                     t3 = time.perf_counter()
                     await alice.net.upload_blob(enc.blob)
                     t4 = time.perf_counter()
-                    out = await alice.send_image(bob.account_id, path)
+                    out = await alice.sender.send_image(bob.account_id, path)
                     t5 = time.perf_counter()
                     outcomes.append(out.status)
                     times["scan"].append(t1 - t0)

@@ -252,8 +252,9 @@ def run_rollout(size: int, photo: Path, *, progress: Any = lambda line: None) ->
                     await alice.start()
                     await bob.start()
                     progress("waiting for the first snapshot")
-                    await wait_until(lambda: bob.slot.current is not None, wait, "the first snapshot")
-                    first = bob.slot.current.version  # type: ignore[union-attr]
+                    slot = bob.snapshot.slot
+                    await wait_until(lambda: slot.current is not None, wait, "the first snapshot")
+                    first = bob.snapshot.slot.current.version  # type: ignore[union-attr]
                     before = bob.profile.snapshot_file.read_bytes()  # what a delta would be applied to
                     sub = submit_protection(alice, photo.read_bytes(), name=photo.name)
                     store = AuthorityStore(store_path)

@@ -223,7 +223,7 @@ def _contact_add(args: argparse.Namespace) -> int:
     except _errors() as exc:
         return _fail(str(exc))
     try:
-        contact = _run(core.add_contact(args.account, args.name))
+        contact = _run(core.contacts.add(args.account, args.name))
     except _errors() as exc:
         return _fail(f"{exc}" + (" (use another --name, or verify the safety number)"
                                  if "changed" in str(exc) else ""))
@@ -239,7 +239,7 @@ def _contact_list(args: argparse.Namespace) -> int:
     except _errors() as exc:
         return _fail(str(exc))
     try:
-        for c in core.contacts():
+        for c in core.contacts.all():
             _print({"account_id": c.account_id, "name": c.name, "unread": c.unread, "verified": c.verified,
                     "key_changed": c.key_changed})
     finally:
@@ -331,7 +331,7 @@ def _send(args: argparse.Namespace) -> int:
 
         try:
             try:
-                peer = core.resolve(args.to)
+                peer = core.contacts.resolve(args.to)
             except _errors() as exc:
                 return _outcome_json(SendOutcome("error", error=str(exc)), args.to)
             await core.start()
@@ -340,14 +340,14 @@ def _send(args: argparse.Namespace) -> int:
                     f"the relay {core.settings.relay} is not reachable: images are sent only while connected "
                     "(nothing was queued); try again once the relay is up")), peer)
             if args.text is not None:
-                outcome = await core.send_text(peer, args.text)
+                outcome = await core.sender.send_text(peer, args.text)
             else:
                 import asyncio
                 import contextlib
 
                 with contextlib.suppress(TimeoutError):  # scan against the relay's current snapshot
                     await asyncio.wait_for(core.net.snapshot_checked.wait(), CONNECT_TIMEOUT)
-                outcome = await core.send_image(peer, args.image, confirmed=args.yes)
+                outcome = await core.sender.send_image(peer, args.image, confirmed=args.yes)
             result = _outcome_json(outcome, peer)
             if outcome.status == "queued" or (outcome.status == "sent" and not core.connected):
                 result["status"] = "queued"
@@ -382,7 +382,7 @@ async def _flushed(core: Core, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
-        if not core.outbox_due():
+        if not core.outbox.due():
             return True
         await asyncio.sleep(0.05)
     return False
@@ -392,7 +392,7 @@ def _save_image(core: Core, m: MessageView, folder: Path) -> str | None:
     """Decrypt a received image into ``folder`` under a local random name (never the peer's id)."""
     from client.image_pipeline import image_info
 
-    data = core.image_bytes(m.id)
+    data = core.messages.image_bytes(m.id)
     if data is None:
         return None
     ext = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
@@ -445,11 +445,11 @@ def _inbox(args: argparse.Namespace) -> int:
                 await core.wait_idle(quiet=0.4, timeout=max(30.0, args.wait))
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + args.wait
-                while (args.wait > 0 and not core.store.settings.get("cli_inbox", [])
+                while (args.wait > 0 and not core.messages.cli_inbox_waiting()
                        and loop.time() < deadline):
                     await asyncio.sleep(0.1)
                 await core.wait_idle(quiet=0.4, timeout=30.0)
-            for message in core.take_cli_inbox():
+            for message in core.messages.take_cli_inbox():
                 saved = None
                 if args.save is not None and message.kind == "image":
                     saved = _save_image(core, message, args.save)

@@ -33,7 +33,7 @@ class DemoBot:
             task.add_done_callback(self._tasks.discard)
 
     async def welcome(self, peer: str, banked: list[str], clean: list[str]) -> None:
-        await self.core.send_text(
+        await self.core.sender.send_text(
             peer,
             "Hi, I'm the pocketscan demo bot. Every image you send is hashed (PDQ) and checked against "
             "the signed snapshot on YOUR device before it is encrypted. Try:\n"
@@ -47,21 +47,21 @@ class DemoBot:
         if message.kind == "text":
             text = message.text.strip()
             wants_image = any(word in text.lower() for word in ("photo", "image", "picture", "pic"))
-            await self.core.send_text(message.peer, f"bot: you said \u201c{text[:200]}\u201d")
+            await self.core.sender.send_text(message.peer, f"bot: you said \u201c{text[:200]}\u201d")
             if wants_image:
                 await self._send_photo(message.peer)
         else:
             name = Path(message.path).name if message.path else "your image"
-            await self.core.send_text(message.peer, f"bot: got your photo ({name}). Here is one back:")
+            await self.core.sender.send_text(message.peer, f"bot: got your photo ({name}). Here is one back:")
             await self._send_photo(message.peer)
         self.replies += 1
 
     async def _send_photo(self, peer: str) -> None:
         if self.images is None:
             return
-        outcome = await self.core.send_image(peer, next(self.images), confirmed=True)
+        outcome = await self.core.sender.send_image(peer, next(self.images), confirmed=True)
         if outcome.status != "sent":
-            await self.core.send_text(peer, f"bot: my photo was not sent ({outcome.status})")
+            await self.core.sender.send_text(peer, f"bot: my photo was not sent ({outcome.status})")
 
     async def drain(self) -> None:
         if self._tasks:

@@ -81,11 +81,11 @@ class DemoRuntime:
         self.bot = DemoBot(bot_core, images=clean[1:] or clean)
         user = make_profile(self.root, "you", relay=self.relay.url, authority=self.authority,
                             policy=self.policy)
-        await user.add_contact(bot_core.account_id, "bot")
+        await user.contacts.add(bot_core.account_id, "bot")
         await user.publish_now()
         await user.wait_idle(quiet=0.2, timeout=10)
         await user.stop()
-        await bot_core.add_contact(user.account_id, "you")
+        await bot_core.contacts.add(user.account_id, "you")
         await self.bot.welcome(user.account_id, [p.name for p in banked], [p.name for p in clean])
         return DemoInfo(self.relay.url, self.authority.public_hex, bot_core.account_id, self.root / "you",
                         banked, clean)

@@ -57,7 +57,7 @@ class Attacker:
         """Encrypt ``plaintext`` (any bytes) in the session with ``victim`` and send it."""
         core = self.core
         async with core.lock:
-            record = await core._session_for(victim)
+            record = await core.sessions.session_for(victim)
             payload = record.encrypt(plaintext)
             core.store.sessions.save(record)
         await core.net.send_now(victim, payload, os.urandom(16))
@@ -112,10 +112,10 @@ async def arena(tmp: Path, *, attackers: int = 1, victim_online: bool = True) ->
         for i in range(attackers):
             core = make_profile(tmp, f"mallory{i}", relay=relay.url, authority=authority, policy="off")
             cores.append(core)
-            await core.add_contact(victim.account_id, "victim")
+            await core.contacts.add(victim.account_id, "victim")
             bad.append(Attacker(core))
-        await friend.add_contact(victim.account_id, "victim")
-        await victim.add_contact(friend.account_id, "friend")
+        await friend.contacts.add(victim.account_id, "victim")
+        await victim.contacts.add(friend.account_id, "friend")
         for core in cores:
             assert await core.publish_now()
         if not victim_online:
@@ -141,7 +141,7 @@ async def until(cond: Callable[[], bool], timeout: float = 20.0) -> float:
 
 def shown(core: Core, peer: str) -> list[str]:
     """The texts of ``peer``'s conversation as the victim shows them."""
-    return [m.text for m in core.messages(peer, limit=5000)]
+    return [m.text for m in core.messages.conversation(peer, limit=5000)]
 
 
 def files_under(root: Path) -> set[Path]:

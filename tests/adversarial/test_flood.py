@@ -119,7 +119,7 @@ def test_1000_hostile_envelopes_then_one_genuine_message(tmp_path: Path) -> None
             per = HOSTILE // ATTACKERS
             await asyncio.gather(*(_flood(att, victim, outside, per, i * 7)
                                    for i, att in enumerate(a.attackers)))
-            assert (await a.friend.send_text(victim, genuine)).status == "sent"
+            assert (await a.friend.sender.send_text(victim, genuine)).status == "sent"
             for _ in range(600):
                 if not a.friend.store.outbox.pending():
                     break

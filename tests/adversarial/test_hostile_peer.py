@@ -45,7 +45,7 @@ def test_path_traversal_message_id_writes_nothing_outside_media(tmp_path: Path) 
             await a.attacker.send_content(victim, content("image", "../snapshot", att=ptr))
             ptr2 = await a.attacker.upload_image(COFFEE.read_bytes(), content_type="image/jpeg")
             await a.attacker.send_content(victim, content("image", "../../escaped", att=ptr2))
-            await a.friend.send_text(victim, "genuine")
+            await a.friend.sender.send_text(victim, "genuine")
             await until(lambda: "genuine" in shown(a.victim, a.friend.account_id))
             profile = a.victim.profile.root
             assert not (profile / "snapshot.bin").exists(), "a peer's id overwrote the snapshot file"
@@ -67,7 +67,7 @@ def test_absolute_path_message_id_writes_nothing(tmp_path: Path) -> None:
             victim = a.victim.account_id
             ptr = await a.attacker.upload_image(COFFEE.read_bytes(), content_type="image/jpeg")
             await a.attacker.send_content(victim, content("image", str(target / "pwned"), att=ptr))
-            await a.friend.send_text(victim, "genuine")
+            await a.friend.sender.send_text(victim, "genuine")
             await until(lambda: "genuine" in shown(a.victim, a.friend.account_id))
             assert list(target.iterdir()) == [], "an absolute message id became a file path"
             assert any(FAILED in t for t in shown(a.victim, a.attacker.account_id))
@@ -110,7 +110,7 @@ def test_malformed_blob_id_costs_one_envelope_and_no_reconnects(tmp_path: Path) 
             ptr = await a.attacker.upload_image(COFFEE.read_bytes(), content_type="image/jpeg")
             ptr["blob_id"] = "z" * 65
             await a.attacker.send_content(victim, content("image", att=ptr))
-            await a.friend.send_text(victim, "genuine")
+            await a.friend.sender.send_text(victim, "genuine")
             await until(lambda: "genuine" in shown(a.victim, a.friend.account_id), timeout=20)
             assert a.victim.net.connects == 1, "the victim's connection was dropped"
             assert [FAILED in t for t in shown(a.victim, a.attacker.account_id)] == [True]
@@ -128,7 +128,7 @@ def test_256_poison_envelopes_do_not_block_the_push_window(tmp_path: Path) -> No
             ptr["width"] = ptr["height"] = 10**5000  # CBOR bignums
             for _ in range(256):
                 await a.attacker.send_content(victim, content("image", att=ptr))
-            await a.friend.send_text(victim, "genuine")
+            await a.friend.sender.send_text(victim, "genuine")
             await until(lambda: "genuine" in shown(a.victim, a.friend.account_id), timeout=60)
             texts = shown(a.victim, a.attacker.account_id)
             assert len(texts) == 256 and all(FAILED in t for t in texts)
@@ -148,7 +148,7 @@ def test_stored_bignum_width_does_not_break_messages_or_inbox(tmp_path: Path) ->
             store.messages.add(MessageRecord("hostile", peer, "in", "image", 1.0, "received", attachment=ptr,
                                             local_path="/etc/passwd"))
             store.settings.set("cli_inbox", ["hostile"])
-            views = a.victim.messages(peer)
+            views = a.victim.messages.conversation(peer)
             assert len(views) == 1 and views[0].path is None
             await a.victim.stop()
 
@@ -174,7 +174,7 @@ def test_pointer_size_mismatch_is_refused_and_costs_one_envelope(tmp_path: Path)
             ptr["digest"] = hashlib.sha256(blob).digest()
             ptr["size"] = 1000
             await a.attacker.send_content(victim, content("image", att=ptr))
-            await a.friend.send_text(victim, "genuine")
+            await a.friend.sender.send_text(victim, "genuine")
             await until(lambda: "genuine" in shown(a.victim, a.friend.account_id), timeout=30)
             texts = shown(a.victim, a.attacker.account_id)
             assert len(texts) == 1 and FAILED in texts[0] and "size mismatch" in texts[0], texts
@@ -199,10 +199,10 @@ def test_profile_holds_no_image_plaintext(tmp_path: Path) -> None:
 
     async def body() -> None:
         async with arena(tmp_path) as a:
-            out = await a.friend.send_image(a.victim.account_id, COFFEE, confirmed=True)
+            out = await a.friend.sender.send_image(a.victim.account_id, COFFEE, confirmed=True)
             assert out.status == "sent", out
             await until(lambda: any(m.kind == "image" and m.path
-                                    for m in a.victim.messages(a.friend.account_id)), timeout=30)
+                                    for m in a.victim.messages.conversation(a.friend.account_id)), timeout=30)
 
     run(body())
     for who in ("victim", "friend"):
@@ -255,9 +255,9 @@ def test_a_full_disk_costs_one_envelope(tmp_path: Path, monkeypatch: pytest.Monk
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
             monkeypatch.setattr(a.victim.media, "put", full)  # the disk fills up while an image arrives
-            out = await a.friend.send_image(victim, COFFEE, confirmed=True)
+            out = await a.friend.sender.send_image(victim, COFFEE, confirmed=True)
             assert out.status == "sent", out
-            await a.friend.send_text(victim, "genuine")
+            await a.friend.sender.send_text(victim, "genuine")
             await until(lambda: "genuine" in shown(a.victim, a.friend.account_id), timeout=30)
             texts = shown(a.victim, a.friend.account_id)
             assert texts[0] == "a message from friend could not be shown: it could not be saved " \

@@ -34,8 +34,8 @@ def test_same_version_snapshot_with_another_fingerprint_is_refused(tmp_path: Pat
             core = make_profile(tmp_path, "victim", relay=relay.url, authority=authority)
             relay.serve_snapshot(7, genuine)
             await core.start()
-            await until(lambda: core.scanner_status().version == 7)
-            first = core.scanner_status().fingerprint
+            await until(lambda: core.snapshot.status().version == 7)
+            first = core.snapshot.status().fingerprint
             await core.stop()
             # the snapshot file is lost (or damaged); the relay now serves the other file as version 7
             (tmp_path / "victim" / "snapshot.bin").unlink()
@@ -44,7 +44,7 @@ def test_same_version_snapshot_with_another_fingerprint_is_refused(tmp_path: Pat
             await core.start()
             await until(lambda: relay.chunk_requests(blob) >= 1)
             await asyncio.sleep(1.0)  # time to verify and (wrongly) install it
-            status = core.scanner_status()
+            status = core.snapshot.status()
             assert status.fingerprint in (None, first), "a same-version snapshot swap was accepted"
             await core.stop()
         finally:
@@ -66,7 +66,7 @@ def test_oversized_snapshot_announcement_is_not_downloaded(tmp_path: Path) -> No
             await until(lambda: any(t == "snapshot.get" for t, _ in relay.requests))
             await asyncio.sleep(1.0)
             assert relay.chunk_requests(blob) == 0, "the client started downloading a 600 MB snapshot"
-            assert core.scanner_status().version is None
+            assert core.snapshot.status().version is None
             await core.stop()
         finally:
             await relay.stop()

@@ -69,18 +69,18 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
             recorder = InstallRecorder(bob)
             installed = recorder.installed
             try:
-                await alice.add_contact(bob.account_id, "bob")
-                await bob.add_contact(alice.account_id, "alice")
+                await alice.contacts.add(bob.account_id, "bob")
+                await bob.contacts.add(alice.account_id, "alice")
                 await alice.start()
                 await bob.start()
                 assert await alice.publish_now() and await bob.publish_now()
                 await until(
-                    lambda: alice.slot.current is not None and bob.slot.current is not None,
+                    lambda: alice.snapshot.slot.current is not None and bob.snapshot.slot.current is not None,
                     what="the first snapshot published by authority serve",
                 )
-                first_version = bob.slot.current.version  # type: ignore[union-attr]
+                first_version = bob.snapshot.slot.current.version  # type: ignore[union-attr]
 
-                before = await bob.send_image(alice.account_id, copy_q70)
+                before = await bob.sender.send_image(alice.account_id, copy_q70)
                 assert before.status == "sent", before  # not banked yet
 
                 # --- A protects the photo; only hashes leave --------------------------------------
@@ -121,7 +121,7 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                     lambda: recorder.newer_than(first_version),
                     what="B installing the snapshot with the protected photo",
                 )
-                blocked = await bob.send_image(alice.account_id, copy_q70)
+                blocked = await bob.sender.send_image(alice.account_id, copy_q70)
                 blocked_at = time.time()
                 assert blocked.status == "blocked", blocked
                 assert blocked.scan is not None and blocked.scan.snapshot_version == new_version
@@ -137,7 +137,7 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                 assert all(r[1] == "authority-review" and item["id"] in r[2] for r in rows)
 
                 # --- A's report policy: a report reaches the queue with votes and snapshot version ---
-                reported = await alice.send_image(bob.account_id, photo)
+                reported = await alice.sender.send_image(bob.account_id, photo)
                 assert reported.status in ("reported", "blocked"), reported
                 report = (
                     await until(
@@ -180,7 +180,7 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                     lambda: recorder.newer_than(new_version),
                     what="B installing the snapshot without the hash",
                 )
-                resent = await bob.send_image(alice.account_id, copy_q70)
+                resent = await bob.sender.send_image(alice.account_id, copy_q70)
                 sent_at = time.time()
                 assert resent.status == "sent", resent
                 figures["appeal_accept_to_installed_s"] = installed[unblock_version] - decided_at
@@ -199,13 +199,14 @@ def test_protect_accept_block_appeal_unblock(tmp_path: Path) -> None:
                 # --- both users see the decisions as sealed messages from the authority -------------
                 mailbox = authority_mailbox(authority.public_key)
                 texts_b = await until(
-                    lambda: [m.text for m in bob.messages(mailbox) if "appeal" in m.text],
+                    lambda: [m.text for m in bob.messages.conversation(mailbox) if "appeal" in m.text],
                     what="B seeing the appeal decision",
                 )
                 assert "accepted" in texts_b[0] and "unbanked" in texts_b[0]
                 assert f"v{unblock_version}" in texts_b[0]
                 texts_a = await until(
-                    lambda: [m.text for m in alice.messages(mailbox)], what="A seeing the submission decision"
+                    lambda: [m.text for m in alice.messages.conversation(mailbox)],
+                    what="A seeing the submission decision",
                 )
                 assert "protection request" in texts_a[0] and "accepted" in texts_a[0]
 

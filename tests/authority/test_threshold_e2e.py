@@ -60,13 +60,14 @@ def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
             assert alice.settings.report_threshold == 3
             bob = make_profile(tmp_path, "bob", relay=relay_url, authority=authority, policy="block")
             try:
-                await alice.add_contact(bob.account_id, "bob")
+                await alice.contacts.add(bob.account_id, "bob")
                 await alice.start()
                 assert await alice.publish_now() and await bob.publish_now()
-                await until(lambda: alice.slot.current is not None, what="the snapshot from authority serve")
+                await until(lambda: alice.snapshot.slot.current is not None,
+                            what="the snapshot from authority serve")
 
                 for path in images[:2]:
-                    out = await alice.send_image(bob.account_id, path)
+                    out = await alice.sender.send_image(bob.account_id, path)
                     assert out.status == "reported", out
                 groups = await until(
                     lambda: [g for g in _lines("authority", "vouchers", "--store", str(store))
@@ -81,7 +82,7 @@ def test_three_matching_sends_open_the_account(tmp_path: Path) -> None:
                     assert not any(d.encode() in data for d in digests), file.name
                     assert bob.account_id.encode() not in data, file.name
 
-                assert (await alice.send_image(bob.account_id, images[2])).status == "reported"
+                assert (await alice.sender.send_image(bob.account_id, images[2])).status == "reported"
                 def three_reports() -> list[dict[str, Any]]:
                     found = _lines("authority", "queue", "--store", str(store), "--kind", "report")
                     return found if len(found) >= 3 else []
@@ -123,17 +124,19 @@ def test_synthetic_vouchers_make_counts_alike(tmp_path: Path) -> None:
                 user.settings = replace(user.settings, report_threshold=3, synthetic_vouchers=1.0)
             try:
                 for user in (alice, carol):
-                    await user.add_contact(bob.account_id, "bob")
+                    await user.contacts.add(bob.account_id, "bob")
                     await user.start()
                     assert await user.publish_now()
                 assert await bob.publish_now()
-                await until(lambda: alice.slot.current is not None and carol.slot.current is not None,
+                await until(lambda: (alice.snapshot.slot.current is not None
+                                     and carol.snapshot.slot.current is not None),
                             what="the snapshot from authority serve")
                 # six images each: alice two matches and four clean ones, carol six clean ones
                 for path in [banked[0], *clean, banked[1]]:
-                    assert (await alice.send_image(bob.account_id, path)).status in ("reported", "sent")
+                    out = await alice.sender.send_image(bob.account_id, path)
+                    assert out.status in ("reported", "sent")
                 for path in [*clean, clean[0], clean[1]]:
-                    assert (await carol.send_image(bob.account_id, path)).status == "sent"
+                    assert (await carol.sender.send_image(bob.account_id, path)).status == "sent"
 
                 def counted() -> list[dict[str, Any]]:
                     lines = _lines("authority", "vouchers", "--store", str(store))
@@ -144,7 +147,7 @@ def test_synthetic_vouchers_make_counts_alike(tmp_path: Path) -> None:
                 assert not groups[alice.account_id]["opened"] and not groups[carol.account_id]["opened"]
                 assert _lines("authority", "queue", "--store", str(store), "--kind", "report") == []
 
-                assert (await alice.send_image(bob.account_id, banked[2])).status == "reported"
+                assert (await alice.sender.send_image(bob.account_id, banked[2])).status == "reported"
 
                 def three_reports() -> list[dict[str, Any]]:
                     found = _lines("authority", "queue", "--store", str(store), "--kind", "report")

@@ -42,8 +42,8 @@ async def pair(tmp: Path, policy: Any = "block") -> Pair:
     alice = make_profile(tmp, "alice", relay=relay.url, authority=authority, policy=policy)
     alice.trace = trace.append
     bob = make_profile(tmp, "bob", relay=relay.url, authority=authority, policy=policy)
-    await alice.add_contact(bob.account_id, "bob")
-    await bob.add_contact(format_invite(alice.account_id, "alice"))
+    await alice.contacts.add(bob.account_id, "bob")
+    await bob.contacts.add(format_invite(alice.account_id, "alice"))
     assert await alice.publish_now() and await bob.publish_now()
     return Pair(relay, alice, bob, trace, authority)
 

@@ -65,8 +65,8 @@ def test_old_profile_media_and_settings_are_migrated(tmp_path: Path) -> None:
     core = Core.open(Profile(tmp_path / "me"))
     try:
         assert not legacy.exists() and outside.read_bytes() == b"someone else's file"
-        assert core.image_bytes("old") == COFFEE.read_bytes()
-        assert core.image_bytes("evil") is None  # never read from outside the media folder
+        assert core.messages.image_bytes("old") == COFFEE.read_bytes()
+        assert core.messages.image_bytes("evil") is None  # never read from outside the media folder
         assert all(p.name.endswith(".sealed") for p in media_dir.iterdir())
         assert "mac" in json.loads(core.profile.settings_file.read_text())
     finally:

@@ -39,9 +39,9 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
         alice.settings = replace(alice.settings, report_threshold=3, synthetic_vouchers=1.0)
         book = VoucherBook()
         try:
-            await alice.add_contact(bob.account_id, "bob")
+            await alice.contacts.add(bob.account_id, "bob")
             assert await alice.publish_now() and await bob.publish_now()
-            await until(lambda: alice.slot.current is not None)
+            await until(lambda: alice.snapshot.slot.current is not None)
 
             async def drain() -> list[bytes]:
                 await until(lambda: not alice.store.outbox.pending())
@@ -49,7 +49,7 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
 
             # two matches and two clean images (each clean one sends a synthetic voucher at rate 1.0)
             for path in (banked[0], clean[0], banked[1], clean[1]):
-                out = await alice.send_image(bob.account_id, path)
+                out = await alice.sender.send_image(bob.account_id, path)
                 assert out.status == ("reported" if path in banked else "sent")
                 if path in banked:  # the sender is told what really leaves
                     assert out.decision is not None and "voucher" in out.decision.explanation
@@ -63,7 +63,7 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
             assert (status.vouchers, status.threshold, status.opened) == (4, 3, False)
 
             # the third match opens all three reports; the synthetic ones are dropped
-            assert (await alice.send_image(bob.account_id, banked[2])).status == "reported"
+            assert (await alice.sender.send_image(bob.account_id, banked[2])).status == "reported"
             [env] = await drain()
             final = book.add(open_voucher(env, authority.seed), sender=alice.account_id)
             assert final.status == "opened" and len(final.dropped) == 2
@@ -77,7 +77,7 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
 
             # threshold 1 (the default) keeps today's readable report
             alice.settings = replace(alice.settings, report_threshold=1)
-            assert (await alice.send_image(bob.account_id, banked[0])).status == "reported"
+            assert (await alice.sender.send_image(bob.account_id, banked[0])).status == "reported"
             [env] = await drain()
             assert open_report(env, authority.seed).reporter == alice.account_id
         finally:
@@ -100,13 +100,13 @@ def test_delayed_vouchers_wait_in_the_outbox_until_their_time(tmp_path: Path) ->
         now = [time.time()]  # frozen: the voucher never comes due by itself
         alice.clock = lambda: now[0]
         try:
-            await alice.add_contact(bob.account_id, "bob")
+            await alice.contacts.add(bob.account_id, "bob")
             assert await alice.publish_now() and await bob.publish_now()
-            await until(lambda: alice.slot.current is not None)
-            assert (await alice.send_image(bob.account_id, banked[0])).status == "reported"
+            await until(lambda: alice.snapshot.slot.current is not None)
+            assert (await alice.sender.send_image(bob.account_id, banked[0])).status == "reported"
             [item] = alice.store.outbox.pending()
             assert item.meta["kind"] == "voucher" and item.meta["not_before"] > now[0]
-            assert alice.outbox_due() == [] and await alice.wait_idle(quiet=0.2, timeout=10)
+            assert alice.outbox.due() == [] and await alice.wait_idle(quiet=0.2, timeout=10)
             assert await fetch_mailbox(relay.url, authority.seed) == []  # nothing left at send time
             now[0] = item.meta["not_before"] + 1  # its time has come
             alice.net.kick()

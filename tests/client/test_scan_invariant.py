@@ -72,7 +72,7 @@ def test_offline_commands_release_the_profile_lock(tmp_path: Path) -> None:
 
     (Regression: they closed only the store, so the next command on the profile raced the collector.)
     """
-    from client.core import Core
+    from client.core.facade import lock_profile
     from client.locations import Profile
 
     authority = AuthorityIdentity.generate()
@@ -90,7 +90,7 @@ def test_offline_commands_release_the_profile_lock(tmp_path: Path) -> None:
             commands = (["account", "show"], ["contact", "add", ids["b"], "--name", "b"], ["contact", "list"])
             for command in commands:
                 assert run_cli(*command[:2], "--profile", profile, *command[2:])[0] == 0, command
-                Core._lock_profile(Profile(tmp_path / "a")).close()  # free right away
+                lock_profile(Profile(tmp_path / "a")).close()  # free right away
     finally:
         gc.enable()
 
@@ -98,20 +98,21 @@ def test_offline_commands_release_the_profile_lock(tmp_path: Path) -> None:
 def test_retries_and_forwards(tmp_path: Path, guard: SeamGuard) -> None:
     async def body(p: Pair) -> None:
         bob = p.bob.account_id
-        await p.alice.send_text(bob, "hi")  # a session exists
+        await p.alice.sender.send_text(bob, "hi")  # a session exists
         # a relay restart in the middle of an image send: the upload waits, nothing is re-encrypted
         await p.relay.stop()
-        send = asyncio.create_task(p.alice.send_image(bob, GRAVEL, confirmed=True))
+        send = asyncio.create_task(p.alice.sender.send_image(bob, GRAVEL, confirmed=True))
         await asyncio.sleep(0.5)
         await p.relay.restart()
         out = await send
         assert out.status == "sent", out
-        await until(lambda: any(m.kind == "image" and m.path for m in p.bob.messages(p.alice.account_id)))
+        await until(lambda: any(m.kind == "image" and m.path
+                                for m in p.bob.messages.conversation(p.alice.account_id)))
         assert guard.sealed_count(GRAVEL.read_bytes()) == 1
         # bob forwards the received image back: it is scanned again for this send
-        got = next(m for m in p.bob.messages(p.alice.account_id) if m.kind == "image")
+        got = next(m for m in p.bob.messages.conversation(p.alice.account_id) if m.kind == "image")
         issued_before = len(guard.outcomes(GRAVEL.read_bytes()))
-        fwd = await p.bob.forward_image(got.id, p.alice.account_id, confirmed=True)
+        fwd = await p.bob.sender.forward_image(got.id, p.alice.account_id, confirmed=True)
         assert fwd.status == "sent", fwd
         assert len(guard.outcomes(GRAVEL.read_bytes())) == issued_before + 1
         assert guard.sealed_count(GRAVEL.read_bytes()) == 2

@@ -178,16 +178,16 @@ def test_core_end_to_end_warn_then_blur(tmp_path: Path, model: Path) -> None:
     async def body(p: Any) -> None:
         for core, setting in ((p.alice, "warn"), (p.bob, "blur")):
             core.settings = replace(core.settings, sensitive_content=setting, sensitive_model=str(model))
-        first = await p.alice.send_image(p.bob.account_id, red)
+        first = await p.alice.sender.send_image(p.bob.account_id, red)
         assert first.status == "confirm" and first.sensitive.flagged
-        out = await p.alice.send_image(p.bob.account_id, red, confirmed=True)
+        out = await p.alice.sender.send_image(p.bob.account_id, red, confirmed=True)
         assert out.status == "sent", out
         await until(lambda: any(isinstance(e, MessageReceived) for e in p.events["bob"]))
         got = next(e for e in p.events["bob"] if isinstance(e, MessageReceived)).message
         assert got.sensitive and got.path
-        stored = hashlib.sha256(p.bob.image_bytes(got.id) or b"").digest()  # sealed at rest
+        stored = hashlib.sha256(p.bob.messages.image_bytes(got.id) or b"").digest()  # sealed at rest
         assert stored == hashlib.sha256(red.read_bytes()).digest()
-        assert p.bob.message(got.id).sensitive  # read back from the encrypted store
+        assert p.bob.messages.get(got.id).sensitive  # read back from the encrypted store
         assert p.bob.describe()["sensitive_content"] == "blur"
 
     run(tmp_path / "pair", body, policy="off")

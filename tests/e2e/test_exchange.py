@@ -32,12 +32,12 @@ def test_exchange_across_relay_restart(tmp_path: Path) -> None:
         for i in range(TEXTS_EACH + IMAGES_EACH):
             if i % 5 == 4:  # every fifth message is an image
                 path = clean[i % len(clean)]
-                out = await me.send_image(peer, path)
+                out = await me.sender.send_image(peer, path)
                 assert out.status == "sent", out
                 assert out.message is not None
                 sent.append((out.message.id, hashlib.sha256(path.read_bytes()).hexdigest()))
             else:
-                out = await me.send_text(peer, f"{tag} {i}")
+                out = await me.sender.send_text(peer, f"{tag} {i}")
                 assert out.status == "sent", out
                 assert out.message is not None
                 sent.append((out.message.id, f"{tag} {i}"))
@@ -51,7 +51,8 @@ def test_exchange_across_relay_restart(tmp_path: Path) -> None:
             await w.alice.start()
             await w.bob.start()
             assert await w.alice.publish_now()
-            await until(lambda: w.alice.slot.current is not None and w.bob.slot.current is not None)
+            await until(lambda: (w.alice.snapshot.slot.current is not None
+                                 and w.bob.snapshot.slot.current is not None))
             sent_a: list[tuple[str, str]] = []
             sent_b: list[tuple[str, str]] = []
             prog_a, prog_b = [0], [0]
@@ -61,13 +62,15 @@ def test_exchange_across_relay_restart(tmp_path: Path) -> None:
             await w.relay.restart()
             await asyncio.gather(*tasks)
             total = TEXTS_EACH + IMAGES_EACH
-            await until(lambda: len(w.bob.messages(w.alice.account_id, limit=1000)) == 2 * total, timeout=120)
-            await until(lambda: len(w.alice.messages(w.bob.account_id, limit=1000)) == 2 * total, timeout=120)
+            await until(lambda: len(w.bob.messages.conversation(w.alice.account_id, limit=1000)) == 2 * total,
+                        timeout=120)
+            await until(lambda: len(w.alice.messages.conversation(w.bob.account_id, limit=1000)) == 2 * total,
+                        timeout=120)
             check(w, w.bob, w.alice.account_id, sent_a, got["bob"])
             check(w, w.alice, w.bob.account_id, sent_b, got["alice"])
             for core, peer in ((w.alice, w.bob.account_id), (w.bob, w.alice.account_id)):
                 await until(lambda c=core, p=peer: all(m.state == "delivered"
-                                                       for m in c.messages(p, limit=1000)
+                                                       for m in c.messages.conversation(p, limit=1000)
                                                        if m.direction == "out"), timeout=60)
             assert w.alice.net.connects >= 2 and w.bob.net.connects >= 2
 
@@ -76,7 +79,7 @@ def test_exchange_across_relay_restart(tmp_path: Path) -> None:
 
 def check(w: World, receiver: Core, sender_id: str, sent: list[tuple[str, str]],
           events: list[CoreEvent]) -> None:
-    inbound = [m for m in receiver.messages(sender_id, limit=1000) if m.direction == "in"]
+    inbound = [m for m in receiver.messages.conversation(sender_id, limit=1000) if m.direction == "in"]
     assert [m.id for m in inbound] == [mid for mid, _ in sent], "lost, duplicated or reordered in the store"
     counts = Counter(e.message.id for e in events
                      if isinstance(e, MessageReceived) and e.message.peer == sender_id)
@@ -87,5 +90,5 @@ def check(w: World, receiver: Core, sender_id: str, sent: list[tuple[str, str]],
             assert m.text == expected[m.id]
         else:
             assert m.path is not None
-            data = receiver.image_bytes(m.id)
+            data = receiver.messages.image_bytes(m.id)
             assert data is not None and hashlib.sha256(data).hexdigest() == expected[m.id]

@@ -286,15 +286,15 @@ def test_a_send_refused_for_a_full_mailbox_waits_and_is_delivered(tmp_path: Path
             got: list[Any] = []
             bob.subscribe(got.append)
             try:
-                await alice.add_contact(bob.account_id, "bob")
-                await bob.add_contact(alice.account_id, "alice")
+                await alice.contacts.add(bob.account_id, "bob")
+                await bob.contacts.add(alice.account_id, "alice")
                 assert await alice.publish_now() and await bob.publish_now()
                 await bob.net.stop()  # bob goes offline
                 alice.net.quota_backoff_initial = 0.2
                 for _ in range(4):
                     attacker = await RawClient.connect(server.url)
                     await _pipeline(attacker, _sends(bob.account_id, int(8 * SENDER_SHARE)))
-                out = await alice.send_text(bob.account_id, "genuine")
+                out = await alice.sender.send_text(bob.account_id, "genuine")
                 assert out.message is not None
                 msg_id = out.message.id
                 for _ in range(500):

@@ -37,8 +37,8 @@ async def world(tmp: Path, policy: Any = "block", *, contact: bool = True) -> As
     alice = demo_world.make_profile(tmp, "alice", relay=relay.url, authority=authority, policy=policy)
     bob = demo_world.make_profile(tmp, "bob", relay=relay.url, authority=authority, policy="block")
     if contact:
-        await alice.add_contact(bob.account_id, "bob")
-    await bob.add_contact(alice.account_id, "alice")
+        await alice.contacts.add(bob.account_id, "bob")
+    await bob.contacts.add(alice.account_id, "alice")
     assert await bob.publish_now()
     w = World(tmp, relay, authority, alice, bob)
     try:
@@ -85,4 +85,4 @@ def banner(pilot: Any) -> str:
 
 async def ready(pilot: Any, w: World) -> None:
     await until(lambda: isinstance(pilot.app.screen, ChatScreen), pilot)
-    await until(lambda: w.alice.net.connected and w.alice.slot.current is not None, pilot)
+    await until(lambda: w.alice.net.connected and w.alice.snapshot.slot.current is not None, pilot)

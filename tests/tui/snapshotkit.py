@@ -5,16 +5,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.tui.fakes import FakeCore
+from tests.tui.fakes import FakeCore, FakeSnapshot
+
+
+class StableSnapshot(FakeSnapshot):
+    """Snapshot age relative to now, so the panel always reads the same."""
+
+    def status(self) -> Any:
+        from dataclasses import replace
+
+        return replace(super().status(), created_at=time.time() - 3 * 3600 - 5)
 
 
 class StableFake(FakeCore):
-    """Snapshot age relative to now, so the panel always reads the same."""
+    """The fake core with a :class:`StableSnapshot`."""
 
-    def scanner_status(self) -> Any:
-        from dataclasses import replace
-
-        return replace(super().scanner_status(), created_at=time.time() - 3 * 3600 - 5)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = StableSnapshot(self)
 
 
 async def _settle(pilot: Any) -> None:

@@ -12,24 +12,32 @@ import asyncio
 from client.interfaces import MessageReceived, MessageView
 from client.tui.app import PocketscanApp
 from client.tui.widgets.conversation import MessageBubble, bubble_id
-from tests.tui.fakes import BOB, REPO, T0, FakeCore
+from tests.tui.fakes import BOB, REPO, T0, FakeCore, FakeMessages
+
+
+class LateMessages(FakeMessages):
+    """Delivers one new message from bob right after a worker has read bob's history."""
+
+    core: ArrivesDuringLoad
+
+    def conversation(self, peer: str, *, limit: int = 500) -> list[MessageView]:
+        history = super().conversation(peer, limit=limit)
+        core = self.core
+        if peer == BOB and not core.delivered:
+            core.delivered = True
+            late = MessageView("late", BOB, "in", "text", text="welcome!", sent_at=T0 + 200, state="received")
+            core._messages[BOB].append(late)
+            core.hub.emit(MessageReceived(late))  # reaches the screen before the (stale) history does
+        return history
 
 
 class ArrivesDuringLoad(FakeCore):
-    """Delivers one new message from bob right after a worker has read bob's history."""
+    """The fake core with :class:`LateMessages`."""
 
     def __init__(self) -> None:
         super().__init__()
         self.delivered = False
-
-    def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
-        history = super().messages(peer, limit=limit)
-        if peer == BOB and not self.delivered:
-            self.delivered = True
-            late = MessageView("late", BOB, "in", "text", text="welcome!", sent_at=T0 + 200, state="received")
-            self._messages[BOB].append(late)
-            self.hub.emit(MessageReceived(late))  # reaches the screen before the (stale) history does
-        return history
+        self.messages = LateMessages(self)
 
 
 def test_message_arriving_during_a_conversation_load_is_shown() -> None:
@@ -44,6 +52,6 @@ def test_message_arriving_during_a_conversation_load_is_shown() -> None:
             assert core.delivered
             ids = [bubble.message.id for bubble in app.screen.query(MessageBubble)]
             assert ids == ["m1", "m2", "m3", "late"], ids  # once, after the history
-            assert core.contacts()[0].unread == 0  # read: it is on screen
+            assert core.contacts.all()[0].unread == 0  # read: it is on screen
 
     asyncio.run(main())

@@ -20,7 +20,7 @@ from client.tui.screens.file_picker import FilePickerScreen
 from client.tui.screens.onboarding import OnboardingScreen
 from client.tui.screens.unlock import UnlockScreen
 from client.tui.widgets.not_sent import NotSentItem
-from tests.tui.fakes import ALICE, BOB, CAROL, REPO, FakeCore
+from tests.tui.fakes import ALICE, BOB, CAROL, REPO, FakeCore, FakeSender
 
 SAMPLES = REPO / "samples"
 
@@ -237,12 +237,8 @@ def test_demo_check_prints_no_path_it_deletes(capsys: pytest.CaptureFixture[str]
     assert Path(kept["profile"]).is_dir()  # with --dir the folder stays, so its path is printed
 
 
-class Offline(FakeCore):
-    """A core whose relay is unreachable: texts to a contact without a session are queued."""
-
-    @property
-    def connected(self) -> bool:
-        return False
+class OfflineSender(FakeSender):
+    """Texts to a contact without a session are queued (the relay is unreachable)."""
 
     async def send_text(self, peer: str, text: str) -> SendOutcome:
         out = await super().send_text(peer, text)
@@ -250,6 +246,18 @@ class Offline(FakeCore):
         from dataclasses import replace
 
         return SendOutcome("queued", replace(out.message, state="sending"))
+
+
+class Offline(FakeCore):
+    """A core whose relay is unreachable: texts to a contact without a session are queued."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sender = OfflineSender(self)
+
+    @property
+    def connected(self) -> bool:
+        return False
 
 
 def test_a_queued_text_says_it_waits_for_the_relay() -> None:

@@ -95,13 +95,14 @@ def test_add_contact_send_text_and_allowed_image(tmp_path: Path, monkeypatch: py
                 await pilot.press("ctrl+n")
                 await pilot.pause()
                 await pilot.press(*w.bob.invite_code(), "enter", "enter")  # the invite carries the name
-                await until(lambda: [c.name for c in w.alice.contacts()] == ["bob"], pilot)
+                await until(lambda: [c.name for c in w.alice.contacts.all()] == ["bob"], pilot)
                 await until(lambda: len(app.screen.query_one(ContactList).children) == 1, pilot)
                 await type_line(pilot, "hello from the TUI")
-                inbox = lambda: w.bob.messages(w.alice.account_id)  # noqa: E731
+                inbox = lambda: w.bob.messages.conversation(w.alice.account_id)  # noqa: E731
                 await until(lambda: [m.text for m in inbox()] == ["hello from the TUI"], pilot)
-                await until(lambda: w.alice.messages(w.bob.account_id)[-1].state == "delivered", pilot)
-                last = w.alice.messages(w.bob.account_id)[-1].id
+                await until(lambda: w.alice.messages.conversation(w.bob.account_id)[-1].state == "delivered",
+                            pilot)
+                last = w.alice.messages.conversation(w.bob.account_id)[-1].id
                 await until(lambda: app.screen.query_one(f"#{bubble_id(last)}", MessageBubble).message.state
                             == "delivered", pilot)
                 await type_line(pilot, f"/image {CLEAN.name}")
@@ -109,13 +110,13 @@ def test_add_contact_send_text_and_allowed_image(tmp_path: Path, monkeypatch: py
                 assert "no match" in banner(pilot)
                 await until(lambda: any(m.kind == "image" and m.path for m in inbox()), pilot)
                 got = next(m for m in inbox() if m.kind == "image")
-                assert got.path is not None and w.bob.image_bytes(got.id) == CLEAN.read_bytes()
+                assert got.path is not None and w.bob.messages.image_bytes(got.id) == CLEAN.read_bytes()
                 assert guard.sealed_count(CLEAN.read_bytes()) == 1
                 # forwarding a received image from the TUI scans it again before it is encrypted
                 gravel = SAMPLES / "gravel.jpg"
-                assert (await w.bob.send_image(w.alice.account_id, gravel)).status == "sent"
+                assert (await w.bob.sender.send_image(w.alice.account_id, gravel)).status == "sent"
                 await until(lambda: any(m.kind == "image" and m.direction == "in" and m.path
-                                        for m in w.alice.messages(w.bob.account_id)), pilot)
+                                        for m in w.alice.messages.conversation(w.bob.account_id)), pilot)
                 scans_before = len(guard.outcomes(gravel.read_bytes()))
                 await type_line(pilot, "/forward bob")
                 await until(lambda: guard.sealed_count(gravel.read_bytes()) == 2, pilot)
@@ -135,7 +136,7 @@ def test_banked_image_under_each_policy(tmp_path: Path, policy: str, monkeypatch
             async with app.run_test(size=(80, 24)) as pilot:
                 await ready(pilot, w)
                 await type_line(pilot, "hi")  # a session, so later envelopes are the image's alone
-                await until(lambda: len(w.bob.messages(w.alice.account_id)) == 1, pilot)
+                await until(lambda: len(w.bob.messages.conversation(w.alice.account_id)) == 1, pilot)
                 before = relay_counts(w)
                 await type_line(pilot, f"/image {BANKED.name}")
                 data = BANKED.read_bytes()
@@ -143,8 +144,8 @@ def test_banked_image_under_each_policy(tmp_path: Path, policy: str, monkeypatch
                 if policy == "off":
                     await until(lambda: banner(pilot).startswith("SENT"), pilot)
                     assert "not scanned" in banner(pilot)
-                    await until(lambda: any(m.kind == "image" for m in w.bob.messages(w.alice.account_id)),
-                                pilot)
+                    await until(lambda: any(m.kind == "image"
+                                            for m in w.bob.messages.conversation(w.alice.account_id)), pilot)
                     assert guard.sealed_count(data) == 1
                     return
                 if policy == "warn":
@@ -194,8 +195,8 @@ def test_key_change_warning(tmp_path: Path) -> None:
                 assert "SAFETY NUMBER CHANGED" in warning
                 await pilot.press("escape")
                 await until(lambda: "safety number" in banner(pilot).lower(), pilot)
-                assert [c.key_changed for c in w.alice.contacts()] == [True]
+                assert [c.key_changed for c in w.alice.contacts.all()] == [True]
                 assert relay_counts(w) == before
-                assert w.bob.messages(w.alice.account_id) == []
+                assert w.bob.messages.conversation(w.alice.account_id) == []
 
     asyncio.run(main())

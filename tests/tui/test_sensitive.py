@@ -23,7 +23,7 @@ from client.tui.app import PocketscanApp
 from client.tui.screens.sensitive_confirm import SensitiveSendScreen
 from client.tui.widgets.sensitive_image import BlurredImage, SensitiveImageBubble
 from tests.client.seam import SeamGuard
-from tests.tui.fakes import BOB, REPO, T0
+from tests.tui.fakes import BOB, REPO, T0, FakeSender
 from tests.tui.pilotkit import banner, ready, type_line, until, world
 from tests.tui.snapshotkit import StableFake, _loaded
 
@@ -73,7 +73,8 @@ def test_send_warning_cancel_then_send(tmp_path: Path, monkeypatch: pytest.Monke
                 await until(lambda: banner(pilot).startswith("SENT"), pilot)
                 assert "sent after the sender confirmed" in banner(pilot)
                 assert guard.sealed_count(red.read_bytes()) == 1
-                await until(lambda: any(m.kind == "image" for m in w.bob.messages(w.alice.account_id)), pilot)
+                await until(lambda: any(m.kind == "image"
+                                        for m in w.bob.messages.conversation(w.alice.account_id)), pilot)
 
     asyncio.run(main())
 
@@ -91,9 +92,9 @@ def test_blurred_incoming_image_and_reveal(tmp_path: Path) -> None:
             async with app.run_test(size=(80, 24)) as pilot:
                 await w.alice.start()
                 await until(lambda: w.bob.net.connected and w.alice.net.connected, pilot)
-                await w.alice.send_text(w.bob.account_id, "hi")
+                await w.alice.sender.send_text(w.bob.account_id, "hi")
                 for image in (blue, red, red):
-                    out = await w.alice.send_image(w.bob.account_id, image, confirmed=True)
+                    out = await w.alice.sender.send_image(w.bob.account_id, image, confirmed=True)
                     assert out.status == "sent", out
                 await until(lambda: len(app.screen.query(".bubble")) == 4, pilot)
                 blurred = list(app.screen.query(SensitiveImageBubble))
@@ -112,10 +113,22 @@ def test_blurred_incoming_image_and_reveal(tmp_path: Path) -> None:
                 digest = hashlib.sha256(red.read_bytes()).digest()
                 for bubble in blurred:
                     assert bubble.message.path
-                    stored = w.bob.image_bytes(bubble.message.id)  # sealed at rest, opened in memory
+                    stored = w.bob.messages.image_bytes(bubble.message.id)  # sealed at rest, opened in memory
                     assert stored is not None and hashlib.sha256(stored).digest() == digest
 
     asyncio.run(main())
+
+
+class SensitiveSender(FakeSender):
+    """Sends as the fake does, but ``chelsea.jpg`` is flagged by the classifier (confirm first)."""
+
+    async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
+        if path.name != FLAGGED.name or confirmed:
+            return await super().send_image(peer, path, confirmed=confirmed)
+        rating = SensitiveResult("sensitive", 0.87, "nudenet-320n")
+        decision = Decision("confirm", self.core.policy, "no_match",
+                            f"no match in snapshot v3; {rating.describe()}; send anyway?")
+        return SendOutcome("confirm", None, None, decision, sensitive=rating)
 
 
 class SensitiveFake(StableFake):
@@ -126,14 +139,7 @@ class SensitiveFake(StableFake):
         self.policy = "warn"
         self._messages[BOB].append(MessageView("m9", BOB, "in", "image", path=str(INCOMING), sent_at=T0 + 150,
                                                state="received", label="photo 512x512", sensitive=True))
-
-    async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
-        if path.name != FLAGGED.name or confirmed:
-            return await super().send_image(peer, path, confirmed=confirmed)
-        rating = SensitiveResult("sensitive", 0.87, "nudenet-320n")
-        decision = Decision("confirm", self.policy, "no_match",
-                            f"no match in snapshot v3; {rating.describe()}; send anyway?")
-        return SendOutcome("confirm", None, None, decision, sensitive=rating)
+        self.sender = SensitiveSender(self)
 
 
 def _app() -> PocketscanApp:

@@ -89,7 +89,7 @@ class ChatScreen(Screen[None]):
                 yield ContactList(id="contacts")
                 yield ScannerPanel(id="scanner")
             with Vertical(id="chat"):
-                yield Conversation(id="conversation", loader=lambda m: self.core.image_bytes(m.id))
+                yield Conversation(id="conversation", loader=lambda m: self.core.messages.image_bytes(m.id))
                 banner = VerdictBanner("", id="banner")
                 banner.display = False
                 yield banner
@@ -105,14 +105,14 @@ class ChatScreen(Screen[None]):
         self.core.subscribe(_listener)
         self.connected = self.core.connected
         self._update_subtitle()
-        self.query_one(ScannerPanel).show(self.core.scanner_status())
+        self.query_one(ScannerPanel).show(self.core.snapshot.status())
         await self.query_one(Conversation).show(None, [], "Add a contact with ctrl+n")
         self.open_conversation(None)
         self.query_one("#composer", Input).focus()
         self.set_interval(30, self._tick)
 
     def _tick(self) -> None:
-        self.query_one(ScannerPanel).show(self.core.scanner_status())
+        self.query_one(ScannerPanel).show(self.core.snapshot.status())
         if self.core.connected != self.connected:
             self.connected = self.core.connected
             self._update_subtitle()
@@ -127,7 +127,7 @@ class ChatScreen(Screen[None]):
     # -- store reads run in thread workers; results come back as messages --------------------------
     @work(thread=True, group="contacts-load")
     def refresh_contacts(self) -> None:
-        self.post_message(ContactsLoaded(self.core.contacts()))
+        self.post_message(ContactsLoaded(self.core.contacts.all()))
 
     def open_conversation(self, peer: str | None) -> None:
         """Load ``peer``'s conversation (None: the first contact's, if any) and mark it read."""
@@ -136,20 +136,21 @@ class ChatScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="conversation-load")
     def _load_conversation(self, peer: str | None, generation: int) -> None:
-        contacts = self.core.contacts()
+        contacts = self.core.contacts.all()
         if peer is None:
             if not contacts:
                 self.post_message(ConversationLoaded("", contacts, [], generation))
                 return
             peer = contacts[0].account_id
-        self.core.mark_read(peer)
-        contacts = self.core.contacts()
-        self.post_message(ConversationLoaded(peer, contacts, self.core.messages(peer), generation))
+        self.core.contacts.mark_read(peer)
+        contacts = self.core.contacts.all()
+        history = self.core.messages.conversation(peer)
+        self.post_message(ConversationLoaded(peer, contacts, history, generation))
 
     @work(thread=True, group="contacts-load")
     def _mark_read(self, peer: str) -> None:
-        self.core.mark_read(peer)
-        self.post_message(ContactsLoaded(self.core.contacts()))
+        self.core.contacts.mark_read(peer)
+        self.post_message(ContactsLoaded(self.core.contacts.all()))
 
     @on(ContactsLoaded)
     async def _contacts_loaded(self, message: ContactsLoaded) -> None:
@@ -248,7 +249,7 @@ class ChatScreen(Screen[None]):
     @work(group="send")
     async def send_text(self, peer: str, text: str) -> None:
         try:
-            outcome = await self.core.send_text(peer, text)
+            outcome = await self.core.sender.send_text(peer, text)
         except Exception as exc:  # shown to the user, never swallowed
             self.post_message(OperationFailed(f"Could not send: {exc}"))
             return
@@ -258,7 +259,7 @@ class ChatScreen(Screen[None]):
     async def send_image(self, peer: str, path: Path, confirmed: bool = False) -> None:
         self.banner().show_text(f"Scanning {path.name}…", "confirm")
         try:
-            outcome = await self.core.send_image(peer, path, confirmed=confirmed)
+            outcome = await self.core.sender.send_image(peer, path, confirmed=confirmed)
         except Exception as exc:
             self.post_message(OperationFailed(f"Could not send {path.name}: {exc}"))
             return
@@ -268,13 +269,13 @@ class ChatScreen(Screen[None]):
     async def forward_last_image(self, source: str, target: str, confirmed: bool = False) -> None:
         """Forward the newest image of ``source``'s conversation: scanned again, like any outgoing image."""
         try:
-            peer = await asyncio.to_thread(self.core.resolve, target)
-            images = [m for m in await asyncio.to_thread(self.core.messages, source)
+            peer = await asyncio.to_thread(self.core.contacts.resolve, target)
+            images = [m for m in await asyncio.to_thread(self.core.messages.conversation, source)
                       if m.kind == "image" and m.path]
             if not images:
                 self.post_message(OperationFailed("No image in this conversation to forward."))
                 return
-            outcome = await self.core.forward_image(images[-1].id, peer, confirmed=confirmed)
+            outcome = await self.core.sender.forward_image(images[-1].id, peer, confirmed=confirmed)
         except Exception as exc:
             self.post_message(OperationFailed(f"Could not forward: {exc}"))
             return
@@ -283,7 +284,7 @@ class ChatScreen(Screen[None]):
     @work(group="contacts")
     async def add_contact(self, request: AddContactRequest) -> None:
         try:
-            contact = await self.core.add_contact(request.account_or_invite, request.name)
+            contact = await self.core.contacts.add(request.account_or_invite, request.name)
         except Exception as exc:
             self.post_message(OperationFailed(f"Could not add contact: {exc}"))
             return
@@ -292,7 +293,7 @@ class ChatScreen(Screen[None]):
     @work(group="settings")
     async def set_policy(self, policy: str) -> None:
         await self.core.set_policy(parse_policy(policy))
-        self.query_one(ScannerPanel).show(self.core.scanner_status())
+        self.query_one(ScannerPanel).show(self.core.snapshot.status())
         self.banner().show_text(f"Policy is now {policy}.", "sent")
 
     # -- results ----------------------------------------------------------------------------------
@@ -390,9 +391,9 @@ class ChatScreen(Screen[None]):
 
     @work(thread=True, group="safety")
     def load_safety(self, peer: str) -> None:
-        contact = next((c for c in self.core.contacts() if c.account_id == peer), None)
+        contact = next((c for c in self.core.contacts.all() if c.account_id == peer), None)
         if contact is not None:
-            self.post_message(SafetyLoaded(contact, self.core.safety_number(peer)))
+            self.post_message(SafetyLoaded(contact, self.core.contacts.safety_number(peer)))
 
     @on(SafetyLoaded)
     def _safety_loaded(self, message: SafetyLoaded) -> None:
@@ -406,8 +407,8 @@ class ChatScreen(Screen[None]):
 
     @work(thread=True, group="safety")
     def set_verified(self, peer: str, verified: bool) -> None:
-        self.core.set_verified(peer, verified)
-        self.post_message(ContactsLoaded(self.core.contacts()))
+        self.core.contacts.set_verified(peer, verified)
+        self.post_message(ContactsLoaded(self.core.contacts.all()))
         if peer == self.current:
             self.app.call_from_thread(self.open_conversation, peer)
 
@@ -433,7 +434,7 @@ class ChatScreen(Screen[None]):
             self.banner().show_text(summary, "sent")
 
     def action_cycle_policy(self) -> None:
-        current = self.core.scanner_status().policy
+        current = self.core.snapshot.status().policy
         self.set_policy(POLICIES[(POLICIES.index(current) + 1) % len(POLICIES)])
 
     def action_reveal(self) -> None:
