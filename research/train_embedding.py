@@ -91,7 +91,7 @@ class ImageGenerator:
             if rng.random() < 0.5:
                 small = small[..., :1].repeat(3, axis=2) * rng.uniform(0.5, 1.5, size=3).astype(np.float32)
             img = Image.fromarray(np.uint8(np.clip(small * 40 + 128, 0, 255)))
-            up = np.asarray(img.resize((s, s), Image.BICUBIC), np.float32) - 128
+            up = np.asarray(img.resize((s, s), Image.Resampling.BICUBIC), np.float32) - 128
             out += up * amp
             amp *= rng.uniform(0.35, 0.7)
         out = out / (out.std() + 1e-6) * rng.uniform(25, 70) + np.array(_rand_colour(rng), np.float32)
@@ -105,7 +105,8 @@ class ImageGenerator:
         cw, ch = max(8, int(w * frac)), max(8, int(h * frac * rng.uniform(0.7, 1.3)))
         ch = min(ch, h)
         x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        arr = np.asarray(photo.crop((x0, y0, x0 + cw, y0 + ch)).resize((s, s), Image.BILINEAR), np.float32)
+        crop = photo.crop((x0, y0, x0 + cw, y0 + ch))
+        arr = np.asarray(crop.resize((s, s), Image.Resampling.BILINEAR), np.float32)
         if rng.random() < 0.5:  # recolour so photo crops do not all share one palette
             mix = np.eye(3, dtype=np.float32) + rng.normal(scale=0.35, size=(3, 3)).astype(np.float32)
             arr = arr @ mix.T + rng.normal(scale=20, size=3).astype(np.float32)
@@ -236,15 +237,15 @@ def augment(
     if rng.random() < 0.2 * strength:
         img = img.rotate(
             float(rng.uniform(-6, 6)),
-            resample=Image.BILINEAR,
+            resample=Image.Resampling.BILINEAR,
             fillcolor=(0, 0, 0) if rng.random() < 0.5 else None,
         )
     # intermediate rescale (resize 0.25-1.0 then back to model size)
     if rng.random() < 0.3 * strength:
         f = rng.uniform(0.3, 1.0)
-        img = img.resize((max(8, int(img.width * f)), max(8, int(img.height * f))), Image.BILINEAR)
-    img = img.resize((size, size), Image.BILINEAR)
-    arr = np.asarray(img, np.float32)
+        img = img.resize((max(8, int(img.width * f)), max(8, int(img.height * f))), Image.Resampling.BILINEAR)
+    img = img.resize((size, size), Image.Resampling.BILINEAR)
+    arr: np.ndarray = np.asarray(img, np.float32)
     if rng.random() < 0.6 * strength:  # brightness / contrast / gamma / saturation / small hue mix
         arr = arr * rng.uniform(0.75, 1.25) + rng.uniform(-25, 25)
         if rng.random() < 0.5:
