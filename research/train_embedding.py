@@ -456,7 +456,7 @@ def _eval_bits(emb_a: np.ndarray, emb_b: np.ndarray, planes: np.ndarray) -> dict
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -491,27 +491,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip training: load these torch weights and only evaluate and export",
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save the torch weights here")
-    args = parser.parse_args(argv)
-    args.steps_given = args.steps is not None
-    if args.steps is None:
-        args.steps = 1_000_000
+    return parser
 
+
+def _train(model: Any, gen: ImageGenerator, user: list[Image.Image], rng: np.random.Generator,
+           args: argparse.Namespace) -> tuple[int, list[float], float]:
+    """Contrastive training within ``--steps`` and ``--minutes``: (steps taken, losses, seconds)."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    from client.samples import sample_paths
-
-    photos = [Image.open(p).convert("RGB") for p in sample_paths()]
-    user: list[Image.Image] = []
-    for folder in args.images:
-        user += _folder_images(folder)
-    gen = ImageGenerator(rng, photos)
-    model = build_model()
-    if args.from_checkpoint:
-        model.load_state_dict(torch.load(args.from_checkpoint, weights_only=True))
-        args.steps = 0
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     t0 = time.monotonic()
@@ -537,11 +524,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"t {time.monotonic() - t0:.0f}s",
                 flush=True,
             )
-    train_seconds = time.monotonic() - t0
+    return step, losses, time.monotonic() - t0
 
-    # held-out generated images: centring vector and bit statistics
+
+def _evaluate(model: Any, photos: list[Image.Image],
+              seed: int) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """Held-out generated images: (clean batch, its embeddings, centring vector, seed planes, bit metrics)."""
+    import torch
+
     model.eval()
-    eval_rng = np.random.default_rng(args.seed + 1)
+    eval_rng = np.random.default_rng(seed + 1)
     eval_gen = ImageGenerator(eval_rng, photos)
     with torch.no_grad():
         imgs = [eval_gen.image() for _ in range(600)]
@@ -550,9 +542,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ea = model.embed(clean).double().numpy()
         eb = model.embed(edited).double().numpy()
     centre = ea.mean(axis=0)
-    planes = np.random.default_rng(args.seed).standard_normal((SEED_BITS, EMBED_DIM)).astype(np.float32)
+    planes = np.random.default_rng(seed).standard_normal((SEED_BITS, EMBED_DIM)).astype(np.float32)
     metrics = {f"heldout_{k}": v for k, v in _eval_bits(ea - centre, eb - centre, planes).items()}
+    return clean, ea, centre, planes, metrics
 
+
+def _export(model: Any, args: argparse.Namespace, clean: Any, ea: np.ndarray, centre: np.ndarray,
+            planes: np.ndarray) -> float:
+    """Write the ONNX model, its seed planes and sidecar; the export's max abs difference from torch."""
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / f"{MODEL_NAME}.onnx"
     export_onnx(model, model_path, centre=centre)
@@ -563,7 +560,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": clean[:16].numpy()})[0]
-    parity = float(np.abs(got - (ea[:16] - centre)).max())
+    return float(np.abs(got - (ea[:16] - centre)).max())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.steps_given = args.steps is not None
+    if args.steps is None:
+        args.steps = 1_000_000
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    from client.samples import sample_paths
+
+    photos = [Image.open(p).convert("RGB") for p in sample_paths()]
+    user: list[Image.Image] = []
+    for folder in args.images:
+        user += _folder_images(folder)
+    gen = ImageGenerator(rng, photos)
+    model = build_model()
+    if args.from_checkpoint:
+        model.load_state_dict(torch.load(args.from_checkpoint, weights_only=True))
+        args.steps = 0
+    step, losses, train_seconds = _train(model, gen, user, rng, args)
+    clean, ea, centre, planes, metrics = _evaluate(model, photos, args.seed)
+    parity = _export(model, args, clean, ea, centre, planes)
     info = {
         "steps": step,
         "train_seconds": round(train_seconds),
