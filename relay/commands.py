@@ -132,6 +132,11 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--blob-quota-count", type=int, default=1000, help="per-account quota of live blobs (default 1000)"
     )
+    _add_prekey_limits(parser)
+
+
+def _add_prekey_limits(parser: argparse.ArgumentParser) -> None:
+    """How fast prekey bundles and one-time prekeys are handed out."""
     parser.add_argument(
         "--prekey-fetch-rate",
         type=float,
