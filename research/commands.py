@@ -16,12 +16,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scanner.hashers.spec import PDQ
 
 if TYPE_CHECKING:
-    from research.command_registry import CommandRegistry
+    from research.command_registry import CommandRegistry, Handler
     from research.results import Results
 
 __all__ = ["register"]
@@ -86,7 +86,9 @@ def _finish(args: argparse.Namespace, results: Results) -> int:
     return 0
 
 
-def _guard(fn: Any) -> Any:
+def _guard(fn: Handler) -> Handler:
+    """``fn`` with --json implying --quiet, and a bad input as one error line and exit status 2."""
+
     def wrapper(args: argparse.Namespace) -> int:
         if getattr(args, "json", False):
             args.quiet = True  # --json is for scripts: no progress bar
