@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["CommandRegistry", "add_event_loop_option", "register"]
+__all__ = ["CommandRegistry", "register"]
 
 
 class CommandRegistry(Protocol):
@@ -52,15 +52,13 @@ def _add_relay(registry: CommandRegistry) -> None:
         default=20.0,
         help="seconds between keepalive pings (a peer silent for two intervals is dropped)",
     )
-    add_event_loop_option(
-        parser, "event loop: uvloop when installed (auto, the default) or the standard asyncio loop"
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop: uvloop when installed (auto, the default) or the standard asyncio loop",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
-
-
-def add_event_loop_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--event-loop auto|uvloop|asyncio``: the loop ``relay.serve`` runs on (relay and bench relay)."""
-    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto", help=help)
 
 
 def _add_listen_options(parser: argparse.ArgumentParser) -> None:

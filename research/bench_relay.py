@@ -32,8 +32,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from relay.commands import add_event_loop_option
-
 if TYPE_CHECKING:
     from research.command_registry import CommandRegistry
 
@@ -60,7 +58,12 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument("--size", type=int, default=256, help="envelope bytes (default 256)")
     parser.add_argument("--redis", metavar="URL", help="also measure a relay on this Redis")
     parser.add_argument("--sync", choices=("full", "normal"), default="full", help="SQLite synchronous mode")
-    add_event_loop_option(parser, "the relay's event loop (auto: uvloop when installed)")
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the relay's event loop (auto: uvloop when installed)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
