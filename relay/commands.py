@@ -52,12 +52,9 @@ def _add_relay(registry: CommandRegistry) -> None:
         default=20.0,
         help="seconds between keepalive pings (a peer silent for two intervals is dropped)",
     )
-    parser.add_argument(
-        "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
-        default="auto",
-        help="event loop: uvloop when installed (auto, the default) or the standard asyncio loop",
-    )
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="event loop: uvloop when installed (auto, the default) "
+                        "or the standard asyncio loop")
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
 
 
