@@ -106,11 +106,11 @@ def open_settings(profile: Profile, store: Store) -> Settings:
     and rewritten with one; from then on a missing MAC is refused like a wrong one.
     """
     key = store.derived_key(SETTINGS_MAC)
-    if store.get_setting(SETTINGS_MAC, False):
+    if store.settings.get(SETTINGS_MAC, False):
         return load_settings(profile.settings_file, key=key)
     stored = load_settings(profile.settings_file, env=False, key=key, require_mac=False)
     save_settings(profile.settings_file, stored, key=key)
-    store.set_setting(SETTINGS_MAC, True)
+    store.settings.set(SETTINGS_MAC, True)
     return load_settings(profile.settings_file, key=key)
 
 
@@ -179,33 +179,33 @@ class _StoreOutbox:
 
     def acknowledged(self, envelope_id: str, server_id: str, ts: float) -> None:
         store = self.core.store
-        store.outbox_ack(envelope_id)
+        store.outbox.ack(envelope_id)
         self.core._trace("net.acked")
         msg_id = self.msg_of.pop(envelope_id, None)
         if msg_id is None:
             return
-        message = store.get_message(msg_id)
+        message = store.messages.get(msg_id)
         if message is not None and message.state in ("sending", "waiting"):
-            store.update_message(msg_id, state="sent")
+            store.messages.update(msg_id, state="sent")
             self.core.hub.emit(DeliveryChanged(msg_id, message.peer, "sent"))
 
     def rejected(self, envelope_id: str, reason: str) -> None:
         store = self.core.store
-        store.outbox_ack(envelope_id)
+        store.outbox.ack(envelope_id)
         msg_id = self.msg_of.pop(envelope_id, None)
         if msg_id is None:
             return
-        message = store.get_message(msg_id)
+        message = store.messages.get(msg_id)
         if message is not None:
-            store.update_message(msg_id, state="failed")
+            store.messages.update(msg_id, state="failed")
             self.core.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
 
     def waiting(self, envelope_id: str, reason: str) -> None:
         """The relay refused the envelope for a quota: it stays in the outbox, retried with backoff."""
         msg_id = self.msg_of.get(envelope_id)
-        message = self.core.store.get_message(msg_id) if msg_id else None
+        message = self.core.store.messages.get(msg_id) if msg_id else None
         if message is not None and message.state == "sending":
-            self.core.store.update_message(message.msg_id, state="waiting")
+            self.core.store.messages.update(message.msg_id, state="waiting")
             self.core.hub.emit(DeliveryChanged(message.msg_id, message.peer, "waiting"))
 
 
@@ -215,8 +215,8 @@ class Core:
     def __init__(self, profile: Profile, store: Store, settings: Settings, *,
                  trace: Callable[[str], None] | None = None, clock: Callable[[], float] = time.time,
                  lock: IO[str] | None = None) -> None:
-        identity = store.load_identity()
-        prekeys = store.load_prekeys()
+        identity = store.keys.load_identity()
+        prekeys = store.keys.load_prekeys()
         if identity is None or prekeys is None:
             raise StoreError("this profile has no account yet: run `pocketscan account create`")
         self.profile = profile
@@ -240,7 +240,7 @@ class Core:
             nacl.signing.SigningKey(identity.seed),
             self.outbox,
             on_inbound=self._on_inbound,
-            seen=store.seen,
+            seen=store.dedupe.seen,
             on_state=self._on_link,
             wants_snapshot=self._wants_snapshot,
             install_snapshot=self.install_snapshot,
@@ -261,7 +261,7 @@ class Core:
         )
         self.media = MediaStore(profile.media_dir, store.derived_key("media"))
         self._inbound_tries: dict[str, int] = {}
-        self.vouchers = VoucherIssuer(store, identity.account_id)
+        self.vouchers = VoucherIssuer(store.settings, identity.account_id)
         self._timers: set[str] = set()
         self._load_saved_snapshot()
 
@@ -294,10 +294,10 @@ class Core:
             store = Store.create(profile.store_file, passphrase=passphrase, **kwargs)
             identity = IdentityKeyPair.generate()
             with store.transaction():
-                store.save_identity(identity)
-                store.save_prekeys(PreKeyState.create(identity, time.time()))
-                store.set_setting("prekeys_published", False)
-                store.set_setting(SETTINGS_MAC, True)
+                store.keys.save_identity(identity)
+                store.keys.save_prekeys(PreKeyState.create(identity, time.time()))
+                store.settings.set("prekeys_published", False)
+                store.settings.set(SETTINGS_MAC, True)
             save_settings(profile.settings_file, settings, key=store.derived_key(SETTINGS_MAC))
         except BaseException:
             lock.close()
@@ -425,14 +425,14 @@ class Core:
     async def _on_connected(self) -> None:
         """Per connection: publish or top up prekeys, rotate the signed prekey when due, send queued texts."""
         async with self.lock:
-            if self.store.get_setting(self._AWAITING, []):
+            if self.store.settings.get(self._AWAITING, []):
                 await self._drain_awaiting()
             now = self.clock()
-            if not self.store.get_setting("prekeys_published", False):
+            if not self.store.settings.get("prekeys_published", False):
                 await self.net.publish_prekeys(self._bundle_bytes(),
                                                self._otk_bytes(list(self.prekeys.one_time.values())),
                                                replace=True)
-                self.store.set_setting("prekeys_published", True)
+                self.store.settings.set("prekeys_published", True)
                 self._trace("net.prekeys_published")
                 return
             changed = False
@@ -445,7 +445,7 @@ class Core:
             if left < LOW_PREKEYS:
                 fresh = self.prekeys.replenish(len(self.prekeys.one_time) + max(0, 100 - left))
             if changed or fresh:
-                self.store.save_prekeys(self.prekeys)
+                self.store.keys.save_prekeys(self.prekeys)
                 await self.net.publish_prekeys(self._bundle_bytes(), self._otk_bytes(fresh), replace=False)
 
     async def publish_now(self, timeout: float = 10.0) -> bool:
@@ -454,21 +454,21 @@ class Core:
         if not await self.wait_connected(timeout):
             return False
         for _ in range(int(timeout * 20)):
-            if self.store.get_setting("prekeys_published", False):
+            if self.store.settings.get("prekeys_published", False):
                 return True
             await asyncio.sleep(0.05)
         return False
 
     # ----- contacts ----------------------------------------------------------------------------
     def _key_changed(self) -> set[str]:
-        return set(self.store.get_setting("key_changed", []))
+        return set(self.store.settings.get("key_changed", []))
 
     def _flag_key_change(self, peer: str, old: bytes | None, new: bytes) -> None:
         flagged = self._key_changed() | {peer}
-        self.store.set_setting("key_changed", sorted(flagged))
-        pending = dict(self.store.get_setting("pending_keys", {}))
+        self.store.settings.set("key_changed", sorted(flagged))
+        pending = dict(self.store.settings.get("pending_keys", {}))
         pending[peer] = new
-        self.store.set_setting("pending_keys", pending)
+        self.store.settings.set("pending_keys", pending)
         self._trace("core.key_changed")
         self.hub.emit(KeyChanged(peer, (old or b"").hex()[:16], new.hex()[:16]))
 
@@ -479,11 +479,11 @@ class Core:
     def contacts(self) -> list[ContactView]:
         flagged = self._key_changed()
         return [ContactView(c.account_id, c.name or "", c.unread, c.verified, c.account_id in flagged)
-                for c in self.store.list_contacts()]
+                for c in self.store.contacts.all()]
 
     def resolve(self, name_or_id: str) -> str:
         """Account id of a contact given by name or id (raises UnknownContact)."""
-        return self.store.find_contact(name_or_id).account_id
+        return self.store.contacts.find(name_or_id).account_id
 
     async def add_contact(self, account_or_invite: str, name: str = "") -> ContactView:
         """Add a contact by account id or invite code (no network needed)."""
@@ -493,35 +493,35 @@ class Core:
             raise ClientError(str(exc)) from None
         if account == self.account_id:
             raise ClientError("that is your own account id")
-        contact = self.store.add_contact(account, name=(name or suggested or None), now=self.clock())
+        contact = self.store.contacts.add(account, name=(name or suggested or None), now=self.clock())
         self._trace("store.contact_added")
         return self._contact_view(contact)
 
     def mark_read(self, peer: str) -> None:
-        self.store.mark_read(peer)
+        self.store.contacts.mark_read(peer)
 
     def safety_number(self, peer: str) -> str:
         """60 digits, or "" while the contact's identity key is unknown (before any exchange)."""
-        pending = self.store.get_setting("pending_keys", {}).get(peer)
-        contact = self.store.get_contact(peer)
+        pending = self.store.settings.get("pending_keys", {}).get(peer)
+        contact = self.store.contacts.get(peer)
         key = pending or (contact.identity_key if contact else None)
         return "" if key is None else safety_number(self.identity.public, key)
 
     def set_verified(self, peer: str, verified: bool) -> None:
         """Mark the safety number verified (accepting a changed key, which starts a new session)."""
-        pending = dict(self.store.get_setting("pending_keys", {}))
+        pending = dict(self.store.settings.get("pending_keys", {}))
         with self.store.transaction():
             if verified and peer in pending:
                 from client.crypto.identity import account_id_from_public_key
 
                 new = pending.pop(peer)
                 if account_id_from_public_key(new) == peer:
-                    self.store.set_identity_key(peer, new, accept_change=True)
-                self.store.delete_session(peer)
-                self.store.set_setting("pending_keys", pending)
+                    self.store.contacts.set_identity_key(peer, new, accept_change=True)
+                self.store.sessions.delete(peer)
+                self.store.settings.set("pending_keys", pending)
             if verified:
-                self.store.set_setting("key_changed", sorted(self._key_changed() - {peer}))
-            self.store.set_verified(peer, verified)
+                self.store.settings.set("key_changed", sorted(self._key_changed() - {peer}))
+            self.store.contacts.set_verified(peer, verified)
 
     # ----- messages ----------------------------------------------------------------------------
     def _view(self, m: MessageRecord) -> MessageView:
@@ -553,11 +553,11 @@ class Core:
                            label=label, sensitive=rating is not None and rating.flagged)
 
     def messages(self, peer: str, *, limit: int = 500) -> list[MessageView]:
-        return [self._view(m) for m in self.store.list_messages(peer, limit=limit)]
+        return [self._view(m) for m in self.store.messages.conversation(peer, limit=limit)]
 
     def image_bytes(self, msg_id: str) -> bytes | None:
         """A stored image, decrypted in memory (None if there is none or it cannot be opened)."""
-        message = self.store.get_message(msg_id)
+        message = self.store.messages.get(msg_id)
         if message is None or message.kind != "image" or not is_media_ref(message.local_path):
             return None
         assert message.local_path is not None
@@ -568,15 +568,15 @@ class Core:
             return None
 
     def message(self, msg_id: str) -> MessageView | None:
-        m = self.store.get_message(msg_id)
+        m = self.store.messages.get(msg_id)
         return None if m is None else self._view(m)
 
     async def _session_for(self, peer: str) -> SessionRecord:
         """The session with ``peer``, set up from their prekey bundle if needed (lock held)."""
-        record = self.store.load_session(peer)
+        record = self.store.sessions.load(peer)
         if record is not None and record.sessions:
             return record
-        contact = self.store.require_contact(peer)
+        contact = self.store.contacts.require(peer)
         if peer in self._key_changed():
             raise SendError(f"the safety number of {contact.label} changed: verify it before sending")
         raw_bundle, otk = await self.net.fetch_bundle(peer)
@@ -599,7 +599,7 @@ class Core:
             raise SendError(f"the safety number of {contact.label} changed: nothing was sent; "
                             "verify the new safety number first") from None
         if contact.identity_key is None:
-            self.store.set_identity_key(peer, bundle.identity_key)
+            self.store.contacts.set_identity_key(peer, bundle.identity_key)
         return record
 
     async def _enqueue(self, peer: str, content: Content, message: MessageRecord | None, *,
@@ -615,10 +615,10 @@ class Core:
             meta["msg_id"] = msg_id
             self.outbox.msg_of[envelope_id] = msg_id
         with self.store.transaction():
-            self.store.save_session(record)
+            self.store.sessions.save(record)
             if message is not None:
-                self.store.add_message(message)
-            self.store.outbox_put(OutboxItem(envelope_id, peer, payload, self.clock(), 0, meta))
+                self.store.messages.add(message)
+            self.store.outbox.put(OutboxItem(envelope_id, peer, payload, self.clock(), 0, meta))
         self._trace("net.send")
         self.net.kick()
 
@@ -645,41 +645,41 @@ class Core:
     _AWAITING = "awaiting_session"
 
     def _has_session(self, peer: str) -> bool:
-        record = self.store.load_session(peer)
+        record = self.store.sessions.load(peer)
         return record is not None and bool(record.sessions)
 
     def _queue_for_session(self, message: MessageRecord) -> SendOutcome:
-        self.store.require_contact(message.peer)
+        self.store.contacts.require(message.peer)
         with self.store.transaction():
-            self.store.add_message(message)
-            waiting = self.store.get_setting(self._AWAITING, [])
-            self.store.set_setting(self._AWAITING, [*waiting, message.msg_id])
+            self.store.messages.add(message)
+            waiting = self.store.settings.get(self._AWAITING, [])
+            self.store.settings.set(self._AWAITING, [*waiting, message.msg_id])
         self._trace("outbox.queued_for_session")
         return SendOutcome("queued", self._view(message))
 
     def awaiting_session(self) -> int:
         """How many queued texts still wait for a connection to set up their session."""
-        return len(self.store.get_setting(self._AWAITING, []))
+        return len(self.store.settings.get(self._AWAITING, []))
 
     async def _drain_awaiting(self) -> None:
         """Encrypt and enqueue the texts queued while offline (lock held; called once connected)."""
-        for msg_id in list(self.store.get_setting(self._AWAITING, [])):
-            message = self.store.get_message(msg_id)
+        for msg_id in list(self.store.settings.get(self._AWAITING, [])):
+            message = self.store.messages.get(msg_id)
             if message is not None and message.kind == "text" and message.state == "sending":
                 content = Content("text", msg_id, message.sent_at, text=message.body or "")
                 try:
                     await self._enqueue(message.peer, content, None, kind="text", msg_id=msg_id)
                 except (ClientError, NetError) as exc:  # this message fails; the others still go
-                    self.store.update_message(msg_id, state="failed")
+                    self.store.messages.update(msg_id, state="failed")
                     self.hub.emit(DeliveryChanged(msg_id, message.peer, "failed"))
                     self.last_error = str(exc)
-            left = [m for m in self.store.get_setting(self._AWAITING, []) if m != msg_id]
-            self.store.set_setting(self._AWAITING, left)
+            left = [m for m in self.store.settings.get(self._AWAITING, []) if m != msg_id]
+            self.store.settings.set(self._AWAITING, left)
 
     async def send_image(self, peer: str, path: Path, *, confirmed: bool = False) -> SendOutcome:
         """Send an image through the scan-before-encrypt pipeline (``client.image_pipeline``)."""
         try:
-            self.store.require_contact(peer)
+            self.store.contacts.require(peer)
             return await send_image(self.pipeline, peer, Path(path), confirmed=confirmed)
         except (ClientError, NetError) as exc:
             return SendOutcome("error", error=str(exc))
@@ -687,7 +687,7 @@ class Core:
     async def forward_image(self, msg_id: str, peer: str, *, confirmed: bool = False) -> SendOutcome:
         """Forward a stored image: its bytes go through the same pipeline (scanned again, for this send)."""
         data = self.image_bytes(msg_id)
-        message = self.store.get_message(msg_id)
+        message = self.store.messages.get(msg_id)
         if data is None or message is None:
             return SendOutcome("error", error="no such image to forward")
         name = (message.verdict or {}).get("name") if isinstance(message.verdict, dict) else None
@@ -714,18 +714,18 @@ class Core:
 
     def _adopt_plaintext_media(self) -> None:
         """Seal clear images an older pocketscan left in ``media/`` (once per profile)."""
-        if self.store.get_setting("media_sealed", False):
+        if self.store.settings.get("media_sealed", False):
             return
-        for contact in self.store.list_contacts():
-            for m in self.store.list_messages(contact.account_id):
+        for contact in self.store.contacts.all():
+            for m in self.store.messages.conversation(contact.account_id):
                 if m.kind != "image" or not m.local_path or is_media_ref(m.local_path):
                     continue
                 ref = self.media.adopt_plaintext(Path(m.local_path))
-                self.store.update_message(m.msg_id, local_path=ref or "")
+                self.store.messages.update(m.msg_id, local_path=ref or "")
         for leftover in self.profile.media_dir.glob("*"):  # clear files no message points to
             if leftover.is_file() and not leftover.name.endswith(".sealed"):
                 leftover.unlink()
-        self.store.set_setting("media_sealed", True)
+        self.store.settings.set("media_sealed", True)
 
     async def deliver_image(self, peer: str, encrypted: EncryptedAttachment, blob_id: str, *, data: bytes,
                             name: str, scan: ScanOutcome) -> MessageView:
@@ -765,14 +765,14 @@ class Core:
         if kind == "voucher" and self.settings.voucher_delay > 0:  # timing must not tie it to this send
             meta["not_before"] = self.clock() + voucher_delay(self.settings.voucher_delay)
         with self.store.transaction():  # a voucher's counter step and its outbox entry commit together
-            self.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
+            self.store.outbox.put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope(),
                                              self.clock(), 0, meta))
 
     def outbox_due(self) -> list[OutboxItem]:
         """Envelopes due now: a delayed voucher waits in the outbox until its time (a timer kicks the net)."""
         now = self.clock()
         due = []
-        for item in self.store.outbox_pending():
+        for item in self.store.outbox.pending():
             when = float(item.meta.get("not_before") or 0.0)
             if when <= now:
                 due.append(item)
@@ -812,13 +812,13 @@ class Core:
                     await self._process(env)
                 except Exception as exc:
                     with contextlib.suppress(Exception):  # a one-time prekey may be spent in memory only
-                        self.prekeys = self.store.load_prekeys() or self.prekeys
+                        self.prekeys = self.store.keys.load_prekeys() or self.prekeys
                     self._record_failure(env, _failure_reason(exc))
             self._inbound_tries.pop(env.mid, None)
         self._inbound_count += 1
 
     def _sender_label(self, sender: str) -> str:
-        contact = self.store.get_contact(sender) if _ACCOUNT_ID.fullmatch(sender) else None
+        contact = self.store.contacts.get(sender) if _ACCOUNT_ID.fullmatch(sender) else None
         return contact.label if contact is not None else (sender if _ACCOUNT_ID.fullmatch(sender) else "?")
 
     def _failure_record(self, sender: str, reason: str) -> MessageRecord:
@@ -832,16 +832,16 @@ class Core:
         self._trace("core.inbound_failed")
         try:
             if not _ACCOUNT_ID.fullmatch(env.sender):  # a relay that names no account: nothing to show
-                self.store.mark_seen(env.mid)
+                self.store.dedupe.mark_seen(env.mid)
                 return
             record = self._failure_record(env.sender, reason)
             with self.store.transaction():
-                if self.store.get_contact(env.sender) is None:
-                    self.store.add_contact(env.sender, now=self.clock())
-                self.store.add_message(record)
-                queue = list(self.store.get_setting(CLI_INBOX, []))[-9_999:]
-                self.store.set_setting(CLI_INBOX, [*queue, record.msg_id])
-                self.store.mark_seen(env.mid)
+                if self.store.contacts.get(env.sender) is None:
+                    self.store.contacts.add(env.sender, now=self.clock())
+                self.store.messages.add(record)
+                queue = list(self.store.settings.get(CLI_INBOX, []))[-9_999:]
+                self.store.settings.set(CLI_INBOX, [*queue, record.msg_id])
+                self.store.dedupe.mark_seen(env.mid)
         except Exception as exc:  # e.g. the disk is full: the envelope is still acknowledged
             self.last_error = f"{self.last_error} (and it could not be recorded: {type(exc).__name__})"
             return
@@ -854,18 +854,18 @@ class Core:
         sender = env.sender
         if not _ACCOUNT_ID.fullmatch(sender):
             raise ClientError("the relay named no valid sender")
-        contact = store.get_contact(sender)
+        contact = store.contacts.get(sender)
         prekeys = self.prekeys  # kept equal to the stored prekeys (reloaded if a transaction fails)
         try:
-            dec = decrypt_message(self.identity, prekeys, store.load_session(sender), env.env,
+            dec = decrypt_message(self.identity, prekeys, store.sessions.load(sender), env.env,
                                   sender_account_id=sender,
                                   known_identity_key=contact.identity_key if contact else None)
         except DuplicateMessage:
-            store.mark_seen(env.mid)
+            store.dedupe.mark_seen(env.mid)
             return
         except IdentityKeyChanged as exc:
             self._flag_key_change(sender, exc.old_key, exc.new_key)
-            store.mark_seen(env.mid)
+            store.dedupe.mark_seen(env.mid)
             return
         self._trace("session.decrypt")
         message: MessageRecord | None = None
@@ -895,29 +895,29 @@ class Core:
                 self._trace("core.inbound_failed")
         elif content.kind == "receipt":
             receipts = list(content.receipts)
-        existing = store.get_message(message.msg_id) if message is not None else None
+        existing = store.messages.get(message.msg_id) if message is not None else None
         if existing is not None and existing.peer != sender:  # another peer's (or our own) message id
             message, shown = self._failure_record(sender, "it reused the id of another message"), False
         with store.transaction():
-            store.save_session(dec.record)
+            store.sessions.save(dec.record)
             if dec.new_session:
-                store.save_prekeys(prekeys)
+                store.keys.save_prekeys(prekeys)
             if contact is None:
-                store.add_contact(sender, identity_key=dec.record.peer_identity, now=self.clock())
+                store.contacts.add(sender, identity_key=dec.record.peer_identity, now=self.clock())
             elif contact.identity_key is None:
-                store.set_identity_key(sender, dec.record.peer_identity)
-            fresh = message is not None and store.add_message(message)
+                store.contacts.set_identity_key(sender, dec.record.peer_identity)
+            fresh = message is not None and store.messages.add(message)
             if fresh and message is not None:
-                queue = list(store.get_setting(CLI_INBOX, []))[-9_999:]
-                store.set_setting(CLI_INBOX, [*queue, message.msg_id])
+                queue = list(store.settings.get(CLI_INBOX, []))[-9_999:]
+                store.settings.set(CLI_INBOX, [*queue, message.msg_id])
             delivered = []
             for rid in receipts:
-                old = store.get_message(rid)
+                old = store.messages.get(rid)
                 mine = old is not None and old.direction == "out" and old.peer == sender
                 if mine and old is not None and old.state != "delivered":
-                    store.update_message(rid, state="delivered")
+                    store.messages.update(rid, state="delivered")
                     delivered.append(rid)
-            store.mark_seen(env.mid)
+            store.dedupe.mark_seen(env.mid)
         if dec.new_session:
             self.prekeys = prekeys
         for rid in delivered:
@@ -970,9 +970,9 @@ class Core:
 
     def take_cli_inbox(self) -> list[MessageView]:
         """Messages received since the last call (for ``pocketscan inbox``), oldest first."""
-        ids = list(self.store.get_setting(CLI_INBOX, []))
+        ids = list(self.store.settings.get(CLI_INBOX, []))
         out = [v for v in (self.message(i) for i in ids) if v is not None]
-        self.store.set_setting(CLI_INBOX, [])
+        self.store.settings.set(CLI_INBOX, [])
         return out
 
     # ----- scanner and snapshots ---------------------------------------------------------------
@@ -985,11 +985,11 @@ class Core:
 
     def _snapshot_floor(self) -> tuple[int, str | None]:
         """The persisted floor: the newest accepted version and its fingerprint (no same-version swap)."""
-        floor = self.store.get_setting("snapshot_floor")
+        floor = self.store.settings.get("snapshot_floor")
         if (isinstance(floor, list) and len(floor) == 2 and isinstance(floor[0], int)
                 and isinstance(floor[1], str)):
             return floor[0], floor[1]
-        return int(self.store.get_setting("snapshot_version", 0)), None
+        return int(self.store.settings.get("snapshot_version", 0)), None
 
     def install_snapshot(self, data: bytes) -> None:
         """Verify ``data`` against the pinned authority key and swap it in (raises if refused)."""
@@ -1008,8 +1008,8 @@ class Core:
         os.replace(tmp, self.profile.snapshot_file)
         if self.slot.swap(view):
             with self.store.transaction():
-                self.store.set_setting("snapshot_version", view.version)
-                self.store.set_setting("snapshot_floor", [view.version, view.fingerprint])
+                self.store.settings.set("snapshot_version", view.version)
+                self.store.settings.set("snapshot_floor", [view.version, view.fingerprint])
             self._trace("scanner.snapshot_installed")
             self.hub.emit(SnapshotChanged(self.scanner_status()))
 
@@ -1076,8 +1076,8 @@ class Core:
             "passphrase": self.settings.passphrase,
             "snapshot_version": status.version,
             "snapshot_fingerprint": status.fingerprint,
-            "contacts": len(self.store.list_contacts()),
-            "outbox_pending": len(self.store.outbox_pending()),
+            "contacts": len(self.store.contacts.all()),
+            "outbox_pending": len(self.store.outbox.pending()),
             "profile": str(self.profile.root),
             "report_threshold": self.settings.report_threshold,
             "synthetic_vouchers": self.settings.synthetic_vouchers,

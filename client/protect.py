@@ -91,11 +91,11 @@ def _queue(core: Core, kind: str, body: dict[str, Any], name: str) -> None:
     envelope = seal_item(kind, body, core.identity, key)
     ref = str(body[f"{kind}_id"])
     with core.store.transaction():
-        core.store.outbox_put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope,
+        core.store.outbox.put(OutboxItem(os.urandom(16).hex(), authority_mailbox(key), envelope,
                                          core.clock(), 0, {"kind": kind}))
-        requests = dict(core.store.get_setting(REQUESTS_SETTING, {}))
+        requests = dict(core.store.settings.get(REQUESTS_SETTING, {}))
         requests[ref] = {"kind": kind, "name": name[:64], "created_at": core.clock()}
-        core.store.set_setting(REQUESTS_SETTING, dict(list(requests.items())[-1000:]))
+        core.store.settings.set(REQUESTS_SETTING, dict(list(requests.items())[-1000:]))
     core.net.kick()
 
 
@@ -159,15 +159,15 @@ def receive_notice(core: Core, env: Inbound) -> bool:
     store = core.store
     if env.sender != authority_mailbox(key):
         core.last_error = f"dropped a decision notice not sent by the authority (from {env.sender[:8]})"
-        store.mark_seen(env.mid)
+        store.dedupe.mark_seen(env.mid)
         return True
     try:
         notice = open_notice(env.env, core.identity, key)
     except ItemError as exc:
         core.last_error = f"dropped a decision notice: {exc}"
-        store.mark_seen(env.mid)
+        store.dedupe.mark_seen(env.mid)
         return True
-    request = dict(store.get_setting(REQUESTS_SETTING, {})).get(notice.ref, {})
+    request = dict(store.settings.get(REQUESTS_SETTING, {})).get(notice.ref, {})
     text = notice.describe()
     if request.get("name"):
         text = text.replace(f" {notice.ref[:8]} ", f" {notice.ref[:8]} ({request['name']}) ", 1)
@@ -176,19 +176,19 @@ def receive_notice(core: Core, env: Inbound) -> bool:
     message = MessageRecord(hashlib.sha256(env.mid.encode()).hexdigest()[:24], env.sender, "in", "text",
                             core.clock(), "received", body=text)
     with store.transaction():
-        if store.get_contact(env.sender) is None:
+        if store.contacts.get(env.sender) is None:
             try:
-                store.add_contact(env.sender, name=AUTHORITY_CONTACT_NAME, now=core.clock())
+                store.contacts.add(env.sender, name=AUTHORITY_CONTACT_NAME, now=core.clock())
             except ClientError:  # the name is taken by another contact
-                store.add_contact(env.sender, now=core.clock())
-        fresh = store.add_message(message)
+                store.contacts.add(env.sender, now=core.clock())
+        fresh = store.messages.add(message)
         if fresh:
-            queue = list(store.get_setting(CLI_INBOX, []))[-9_999:]
-            store.set_setting(CLI_INBOX, [*queue, message.msg_id])
-            decisions = dict(store.get_setting("authority_decisions", {}))
+            queue = list(store.settings.get(CLI_INBOX, []))[-9_999:]
+            store.settings.set(CLI_INBOX, [*queue, message.msg_id])
+            decisions = dict(store.settings.get("authority_decisions", {}))
             decisions[notice.ref] = notice.to_dict()
-            store.set_setting("authority_decisions", dict(list(decisions.items())[-1000:]))
-        store.mark_seen(env.mid)
+            store.settings.set("authority_decisions", dict(list(decisions.items())[-1000:]))
+        store.dedupe.mark_seen(env.mid)
     if fresh:
         core.hub.emit(MessageReceived(core._view(message)))
     return True

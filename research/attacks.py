@@ -154,6 +154,77 @@ def _refine_clipped(
     return x
 
 
+Trial = tuple[np.ndarray, int, int]
+"""One attempted image: (pixels, Hamming distance, quality)."""
+
+
+@dataclass
+class _Queries:
+    """The oracle calls spent on one image, against its budget; ``still_detected`` calls count too."""
+
+    used: int
+    limit: int
+    still_detected: Callable[[np.ndarray], bool] | None = None
+
+    def left(self) -> bool:
+        return self.used < self.limit
+
+    def evaded(self, x: np.ndarray) -> bool:
+        """True unless ``still_detected`` says ``x`` is still detected (one query when asked)."""
+        if self.still_detected is None:
+            return True
+        self.used += 1
+        return not self.still_detected(x)
+
+
+def _bisect_push(
+    attempt: Callable[[float], Trial],
+    succeeded: Callable[[Trial], bool],
+    best: Trial,
+    lo_fail: float,
+    hi_ok: float,
+    queries: _Queries,
+) -> Trial:
+    """Bisect the push between the largest failure and the smallest success (4 steps at most, within the
+    budget): the successful trial with the smallest push."""
+    for _ in range(4):
+        if not queries.left():
+            break
+        mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
+        r = attempt(mid)
+        queries.used += 1
+        if succeeded(r):
+            best, hi_ok = r, mid
+        else:
+            lo_fail = mid
+    return best
+
+
+@dataclass
+class _LinearView:
+    """PDQ's coefficients of one image through the exact linear model, with their median and the median
+    distance to it (the unit of a push)."""
+
+    model: PdqLinear
+    c: np.ndarray
+    med: float
+    margin: np.ndarray
+    scale: float
+
+    @classmethod
+    def of(cls, rgb: np.ndarray) -> _LinearView:
+        model = PdqLinear(rgb.shape[0], rgb.shape[1])
+        c = model.coefficients(rgb)
+        med = float(np.median(c))
+        margin = c - med
+        return cls(model, c, med, margin, float(np.median(np.abs(margin))) or 1.0)
+
+    def moved(self, rgb: np.ndarray, target: np.ndarray, *, iters: int = 6) -> np.ndarray:
+        """``rgb`` with the smallest luma change that moves its coefficients to ``target``."""
+        x0 = _apply_luma(rgb, self.model.luma_delta(target - self.c))
+        return _refine_clipped(self.model, x0, target, tol=0.1 * self.scale, iters=iters)
+
+
 def evade_whitebox(
     rgb: np.ndarray,
     oracle: Oracle,
@@ -175,39 +246,52 @@ def evade_whitebox(
     """
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h0, _q0 = oracle(rgb)
-    model = PdqLinear(rgb.shape[0], rgb.shape[1])
-    c = model.coefficients(rgb)
-    med = float(np.median(c))
-    margin = c - med
-    scale = float(np.median(np.abs(margin))) or 1.0
-    queries = 1
-    best: tuple[np.ndarray, int, int] | None = None
+    lin = _LinearView.of(rgb)
+    queries = _Queries(1, max_queries, still_detected)
 
-    def attempt(nbits: int, delta: float) -> tuple[np.ndarray, int, int]:
-        idx = _balanced_flip_set(margin, nbits)
-        target = c.copy()
-        target[idx] = med - np.sign(margin[idx]) * delta * scale
-        x = _refine_clipped(model, _apply_luma(rgb, model.luma_delta(target - c)), target, tol=0.1 * scale)
+    def attempt(nbits: int, delta: float) -> Trial:
+        idx = _balanced_flip_set(lin.margin, nbits)
+        target = lin.c.copy()
+        target[idx] = lin.med - np.sign(lin.margin[idx]) * delta * lin.scale
+        x = lin.moved(rgb, target)
         hh, q = oracle(x)  # PNG is lossless: hashing the uint8 pixels equals hashing the reloaded file
         return x, hamming_bytes(h0, hh), q
 
-    def evaded(x: np.ndarray) -> bool:
-        nonlocal queries
-        if still_detected is None:
-            return True
-        queries += 1
-        return not still_detected(x)
+    best, nbits, delta, lo_fail = _grow_push(
+        attempt, queries, min(255, threshold + 1 + extra_bits), threshold=threshold, min_quality=min_quality
+    )
+    if best is None:
+        x, d, q = attempt(nbits, delta)
+        note = "query budget exhausted"
+        return AttackResult(False, "whitebox-linear", queries.used, 0, d, q, x, distortion(rgb, x), note=note)
+    best = _bisect_push(  # bisect the push down toward the smallest success
+        lambda push: attempt(nbits, push),
+        lambda r: r[1] > threshold and r[2] >= min_quality and queries.evaded(r[0]),
+        best,
+        lo_fail,
+        delta,
+        queries,
+    )
+    return _judge_evasion(
+        best[0], rgb, h0, oracle, queries.evaded, method="whitebox-linear", queries=queries.used,
+        threshold=threshold, min_quality=min_quality, failure_note="lost after PNG save and reload",
+    )
 
-    nbits = min(255, threshold + 1 + extra_bits)
+
+def _grow_push(
+    attempt: Callable[[int, float], Trial], queries: _Queries, nbits: int, *, threshold: int, min_quality: int
+) -> tuple[Trial | None, int, float, float]:
+    """Double the push on ``nbits`` bits until the hash moves past ``threshold`` with the quality kept (16
+    more bits when the push reaches 64, or when the hash moved but ``still_detected`` holds), within the
+    budget: (the first success or None, bits flipped, its push, the last failed push)."""
     delta = 0.02
     lo_fail = 0.0
-    while queries < max_queries:
+    while queries.left():
         x, d, q = attempt(nbits, delta)
-        queries += 1
+        queries.used += 1
         if d > threshold and q >= min_quality:
-            if evaded(x):
-                best = (x, d, q)
-                break
+            if queries.evaded(x):
+                return (x, d, q), nbits, delta, lo_fail
             nbits = min(255, nbits + 16)  # far enough for PDQ, not yet for the snapshot: flip more bits
             continue
         lo_fail = delta
@@ -215,27 +299,7 @@ def evade_whitebox(
         if delta > 64:
             nbits = min(255, nbits + 16)
             delta = 0.02
-    if best is not None:  # bisect the push down toward the smallest success
-        hi_ok = delta
-        for _ in range(4):
-            if queries >= max_queries:
-                break
-            mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
-            x, d, q = attempt(nbits, mid)
-            queries += 1
-            if d > threshold and q >= min_quality and evaded(x):
-                best, hi_ok = (x, d, q), mid
-            else:
-                lo_fail = mid
-    if best is None:
-        x, d, q = attempt(nbits, delta)
-        return AttackResult(
-            False, "whitebox-linear", queries, 0, d, q, x, distortion(rgb, x), note="query budget exhausted"
-        )
-    return _judge_evasion(
-        best[0], rgb, h0, oracle, evaded, method="whitebox-linear", queries=queries,
-        threshold=threshold, min_quality=min_quality, failure_note="lost after PNG save and reload",
-    )
+    return None, nbits, delta, lo_fail
 
 
 def _judge_evasion(
@@ -279,67 +343,74 @@ def collide_whitebox(
     grows geometrically until the oracle confirms, then is bisected down.
     """
     src = np.ascontiguousarray(source, dtype=np.uint8)
-    model = PdqLinear(src.shape[0], src.shape[1])
-    want = bits_from_hash(target_hash)
-    c = model.coefficients(src)
-    med = float(np.median(c))
-    margin = c - med
-    sign = np.where(want, 1.0, -1.0)
-    scale = float(np.median(np.abs(margin))) or 1.0
+    lin = _LinearView.of(src)
+    sign = np.where(bits_from_hash(target_hash), 1.0, -1.0)
     h_src, _ = oracle(src)
     d_before = hamming_bytes(h_src, target_hash)
     queries = 1
-    # Cost to fix bit k: how far it sits on the wrong side. Leave the costliest ones alone.
-    wrong = np.where(np.sign(margin) != sign)[0]
-    keep_wrong = max(0, threshold - slack)
-    order = wrong[np.argsort(-np.abs(margin[wrong]))]
-    leave = set(order[:keep_wrong].tolist())
+    leave = _costliest_wrong(lin.margin, sign, max(0, threshold - slack))
 
-    def attempt(delta: float) -> tuple[np.ndarray, int, int]:
-        target = c.copy()
+    def attempt(delta: float) -> Trial:
+        push = delta * lin.scale
+        target = lin.c.copy()
         for k in range(256):
             if k in leave:
                 continue
-            if sign[k] * margin[k] < delta * scale:
-                target[k] = med + sign[k] * delta * scale
-        x = _refine_clipped(
-            model, _apply_luma(src, model.luma_delta(target - c)), target, tol=0.1 * scale, iters=10
-        )
+            if sign[k] * lin.margin[k] < push:
+                target[k] = lin.med + sign[k] * push
+        x = lin.moved(src, target, iters=10)
         hh, q = oracle(x)  # lossless PNG: same pixels as the reloaded file (re-checked on it at the end)
         return x, hamming_bytes(hh, target_hash), q
 
     delta, lo_fail = 0.05, 0.0
-    best: tuple[np.ndarray, int, int] | None = None
-    last: tuple[np.ndarray, int, int] | None = None
-    while queries < max_queries and delta <= 64:
+    best: Trial | None = None
+    last: Trial | None = None
+    budget = _Queries(queries, max_queries)
+    while budget.left() and delta <= 64:
         last = attempt(delta)
-        queries += 1
+        budget.used += 1
         if last[1] <= threshold and last[2] >= min_quality:
             best = last
             break
         lo_fail, delta = delta, delta * 2.0
     if best is not None:
-        hi_ok = delta
-        for _ in range(4):
-            if queries >= max_queries:
-                break
-            mid = (lo_fail + hi_ok) / 2 if lo_fail > 0 else hi_ok / 2
-            r = attempt(mid)
-            queries += 1
-            if r[1] <= threshold and r[2] >= min_quality:
-                best, hi_ok = r, mid
-            else:
-                lo_fail = mid
+        best = _bisect_push(
+            attempt, lambda r: r[1] <= threshold and r[2] >= min_quality, best, lo_fail, delta, budget
+        )
     chosen = best or last
-    x = src if chosen is None else chosen[0]
-    png, back = png_roundtrip(x)  # the verdict is taken on the saved and reloaded file
+    return _judge_collision(
+        src if chosen is None else chosen[0], src, target_hash, oracle, found=best is not None,
+        queries=budget.used, d_before=d_before, threshold=threshold, min_quality=min_quality,
+    )
+
+
+def _costliest_wrong(margin: np.ndarray, sign: np.ndarray, keep_wrong: int) -> set[int]:
+    """The ``keep_wrong`` bits furthest on the wrong side of the median (the costliest to fix)."""
+    wrong = np.where(np.sign(margin) != sign)[0]
+    order = wrong[np.argsort(-np.abs(margin[wrong]))]
+    return set(order[:keep_wrong].tolist())
+
+
+def _judge_collision(
+    x: np.ndarray,
+    src: np.ndarray,
+    target_hash: bytes,
+    oracle: Oracle,
+    *,
+    found: bool,
+    queries: int,
+    d_before: int,
+    threshold: int,
+    min_quality: int,
+) -> AttackResult:
+    """Save ``x`` as PNG, reload it and judge the collision on what was written (one more query)."""
+    png, back = png_roundtrip(x)
     hh, q = oracle(back)
-    queries += 1
     d = hamming_bytes(hh, target_hash)
-    ok = best is not None and d <= threshold and q >= min_quality
-    note = "" if ok else ("no collision within the query budget" if best is None else "lost after PNG reload")
+    ok = found and d <= threshold and q >= min_quality
+    note = "" if ok else ("lost after PNG reload" if found else "no collision within the query budget")
     return AttackResult(
-        ok, "whitebox-linear", queries, d_before, d, q, back, distortion(src, back), png=png, note=note
+        ok, "whitebox-linear", queries + 1, d_before, d, q, back, distortion(src, back), png=png, note=note
     )
 
 
@@ -372,7 +443,7 @@ def evade_blackbox(
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
     h0, _ = oracle(rgb)
-    queries = 1
+    queries = _Queries(1, max_queries, still_detected)
     theta = np.zeros((grid, grid))
 
     def image_of(t: np.ndarray) -> np.ndarray:
@@ -386,25 +457,17 @@ def evade_blackbox(
 
     best_d, best_x = 0, rgb
     done = False
-
-    def evaded(x: np.ndarray) -> bool:
-        nonlocal queries
-        if still_detected is None:
-            return True
-        queries += 1
-        return not still_detected(x)
-
-    while queries + 2 * samples + 1 <= max_queries and not done:
+    while queries.used + 2 * samples + 1 <= max_queries and not done:
         grad = np.zeros_like(theta)
         for _ in range(samples):
             u = rng.standard_normal(theta.shape)
             dp, qp, xp = score(theta + sigma * u)
             dm, qm, xm = score(theta - sigma * u)
-            queries += 2
+            queries.used += 2
             for d, q, x in ((dp, qp, xp), (dm, qm, xm)):
                 if d > best_d and q >= min_quality:
                     best_d, best_x = d, x
-                    if d > threshold and evaded(x):
+                    if d > threshold and queries.evaded(x):
                         done = True
             grad += (dp - dm) * u
         if done:
@@ -412,13 +475,13 @@ def evade_blackbox(
         norm = max(1.0, float(np.abs(grad).max()) / (2 * samples))
         theta = theta + lr * grad / (2 * samples * sigma) / norm
         d, q, x = score(theta)
-        queries += 1
+        queries.used += 1
         if d > best_d and q >= min_quality:
             best_d, best_x = d, x
-            if d > threshold and evaded(x):
+            if d > threshold and queries.evaded(x):
                 done = True
     return _judge_evasion(
-        best_x, rgb, h0, oracle, evaded, method="blackbox-nes", queries=queries,
+        best_x, rgb, h0, oracle, queries.evaded, method="blackbox-nes", queries=queries.used,
         threshold=threshold, min_quality=min_quality,
         failure_note=f"best distance {best_d} within {max_queries} queries",
     )

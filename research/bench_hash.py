@@ -22,6 +22,7 @@ reference time / pocketscan time, so higher is better for pocketscan.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -196,11 +197,11 @@ def _side_by_side(
                 order = (0, 1) if (i + r) % 2 == 0 else (1, 0)
                 for side in order:
                     if side == 0:
-                        dt, wall, out_ours[i] = _timed(lambda item=item: ours(item), cfg.clock)
+                        dt, wall, out_ours[i] = _timed(functools.partial(ours, item), cfg.clock)
                         best_ours[i] = min(best_ours[i], dt)
                         wall_ours[i] = min(wall_ours[i], wall)
                     else:
-                        dt, wall, out_ref[i] = _timed(lambda item=item: ref(item), cfg.clock)
+                        dt, wall, out_ref[i] = _timed(functools.partial(ref, item), cfg.clock)
                         best_ref[i] = min(best_ref[i], dt)
                         wall_ref[i] = min(wall_ref[i], wall)
                 task()
@@ -250,10 +251,10 @@ def _arrays(cfg: BenchConfig, notes: list[str]) -> list[np.ndarray]:
     out = []
     for p in _sample_photos()[: cfg.arrays]:
         with Image.open(p) as im:
-            rgb = im.convert("RGB")
-            scale = 1024 / max(rgb.size)
-            rgb = rgb.resize((round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.BICUBIC)
-            out.append(np.asarray(rgb))
+            img = im.convert("RGB")
+            scale = 1024 / max(img.size)
+            img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BICUBIC)
+            out.append(np.asarray(img))
     if not out:  # pragma: no cover - the repo ships samples
         rng = np.random.default_rng(0)
         out = [rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8) for _ in range(4)]
@@ -291,17 +292,10 @@ def _percentiles(values: Sequence[int]) -> dict[str, float]:
     }
 
 
-def run_bench(cfg: BenchConfig | None = None) -> Results:
-    """Run (a), (b) and (c); return the figures."""
-    cfg = cfg or BenchConfig()
+def _machine(cfg: BenchConfig) -> dict[str, Any]:
     import numpy as np
 
-    from scanner.hamming import hamming
-    from scanner.hashers.pdq import PDQ_MIN_QUALITY, pdq_hash
-    from scanner.hashing import hash_file
-
-    res = Results()
-    res.machine = {
+    return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
@@ -311,11 +305,17 @@ def run_bench(cfg: BenchConfig | None = None) -> Results:
         "clock": cfg.clock,
     }
 
-    # (a) decoded arrays, exact mode vs pdqhash.compute
-    arrays = _arrays(cfg, res.notes)
+
+def _bench_arrays(cfg: BenchConfig, notes: list[str]) -> dict[str, Any]:
+    """(a) decoded arrays, exact mode vs ``pdqhash.compute``."""
+    import numpy as np
+
+    from scanner.hashers.pdq import pdq_hash
+
+    arrays = _arrays(cfg, notes)
     timing = _side_by_side(arrays, lambda a: pdq_hash(a), _ref_hash, cfg, "(a) arrays")
     identical = sum((o.hash, o.quality) == r for o, r in zip(timing.out_ours, timing.out_ref, strict=True))
-    res.arrays = {
+    return {
         "images": len(arrays),
         "shapes": sorted({f"{a.shape[1]}x{a.shape[0]}" for a in arrays}),
         "mean_megapixels": float(np.mean([a.shape[0] * a.shape[1] for a in arrays]) / 1e6),
@@ -323,54 +323,82 @@ def run_bench(cfg: BenchConfig | None = None) -> Results:
         "identical": identical,
     }
 
-    with tempfile.TemporaryDirectory(prefix="pocketscan-bench-") as tmp:
-        # (b) whole 12 MP JPEG files, fast mode (decode included) vs full decode + pdqhash
-        photos = [p for p in _images_under(cfg.photos) if p.suffix.lower() in (".jpg", ".jpeg")]
-        corpus = _images_under(cfg.corpus)
-        sources = corpus or _sample_photos()
-        large = _make_large(sources, Path(tmp), cfg.large, cfg.large_megapixels)
-        if not photos:
-            res.notes.append(f"(b) {cfg.photos} absent: corpus/sample images re-encoded at 12 MP instead")
-            photos = large[: max(4, cfg.large)]
-        timing = _side_by_side(photos, lambda p: hash_file(p, mode="fast"), _ref_file, cfg, "(b) 12 MP files")
-        dists = []
-        with _progress(cfg.progress) as advance:
-            task = advance("(b) reference hashes", total=len(photos))
-            for p, h in zip(photos, timing.out_ours, strict=True):
-                dists.append(hamming(h.hash, _ref_file_oriented(p)[0]))
-                task()
-        res.files = {
-            "files": len(photos),
-            "names": [p.name for p in photos],
-            **timing.figures(),
-            "bits_fast_vs_full": dists,
-        }
 
-        # (c) fidelity of fast mode over the shared images and the 12 MP re-encodings
-        fidelity_inputs = _images_under(cfg.corpus) + _images_under(cfg.pdq_data) + large
-        rows = []
-        with _progress(cfg.progress) as advance:
-            task = advance("(c) fast vs full-resolution", total=len(fidelity_inputs))
-            for p in fidelity_inputs:
-                try:
-                    ref_hash, quality = _ref_file_oriented(p)
-                    fast = hash_file(p, mode="fast")
-                except Exception as exc:  # unreadable inputs are reported, not fatal
-                    res.notes.append(f"(c) skipped {p.name}: {exc}")
-                    task()
-                    continue
-                rows.append((p, quality, hamming(fast.hash, ref_hash)))
+def _bench_files(cfg: BenchConfig, photos: list[Path]) -> dict[str, Any]:
+    """(b) whole 12 MP JPEG files, fast mode (decode included) vs full decode + ``pdqhash``."""
+    from scanner.hamming import hamming
+    from scanner.hashing import hash_file
+
+    timing = _side_by_side(photos, lambda p: hash_file(p, mode="fast"), _ref_file, cfg, "(b) 12 MP files")
+    dists = []
+    with _progress(cfg.progress) as advance:
+        task = advance("(b) reference hashes", total=len(photos))
+        for p, h in zip(photos, timing.out_ours, strict=True):
+            dists.append(hamming(h.hash, _ref_file_oriented(p)[0]))
+            task()
+    return {
+        "files": len(photos),
+        "names": [p.name for p in photos],
+        **timing.figures(),
+        "bits_fast_vs_full": dists,
+    }
+
+
+def _fidelity_rows(cfg: BenchConfig, inputs: list[Path], notes: list[str]) -> list[tuple[Path, int, int]]:
+    """(c) per image: (path, reference quality, bits between the fast-mode and full-resolution hashes)."""
+    from scanner.hamming import hamming
+    from scanner.hashing import hash_file
+
+    rows = []
+    with _progress(cfg.progress) as advance:
+        task = advance("(c) fast vs full-resolution", total=len(inputs))
+        for p in inputs:
+            try:
+                ref_hash, quality = _ref_file_oriented(p)
+                fast = hash_file(p, mode="fast")
+            except Exception as exc:  # unreadable inputs are reported, not fatal
+                notes.append(f"(c) skipped {p.name}: {exc}")
                 task()
-    good = [d for _, q, d in rows if q >= PDQ_MIN_QUALITY]
-    res.fidelity = {
+                continue
+            rows.append((p, quality, hamming(fast.hash, ref_hash)))
+            task()
+    return rows
+
+
+def fidelity_figures(rows: list[tuple[Path, int, int]]) -> dict[str, Any]:
+    """Share within 10 bits and distance percentiles among the images passing PDQ's quality gate."""
+    good = [d for _, q, d in rows if PDQ.passes_quality(q)]
+    return {
         "images": len(rows),
         "quality_ge_50": len(good),
         "within_10_bits": sum(d <= 10 for d in good),
         "share_within_10_bits": (sum(d <= 10 for d in good) / len(good)) if good else None,
         "bits": _percentiles(good),
-        "large_12mp": _percentiles([d for p, q, d in rows if p.name.startswith("large-") and q >= 50]),
-        "worst": sorted(((d, p.name, q) for p, q, d in rows if q >= 50), reverse=True)[:5],
+        "large_12mp": _percentiles(
+            [d for p, q, d in rows if p.name.startswith("large-") and PDQ.passes_quality(q)]
+        ),
+        "worst": sorted(((d, p.name, q) for p, q, d in rows if PDQ.passes_quality(q)), reverse=True)[:5],
     }
+
+
+def run_bench(cfg: BenchConfig | None = None) -> Results:
+    """Run (a), (b) and (c); return the figures."""
+    cfg = cfg or BenchConfig()
+    res = Results()
+    res.machine = _machine(cfg)
+    res.arrays = _bench_arrays(cfg, res.notes)
+    with tempfile.TemporaryDirectory(prefix="pocketscan-bench-") as tmp:
+        photos = [p for p in _images_under(cfg.photos) if p.suffix.lower() in (".jpg", ".jpeg")]
+        sources = _images_under(cfg.corpus) or _sample_photos()
+        large = _make_large(sources, Path(tmp), cfg.large, cfg.large_megapixels)
+        if not photos:
+            res.notes.append(f"(b) {cfg.photos} absent: corpus/sample images re-encoded at 12 MP instead")
+            photos = large[: max(4, cfg.large)]
+        res.files = _bench_files(cfg, photos)
+        # (c) fidelity of fast mode over the shared images and the 12 MP re-encodings
+        fidelity_inputs = _images_under(cfg.corpus) + _images_under(cfg.pdq_data) + large
+        rows = _fidelity_rows(cfg, fidelity_inputs, res.notes)
+    res.fidelity = fidelity_figures(rows)
     return res
 
 

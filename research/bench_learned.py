@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from research.timing import best_of
 
@@ -62,26 +62,12 @@ def register(registry: CommandRegistry) -> None:
 
 
 
-def run_bench(
-    paths: Sequence[str],
-    *,
-    repeat: int = 3,
-    batch: int = 32,
-    threads: int = 0,
-    model: str | None = None,
-    seed: str | None = None,
-    progress: bool = True,
-) -> dict[str, object]:
-    """Time both hashers on ``paths``; return images/s figures and ratios."""
-    import onnxruntime
-
-    from scanner.hashers.onnx import OnnxHasher
+def _jobs(paths: Sequence[str], learned: Any, batch: int) -> list[tuple[str, Callable[[], None]]]:
+    """PDQ and the learned hash on decoded images, then on the files (decoding included)."""
     from scanner.hashers.pdq import PdqHasher
     from scanner.image import load_rgb
-    from scanner.progress import progress_bar
 
     pdq = PdqHasher()
-    learned = OnnxHasher(model=model, seed=seed, threads=threads)
     images = [load_rgb(p) for p in paths]
     learned.hash_many(images[:2])  # warm the session up
 
@@ -100,12 +86,32 @@ def run_bench(
     def learned_file() -> None:
         learned.hash_files(paths, batch=batch)
 
-    jobs = [
+    return [
         ("pdq_hash", pdq_hash),
         ("learned_hash", learned_hash),
         ("pdq_file", pdq_file),
         ("learned_file", learned_file),
     ]
+
+
+def run_bench(
+    paths: Sequence[str],
+    *,
+    repeat: int = 3,
+    batch: int = 32,
+    threads: int = 0,
+    model: str | None = None,
+    seed: str | None = None,
+    progress: bool = True,
+) -> dict[str, object]:
+    """Time both hashers on ``paths``; return images/s figures and ratios."""
+    import onnxruntime
+
+    from scanner.hashers.onnx import OnnxHasher
+    from scanner.progress import progress_bar
+
+    learned = OnnxHasher(model=model, seed=seed, threads=threads)
+    jobs = _jobs(paths, learned, batch)
     seconds: dict[str, float] = {}
     with progress_bar("benchmarking", len(jobs), quiet=not progress) as advance:
         for name, fn in jobs:

@@ -102,6 +102,64 @@ def _params_for(bank_size: int, lookups: int, padded: bool = True) -> Params:
     return calibrate(sized_for, max_lookups=lookups).params
 
 
+@dataclass
+class _Timing:
+    """What matching the queries cost in one mode (the OPRF fields stay 0 offline)."""
+
+    times: list[float]
+    cpu_times: list[float]
+    sent: int = 0
+    received: int = 0
+    service_cpu: float = 0.0
+    elements: int = 0
+
+
+def _time_matches(matcher: Any, results: list[Any]) -> tuple[list[float], list[float]]:
+    """(wall seconds, thread CPU seconds) of matching each result, after one warm-up match."""
+    times: list[float] = []
+    cpu_times: list[float] = []
+    for r in results:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        matcher.match(r)
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(time.thread_time() - c0)
+    return times, cpu_times
+
+
+def _time_offline(data: bytes, authority: Any, now: int, results: list[Any]) -> _Timing:
+    from scanner.matcher import Matcher
+
+    matcher = Matcher(authority.public_key)
+    matcher.load(data, now=now)
+    matcher.match(results[0])  # warm-up
+    return _Timing(*_time_matches(matcher, results))
+
+
+def _time_oprf(data: bytes, authority: Any, now: int, results: list[Any], oprf_key: Any) -> _Timing:
+    """Match through a real OPRF service on loopback; bytes and service CPU counted after the warm-up."""
+    from scanner.matcher import Matcher
+    from scanner.oprf_client import OprfServiceClient
+
+    with loopback_service(oprf_key) as service:
+        client = OprfServiceClient(service.url)
+        matcher = Matcher(authority.public_key, oprf=client)
+        matcher.load(data, now=now)
+        matcher.match(results[0])  # warm-up (connect + handshake)
+        s0, r0 = client.bytes_sent, client.bytes_received
+        svc0, e0 = service.stats.cpu_seconds, service.stats.elements
+        times, cpu_times = _time_matches(matcher, results)
+        timing = _Timing(
+            times,
+            cpu_times,
+            sent=client.bytes_sent - s0,
+            received=client.bytes_received - r0,
+            service_cpu=service.stats.cpu_seconds - svc0,
+            elements=service.stats.elements - e0,
+        )
+        client.close()
+    return timing
+
+
 def measure_modes(
     bank_size: int,
     queries: list[tuple[bytes, tuple[bytes, ...]]],
@@ -120,91 +178,64 @@ def measure_modes(
     import numpy as np
 
     from scanner.authority import AuthorityKey
-    from scanner.calibration import predict, rounded_entry_count
-    from scanner.hashers.base import HashResult
-    from scanner.matcher import Matcher
-    from scanner.oprf import OprfKey
-    from scanner.oprf_client import OprfServiceClient
-    from scanner.privacy import enumeration_cost
-    from scanner.snapshot import build_snapshot
 
     rng = np.random.default_rng(seed)
     n = min(bank_size, measured_bank)
     bank = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
     authority = AuthorityKey.generate()
     now = int(time.time())
-    out = []
-    for name, oprf, lookups, padded in modes:
-        params = _params_for(bank_size, lookups, padded)
-        oprf_key = OprfKey.generate() if oprf else None
-        data = build_snapshot(
-            bank,
-            params=params,
-            key=authority,
-            version=1,
-            created=now,
-            expires=now + 3600,
-            oprf_key=oprf_key,
-            pad=False,
-        )
-        cal = predict(params, rounded_entry_count(bank_size) if padded else bank_size)
-        cost = enumeration_cost(params.tables, params.bits, oprf=oprf)
-        times: list[float] = []
-        cpu_times: list[float] = []
-        sent = received = elements = 0
-        cpu = 0.0
-        results = [HashResult("pdq", 256, h, 100, dihedral=v) for h, v in queries]
-        if oprf_key is None:
-            matcher = Matcher(authority.public_key)
-            matcher.load(data, now=now)
-            matcher.match(results[0])  # warm-up
-            for r in results:
-                t0, c0 = time.perf_counter(), time.thread_time()
-                matcher.match(r)
-                times.append(time.perf_counter() - t0)
-                cpu_times.append(time.thread_time() - c0)
-        else:
-            with loopback_service(oprf_key) as service:
-                client = OprfServiceClient(service.url)
-                matcher = Matcher(authority.public_key, oprf=client)
-                matcher.load(data, now=now)
-                matcher.match(results[0])  # warm-up (connect + handshake)
-                s0, r0, svc0, e0 = (
-                    client.bytes_sent,
-                    client.bytes_received,
-                    service.stats.cpu_seconds,
-                    service.stats.elements,
-                )
-                for r in results:
-                    t0, c0 = time.perf_counter(), time.thread_time()
-                    matcher.match(r)
-                    times.append(time.perf_counter() - t0)
-                    cpu_times.append(time.thread_time() - c0)
-                sent = client.bytes_sent - s0
-                received = client.bytes_received - r0
-                cpu = service.stats.cpu_seconds - svc0
-                elements = service.stats.elements - e0
-                client.close()
-        k = len(results)
-        out.append(
-            ModeFigures(
-                mode=name,
-                params=params.build_options(),
-                size_bytes=len(data),
-                predicted_recall={d: cal.recall_at(d) for d in (16, 24, 31)},
-                match_ms_median=1000 * statistics.median(times),
-                match_ms_p90=1000 * float(np.percentile(times, 90)),
-                client_cpu_ms_median=1000 * statistics.median(cpu_times),
-                elements_per_image=elements / k,
-                bytes_sent_per_image=sent / k,
-                bytes_received_per_image=received / k,
-                service_cpu_ms_per_image=1000 * cpu / k,
-                enumeration_digests=cost.digests,
-                enumeration_core_hours=None if oprf else cost.core_hours,
-                account_days_at_limit=cost.account_days(per_day) if oprf else None,
-            )
-        )
-    return out
+    return [_measure_mode(mode, bank_size, bank, authority, now, queries, per_day=per_day) for mode in modes]
+
+
+def _measure_mode(
+    mode: tuple[str, bool, int, bool],
+    bank_size: int,
+    bank: Any,
+    authority: Any,
+    now: int,
+    queries: list[tuple[bytes, tuple[bytes, ...]]],
+    *,
+    per_day: int,
+) -> ModeFigures:
+    """One mode's snapshot built, predicted and timed."""
+    import numpy as np
+
+    from scanner.calibration import predict, rounded_entry_count
+    from scanner.hashers.base import HashResult
+    from scanner.oprf import OprfKey
+    from scanner.privacy import enumeration_cost
+    from scanner.snapshot import build_snapshot
+
+    name, oprf, lookups, padded = mode
+    params = _params_for(bank_size, lookups, padded)
+    oprf_key = OprfKey.generate() if oprf else None
+    expires = now + 3600
+    data = build_snapshot(bank, params=params, key=authority, version=1, created=now, expires=expires,
+                          oprf_key=oprf_key, pad=False)
+    cal = predict(params, rounded_entry_count(bank_size) if padded else bank_size)
+    cost = enumeration_cost(params.tables, params.bits, oprf=oprf)
+    results = [HashResult("pdq", 256, h, 100, dihedral=v) for h, v in queries]
+    if oprf_key is None:
+        timing = _time_offline(data, authority, now, results)
+    else:
+        timing = _time_oprf(data, authority, now, results, oprf_key)
+    k = len(results)
+    return ModeFigures(
+        mode=name,
+        params=params.build_options(),
+        size_bytes=len(data),
+        predicted_recall={d: cal.recall_at(d) for d in (16, 24, 31)},
+        match_ms_median=1000 * statistics.median(timing.times),
+        match_ms_p90=1000 * float(np.percentile(timing.times, 90)),
+        client_cpu_ms_median=1000 * statistics.median(timing.cpu_times),
+        elements_per_image=timing.elements / k,
+        bytes_sent_per_image=timing.sent / k,
+        bytes_received_per_image=timing.received / k,
+        service_cpu_ms_per_image=1000 * timing.service_cpu / k,
+        enumeration_digests=cost.digests,
+        enumeration_core_hours=None if oprf else cost.core_hours,
+        account_days_at_limit=cost.account_days(per_day) if oprf else None,
+    )
 
 
 def random_queries(count: int, seed: int) -> list[tuple[bytes, tuple[bytes, ...]]]:
@@ -254,9 +285,7 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument("--photos", metavar="DIR", help="hash these photos (default: random hashes)")
     p.add_argument("--images", type=int, default=40, metavar="N", help="queries per mode (default 40)")
-    p.add_argument(
-        "--repeat", type=int, default=1, metavar="R", help="match every query R times (default 1)"
-    )
+    p.add_argument("--repeat", type=int, default=1, metavar="R", help="match every query R times (default 1)")
     p.add_argument(
         "--per-day", type=int, default=2000, help="service limit assumed for the enumeration figure"
     )

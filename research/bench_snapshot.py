@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,21 +80,128 @@ def _flip(rng: Any, h: bytes, d: int) -> bytes:
     return np.packbits(bits).tobytes()
 
 
+def _reference_build_s(bank: Any, p: Any, reference_sample: int) -> float:
+    """bloom_filter2's ``add()`` of the same keys one at a time, timed on a sample of ``bank`` and
+    extrapolated to all of it (seconds)."""
+    import numpy as np
+    from bloom_filter2 import BloomFilter
+    from bloom_filter2.bloom_filter import Array_backend
+
+    from scanner.snapshot.bloom import KeyedProbe
+    from scanner.snapshot.lsh import KeyDigester, hash_bits_matrix, table_positions
+
+    sample = bank[: max(1, reference_sample // p.tables)]
+    seed_bytes, salt = os.urandom(32), os.urandom(32)
+    positions = table_positions(seed_bytes, p.tables, p.bits)
+    ref = BloomFilter(max_elements=1, error_rate=0.5, probe_bitnoer=KeyedProbe(KeyDigester(salt, p.tables)))
+    ref.num_bits_m, ref.num_probes_k = p.bloom_bits, p.bloom_hashes
+    ref.backend = Array_backend(p.bloom_bits)
+    t0 = time.perf_counter()
+    bits = hash_bits_matrix(sample)
+    for t in range(p.tables):
+        keys = np.packbits(bits[:, positions[t]], axis=1, bitorder="big")
+        for row in keys:
+            ref.add((t, row.tobytes()))
+    t_ref_sample = time.perf_counter() - t0
+    ref_keys = sample.shape[0] * p.tables
+    return t_ref_sample / ref_keys * (bank.shape[0] * p.tables)
+
+
+def _bench_queries(bank: Any, queries: int, rng: Any) -> list[Any]:
+    """Half bank hashes moved by 8 bits, half random; each with 7 random further variants."""
+    from scanner.hashers.base import HashResult
+
+    n = bank.shape[0]
+    qs = []
+    for i in range(queries):
+        base = bank[rng.integers(0, n)].tobytes() if i % 2 == 0 else rng.bytes(32)
+        variants = tuple([_flip(rng, base, 8)] + [rng.bytes(32) for _ in range(7)])
+        qs.append(HashResult("pdq", 256, variants[0], 90, variants))
+    return qs
+
+
+def _match_figures(path: Path, key: Any, now: int, bank: Any, qs: list[Any]) -> dict[str, Any]:
+    """Map and load the snapshot file; time matching ``qs`` (one and eight variants) and the exact linear
+    scan of the raw bank."""
+    from scanner.hamming import distances_to_many
+    from scanner.hashers.base import HashResult
+    from scanner.matcher import Matcher
+    from scanner.snapshot import map_snapshot_file
+
+    queries = len(qs)
+    matcher = Matcher(key.public_key)
+    t0 = time.perf_counter()
+    matcher.load(map_snapshot_file(path), now=now)
+    t_load = time.perf_counter() - t0
+    single = [HashResult("pdq", 256, q.hash, 90) for q in qs]
+    t0 = time.perf_counter()
+    hits1 = sum(matcher.match(q).matched for q in single)
+    t_one = (time.perf_counter() - t0) / queries
+    t0 = time.perf_counter()
+    hits8 = sum(matcher.match(q).matched for q in qs)
+    t_eight = (time.perf_counter() - t0) / queries
+    # Reference: exact matching against the raw bank (a server-side linear scan).
+    ref_q = single[: max(1, min(queries, 20))]
+    t0 = time.perf_counter()
+    for q in ref_q:
+        int((distances_to_many(q.hash, bank) <= PDQ.match_distance).any())
+    t_exact = (time.perf_counter() - t0) / len(ref_q)
+    del matcher
+    return {"load": t_load, "one": t_one, "eight": t_eight, "exact": t_exact, "hits1": hits1, "hits8": hits8}
+
+
+def _bench_size(n: int, rng: Any, key: Any, queries: int, reference_sample: int) -> dict[str, Any]:
+    """Build, size and match a snapshot of ``n`` random hashes: one row of figures."""
+    import numpy as np
+
+    from scanner.calibration import calibrate_padded
+    from scanner.snapshot import build_snapshot, write_snapshot_file
+
+    bank = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    t0 = time.perf_counter()
+    cal = calibrate_padded(n)
+    t_cal = time.perf_counter() - t0
+    p = cal.params
+    now = int(time.time())
+    t0 = time.perf_counter()
+    data = build_snapshot(bank, params=p, key=key, version=1, created=now, expires=now + 86400)
+    t_build = time.perf_counter() - t0
+    t_ref_build = _reference_build_s(bank, p, reference_sample)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "snap.bin"
+        write_snapshot_file(path, data)
+        del data
+        size = path.stat().st_size
+        f = _match_figures(path, key, now, bank, _bench_queries(bank, queries, rng))
+    return {
+        "bank_size": n,
+        "params": p.build_options(),
+        "calibrate_s": round(t_cal, 3),
+        "build_s": round(t_build, 2),
+        "reference_build_s_extrapolated": round(t_ref_build, 1),
+        "build_ratio": round(t_ref_build / t_build, 1),
+        "size_mb": round(size / 1e6, 2),
+        "load_verify_s": round(f["load"], 2),
+        "match_ms_one_variant": round(f["one"] * 1e3, 3),
+        "match_ms_eight_variants": round(f["eight"] * 1e3, 3),
+        "exact_linear_scan_ms": round(f["exact"] * 1e3, 2),
+        "match_ratio_one_variant": round(f["exact"] / f["one"], 1),
+        "hits_one_variant": f["hits1"],
+        "hits_eight_variants": f["hits8"],
+        "queries": queries,
+        "predicted_false_match_per_image_dihedral": cal.false_match_per_image,
+        "predicted_recall_d16": round(cal.recall_at(16), 4),
+        "predicted_recall_d31": round(cal.recall_at(PDQ.match_distance), 4),
+    }
+
+
 def run_bench(
     sizes: list[int], *, queries: int = 200, reference_sample: int = 20000, seed: int = 1, log: Any = None
 ) -> list[dict[str, Any]]:
     """Measure every size; returns one dict of figures per size."""
     import numpy as np
-    from bloom_filter2 import BloomFilter
 
     from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate_padded
-    from scanner.hamming import distances_to_many
-    from scanner.hashers.base import HashResult
-    from scanner.matcher import Matcher
-    from scanner.snapshot import build_snapshot, map_snapshot_file, write_snapshot_file
-    from scanner.snapshot.bloom import KeyedProbe
-    from scanner.snapshot.lsh import KeyDigester, hash_bits_matrix, table_positions
 
     rng = np.random.default_rng(seed)
     key = AuthorityKey.generate()
@@ -101,89 +209,7 @@ def run_bench(
     for n in sizes:
         if log:
             log(f"bank of {n:,} hashes: generating, calibrating, building...")
-        bank = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
-        t0 = time.perf_counter()
-        cal = calibrate_padded(n)
-        t_cal = time.perf_counter() - t0
-        p = cal.params
-        now = int(time.time())
-        t0 = time.perf_counter()
-        data = build_snapshot(bank, params=p, key=key, version=1, created=now, expires=now + 86400)
-        t_build = time.perf_counter() - t0
-
-        # Reference build: the same keys through bloom_filter2's add(), one at a time, on a sample.
-        sample = bank[: max(1, reference_sample // p.tables)]
-        seed_bytes, salt = os.urandom(32), os.urandom(32)
-        positions = table_positions(seed_bytes, p.tables, p.bits)
-        ref = BloomFilter(
-            max_elements=1, error_rate=0.5, probe_bitnoer=KeyedProbe(KeyDigester(salt, p.tables))
-        )
-        ref.num_bits_m, ref.num_probes_k = p.bloom_bits, p.bloom_hashes
-        from bloom_filter2.bloom_filter import Array_backend
-
-        ref.backend = Array_backend(p.bloom_bits)
-        t0 = time.perf_counter()
-        bits = hash_bits_matrix(sample)
-        for t in range(p.tables):
-            keys = np.packbits(bits[:, positions[t]], axis=1, bitorder="big")
-            for row in keys:
-                ref.add((t, row.tobytes()))
-        t_ref_sample = time.perf_counter() - t0
-        ref_keys = sample.shape[0] * p.tables
-        t_ref_build = t_ref_sample / ref_keys * (n * p.tables)
-        del ref
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "snap.bin"
-            write_snapshot_file(path, data)
-            del data
-            size = path.stat().st_size
-            mapped = map_snapshot_file(path)
-            matcher = Matcher(key.public_key)
-            t0 = time.perf_counter()
-            matcher.load(mapped, now=now)
-            t_load = time.perf_counter() - t0
-            qs = []
-            for i in range(queries):
-                base = bank[rng.integers(0, n)].tobytes() if i % 2 == 0 else rng.bytes(32)
-                variants = tuple([_flip(rng, base, 8)] + [rng.bytes(32) for _ in range(7)])
-                qs.append(HashResult("pdq", 256, variants[0], 90, variants))
-            single = [HashResult("pdq", 256, q.hash, 90) for q in qs]
-            t0 = time.perf_counter()
-            hits1 = sum(matcher.match(q).matched for q in single)
-            t_one = (time.perf_counter() - t0) / queries
-            t0 = time.perf_counter()
-            hits8 = sum(matcher.match(q).matched for q in qs)
-            t_eight = (time.perf_counter() - t0) / queries
-            # Reference: exact matching against the raw bank (a server-side linear scan).
-            ref_q = single[: max(1, min(queries, 20))]
-            t0 = time.perf_counter()
-            for q in ref_q:
-                int((distances_to_many(q.hash, bank) <= PDQ.match_distance).any())
-            t_exact = (time.perf_counter() - t0) / len(ref_q)
-            del matcher
-        row = {
-            "bank_size": n,
-            "params": p.build_options(),
-            "calibrate_s": round(t_cal, 3),
-            "build_s": round(t_build, 2),
-            "reference_build_s_extrapolated": round(t_ref_build, 1),
-            "build_ratio": round(t_ref_build / t_build, 1),
-            "size_mb": round(size / 1e6, 2),
-            "load_verify_s": round(t_load, 2),
-            "match_ms_one_variant": round(t_one * 1e3, 3),
-            "match_ms_eight_variants": round(t_eight * 1e3, 3),
-            "exact_linear_scan_ms": round(t_exact * 1e3, 2),
-            "match_ratio_one_variant": round(t_exact / t_one, 1),
-            "hits_one_variant": hits1,
-            "hits_eight_variants": hits8,
-            "queries": queries,
-            "predicted_false_match_per_image_dihedral": cal.false_match_per_image,
-            "predicted_recall_d16": round(cal.recall_at(16), 4),
-            "predicted_recall_d31": round(cal.recall_at(PDQ.match_distance), 4),
-        }
-        out.append(row)
-        del bank
+        out.append(_bench_size(n, rng, key, queries, reference_sample))
     return out
 
 
@@ -244,6 +270,146 @@ def _generated_images(count: int, seed: int) -> list[Any]:
     return out
 
 
+@dataclass
+class _CorpusBank:
+    """The corpus images, their PDQ hashes, those in the bank (quality passes) and a throwaway key."""
+
+    files: list[Path]
+    originals: list[Any]
+    bank: list[Any]
+    good: list[int]
+    key: Any
+    now: int
+
+    def snapshot_of(self, indices: list[int]) -> tuple[Any, Any]:
+        """A default-parameter snapshot (fresh positions and salt) of the bank hashes at ``indices``, loaded:
+        (matcher, calibration)."""
+        from scanner.calibration import calibrate_padded
+        from scanner.matcher import Matcher
+        from scanner.snapshot import build_snapshot
+
+        cal = calibrate_padded(len(indices))
+        data = build_snapshot(
+            [self.bank[i].hash for i in indices],
+            params=cal.params,
+            key=self.key,
+            version=1,
+            created=self.now,
+            expires=self.now + 86400,
+        )
+        m = Matcher(self.key.public_key)
+        m.load(data, now=self.now)
+        return m, cal
+
+
+def _corpus_bank(corpus: Path) -> _CorpusBank:
+    import numpy as np
+    from PIL import Image
+
+    from scanner.authority import AuthorityKey
+    from scanner.discovery import image_paths
+    from scanner.image import load_rgb
+
+    hasher = _pdq()
+    key = AuthorityKey.generate()
+    files = image_paths(corpus)
+    originals = [Image.fromarray(load_rgb(p, mode="exact")) for p in files]
+    bank = [hasher.hash_rgb(np.asarray(img)) for img in originals]
+    good = [i for i, r in enumerate(bank) if PDQ.passes_quality(r.quality)]
+    return _CorpusBank(files, originals, bank, good, key, int(time.time()))
+
+
+def _pdq() -> Any:
+    from scanner.hashers.registry import get_hasher
+
+    return get_hasher("pdq")
+
+
+def _edit_figures(cb: _CorpusBank, edit: Any, builds: list[Any], packed: Any) -> dict[str, Any]:
+    """Snapshot recall (mean, min, max over ``builds``) and exact PDQ recall of the bank images under
+    ``edit``, with the distances it causes."""
+    import numpy as np
+
+    from scanner.hamming import distances_to_many
+
+    hasher = _pdq()
+    edited = [hasher.hash_rgb(np.asarray(edit(cb.originals[i]))) for i in cb.good]
+    dists = [int(distances_to_many(r.hash, packed[j : j + 1])[0]) for j, r in enumerate(edited)]
+    exact_hits = sum(
+        int(PDQ.passes_quality(r.quality) and PDQ.is_match(int(distances_to_many(r.hash, packed).min())))
+        for r in edited
+    )
+    per_build = [sum(int(m.match(r).matched) for r in edited) for m in builds]
+    n = len(cb.good)
+    mean_hits = sum(per_build) / len(per_build)
+    missed_everywhere = [
+        cb.files[cb.good[j]].name for j, r in enumerate(edited) if not any(m.match(r).matched for m in builds)
+    ]
+    return {
+        "snapshot_recall": round(mean_hits / n, 4),
+        "snapshot_recall_min": round(min(per_build) / n, 4),
+        "snapshot_recall_max": round(max(per_build) / n, 4),
+        "builds_matching_all": sum(1 for h in per_build if h == n),
+        "exact_pdq_recall": round(exact_hits / n, 4),
+        "gap_points": round(100 * (mean_hits - exact_hits) / n, 1),
+        "median_distance": float(np.median(dists)),
+        "max_distance": int(max(dists)),
+        "n": n,
+        "missed_by_every_build": missed_everywhere,
+        "distances": sorted(dists),
+    }
+
+
+def _false_matches(images: list[Any], m: Any, ref: Any) -> dict[str, int]:
+    """Snapshot and exact PDQ matches of unrelated ``images`` (those passing the quality gate)."""
+    import numpy as np
+
+    from scanner.hamming import distances_to_many
+
+    hasher = _pdq()
+    snap = exact = low = 0
+    for img in images:
+        r = hasher.hash_rgb(np.asarray(img.convert("RGB")))
+        if not PDQ.passes_quality(r.quality):
+            low += 1
+            continue
+        snap += int(m.match(r).matched)
+        exact += int(PDQ.is_match(int(distances_to_many(r.hash, ref).min())))
+    return {
+        "images": len(images),
+        "low_quality": low,
+        "snapshot_matches": snap,
+        "exact_pdq_matches": exact,
+    }
+
+
+def _leave_one_out(cb: _CorpusBank) -> dict[str, Any]:
+    """Each bank image against a snapshot of the other bank images: false matches inside the corpus."""
+    from scanner.hamming import distances_to_many, pack_hashes
+
+    loo: dict[str, Any] = {"images": 0, "low_quality": 0, "snapshot_matches": 0, "exact_pdq_matches": 0}
+    matched_names = []
+    for i in cb.good:
+        others = [j for j in cb.good if j != i]
+        m, _ = cb.snapshot_of(others)
+        ref = pack_hashes([cb.bank[j].hash for j in others])
+        got = _false_matches([cb.originals[i]], m, ref)
+        for k_, v_ in got.items():
+            loo[k_] += v_
+        if got["snapshot_matches"] or got["exact_pdq_matches"]:
+            dmin = int(distances_to_many(cb.bank[i].hash, ref).min())
+            matched_names.append(
+                {
+                    "image": cb.files[i].name,
+                    "snapshot": got["snapshot_matches"],
+                    "exact": got["exact_pdq_matches"],
+                    "nearest_distance": dmin,
+                }
+            )
+    loo["matched"] = matched_names
+    return loo
+
+
 def evaluate_corpus(
     corpus: Path,
     *,
@@ -262,48 +428,19 @@ def evaluate_corpus(
     of unrelated images: the repo samples, generated images, and each corpus image against a snapshot of the
     other corpus images (leave one out).
     """
-    import numpy as np
     from PIL import Image
 
-    from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate_padded
-    from scanner.hamming import distances_to_many, pack_hashes
-    from scanner.hashers.registry import get_hasher
-    from scanner.image import load_rgb
-    from scanner.matcher import Matcher
-    from scanner.snapshot import build_snapshot
+    from client.samples import sample_dir
+    from scanner.hamming import pack_hashes
 
-    hasher = get_hasher("pdq")
-    key = AuthorityKey.generate()
-    from scanner.discovery import image_paths
-
-    files = image_paths(corpus)
-    originals = [Image.fromarray(load_rgb(p, mode="exact")) for p in files]
-    bank = [hasher.hash_rgb(np.asarray(img)) for img in originals]
-    good = [i for i, r in enumerate(bank) if PDQ.passes_quality(r.quality)]
-    now = int(time.time())
-
-    def snapshot_of(indices: list[int]) -> tuple[Matcher, Any]:
-        cal = calibrate_padded(len(indices))
-        data = build_snapshot(
-            [bank[i].hash for i in indices],
-            params=cal.params,
-            key=key,
-            version=1,
-            created=now,
-            expires=now + 86400,
-        )
-        m = Matcher(key.public_key)
-        m.load(data, now=now)
-        return m, cal
-
-    matcher, cal = snapshot_of(good)
-    builds = [matcher] + [snapshot_of(good)[0] for _ in range(max(0, repeats - 1))]
-    packed = pack_hashes([bank[i].hash for i in good])
+    cb = _corpus_bank(corpus)
+    matcher, cal = cb.snapshot_of(cb.good)
+    builds = [matcher] + [cb.snapshot_of(cb.good)[0] for _ in range(max(0, repeats - 1))]
+    packed = pack_hashes([cb.bank[i].hash for i in cb.good])
     result: dict[str, Any] = {
         "corpus": str(corpus),
-        "images": len(files),
-        "bank_quality_ge_50": len(good),
+        "images": len(cb.files),
+        "bank_quality_ge_50": len(cb.good),
         "builds": len(builds),
         "params": {
             "tables": cal.params.tables,
@@ -318,76 +455,14 @@ def evaluate_corpus(
     for name, edit in CORPUS_EDITS.items():
         if log:
             log(f"edit {name}...")
-        edited = [hasher.hash_rgb(np.asarray(edit(originals[i]))) for i in good]
-        dists = [int(distances_to_many(r.hash, packed[j : j + 1])[0]) for j, r in enumerate(edited)]
-        exact_hits = sum(
-            int(PDQ.passes_quality(r.quality) and PDQ.is_match(int(distances_to_many(r.hash, packed).min())))
-            for r in edited
-        )
-        per_build = [sum(int(m.match(r).matched) for r in edited) for m in builds]
-        n = len(good)
-        mean_hits = sum(per_build) / len(per_build)
-        missed_everywhere = [
-            files[good[j]].name for j, r in enumerate(edited) if not any(m.match(r).matched for m in builds)
-        ]
-        result["edits"][name] = {
-            "snapshot_recall": round(mean_hits / n, 4),
-            "snapshot_recall_min": round(min(per_build) / n, 4),
-            "snapshot_recall_max": round(max(per_build) / n, 4),
-            "builds_matching_all": sum(1 for h in per_build if h == n),
-            "exact_pdq_recall": round(exact_hits / n, 4),
-            "gap_points": round(100 * (mean_hits - exact_hits) / n, 1),
-            "median_distance": float(np.median(dists)),
-            "max_distance": int(max(dists)),
-            "n": n,
-            "missed_by_every_build": missed_everywhere,
-            "distances": sorted(dists),
-        }
-
-    def false_matches(images: list[Any], m: Matcher, ref: np.ndarray) -> dict[str, int]:
-        snap = exact = low = 0
-        for img in images:
-            r = hasher.hash_rgb(np.asarray(img.convert("RGB")))
-            if not PDQ.passes_quality(r.quality):
-                low += 1
-                continue
-            snap += int(m.match(r).matched)
-            exact += int(PDQ.is_match(int(distances_to_many(r.hash, ref).min())))
-        return {
-            "images": len(images),
-            "low_quality": low,
-            "snapshot_matches": snap,
-            "exact_pdq_matches": exact,
-        }
-
+        result["edits"][name] = _edit_figures(cb, edit, builds, packed)
     if log:
         log("unrelated images...")
-    from client.samples import sample_dir
-
     folder = samples or sample_dir()
     sample_imgs = [Image.open(p) for p in sorted(folder.glob("*.jpg"))]
-    result["unrelated_samples"] = false_matches(sample_imgs, matcher, packed)
-    result["unrelated_generated"] = false_matches(_generated_images(generated, seed), matcher, packed)
-    loo = {"images": 0, "low_quality": 0, "snapshot_matches": 0, "exact_pdq_matches": 0}
-    matched_names = []
-    for i in good:
-        others = [j for j in good if j != i]
-        m, _ = snapshot_of(others)
-        got = false_matches([originals[i]], m, pack_hashes([bank[j].hash for j in others]))
-        for k_, v_ in got.items():
-            loo[k_] += v_
-        if got["snapshot_matches"] or got["exact_pdq_matches"]:
-            dmin = int(distances_to_many(bank[i].hash, pack_hashes([bank[j].hash for j in others])).min())
-            matched_names.append(
-                {
-                    "image": files[i].name,
-                    "snapshot": got["snapshot_matches"],
-                    "exact": got["exact_pdq_matches"],
-                    "nearest_distance": dmin,
-                }
-            )
-    loo["matched"] = matched_names
-    result["leave_one_out"] = loo
+    result["unrelated_samples"] = _false_matches(sample_imgs, matcher, packed)
+    result["unrelated_generated"] = _false_matches(_generated_images(generated, seed), matcher, packed)
+    result["leave_one_out"] = _leave_one_out(cb)
     return result
 
 

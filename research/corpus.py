@@ -27,6 +27,7 @@ __all__ = [
     "cheap_dihedral",
     "get_cached_hasher",
     "hash_corpus",
+    "list_bank",
     "list_images",
     "parse_algos",
 ]
@@ -55,6 +56,16 @@ def list_images(folder: str | os.PathLike[str]) -> list[ImageEntry]:
         family = rel.parts[0] if len(rel.parts) > 1 else "(root)"
         out.append(ImageEntry(str(p), family))
     return out
+
+
+def list_bank(folder: str | os.PathLike[str], limit: int | None = None) -> list[ImageEntry]:
+    """:func:`list_images` of a bank folder, the first ``limit`` only when given; ValueError when empty."""
+    entries = list_images(folder)
+    if limit:
+        entries = entries[:limit]
+    if not entries:
+        raise ValueError(f"{folder}: no images found")
+    return entries
 
 
 def parse_algos(values: Sequence[str] | None, default: str = "pdq") -> list[str]:

@@ -37,7 +37,7 @@ class ServiceEvaluator:
         self.evaluated = 0
 
     def __call__(self, table: int, keys: np.ndarray) -> bytes:
-        out = []
+        out: list[bytes] = []
         rows = np.ascontiguousarray(keys).view(f"V{keys.shape[1]}").ravel().tolist()
         for start in range(0, len(rows), self._batch):
             inputs = [lsh_input(table, bytes(r)) for r in rows[start : start + self._batch]]

@@ -33,7 +33,15 @@ from scanner.snapshot.bloom import present_many
 from scanner.snapshot.format import HEADER_SIZE, Header
 from scanner.snapshot.lsh import KeyDigester, pack_key_values, table_positions
 
-__all__ = ["RecoveryResult", "StitchResult", "enumerate_table", "recover", "stitch", "table_keys"]
+__all__ = [
+    "RecoveryResult",
+    "StitchResult",
+    "candidate_hashes",
+    "enumerate_table",
+    "recover",
+    "stitch",
+    "table_keys",
+]
 
 #: Live partial hashes above this make the stitching give up (ambiguous: a very large or padded bank).
 DEFAULT_MAX_PARTIALS = 1_000_000
@@ -110,9 +118,9 @@ def _search_order(positions: np.ndarray, tables: list[int], patterns: dict[int, 
         member[i, positions[t]] = 1
     overlap = member @ member.T
     np.fill_diagonal(overlap, -1)
-    i, _ = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
-    order = [tables[int(i)]]
-    known = member[int(i)].astype(bool)
+    first = int(np.unravel_index(int(np.argmax(overlap)), overlap.shape)[0])
+    order = [tables[first]]
+    known = member[first].astype(bool)
     remaining = set(tables) - {order[0]}
     while remaining:
         nxt = max(remaining, key=lambda t: (int(known[positions[t]].sum()), -patterns[t].shape[0], -t))
@@ -126,6 +134,68 @@ def _codes(bits: np.ndarray) -> np.ndarray:
     """Rows of 0/1 bits (at most 63 columns) as integers."""
     weights = (1 << np.arange(bits.shape[1] - 1, -1, -1, dtype=np.int64)).astype(np.int64)
     return bits.astype(np.int64) @ weights
+
+
+JoinStep = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""One depth of the join: (the table's positions, which of them are already known, its patterns' codes on
+the known positions, sorted, and its patterns in that order)."""
+
+
+def _join_steps(
+    order: list[int], positions: np.ndarray, patterns: dict[int, np.ndarray], hash_bits: int
+) -> list[JoinStep]:
+    """Per depth of ``order``: which of the table's positions are already known, and its patterns sorted by
+    their code on those positions."""
+    known = np.zeros(hash_bits, dtype=bool)
+    steps = []
+    for t in order:
+        pos = positions[t]
+        old = known[pos]
+        pats = patterns[t]
+        codes = _codes(pats[:, old]) if old.any() else np.zeros(pats.shape[0], np.int64)
+        sort = np.argsort(codes, kind="stable")
+        steps.append((pos, old, codes[sort], pats[sort]))
+        known[pos] = True
+    return steps
+
+
+def _matching_ranges(partials: np.ndarray, step: JoinStep) -> tuple[np.ndarray, np.ndarray]:
+    """(first index, count) per partial hash of the step's sorted patterns that agree with it."""
+    pos, old, sorted_codes, _ = step
+    if old.any():
+        query = _codes(partials[:, pos[old]])
+        lo = np.searchsorted(sorted_codes, query, side="left")
+        hi = np.searchsorted(sorted_codes, query, side="right")
+    else:
+        lo = np.zeros(partials.shape[0], np.int64)
+        hi = np.full(partials.shape[0], sorted_codes.shape[0], np.int64)
+    return lo, hi - lo
+
+
+def _extend(
+    partials: np.ndarray, step: JoinStep, lo: np.ndarray, counts: np.ndarray, max_partials: int
+) -> list[np.ndarray]:
+    """The children of ``partials`` (each extended by every agreeing pattern), in batches of at most
+    ``max_partials`` rows (a parent with more children makes one larger batch)."""
+    pos, _, _, sorted_pats = step
+    out = []
+    cum = np.cumsum(counts)
+    cut = 0
+    while cut < partials.shape[0]:
+        base = int(cum[cut - 1]) if cut else 0
+        end = int(np.searchsorted(cum, base + max_partials, side="right"))
+        end = max(end, cut + 1)
+        parent = np.repeat(np.arange(cut, end), counts[cut:end])
+        offsets = np.arange(parent.shape[0]) - np.repeat(
+            (np.cumsum(counts[cut:end]) - counts[cut:end]), counts[cut:end]
+        )
+        chosen = lo[parent] + offsets
+        child = partials[parent].copy()
+        child[:, pos] = sorted_pats[chosen]
+        if child.shape[0]:
+            out.append(child)
+        cut = end
+    return out
 
 
 def stitch(
@@ -150,18 +220,7 @@ def stitch(
         # A table without any present pattern: no bank hash can exist (every hash sets a key in every table).
         return StitchResult(np.zeros((0, hash_bits), np.int8), False, 0, len(patterns) - len(tables))
     order = _search_order(positions, tables, patterns)
-    known = np.zeros(hash_bits, dtype=bool)
-    # Per depth: which of the table's positions are already known, and its patterns sorted by their code on
-    # those positions.
-    steps = []
-    for t in order:
-        pos = positions[t]
-        old = known[pos]
-        pats = patterns[t]
-        codes = _codes(pats[:, old]) if old.any() else np.zeros(pats.shape[0], np.int64)
-        sort = np.argsort(codes, kind="stable")
-        steps.append((pos, old, codes[sort], pats[sort]))
-        known[pos] = True
+    steps = _join_steps(order, positions, patterns, hash_bits)
     peaks = np.zeros(len(order) + 1, dtype=np.int64)
     found: list[np.ndarray] = []
     work = 0
@@ -178,15 +237,7 @@ def stitch(
         if depth == len(steps):
             found.append(partials)
             continue
-        pos, old, sorted_codes, sorted_pats = steps[depth]
-        if old.any():
-            query = _codes(partials[:, pos[old]])
-            lo = np.searchsorted(sorted_codes, query, side="left")
-            hi = np.searchsorted(sorted_codes, query, side="right")
-        else:
-            lo = np.zeros(partials.shape[0], np.int64)
-            hi = np.full(partials.shape[0], sorted_codes.shape[0], np.int64)
-        counts = hi - lo
+        lo, counts = _matching_ranges(partials, steps[depth])
         total = int(counts.sum())
         work += total
         if work > max_extensions or (deadline is not None and time.perf_counter() > deadline):
@@ -195,23 +246,8 @@ def stitch(
         if total == 0:
             continue
         peaks[depth + 1] += total
-        # Split the parents so that each child batch stays within max_partials rows.
-        cum = np.cumsum(counts)
-        cut = 0
-        while cut < partials.shape[0]:
-            base = int(cum[cut - 1]) if cut else 0
-            end = int(np.searchsorted(cum, base + max_partials, side="right"))
-            end = max(end, cut + 1)
-            parent = np.repeat(np.arange(cut, end), counts[cut:end])
-            offsets = np.arange(parent.shape[0]) - np.repeat(
-                (np.cumsum(counts[cut:end]) - counts[cut:end]), counts[cut:end]
-            )
-            chosen = lo[parent] + offsets
-            child = partials[parent].copy()
-            child[:, pos] = sorted_pats[chosen]
-            if child.shape[0]:
-                stack.append((depth + 1, child))
-            cut = end
+        children = _extend(partials, steps[depth], lo, counts, max_partials)
+        stack.extend((depth + 1, child) for child in children)
     candidates = np.concatenate(found) if found else np.zeros((0, hash_bits), np.int8)
     return StitchResult(candidates, ambiguous, int(peaks.max()), len(order), work)
 
@@ -249,6 +285,72 @@ def _offline_evaluator(header: Header) -> KeyEvaluator:
     return evaluate
 
 
+def _enumerate_all(
+    header: Header,
+    body: np.ndarray,
+    evaluate: KeyEvaluator,
+    *,
+    deadline: float,
+    budget_seconds: float,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[dict[int, np.ndarray], int, str]:
+    """Enumerate the tables in order until done, the deadline or a refusal: (present patterns per table
+    enumerated, digests computed, why it stopped early or "")."""
+    patterns: dict[int, np.ndarray] = {}
+    digests = 0
+    total = header.tables * (1 << header.bits)
+    for t in range(header.tables):
+        try:
+            found, done = enumerate_table(header, body, t, evaluate, deadline=deadline)
+        except Exception as exc:  # a refusing service: stop and report why
+            return patterns, digests, f"stopped at table {t}: {exc}"
+        digests += done
+        if progress is not None:
+            progress(digests, total)
+        if found is None:
+            return (
+                patterns,
+                digests,
+                f"budget of {budget_seconds:g} s reached at table {t} of {header.tables}",
+            )
+        patterns[t] = found
+    return patterns, digests, ""
+
+
+def candidate_hashes(candidates: np.ndarray) -> tuple[list[bytes], int]:
+    """Stitched candidates (0/1, -1 where no table sampled the bit) as hash bytes, unsampled bits 0; and
+    the number of unsampled bit positions."""
+    uncovered = int((candidates[0] < 0).sum()) if candidates.shape[0] else 0
+    bits = np.where(candidates < 0, 0, candidates).astype(np.uint8)
+    return [bytes(row) for row in np.packbits(bits, axis=1, bitorder="big")], uncovered
+
+
+def _stitch_all(
+    positions: np.ndarray,
+    patterns: dict[int, np.ndarray],
+    header: Header,
+    completed: bool,
+    max_partials: int,
+    budget_seconds: float,
+) -> tuple[StitchResult, list[bytes], int]:
+    """Stitch a completed enumeration within ``budget_seconds``: (the search's result, candidate hashes,
+    unsampled bit positions); nothing when the enumeration did not complete or the search was ambiguous."""
+    found = StitchResult(np.zeros((0, header.hash_bits), np.int8), False, 0, 0)
+    if not completed:
+        return found, [], 0
+    found = stitch(
+        positions,
+        patterns,
+        header.hash_bits,
+        max_partials=max_partials,
+        deadline=time.perf_counter() + budget_seconds,
+    )
+    if found.ambiguous:
+        return found, [], 0
+    candidates, uncovered = candidate_hashes(found.candidates)
+    return found, candidates, uncovered
+
+
 def recover(
     data: bytes,
     *,
@@ -273,23 +375,14 @@ def recover(
     total = header.tables * (1 << header.bits)
     started = time.perf_counter()
     cpu_started = time.process_time()
-    deadline = started + budget_seconds
-    patterns: dict[int, np.ndarray] = {}
-    digests = 0
-    stopped = ""
-    for t in range(header.tables):
-        try:
-            found, done = enumerate_table(header, body, t, evaluate, deadline=deadline)
-        except Exception as exc:  # a refusing service: stop and report why
-            stopped = f"stopped at table {t}: {exc}"
-            break
-        digests += done
-        if progress is not None:
-            progress(digests, total)
-        if found is None:
-            stopped = f"budget of {budget_seconds:g} s reached at table {t} of {header.tables}"
-            break
-        patterns[t] = found
+    patterns, digests, stopped = _enumerate_all(
+        header,
+        body,
+        evaluate,
+        deadline=started + budget_seconds,
+        budget_seconds=budget_seconds,
+        progress=progress,
+    )
     enum_s = time.perf_counter() - started
     enum_cpu = time.process_time() - cpu_started
     # Core-hours come from CPU time: on a shared machine wall time also counts other people's work.
@@ -297,25 +390,8 @@ def recover(
     completed = len(patterns) == header.tables
     extrapolated = (total / rate / 3600.0) if rate > 0 else math.inf
     t1 = time.perf_counter()
-    candidates: list[bytes] = []
-    ambiguous = False
-    peak = 0
-    extensions = 0
-    uncovered = 0
-    if completed:
-        res = stitch(
-            positions,
-            patterns,
-            header.hash_bits,
-            max_partials=max_partials,
-            deadline=time.perf_counter() + budget_seconds,
-        )
-        ambiguous, peak, extensions = res.ambiguous, res.peak_partials, res.extensions
-        if not ambiguous:
-            cand = res.candidates
-            uncovered = int((cand[0] < 0).sum()) if cand.shape[0] else 0
-            bits = np.where(cand < 0, 0, cand).astype(np.uint8)
-            candidates = [bytes(row) for row in np.packbits(bits, axis=1, bitorder="big")]
+    stitched = _stitch_all(positions, patterns, header, completed, max_partials, budget_seconds)
+    found, candidates, uncovered = stitched
     stitch_s = time.perf_counter() - t1
     return RecoveryResult(
         recovered=len(candidates),
@@ -323,14 +399,14 @@ def recover(
         seconds=round(enum_s + stitch_s, 3),
         enumeration_seconds=round(enum_s, 3),
         enumeration_cpu_seconds=round(enum_cpu, 3),
-        stitch_extensions=extensions,
+        stitch_extensions=found.extensions,
         stitch_seconds=round(stitch_s, 3),
         total_digests=total,
         digest_rate=rate,
         extrapolated_core_hours=extrapolated,
         completed=completed,
-        ambiguous=ambiguous,
-        peak_partials=peak,
+        ambiguous=found.ambiguous,
+        peak_partials=found.peak_partials,
         tables_enumerated=len(patterns),
         patterns_per_table=[int(patterns[t].shape[0]) for t in sorted(patterns)],
         candidates=candidates,

@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from research.results import Gallery, Plot, Results, Table
+from research.results import Gallery, Plot, Results, Section, Series, Table
 
-__all__ = ["fmt_cell", "render_plot", "thumbnail", "to_jsonable", "write_report"]
+__all__ = ["fmt_cell", "match_word", "render_plot", "thumbnail", "to_jsonable", "write_report"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -88,86 +88,110 @@ def fmt_cell(v: Any) -> str:
     return str(v)
 
 
+def match_word(verdict: bool | None) -> str:
+    """A snapshot verdict in a report table: "match", "no match", or "n/a" when not measured."""
+    return "n/a" if verdict is None else ("match" if verdict else "no match")
+
+
+def _draw_hist(ax: Any, plot: Plot) -> None:
+    import numpy as np
+
+    allv = [v for s in plot.series for v in s.values]
+    if isinstance(plot.bins, int) and allv:
+        lo, hi = min(allv), max(allv)
+        bins: Any = np.linspace(lo, hi if hi > lo else lo + 1, plot.bins + 1)
+    else:
+        bins = plot.bins
+    for s in plot.series:
+        if s.values:
+            ax.hist(s.values, bins=bins, alpha=0.55, label=f"{s.label} (n={len(s.values)})")
+
+
+def _error_bars(s: Series) -> Any:
+    """(2, n) distances below and above each value (0 where there is no value, NaN), or None."""
+    import numpy as np
+
+    if s.low is None or s.high is None:
+        return None
+    below = [max(0.0, v - lo) for v, lo in zip(s.values, s.low, strict=True)]
+    above = [max(0.0, hi - v) for v, hi in zip(s.values, s.high, strict=True)]
+    return np.nan_to_num(np.array([below, above]), nan=0.0)
+
+
+def _draw_bars(ax: Any, plot: Plot) -> None:
+    import numpy as np
+
+    cats = plot.categories or []
+    n = max(1, len(plot.series))
+    width = 0.8 / n
+    xs = np.arange(len(cats))
+    for i, s in enumerate(plot.series):
+        pos = xs + (i - (n - 1) / 2) * width
+        heights = np.nan_to_num(np.array(s.values, dtype=float), nan=0.0)
+        ax.bar(pos, heights, width, yerr=_error_bars(s), capsize=2, label=s.label)
+        for x, note in zip(pos, s.notes or [], strict=False):
+            if note:
+                ax.annotate(note, (x, 0), xytext=(0, 3), textcoords="offset points", rotation=90,
+                            ha="center", va="bottom", fontsize=7, color="#555")
+    ax.set_xticks(xs)
+    many = len(cats) > 6
+    ax.set_xticklabels(cats, rotation=60 if many else 0, ha="right" if many else "center", fontsize=8)
+
+
+def _draw_lines(ax: Any, plot: Plot) -> None:
+    for s in plot.series:
+        x = s.x if s.x is not None else list(range(len(s.values)))
+        ax.plot(x, s.values, marker="o", markersize=3, label=s.label)
+        if s.low is not None and s.high is not None:
+            ax.fill_between(x, s.low, s.high, alpha=0.15)
+
+
+def _draw_annotations(ax: Any, plot: Plot) -> None:
+    """Vertical lines, starred marks, log scales, title, labels, grid and legend."""
+    for x, label in plot.vlines:
+        ax.axvline(x, color="crimson", linestyle="--", linewidth=1)
+        ax.annotate(
+            label,
+            (x, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -12),
+            textcoords="offset points",
+            color="crimson",
+            fontsize=8,
+        )
+    for x, y, label in plot.marks:
+        ax.plot([x], [y], marker="*", markersize=14, color="gold", markeredgecolor="black", zorder=5)
+        ax.annotate(label, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8)
+    if plot.logy:
+        ax.set_yscale("symlog" if plot.kind == "hist" else "log")
+    if plot.logx:
+        ax.set_xscale("log")
+    ax.set_title(plot.title, fontsize=11)
+    ax.set_xlabel(plot.xlabel)
+    ax.set_ylabel(plot.ylabel)
+    ax.grid(alpha=0.3)
+    _handles, labels = ax.get_legend_handles_labels()
+    if labels and (len(plot.series) > 1 or plot.kind == "hist"):
+        ax.legend(fontsize=8, framealpha=0.85)
+    if not any(len(s.values) for s in plot.series):
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
+
+
 def render_plot(plot: Plot) -> bytes:
     """Draw ``plot`` with matplotlib (Agg) and return PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
-    import numpy as np
 
     width = 7.5
     if plot.kind == "bar" and plot.categories:
         width = max(7.5, min(15.0, 2.5 + 0.09 * len(plot.categories) * max(1, len(plot.series))))
     fig, ax = plt.subplots(figsize=(width, 4.2), dpi=90)
     try:
-        if plot.kind == "hist":
-            allv = [v for s in plot.series for v in s.values]
-            if isinstance(plot.bins, int) and allv:
-                lo, hi = min(allv), max(allv)
-                bins: Any = np.linspace(lo, hi if hi > lo else lo + 1, plot.bins + 1)
-            else:
-                bins = plot.bins
-            for s in plot.series:
-                if s.values:
-                    ax.hist(s.values, bins=bins, alpha=0.55, label=f"{s.label} (n={len(s.values)})")
-        elif plot.kind == "bar":
-            cats = plot.categories or []
-            n = max(1, len(plot.series))
-            width = 0.8 / n
-            xs = np.arange(len(cats))
-            for i, s in enumerate(plot.series):
-                err = None
-                if s.low is not None and s.high is not None:  # no interval where there is no value (NaN)
-                    err = np.nan_to_num(np.array(
-                        [
-                            [max(0.0, v - lo) for v, lo in zip(s.values, s.low, strict=True)],
-                            [max(0.0, hi - v) for v, hi in zip(s.values, s.high, strict=True)],
-                        ]
-                    ), nan=0.0)
-                pos = xs + (i - (n - 1) / 2) * width
-                heights = np.nan_to_num(np.array(s.values, dtype=float), nan=0.0)
-                ax.bar(pos, heights, width, yerr=err, capsize=2, label=s.label)
-                for x, note in zip(pos, s.notes or [], strict=False):
-                    if note:
-                        ax.annotate(note, (x, 0), xytext=(0, 3), textcoords="offset points", rotation=90,
-                                    ha="center", va="bottom", fontsize=7, color="#555")
-            ax.set_xticks(xs)
-            many = len(cats) > 6
-            ax.set_xticklabels(cats, rotation=60 if many else 0, ha="right" if many else "center", fontsize=8)
-        else:
-            for s in plot.series:
-                x = s.x if s.x is not None else list(range(len(s.values)))
-                ax.plot(x, s.values, marker="o", markersize=3, label=s.label)
-                if s.low is not None and s.high is not None:
-                    ax.fill_between(x, s.low, s.high, alpha=0.15)
-        for x, label in plot.vlines:
-            ax.axvline(x, color="crimson", linestyle="--", linewidth=1)
-            ax.annotate(
-                label,
-                (x, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -12),
-                textcoords="offset points",
-                color="crimson",
-                fontsize=8,
-            )
-        for x, y, label in plot.marks:
-            ax.plot([x], [y], marker="*", markersize=14, color="gold", markeredgecolor="black", zorder=5)
-            ax.annotate(label, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8)
-        if plot.logy:
-            ax.set_yscale("symlog" if plot.kind == "hist" else "log")
-        if plot.logx:
-            ax.set_xscale("log")
-        ax.set_title(plot.title, fontsize=11)
-        ax.set_xlabel(plot.xlabel)
-        ax.set_ylabel(plot.ylabel)
-        ax.grid(alpha=0.3)
-        _handles, labels = ax.get_legend_handles_labels()
-        if labels and (len(plot.series) > 1 or plot.kind == "hist"):
-            ax.legend(fontsize=8, framealpha=0.85)
-        if not any(len(s.values) for s in plot.series):
-            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
+        draw = {"hist": _draw_hist, "bar": _draw_bars}.get(plot.kind, _draw_lines)
+        draw(ax, plot)
+        _draw_annotations(ax, plot)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
@@ -245,6 +269,57 @@ def _html_gallery(g: Gallery) -> str:
     return "".join(parts)
 
 
+def _write_json(results: Results, summary: list[str], out_dir: Path) -> Path:
+    """``results.json``: command, title, summary, meta, data and the headline figures at the top level."""
+    payload = {
+        "command": results.command,
+        "title": results.title,
+        "summary": summary,
+        "meta": results.meta,
+        "data": results.data,
+    }
+    payload.update({k: v for k, v in results.headline.items() if k not in payload})
+    json_path = out_dir / "results.json"
+    json_path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return json_path
+
+
+def _plot_parts(plot: Plot, name: str, plots_dir: Path) -> tuple[list[str], str]:
+    """Render ``plot`` to ``plots_dir/name.png``: (its Markdown lines, its HTML figure)."""
+    png = render_plot(plot)
+    (plots_dir / f"{name}.png").write_bytes(png)
+    md = [f"![{plot.title}](plots/{name}.png)", ""]
+    if plot.caption:
+        md += [f"_{plot.caption}_", ""]
+    cap = f"<figcaption>{html.escape(plot.caption)}</figcaption>" if plot.caption else ""
+    return md, f'<figure><img src="{_b64(png)}" alt="{html.escape(plot.title)}">{cap}</figure>'
+
+
+def _section_parts(
+    section: Section, command: str, plots_dir: Path, used: set[str]
+) -> tuple[list[str], list[str]]:
+    """One report section: (Markdown lines, HTML parts); its plots are written under ``plots_dir``."""
+    md = [f"## {section.heading}", ""]
+    body = [f"<h2>{html.escape(section.heading)}</h2>"]
+    for para in section.text:
+        md += [para, ""]
+        body.append(f"<p>{html.escape(para)}</p>")
+    for table in section.tables:
+        md += _md_table(table)
+        body.append(_html_table(table))
+    for plot in section.plots:
+        plot_md, plot_html = _plot_parts(plot, _slug(plot.name or f"{command}-{plot.title}", used), plots_dir)
+        md += plot_md
+        body.append(plot_html)
+    for gallery in section.galleries:
+        body.append(_html_gallery(gallery))
+        md += [f"**{gallery.title}**: {len(gallery.items)} item(s), shown as images in report.html.", ""]
+        if gallery.note:
+            md += [f"_{gallery.note}_", ""]
+        md += [f"- {item.caption}" for item in gallery.items] + [""]
+    return md, body
+
+
 def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Path]:
     """Write ``results.json``, ``report.md``, ``report.html`` and ``plots/*.png`` under ``out``."""
     out_dir = Path(out)
@@ -256,16 +331,7 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
 
     summary = report_summary(results)
     extra = [s for s in (unreadable_section(results), glossary_section(results)) if s is not None]
-    payload = {
-        "command": results.command,
-        "title": results.title,
-        "summary": summary,
-        "meta": results.meta,
-        "data": results.data,
-    }
-    payload.update({k: v for k, v in results.headline.items() if k not in payload})
-    json_path = out_dir / "results.json"
-    json_path.write_text(json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    json_path = _write_json(results, summary, out_dir)
 
     md: list[str] = [f"# {results.title}", ""]
     md += [f"- {line}" for line in summary] + [""]
@@ -273,29 +339,9 @@ def write_report(results: Results, out: str | os.PathLike[str]) -> dict[str, Pat
     body += [f"<li>{html.escape(line)}</li>" for line in summary]
     body.append("</ul></div>")
     for section in [*results.sections, *extra]:
-        md += [f"## {section.heading}", ""]
-        body.append(f"<h2>{html.escape(section.heading)}</h2>")
-        for para in section.text:
-            md += [para, ""]
-            body.append(f"<p>{html.escape(para)}</p>")
-        for table in section.tables:
-            md += _md_table(table)
-            body.append(_html_table(table))
-        for plot in section.plots:
-            png = render_plot(plot)
-            name = _slug(plot.name or f"{results.command}-{plot.title}", used)
-            (plots_dir / f"{name}.png").write_bytes(png)
-            md += [f"![{plot.title}](plots/{name}.png)", ""]
-            if plot.caption:
-                md += [f"_{plot.caption}_", ""]
-            cap = f"<figcaption>{html.escape(plot.caption)}</figcaption>" if plot.caption else ""
-            body.append(f'<figure><img src="{_b64(png)}" alt="{html.escape(plot.title)}">{cap}</figure>')
-        for gallery in section.galleries:
-            body.append(_html_gallery(gallery))
-            md += [f"**{gallery.title}**: {len(gallery.items)} item(s), shown as images in report.html.", ""]
-            if gallery.note:
-                md += [f"_{gallery.note}_", ""]
-            md += [f"- {item.caption}" for item in gallery.items] + [""]
+        section_md, section_html = _section_parts(section, results.command, plots_dir, used)
+        md += section_md
+        body += section_html
     meta_json = json.dumps(to_jsonable(results.meta), indent=1)
     md += ["## Settings", "", "```json", meta_json, "```", ""]
     body.append(f'<h2>Settings</h2><pre class="meta">{html.escape(meta_json)}</pre>')

@@ -445,7 +445,7 @@ def _inbox(args: argparse.Namespace) -> int:
                 await core.wait_idle(quiet=0.4, timeout=max(30.0, args.wait))
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + args.wait
-                while (args.wait > 0 and not core.store.get_setting("cli_inbox", [])
+                while (args.wait > 0 and not core.store.settings.get("cli_inbox", [])
                        and loop.time() < deadline):
                     await asyncio.sleep(0.1)
                 await core.wait_idle(quiet=0.4, timeout=30.0)

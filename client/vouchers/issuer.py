@@ -39,8 +39,10 @@ COUNTER_SETTING = "voucher_counter"
 
 
 class SettingsStore(Protocol):
-    def get_setting(self, name: str, default: Any = None) -> Any: ...
-    def set_setting(self, name: str, value: Any) -> None: ...
+    """Where the issuer keeps its secret and counter (a profile's ``store.settings``)."""
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+    def set(self, name: str, value: Any) -> None: ...
     def transaction(self) -> AbstractContextManager[None]: ...
 
 
@@ -82,16 +84,16 @@ class VoucherIssuer:
         self.rand = rand
 
     def _secret(self) -> bytes:
-        hexed = self.store.get_setting(SECRET_SETTING)
+        hexed = self.store.get(SECRET_SETTING)
         if isinstance(hexed, str) and len(hexed) == 64:
             return bytes.fromhex(hexed)
         secret = self.rand(32)
-        self.store.set_setting(SECRET_SETTING, secret.hex())
+        self.store.set(SECRET_SETTING, secret.hex())
         return secret
 
     def _next_counter(self) -> int:
-        counter = int(self.store.get_setting(COUNTER_SETTING, 0))
-        self.store.set_setting(COUNTER_SETTING, counter + 1)
+        counter = int(self.store.get(COUNTER_SETTING, 0))
+        self.store.set(COUNTER_SETTING, counter + 1)
         return counter
 
     def seal(self, report: Report | None, *, threshold: int, now: float, authority_key: bytes) -> bytes:

@@ -16,8 +16,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +25,10 @@ from research.evals.common import environment
 from research.results import Plot, Results, Section, Series, Table
 from scanner.hashers.spec import PDQ
 
-__all__ = ["RecoverConfig", "run"]
+if TYPE_CHECKING:
+    from research.recovery import RecoveryResult
+
+__all__ = ["BankScore", "RecoverConfig", "run", "score_against_bank"]
 
 
 @contextmanager
@@ -76,15 +79,10 @@ def _bank_hashes(path: str, algo: str) -> np.ndarray:
     return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), -1)
 
 
-def run(cfg: RecoverConfig, seed: int = 0) -> Results:
+def _enumerate(cfg: RecoverConfig, data: bytes, header: Any) -> tuple[RecoveryResult, dict[str, Any]]:
+    """Run the recovery (through the OPRF service with ``--oprf``): (result, the service's limits)."""
     from research.recovery import recover
-    from scanner.snapshot.format import HEADER_SIZE, Header
 
-    with open(cfg.snapshot, "rb") as fh:
-        data = fh.read()
-    header = Header.unpack(data[:HEADER_SIZE])
-    evaluate = None
-    oprf_note = ""
     limits: dict[str, Any] = {}
     client = None
     if cfg.oprf:
@@ -93,13 +91,12 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         from research.oprf_enumeration import ServiceEvaluator
 
         client = ServiceEvaluator(cfg.oprf, header, batch=cfg.oprf_batch, profile=cfg.profile)
-        evaluate = client
     with _progress("enumerating keys", header.tables * (1 << header.bits), quiet=cfg.quiet) as tick:
         try:
             res = recover(
                 data,
                 budget_seconds=cfg.budget_seconds,
-                evaluate=evaluate,
+                evaluate=client,
                 progress=tick,
                 max_partials=cfg.max_partials,
             )
@@ -112,27 +109,50 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         if res.enumeration_seconds > 0 and res.digests:  # the service's time, not this process's CPU
             res.digest_rate = res.digests / res.enumeration_seconds
             res.extrapolated_core_hours = res.total_digests / res.digest_rate / 3600.0
-    exact = within = 0
-    distances: list[int] = []
-    bank_n = None
-    if cfg.bank:
-        bank = _bank_hashes(cfg.bank, header.algorithm)
-        bank_n = int(bank.shape[0])
-        if res.candidates and bank.shape[0]:
-            cand = np.frombuffer(b"".join(res.candidates), dtype=np.uint8).reshape(len(res.candidates), -1)
-            x = np.bitwise_xor(cand[:, None, :], bank[None, :, :])
-            dist = np.bitwise_count(x).sum(axis=2).min(axis=1)
-            distances = [int(d) for d in dist]
-            exact = int((dist == 0).sum())
-            within = int((dist <= cfg.distance).sum())
-    oprf_mode = bool(header.oprf_public_key)
-    if oprf_mode and not cfg.oprf:
-        oprf_note = (
-            "OPRF-keyed snapshot: its Bloom keys are OPRF outputs under the authority's key, which the file "
-            "does not hold. The offline enumeration digested every raw key as an offline snapshot would; "
-            "what it found is Bloom false positives only."
-        )
-    hours = res.extrapolated_core_hours
+    return res, limits
+
+
+@dataclass
+class BankScore:
+    """How close the recovered candidates are to the real bank."""
+
+    bank_size: int | None = None
+    exact: int = 0
+    within: int = 0
+    distances: list[int] = field(default_factory=list)
+
+
+def score_against_bank(candidates: list[bytes], bank: np.ndarray, distance: int) -> BankScore:
+    """Each candidate's distance to its nearest bank hash; how many are exact and within ``distance``."""
+    score = BankScore(bank_size=int(bank.shape[0]))
+    if candidates and bank.shape[0]:
+        cand = np.frombuffer(b"".join(candidates), dtype=np.uint8).reshape(len(candidates), -1)
+        x = np.bitwise_xor(cand[:, None, :], bank[None, :, :])
+        dist = np.bitwise_count(x).sum(axis=2).min(axis=1)
+        score.distances = [int(d) for d in dist]
+        score.exact = int((dist == 0).sum())
+        score.within = int((dist <= distance).sum())
+    return score
+
+
+def _oprf_note(oprf_mode: bool, cfg: RecoverConfig) -> str:
+    if not oprf_mode or cfg.oprf:
+        return ""
+    return (
+        "OPRF-keyed snapshot: its Bloom keys are OPRF outputs under the authority's key, which the file "
+        "does not hold. The offline enumeration digested every raw key as an offline snapshot would; "
+        "what it found is Bloom false positives only."
+    )
+
+
+def _days_under_limit(cfg: RecoverConfig, res: RecoveryResult, limits: dict[str, Any]) -> float | None:
+    per_day = limits.get("per_day")
+    return res.total_digests / (cfg.oprf_batch * per_day) if cfg.oprf and per_day else None
+
+
+def _summary(
+    cfg: RecoverConfig, header: Any, res: RecoveryResult, score: BankScore, limits: dict[str, Any], note: str
+) -> list[str]:
     summary = [
         f"{header.tables} tables x 2^{header.bits} keys = {res.total_digests:,} digests"
         f" ({'OPRF evaluations' if cfg.oprf else 'offline'}); computed {res.digests:,} in "
@@ -140,24 +160,27 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         f"({res.digest_rate:,.0f}/s per core)",
         f"recovered {res.recovered} hash(es)"
         + (
-            f"; {exact} exactly in the bank of {bank_n}, {within} within {cfg.distance} bits"
+            f"; {score.exact} exactly in the bank of {score.bank_size}, {score.within} within "
+            f"{cfg.distance} bits"
             if cfg.bank
             else ""
         )
         + (" (stitching stopped: work or time budget exceeded)" if res.ambiguous else ""),
-        f"full enumeration: {hours:.3g} core-hours at the measured rate"
+        f"full enumeration: {res.extrapolated_core_hours:.3g} core-hours at the measured rate"
         + ("" if res.completed else f" (not completed: {res.stopped_reason})"),
     ]
-    per_day = limits.get("per_day")
-    days_under_limit = None
-    if cfg.oprf and per_day:
-        days_under_limit = res.total_digests / (cfg.oprf_batch * per_day)
+    days = _days_under_limit(cfg, res, limits)
+    if days is not None:
         summary.append(
-            f"under the service's limit ({per_day} batches of <= {cfg.oprf_batch} keys per account per day): "
-            f"{days_under_limit:,.0f} account-days"
+            f"under the service's limit ({limits['per_day']} batches of <= {cfg.oprf_batch} keys per account "
+            f"per day): {days:,.0f} account-days"
         )
-    if oprf_note:
-        summary.append(oprf_note)
+    if note:
+        summary.append(note)
+    return summary
+
+
+def _text(header: Any, res: RecoveryResult, note: str) -> list[str]:
     counts = res.patterns_per_table
     text = [
         "Every key of every table was digested and tested against the filter; the present patterns were "
@@ -169,55 +192,67 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         f"{res.peak_partials:,} at one depth, {res.stitch_seconds:.2f} s; "
         f"{res.uncovered_bits} bit positions sampled by no table.",
     ]
-    if oprf_note:
-        text.append(oprf_note)
-    tables = [
-        Table(
-            "Recovery",
-            ["figure", "value"],
-            [
-                ["snapshot", os.path.basename(cfg.snapshot)],
-                ["keys", "OPRF" if oprf_mode else "offline (BLAKE2b, salt in header)"],
-                ["tables L / bits k", f"{header.tables} / {header.bits}"],
-                ["header entry count", header.entry_count],
-                ["digests computed", res.digests],
-                ["digests for the full enumeration", res.total_digests],
-                ["enumeration seconds (wall)", res.enumeration_seconds],
-                ["enumeration seconds (CPU)", res.enumeration_cpu_seconds],
-                ["stitching seconds", res.stitch_seconds],
-                ["recovered", res.recovered],
-                ["exactly in the bank", exact if cfg.bank else "n/a (no --bank)"],
-                [f"within {cfg.distance} bits of the bank", within if cfg.bank else "n/a (no --bank)"],
-                ["extrapolated core-hours", hours],
-            ],
+    if note:
+        text.append(note)
+    return text
+
+
+def _recovery_table(cfg: RecoverConfig, header: Any, res: RecoveryResult, score: BankScore) -> Table:
+    no_bank = "n/a (no --bank)"
+    return Table(
+        "Recovery",
+        ["figure", "value"],
+        [
+            ["snapshot", os.path.basename(cfg.snapshot)],
+            ["keys", "OPRF" if header.oprf_public_key else "offline (BLAKE2b, salt in header)"],
+            ["tables L / bits k", f"{header.tables} / {header.bits}"],
+            ["header entry count", header.entry_count],
+            ["digests computed", res.digests],
+            ["digests for the full enumeration", res.total_digests],
+            ["enumeration seconds (wall)", res.enumeration_seconds],
+            ["enumeration seconds (CPU)", res.enumeration_cpu_seconds],
+            ["stitching seconds", res.stitch_seconds],
+            ["recovered", res.recovered],
+            ["exactly in the bank", score.exact if cfg.bank else no_bank],
+            [f"within {cfg.distance} bits of the bank", score.within if cfg.bank else no_bank],
+            ["extrapolated core-hours", res.extrapolated_core_hours],
+        ],
+    )
+
+
+def _patterns_plots(header: Any, counts: list[int]) -> list[Plot]:
+    if not counts:
+        return []
+    return [
+        Plot(
+            "hist",
+            "Present patterns per table",
+            "patterns found in one table",
+            "tables",
+            [Series("tables", [float(c) for c in counts])],
+            vlines=[(float(header.entry_count), "header entry count")],
+            caption="Each table holds the bank's patterns, the padding decoys and Bloom false positives.",
+            name="recover-patterns",
         )
     ]
-    plots = []
-    if counts:
-        plots.append(
-            Plot(
-                "hist",
-                "Present patterns per table",
-                "patterns found in one table",
-                "tables",
-                [Series("tables", [float(c) for c in counts])],
-                vlines=[(float(header.entry_count), "header entry count")],
-                caption="Each table holds the bank's patterns, the padding decoys and Bloom false positives.",
-                name="recover-patterns",
-            )
-        )
+
+
+def _data(
+    cfg: RecoverConfig, header: Any, res: RecoveryResult, score: BankScore, limits: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(headline, data) of ``results.json`` (a contract: keys and order stay)."""
     headline = {
         "recovered": res.recovered,
-        "exact_in_bank": exact,
-        "within_distance_of_bank": within,
+        "exact_in_bank": score.exact,
+        "within_distance_of_bank": score.within,
         "digests": res.digests,
         "seconds": res.seconds,
-        "extrapolated_core_hours": hours,
+        "extrapolated_core_hours": res.extrapolated_core_hours,
     }
-    data_out: dict[str, Any] = {
+    data = {
         **headline,
         "distance": cfg.distance,
-        "bank_size": bank_n,
+        "bank_size": score.bank_size,
         "total_digests": res.total_digests,
         "digest_rate_per_second": res.digest_rate,
         "enumeration_seconds": res.enumeration_seconds,
@@ -229,12 +264,12 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
         "ambiguous": res.ambiguous,
         "peak_partials": res.peak_partials,
         "tables_enumerated": res.tables_enumerated,
-        "patterns_per_table": counts,
-        "candidate_distances_to_bank": distances,
+        "patterns_per_table": res.patterns_per_table,
+        "candidate_distances_to_bank": score.distances,
         "uncovered_bits": res.uncovered_bits,
-        "oprf": oprf_mode,
+        "oprf": bool(header.oprf_public_key),
         "service_limits": limits,
-        "account_days_under_limit": days_under_limit,
+        "account_days_under_limit": _days_under_limit(cfg, res, limits),
         "header": {
             "tables": header.tables,
             "bits": header.bits,
@@ -243,6 +278,24 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
             "bloom_hashes": header.bloom_hashes,
         },
     }
+    return headline, data
+
+
+def run(cfg: RecoverConfig, seed: int = 0) -> Results:
+    """Enumerate and stitch the snapshot file; score the candidates against ``--bank`` when given."""
+    from scanner.snapshot.format import HEADER_SIZE, Header
+
+    with open(cfg.snapshot, "rb") as fh:
+        data = fh.read()
+    header = Header.unpack(data[:HEADER_SIZE])
+    res, limits = _enumerate(cfg, data, header)
+    score = BankScore()
+    if cfg.bank:
+        score = score_against_bank(res.candidates, _bank_hashes(cfg.bank, header.algorithm), cfg.distance)
+    note = _oprf_note(bool(header.oprf_public_key), cfg)
+    tables = [_recovery_table(cfg, header, res, score)]
+    plots = _patterns_plots(header, res.patterns_per_table)
+    headline, data_out = _data(cfg, header, res, score, limits)
     meta = {
         **environment(),
         "seed": seed,
@@ -258,9 +311,11 @@ def run(cfg: RecoverConfig, seed: int = 0) -> Results:
     return Results(
         command="attacks recover",
         title="Bank recovery from a snapshot file",
-        summary=summary,
+        summary=_summary(cfg, header, res, score, limits, note),
         data=data_out,
-        sections=[Section("Enumeration and stitching", text=text, tables=tables, plots=plots)],
+        sections=[
+            Section("Enumeration and stitching", text=_text(header, res, note), tables=tables, plots=plots)
+        ],
         meta=meta,
         headline=headline,
     )

@@ -29,7 +29,7 @@ from research.evals.common import environment
 from research.results import Plot, Results, Section, Series, Table
 from scanner.hashers.spec import PDQ
 
-__all__ = ["TradeoffsConfig", "run"]
+__all__ = ["MeasuredGenerated", "TradeoffsConfig", "measure_generated", "pareto_front", "run"]
 
 DISTANCES: tuple[int, ...] = (0, 8, 16, 24, PDQ.match_distance, 40)
 IMAGE_EDITS: tuple[str, ...] = ("jpeg70", "resize0.5", "crop0.02", "crop0.05")
@@ -105,11 +105,272 @@ def _flip(rng: np.random.Generator, h: np.ndarray, d: int, bits: int) -> np.ndar
     return np.packbits(flat)
 
 
-def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
-    from research.corpus import algo_info
-    from research.snapshot_view import build_matcher
+def _predicted_points(bank_size: int, bits: int, threshold: int, default: Any | None) -> list[dict[str, Any]]:
+    """The calibration model's prediction for every grid point (and the default, marked)."""
     from scanner.calibration import predict, rounded_entry_count
 
+    sized_for = rounded_entry_count(bank_size)  # padded tables hold the rounded count of keys
+    points = []
+    for p in _grid(bank_size, bits) + ([default] if default is not None else []):
+        c = predict(p, sized_for, target_distance=min(threshold, bits))
+        points.append(
+            {
+                "params": p,
+                "label": _label(p),
+                "default": p is default,
+                "size_bytes": p.size_bytes,
+                "false_match_per_image": c.false_match_per_image,
+                "recall": {d: c.recall_at(round(d * bits / 256)) for d in DISTANCES},
+                "lookups_per_variant": p.lookups_per_variant,
+            }
+        )
+    return points
+
+
+def pareto_front(points: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(feasible, front): the points within the false-match budget 1e-4, by size; and among them the
+    Pareto front on (size, recall at 24 bits)."""
+    feasible = sorted(
+        (pt for pt in points if pt["false_match_per_image"] <= 1e-4), key=lambda pt: pt["size_bytes"]
+    )
+    front, best = [], -1.0
+    for pt in feasible:
+        if pt["recall"][24] > best + 1e-9:
+            front.append(pt)
+            best = pt["recall"][24]
+    return feasible, front
+
+
+def _marked(pt: dict[str, Any], suffix: str = " (default)") -> str:
+    return pt["label"] + (suffix if pt["default"] else "")
+
+
+def _front_table(algo: str, points: list[dict[str, Any]], front: list[dict[str, Any]]) -> Table:
+    shown = sorted(
+        front + [p for p in points if p["default"] and p not in front], key=lambda pt: pt["size_bytes"]
+    )
+    rows = [
+        [
+            _marked(pt),
+            pt["size_bytes"] / 1e6,
+            pt["false_match_per_image"],
+            *[pt["recall"][d] for d in DISTANCES],
+            pt["lookups_per_variant"],
+        ]
+        for pt in shown
+    ]
+    columns = ["parameters", "size MB", "false matches / image", *[f"recall d={d}" for d in DISTANCES]]
+    return Table(f"{algo}: Pareto front (predicted)", [*columns, "lookups / variant"], rows)
+
+
+def _size_recall_plot(
+    algo: str, bank_size: int, points: list[dict[str, Any]], feasible: list[dict[str, Any]]
+) -> Plot:
+    series = []
+    for votes in (1, 2, 3):
+        pts = sorted(
+            (pt for pt in feasible if pt["params"].min_votes == votes), key=lambda pt: pt["size_bytes"]
+        )
+        if pts:
+            series.append(
+                Series(
+                    f"v={votes} (within budget)",
+                    [pt["recall"][24] for pt in pts],
+                    x=[pt["size_bytes"] / 1e6 for pt in pts],
+                )
+            )
+    marks = [(pt["size_bytes"] / 1e6, pt["recall"][24], "default") for pt in points if pt["default"]]
+    return Plot(
+        "line",
+        f"{algo}: snapshot size vs predicted recall at 24 bits (N={bank_size:,})",
+        "snapshot size (MB)",
+        "recall at d=24",
+        series,
+        marks=marks,
+        logx=True,
+        name=f"tradeoffs-{algo}-size-recall",
+    )
+
+
+def _curves_plot(algo: str, bank_size: int, bits: int, threshold: int, chosen: list[dict[str, Any]]) -> Plot:
+    from scanner.calibration import predict, rounded_entry_count
+
+    curve_series = []
+    for pt in chosen:
+        c = predict(pt["params"], rounded_entry_count(bank_size))
+        ds = list(range(0, min(bits, 64) + 1))
+        curve_series.append(
+            Series(_marked(pt, " default"), [c.recall_at(d) for d in ds], x=[float(d) for d in ds])
+        )
+    return Plot(
+        "line",
+        f"{algo}: predicted match probability by distance",
+        "Hamming distance",
+        "P(match)",
+        curve_series,
+        vlines=[(threshold, f"PDQ rule {threshold}")],
+        name=f"tradeoffs-{algo}-curves",
+    )
+
+
+@dataclass
+class MeasuredGenerated:
+    """Real snapshots built from generated random hashes and queried: one row per parameter set."""
+
+    rows: list[dict[str, Any]]
+    bank_hashes: int
+    why_not: str = ""
+
+
+def _measure_point(
+    matcher: Any, bank: np.ndarray, bits: int, samples: int, rng: np.random.Generator
+) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """(recall by distance, false matches per variant) of one snapshot, as Wilson rate dicts."""
+    n_bank = bank.shape[0]
+    recall: dict[int, dict[str, Any]] = {}
+    for d in DISTANCES:
+        dd = round(d * bits / 256)
+        idx = rng.integers(0, n_bank, size=samples)
+        hits = sum(matcher.match(bytes(_flip(rng, bank[i], dd, bits)), None)[0] for i in idx)
+        recall[d] = stats.rate(int(hits), samples).as_dict()
+    fresh = rng.integers(0, 256, size=(samples, bits // 8), dtype=np.uint8)
+    fm = sum(matcher.match(bytes(h), None)[0] for h in fresh)
+    return recall, stats.rate(int(fm), samples).as_dict()
+
+
+def measure_generated(
+    cfg: TradeoffsConfig, algo: str, bits: int, to_measure: list[dict[str, Any]], seed: int
+) -> MeasuredGenerated:
+    """Build a real signed snapshot per parameter set from generated hashes; measure recall and false
+    matches."""
+    from research.snapshot_view import build_matcher
+
+    rng = np.random.default_rng(seed)
+    n_bank = min(cfg.bank_size, cfg.max_measured_bank)
+    bank = rng.integers(0, 256, size=(n_bank, bits // 8), dtype=np.uint8)
+    measured: list[dict[str, Any]] = []
+    for pt in to_measure:
+        ts = time.perf_counter()
+        matcher, why = build_matcher(
+            algo,
+            [bytes(h) for h in bank],
+            [100] * n_bank,
+            Path(cfg.out) / f"snapshot-{algo}-{len(measured)}",
+            seed=seed,
+            params=pt["params"].build_options(),
+        )
+        if matcher is None:
+            return MeasuredGenerated(measured, n_bank, why)
+        build_s = time.perf_counter() - ts
+        mrow: dict[str, Any] = {
+            "label": pt["label"],
+            "default": pt["default"],
+            "build_s": build_s,
+            "info": matcher.info(),
+            "recall": {},
+            "predicted": pt["recall"],
+        }
+        mrow["recall"], mrow["false_match_per_variant"] = _measure_point(
+            matcher, bank, bits, cfg.samples, rng
+        )
+        measured.append(mrow)
+    return MeasuredGenerated(measured, n_bank)
+
+
+def _measured_table(algo: str, gen: MeasuredGenerated) -> Table:
+    rows = [
+        [
+            _marked(m),
+            *[f"{100 * m['recall'][d]['p']:.1f}% ({100 * m['predicted'][d]:.1f}%)" for d in DISTANCES],
+            stats.Rate(**m["false_match_per_variant"]).fmt(pct=False),
+        ]
+        for m in gen.rows
+    ]
+    return Table(
+        f"{algo}: measured on {gen.bank_hashes:,} generated random hashes "
+        "(Wilson 95%; predicted in brackets)",
+        ["parameters", *[f"recall d={d}" for d in DISTANCES], "false matches / variant"],
+        rows,
+    )
+
+
+def _algo_summary(
+    algo: str,
+    bank_size: int,
+    points: list[dict[str, Any]],
+    front: list[dict[str, Any]],
+    gen: MeasuredGenerated,
+) -> list[str]:
+    lines = []
+    dflt = [pt for pt in points if pt["default"]]
+    if dflt:
+        d0 = dflt[0]
+        lines.append(
+            f"{algo}: default {d0['label']} for N={bank_size:,}: {d0['size_bytes'] / 1e6:.1f} MB, "
+            f"predicted recall {100 * d0['recall'][16]:.0f}% at 16 bits, "
+            f"{100 * d0['recall'][31]:.0f}% at 31, {d0['false_match_per_image']:.2g} false "
+            "matches per image"
+        )
+    measured = len(gen.rows)
+    lines.append(
+        f"{algo}: Pareto front of {len(front)} parameter sets within 1e-4 false matches/image; "
+        + (f"{measured} measured through real snapshots" if measured else f"not measured ({gen.why_not})")
+    )
+    return lines
+
+
+def _tradeoffs_algo(cfg: TradeoffsConfig, algo: str, seed: int) -> tuple[Section, dict[str, Any], list[str]]:
+    """One algorithm's predicted grid, Pareto front and measured snapshots: (section, data, summary)."""
+    from research.corpus import algo_info
+
+    info = algo_info(algo)
+    bits = info.bits
+    default, why_default = _default_params(cfg.bank_size, bits, cfg.default_timeout_s)
+    points = _predicted_points(cfg.bank_size, bits, info.threshold, default)
+    feasible, front = pareto_front(points)
+    sec = Section(f"{algo}: predicted trade-offs for a bank of {cfg.bank_size:,} hashes")
+    sec.text.append(
+        f"{len(points)} parameter sets evaluated with the calibration model; the table keeps "
+        "the Pareto front (smallest snapshot for each gain in recall at 24 bits) among sets "
+        "with at most 1e-4 predicted false matches per image (dihedral on). "
+        + (
+            "The default is what `pocketscan snapshot build` picks (calibrate)."
+            if default is not None
+            else f"Default not marked: {why_default}."
+        )
+    )
+    sec.tables.append(_front_table(algo, points, front))
+    sec.plots.append(_size_recall_plot(algo, cfg.bank_size, points, feasible))
+    chosen = ([pt for pt in points if pt["default"]] + front[:: max(1, len(front) // 4)])[:5]
+    sec.plots.append(_curves_plot(algo, cfg.bank_size, bits, info.threshold, chosen))
+    to_measure = chosen[: cfg.measure_points]
+    gen = measure_generated(cfg, algo, bits, to_measure, seed)
+    if gen.rows:
+        sec.tables.append(_measured_table(algo, gen))
+    else:
+        sec.text.append(f"Measured figures not available: {gen.why_not or 'no parameters to measure'}.")
+    image_rows = _measure_images(cfg, algo, to_measure, seed) if cfg.bank and gen.rows else []
+    if image_rows:
+        sec.tables.append(
+            Table(
+                f"{algo}: measured on your images (recall of edited bank images)",
+                ["parameters", *IMAGE_EDITS, "benign false matches"],
+                image_rows,
+            )
+        )
+    data = {
+        "points": points,
+        "pareto": [pt["label"] for pt in front],
+        "default": _label(default) if default is not None else None,
+        "default_note": why_default,
+        "measured_generated": gen.rows,
+        "measured_images": image_rows,
+    }
+    return sec, data, _algo_summary(algo, cfg.bank_size, points, front, gen)
+
+
+def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
+    """Predicted and measured trade-offs per algorithm, and the privacy axis for PDQ."""
     t0 = time.perf_counter()
     if cfg.bank_size < 1:
         raise ValueError("--bank-size must be at least 1")
@@ -117,214 +378,8 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
     sections: list[Section] = []
     data: dict[str, Any] = {"bank_size": cfg.bank_size, "algos": {}}
     for algo in cfg.algos:
-        info = algo_info(algo)
-        bits = info.bits
-        grid = _grid(cfg.bank_size, bits)
-        sized_for = rounded_entry_count(cfg.bank_size)  # padded tables hold the rounded count of keys
-        default, why_default = _default_params(cfg.bank_size, bits, cfg.default_timeout_s)
-        points = []
-        for p in grid + ([default] if default is not None else []):
-            c = predict(p, sized_for, target_distance=min(info.threshold, bits))
-            points.append(
-                {
-                    "params": p,
-                    "label": _label(p),
-                    "default": p is default,
-                    "size_bytes": p.size_bytes,
-                    "false_match_per_image": c.false_match_per_image,
-                    "recall": {d: c.recall_at(round(d * bits / 256)) for d in DISTANCES},
-                    "lookups_per_variant": p.lookups_per_variant,
-                }
-            )
-        # Pareto front on (size, recall at 24 bits) among points within the false-match budget 1e-4.
-        feasible = [pt for pt in points if pt["false_match_per_image"] <= 1e-4]
-        feasible.sort(key=lambda pt: pt["size_bytes"])
-        front, best = [], -1.0
-        for pt in feasible:
-            if pt["recall"][24] > best + 1e-9:
-                front.append(pt)
-                best = pt["recall"][24]
-        rows = [
-            [
-                pt["label"] + (" (default)" if pt["default"] else ""),
-                pt["size_bytes"] / 1e6,
-                pt["false_match_per_image"],
-                *[pt["recall"][d] for d in DISTANCES],
-                pt["lookups_per_variant"],
-            ]
-            for pt in sorted(
-                front + [p for p in points if p["default"] and p not in front],
-                key=lambda pt: pt["size_bytes"],
-            )
-        ]
-        sec = Section(f"{algo}: predicted trade-offs for a bank of {cfg.bank_size:,} hashes")
-        sec.text.append(
-            f"{len(points)} parameter sets evaluated with the calibration model; the table keeps "
-            "the Pareto front (smallest snapshot for each gain in recall at 24 bits) among sets "
-            "with at most 1e-4 predicted false matches per image (dihedral on). "
-            + (
-                "The default is what `pocketscan snapshot build` picks (calibrate)."
-                if default is not None
-                else f"Default not marked: {why_default}."
-            )
-        )
-        sec.tables.append(
-            Table(
-                f"{algo}: Pareto front (predicted)",
-                [
-                    "parameters",
-                    "size MB",
-                    "false matches / image",
-                    *[f"recall d={d}" for d in DISTANCES],
-                    "lookups / variant",
-                ],
-                rows,
-            )
-        )
-        series = []
-        for votes in (1, 2, 3):
-            pts = sorted(
-                (pt for pt in feasible if pt["params"].min_votes == votes), key=lambda pt: pt["size_bytes"]
-            )
-            if pts:
-                series.append(
-                    Series(
-                        f"v={votes} (within budget)",
-                        [pt["recall"][24] for pt in pts],
-                        x=[pt["size_bytes"] / 1e6 for pt in pts],
-                    )
-                )
-        marks = [(pt["size_bytes"] / 1e6, pt["recall"][24], "default") for pt in points if pt["default"]]
-        sec.plots.append(
-            Plot(
-                "line",
-                f"{algo}: snapshot size vs predicted recall at 24 bits (N={cfg.bank_size:,})",
-                "snapshot size (MB)",
-                "recall at d=24",
-                series,
-                marks=marks,
-                logx=True,
-                name=f"tradeoffs-{algo}-size-recall",
-            )
-        )
-        curve_series = []
-        chosen = ([pt for pt in points if pt["default"]] + front[:: max(1, len(front) // 4)])[:5]
-        for pt in chosen:
-            c = predict(pt["params"], sized_for)
-            ds = list(range(0, min(bits, 64) + 1))
-            curve_series.append(
-                Series(
-                    pt["label"] + (" default" if pt["default"] else ""),
-                    [c.recall_at(d) for d in ds],
-                    x=[float(d) for d in ds],
-                )
-            )
-        sec.plots.append(
-            Plot(
-                "line",
-                f"{algo}: predicted match probability by distance",
-                "Hamming distance",
-                "P(match)",
-                curve_series,
-                vlines=[(info.threshold, f"PDQ rule {info.threshold}")],
-                name=f"tradeoffs-{algo}-curves",
-            )
-        )
-
-        # Measured on generated hashes through real snapshots.
-        measured = []
-        rng = np.random.default_rng(seed)
-        n_bank = min(cfg.bank_size, cfg.max_measured_bank)
-        bank = rng.integers(0, 256, size=(n_bank, bits // 8), dtype=np.uint8)
-        to_measure = chosen[: cfg.measure_points]
-        why_measure = ""
-        for pt in to_measure:
-            p = pt["params"]
-            ts = time.perf_counter()
-            matcher, why = build_matcher(
-                algo,
-                [bytes(h) for h in bank],
-                [100] * n_bank,
-                Path(cfg.out) / f"snapshot-{algo}-{len(measured)}",
-                seed=seed,
-                params=p.build_options(),
-            )
-            if matcher is None:
-                why_measure = why
-                break
-            build_s = time.perf_counter() - ts
-            mrow: dict[str, Any] = {
-                "label": pt["label"],
-                "default": pt["default"],
-                "build_s": build_s,
-                "info": matcher.info(),
-                "recall": {},
-                "predicted": pt["recall"],
-            }
-            for d in DISTANCES:
-                dd = round(d * bits / 256)
-                idx = rng.integers(0, n_bank, size=cfg.samples)
-                hits = sum(matcher.match(bytes(_flip(rng, bank[i], dd, bits)), None)[0] for i in idx)
-                mrow["recall"][d] = stats.rate(int(hits), cfg.samples).as_dict()
-            fresh = rng.integers(0, 256, size=(cfg.samples, bits // 8), dtype=np.uint8)
-            fm = sum(matcher.match(bytes(h), None)[0] for h in fresh)
-            mrow["false_match_per_variant"] = stats.rate(int(fm), cfg.samples).as_dict()
-            measured.append(mrow)
-        if measured:
-            sec.tables.append(
-                Table(
-                    f"{algo}: measured on {n_bank:,} generated random hashes "
-                    "(Wilson 95%; predicted in brackets)",
-                    ["parameters", *[f"recall d={d}" for d in DISTANCES], "false matches / variant"],
-                    [
-                        [
-                            m["label"] + (" (default)" if m["default"] else ""),
-                            *[
-                                f"{100 * m['recall'][d]['p']:.1f}% ({100 * m['predicted'][d]:.1f}%)"
-                                for d in DISTANCES
-                            ],
-                            stats.Rate(**m["false_match_per_variant"]).fmt(pct=False),
-                        ]
-                        for m in measured
-                    ],
-                )
-            )
-        else:
-            sec.text.append(f"Measured figures not available: {why_measure or 'no parameters to measure'}.")
-        image_rows = _measure_images(cfg, algo, to_measure, seed) if cfg.bank and measured else []
-        if image_rows:
-            sec.tables.append(
-                Table(
-                    f"{algo}: measured on your images (recall of edited bank images)",
-                    ["parameters", *IMAGE_EDITS, "benign false matches"],
-                    image_rows,
-                )
-            )
-        data["algos"][algo] = {
-            "points": points,
-            "pareto": [pt["label"] for pt in front],
-            "default": _label(default) if default is not None else None,
-            "default_note": why_default,
-            "measured_generated": measured,
-            "measured_images": image_rows,
-        }
-        dflt = [pt for pt in points if pt["default"]]
-        if dflt:
-            d0 = dflt[0]
-            summary.append(
-                f"{algo}: default {d0['label']} for N={cfg.bank_size:,}: {d0['size_bytes'] / 1e6:.1f} MB, "
-                f"predicted recall {100 * d0['recall'][16]:.0f}% at 16 bits, "
-                f"{100 * d0['recall'][31]:.0f}% at 31, {d0['false_match_per_image']:.2g} false "
-                "matches per image"
-            )
-        summary.append(
-            f"{algo}: Pareto front of {len(front)} parameter sets within 1e-4 false matches/image; "
-            + (
-                f"{len(measured)} measured through real snapshots"
-                if measured
-                else f"not measured ({why_measure})"
-            )
-        )
+        sec, data["algos"][algo], lines = _tradeoffs_algo(cfg, algo, seed)
+        summary.extend(lines)
         sections.append(sec)
     if cfg.privacy and "pdq" in cfg.algos:
         psec, pdata, pline = _privacy_section(cfg, seed)
@@ -347,23 +402,20 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
     )
 
 
-def _measure_images(
-    cfg: TradeoffsConfig, algo: str, points: list[dict[str, Any]], seed: int
-) -> list[list[Any]]:
-    """Recall of edited bank images and benign false matches through snapshots with each parameter set."""
+def _hash_edited_bank(cfg: TradeoffsConfig, algo: str, seed: int) -> tuple[list[bytes], dict[str, list[Any]]]:
+    """(hashes of the bank images above the gate, hash results of their edited copies by edit)."""
     from PIL import Image
 
-    from research.corpus import algo_info, cheap_dihedral, get_cached_hasher, hash_corpus, list_images
-    from research.snapshot_view import build_matcher
+    from research.corpus import algo_info, cheap_dihedral, get_cached_hasher, list_images
     from research.transforms import TRANSFORMS
     from scanner.image import load_rgb
 
     assert cfg.bank is not None
-    entries = list_images(cfg.bank)
     info = algo_info(algo)
     hasher = get_cached_hasher(algo)
-    originals, edited = [], {t: [] for t in IMAGE_EDITS}
-    for i, e in enumerate(entries):
+    originals: list[bytes] = []
+    edited: dict[str, list[Any]] = {t: [] for t in IMAGE_EDITS}
+    for i, e in enumerate(list_images(cfg.bank)):
         rgb = load_rgb(e.path, mode=cfg.decode)  # type: ignore[arg-type]
         r = hasher.hash_rgb(rgb)
         if r.quality < info.min_quality:
@@ -372,31 +424,50 @@ def _measure_images(
         img = Image.fromarray(rgb, "RGB")
         for ti, t in enumerate(IMAGE_EDITS):
             out = np.asarray(TRANSFORMS[t](img, np.random.default_rng([seed, i, ti])))
-            er = hasher.hash_rgb(out, dihedral=cheap_dihedral(algo))
-            edited[t].append(er)
-    benign = []
-    if cfg.benign:
-        sets, _ = hash_corpus(list_images(cfg.benign), [algo], mode=cfg.decode, workers=cfg.workers)
-        hs = sets[algo]
-        benign = [
-            (bytes(hs.hashes[i]), None if hs.dihedral is None else [bytes(v) for v in hs.dihedral[i]])
-            for i in range(len(hs))
-            if hs.quality[i] >= info.min_quality
-        ]
+            edited[t].append(hasher.hash_rgb(out, dihedral=cheap_dihedral(algo)))
+    return originals, edited
+
+
+def _benign_hashes(
+    cfg: TradeoffsConfig, algo: str, min_quality: int
+) -> list[tuple[bytes, list[bytes] | None]]:
+    """(hash, dihedral variants or None) of the ``--benign`` images above the gate (none without it)."""
+    from research.corpus import hash_corpus, list_images
+
+    if not cfg.benign:
+        return []
+    sets, _ = hash_corpus(list_images(cfg.benign), [algo], mode=cfg.decode, workers=cfg.workers)
+    hs = sets[algo]
+    return [
+        (bytes(hs.hashes[i]), None if hs.dihedral is None else [bytes(v) for v in hs.dihedral[i]])
+        for i in range(len(hs))
+        if hs.quality[i] >= min_quality
+    ]
+
+
+def _measure_images(
+    cfg: TradeoffsConfig, algo: str, points: list[dict[str, Any]], seed: int
+) -> list[list[Any]]:
+    """Recall of edited bank images and benign false matches through snapshots with each parameter set."""
+    from research.corpus import algo_info
+    from research.snapshot_view import build_matcher
+
+    info = algo_info(algo)
+    originals, edited = _hash_edited_bank(cfg, algo, seed)
+    benign = _benign_hashes(cfg, algo, info.min_quality)
     rows = []
     for j, pt in enumerate(points):
-        p = pt["params"]
         matcher, _ = build_matcher(
             algo,
             originals,
             [100] * len(originals),
             Path(cfg.out) / f"snapshot-images-{algo}-{j}",
             seed=seed,
-            params=p.build_options(),
+            params=pt["params"].build_options(),
         )
         if matcher is None:
             break
-        row: list[Any] = [pt["label"] + (" (default)" if pt["default"] else "")]
+        row: list[Any] = [_marked(pt)]
         for t in IMAGE_EDITS:
             ok = [r for r in edited[t] if r.quality >= info.min_quality]
             hits = sum(matcher.match(r.hash, list(r.dihedral) if r.dihedral else None)[0] for r in ok)
@@ -405,6 +476,67 @@ def _measure_images(
         row.append(stats.rate(int(fm), len(benign)).fmt() if benign else "n/a (no --benign)")
         rows.append(row)
     return rows
+
+
+def _privacy_row(f: Any) -> list[Any]:
+    if f.enumeration_core_hours is not None:
+        cost = f"{f.enumeration_digests:.3g} digests, {f.enumeration_core_hours:.3g} core-hours offline"
+    else:
+        cost = (
+            f"{f.enumeration_digests:.3g} service evaluations, none offline; "
+            f"{f.account_days_at_limit:,.0f} account-days at 2000 batches/day"
+        )
+    return [
+        f.mode,
+        f"L={f.params['tables']} k={f.params['bits']} v={f.params['min_votes']}",
+        f.size_bytes / 1e6,
+        f.predicted_recall[16],
+        f.predicted_recall[24],
+        f.predicted_recall[31],
+        cost,
+        f.match_ms_median,
+        f.client_cpu_ms_median,
+        f.service_cpu_ms_per_image,
+        f.bytes_sent_per_image + f.bytes_received_per_image,
+    ]
+
+
+def _privacy_plots(figures: list[Any]) -> list[Plot]:
+    modes = [f.mode for f in figures]
+    recall = Plot(
+        "bar",
+        "Predicted recall by mode",
+        "mode",
+        "recall",
+        [Series(f"d={d}", [f.predicted_recall[d] for f in figures]) for d in (16, 24, 31)],
+        categories=modes,
+        name="tradeoffs-privacy-recall",
+    )
+    latency = Plot(
+        "bar",
+        "Per-image match latency by mode (8 dihedral variants, loopback)",
+        "mode",
+        "milliseconds (median)",
+        [
+            Series("wall", [f.match_ms_median for f in figures]),
+            Series("device CPU", [f.client_cpu_ms_median for f in figures]),
+            Series("service CPU", [f.service_cpu_ms_per_image for f in figures]),
+        ],
+        categories=modes,
+        logy=True,
+        name="tradeoffs-privacy-latency",
+    )
+    return [recall, latency]
+
+
+def _privacy_line(figures: list[Any]) -> str:
+    by = {f.mode: f for f in figures}
+    return (
+        f"privacy: offline {by['offline'].enumeration_core_hours:.2g} core-hours to enumerate, "
+        f"{by['offline'].match_ms_median:.0f} ms/image; OPRF (L={by['oprf'].params['tables']}) not "
+        f"enumerable offline, {by['oprf'].match_ms_median:.0f} ms/image, recall at 31 bits "
+        f"{by['oprf'].predicted_recall[31]:.2f} vs {by['offline'].predicted_recall[31]:.2f}"
+    )
 
 
 def _privacy_section(cfg: TradeoffsConfig, seed: int) -> tuple[Section, list[dict[str, Any]], str]:
@@ -417,30 +549,6 @@ def _privacy_section(cfg: TradeoffsConfig, seed: int) -> tuple[Section, list[dic
     figures = measure_modes(
         cfg.bank_size, random_queries(cfg.privacy_queries, seed), seed=seed, modes=(UNPADDED, *MODES)
     )
-    rows = []
-    for f in figures:
-        if f.enumeration_core_hours is not None:
-            cost = f"{f.enumeration_digests:.3g} digests, {f.enumeration_core_hours:.3g} core-hours offline"
-        else:
-            cost = (
-                f"{f.enumeration_digests:.3g} service evaluations, none offline; "
-                f"{f.account_days_at_limit:,.0f} account-days at 2000 batches/day"
-            )
-        rows.append(
-            [
-                f.mode,
-                f"L={f.params['tables']} k={f.params['bits']} v={f.params['min_votes']}",
-                f.size_bytes / 1e6,
-                f.predicted_recall[16],
-                f.predicted_recall[24],
-                f.predicted_recall[31],
-                cost,
-                f.match_ms_median,
-                f.client_cpu_ms_median,
-                f.service_cpu_ms_per_image,
-                f.bytes_sent_per_image + f.bytes_received_per_image,
-            ]
-        )
     load = os.getloadavg()
     sec = Section(f"Privacy: offline and OPRF-keyed snapshots for a bank of {cfg.bank_size:,} hashes")
     sec.text.append(
@@ -451,58 +559,14 @@ def _privacy_section(cfg: TradeoffsConfig, seed: int) -> tuple[Section, list[dic
         f"lookup), measured on {cfg.privacy_queries} random hashes; load average {load[0]:.2f} "
         f"on {os.cpu_count()} cores (shared machine)."
     )
+    columns = ["mode", "parameters", "size MB", "recall d=16", "d=24", "d=31", "enumeration cost"]
+    columns += ["match ms / image", "device CPU ms", "service CPU ms", "bytes / image"]
     sec.tables.append(
         Table(
             "Privacy axis (recall predicted by the calibration model)",
-            [
-                "mode",
-                "parameters",
-                "size MB",
-                "recall d=16",
-                "d=24",
-                "d=31",
-                "enumeration cost",
-                "match ms / image",
-                "device CPU ms",
-                "service CPU ms",
-                "bytes / image",
-            ],
-            rows,
+            columns,
+            [_privacy_row(f) for f in figures],
         )
     )
-    modes = [f.mode for f in figures]
-    sec.plots.append(
-        Plot(
-            "bar",
-            "Predicted recall by mode",
-            "mode",
-            "recall",
-            [Series(f"d={d}", [f.predicted_recall[d] for f in figures]) for d in (16, 24, 31)],
-            categories=modes,
-            name="tradeoffs-privacy-recall",
-        )
-    )
-    sec.plots.append(
-        Plot(
-            "bar",
-            "Per-image match latency by mode (8 dihedral variants, loopback)",
-            "mode",
-            "milliseconds (median)",
-            [
-                Series("wall", [f.match_ms_median for f in figures]),
-                Series("device CPU", [f.client_cpu_ms_median for f in figures]),
-                Series("service CPU", [f.service_cpu_ms_per_image for f in figures]),
-            ],
-            categories=modes,
-            logy=True,
-            name="tradeoffs-privacy-latency",
-        )
-    )
-    by = {f.mode: f for f in figures}
-    line = (
-        f"privacy: offline {by['offline'].enumeration_core_hours:.2g} core-hours to enumerate, "
-        f"{by['offline'].match_ms_median:.0f} ms/image; OPRF (L={by['oprf'].params['tables']}) not "
-        f"enumerable offline, {by['oprf'].match_ms_median:.0f} ms/image, recall at 31 bits "
-        f"{by['oprf'].predicted_recall[31]:.2f} vs {by['offline'].predicted_recall[31]:.2f}"
-    )
-    return sec, [asdict(f) for f in figures], line
+    sec.plots.extend(_privacy_plots(figures))
+    return sec, [asdict(f) for f in figures], _privacy_line(figures)

@@ -59,7 +59,7 @@ class Attacker:
         async with core.lock:
             record = await core._session_for(victim)
             payload = record.encrypt(plaintext)
-            core.store.save_session(record)
+            core.store.sessions.save(record)
         await core.net.send_now(victim, payload, os.urandom(16))
 
     async def send_content(self, victim: str, d: dict[str, Any] | bytes) -> None:

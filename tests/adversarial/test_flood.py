@@ -121,7 +121,7 @@ def test_1000_hostile_envelopes_then_one_genuine_message(tmp_path: Path) -> None
                                    for i, att in enumerate(a.attackers)))
             assert (await a.friend.send_text(victim, genuine)).status == "sent"
             for _ in range(600):
-                if not a.friend.store.outbox_pending():
+                if not a.friend.store.outbox.pending():
                     break
                 await asyncio.sleep(0.05)
             before = {p for p in files_under(tmp_path) if "victim" not in p.relative_to(tmp_path).parts}

@@ -144,10 +144,10 @@ def test_stored_bignum_width_does_not_break_messages_or_inbox(tmp_path: Path) ->
         async with arena(tmp_path) as a:
             store = a.victim.store
             ptr = AttachmentPointer("a" * 32, bytes(64), bytes(32), 100, "image/jpeg", 10**5000, 7)
-            store.add_contact(peer, now=0.0)
-            store.add_message(MessageRecord("hostile", peer, "in", "image", 1.0, "received", attachment=ptr,
+            store.contacts.add(peer, now=0.0)
+            store.messages.add(MessageRecord("hostile", peer, "in", "image", 1.0, "received", attachment=ptr,
                                             local_path="/etc/passwd"))
-            store.set_setting("cli_inbox", ["hostile"])
+            store.settings.set("cli_inbox", ["hostile"])
             views = a.victim.messages(peer)
             assert len(views) == 1 and views[0].path is None
             await a.victim.stop()

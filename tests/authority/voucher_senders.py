@@ -27,10 +27,10 @@ class MemoryStore:
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
-    def get_setting(self, name: str, default: Any = None) -> Any:
+    def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
 
-    def set_setting(self, name: str, value: Any) -> None:
+    def set(self, name: str, value: Any) -> None:
         self.values[name] = value
 
     @contextlib.contextmanager

@@ -50,13 +50,13 @@ def test_old_profile_media_and_settings_are_migrated(tmp_path: Path) -> None:
     outside = tmp_path / "not-mine.jpg"
     outside.write_bytes(b"someone else's file")
     ptr = AttachmentPointer("a" * 32, bytes(64), bytes(32), 10, "image/jpeg", 600, 400)
-    core.store.add_contact(PEER, now=0.0)
-    core.store.add_message(MessageRecord("old", PEER, "in", "image", 1.0, "received", attachment=ptr,
+    core.store.contacts.add(PEER, now=0.0)
+    core.store.messages.add(MessageRecord("old", PEER, "in", "image", 1.0, "received", attachment=ptr,
                                          local_path=str(legacy)))
-    core.store.add_message(MessageRecord("evil", PEER, "in", "image", 2.0, "received", attachment=ptr,
+    core.store.messages.add(MessageRecord("evil", PEER, "in", "image", 2.0, "received", attachment=ptr,
                                          local_path=str(outside)))
-    core.store.set_setting("media_sealed", False)
-    core.store.set_setting(SETTINGS_MAC, False)
+    core.store.settings.set("media_sealed", False)
+    core.store.settings.set(SETTINGS_MAC, False)
     raw = json.loads(core.profile.settings_file.read_text())
     raw.pop("mac")
     core.profile.settings_file.write_text(json.dumps(raw))  # as an older pocketscan wrote it

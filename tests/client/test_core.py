@@ -108,7 +108,7 @@ def test_report_is_readable_only_by_the_authority(tmp_path: Path) -> None:
             await until(lambda: alice.slot.current is not None and bob.slot.current is not None)
             out = await alice.send_image(bob.account_id, banked[0])
             assert out.status == "reported" and out.scan is not None and out.scan.outcome == "match"
-            await until(lambda: not alice.store.outbox_pending())
+            await until(lambda: not alice.store.outbox.pending())
             mail = await fetch_mailbox(relay.url, authority.seed)
             assert len(mail) == 1 and mail[0].sender == alice.account_id
             report = open_report(mail[0].env, authority.seed)

@@ -44,7 +44,7 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
             await until(lambda: alice.slot.current is not None)
 
             async def drain() -> list[bytes]:
-                await until(lambda: not alice.store.outbox_pending())
+                await until(lambda: not alice.store.outbox.pending())
                 return [m.env for m in await fetch_mailbox(relay.url, authority.seed)]
 
             # two matches and two clean images (each clean one sends a synthetic voucher at rate 1.0)
@@ -70,10 +70,10 @@ def test_vouchers_open_only_at_the_threshold(tmp_path: Path) -> None:
             reports = [report_from_body(o.body) for o in final.opened]
             assert len(reports) == 3 and {r.reporter for r in reports} == {alice.account_id}
             assert all(r.recipient == bob.account_id and r.votes >= 1 for r in reports)
-            assert alice.store.get_setting(SECRET_SETTING) not in (None, "")
+            assert alice.store.settings.get(SECRET_SETTING) not in (None, "")
             shown = alice.describe()
             assert (shown["report_threshold"], shown["synthetic_vouchers"]) == (3, 1.0)
-            assert SECRET_SETTING not in shown and alice.store.get_setting(SECRET_SETTING) not in str(shown)
+            assert SECRET_SETTING not in shown and alice.store.settings.get(SECRET_SETTING) not in str(shown)
 
             # threshold 1 (the default) keeps today's readable report
             alice.settings = replace(alice.settings, report_threshold=1)
@@ -104,13 +104,13 @@ def test_delayed_vouchers_wait_in_the_outbox_until_their_time(tmp_path: Path) ->
             assert await alice.publish_now() and await bob.publish_now()
             await until(lambda: alice.slot.current is not None)
             assert (await alice.send_image(bob.account_id, banked[0])).status == "reported"
-            [item] = alice.store.outbox_pending()
+            [item] = alice.store.outbox.pending()
             assert item.meta["kind"] == "voucher" and item.meta["not_before"] > now[0]
             assert alice.outbox_due() == [] and await alice.wait_idle(quiet=0.2, timeout=10)
             assert await fetch_mailbox(relay.url, authority.seed) == []  # nothing left at send time
             now[0] = item.meta["not_before"] + 1  # its time has come
             alice.net.kick()
-            await until(lambda: not alice.store.outbox_pending())
+            await until(lambda: not alice.store.outbox.pending())
             [mail] = await fetch_mailbox(relay.url, authority.seed)
             assert is_voucher_envelope(mail.env)
         finally:

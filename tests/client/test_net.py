@@ -38,12 +38,12 @@ def test_outbox_survives_relay_restart(tmp_path: Path) -> None:
             out = await p.alice.send_text(bob, f"offline {i}")  # the session exists: no network needed
             assert out.status == "sent" and out.message is not None
             ids.append(out.message.id)
-        assert len(p.alice.store.outbox_pending()) == 5
+        assert len(p.alice.store.outbox.pending()) == 5
         assert {m.state for m in p.alice.messages(bob)[1:]} == {"sending"}
         await p.relay.restart()
         await until(lambda: len(received(p)) == 6, timeout=20)
         assert received(p)[1:] == ids  # in order, each exactly once
-        await until(lambda: not p.alice.store.outbox_pending())
+        await until(lambda: not p.alice.store.outbox.pending())
         assert p.alice.net.connects >= 2 and p.bob.net.connects >= 2
 
     run(tmp_path, body)
@@ -57,7 +57,7 @@ def test_duplicate_envelopes_are_dropped(tmp_path: Path) -> None:
         await p.relay.stop()
         await until(lambda: not p.alice.net.connected)
         await p.alice.send_text(bob, "once")
-        payload = p.alice.store.outbox_pending()[0].payload
+        payload = p.alice.store.outbox.pending()[0].payload
         await p.relay.restart()
         await until(lambda: len(received(p)) == 2, timeout=20)
         # a replay of the same ciphertext under a new idempotency key reaches bob's client: dropped there

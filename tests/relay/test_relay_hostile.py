@@ -301,16 +301,16 @@ def test_a_send_refused_for_a_full_mailbox_waits_and_is_delivered(tmp_path: Path
                     if any(isinstance(e, DeliveryChanged) and e.state == "waiting" for e in events):
                         break
                     await asyncio.sleep(0.02)
-                state = alice.store.get_message(msg_id)
+                state = alice.store.messages.get(msg_id)
                 assert state is not None and state.state == "waiting"
-                assert len(alice.store.outbox_pending()) == 1 and alice.net.waiting
+                assert len(alice.store.outbox.pending()) == 1 and alice.net.waiting
                 await bob.net.start()  # bob reads (and acknowledges) the flood: room again
                 for _ in range(1000):
                     if any(isinstance(e, MessageReceived) and e.message.text == "genuine" for e in got):
                         break
                     await asyncio.sleep(0.02)
                 assert any(isinstance(e, MessageReceived) and e.message.text == "genuine" for e in got)
-                final = alice.store.get_message(msg_id)
+                final = alice.store.messages.get(msg_id)
                 assert final is not None and final.state in ("sent", "delivered")
                 assert not any(isinstance(e, DeliveryChanged) and e.state == "failed" for e in events)
             finally:

@@ -60,7 +60,7 @@ def test_onboarding_creates_a_protected_account(tmp_path: Path) -> None:
                 await until(lambda: isinstance(app.screen, ChatScreen), pilot, timeout=30)
                 core = app.core
                 assert core is not None
-                await until(lambda: core.store.get_setting("prekeys_published", False), pilot)
+                await until(lambda: core.store.settings.get("prekeys_published", False), pilot)
                 assert "carol" in str(app.screen.sub_title)
                 await core.stop()
             assert Store.is_protected(profile.store_file)
