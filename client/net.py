@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import nacl.signing
@@ -50,6 +50,7 @@ from relay.errors import (
 __all__ = ["MAX_DOWNLOAD", "MAX_SNAPSHOT_DOWNLOAD", "Inbound", "MissingAtRelay",
             "Net", "NetError", "OutboxPort", "PendingEnvelope", "fetch_mailbox",
            "fetch_snapshot_capped", "get_blob_capped", "publish_snapshot"]
+__all__ += ["LinkPublisher", "RelayPublisher"]
 
 T = TypeVar("T")
 
@@ -467,18 +468,40 @@ class Net:
 
 async def publish_snapshot(url: str, authority_seed: bytes, data: bytes, version: int, *,
                            timeout: float = 30.0) -> int:
-    """Authority side: upload a signed snapshot file to the relay and make it the newest."""
+    """Authority side: upload a signed snapshot file to the relay and make it the newest
+    (:func:`relay.publish.publish`, as ``pocketscan snapshot publish`` does)."""
+    from relay.publish import publish
+    from scanner.authority import AuthorityKey
+
     try:
-        conn = await RelayConnection.connect(url, nacl.signing.SigningKey(authority_seed),
-                                             open_timeout=timeout)
+        return await publish(url, AuthorityKey(authority_seed), data, version, open_timeout=timeout)
     except RelayError as exc:
         raise NetError(f"cannot publish the snapshot: {exc}") from None
-    try:
-        return await conn.publish_snapshot(data, version)
-    except RelayError as exc:
-        raise NetError(f"the relay refused the snapshot: {exc}") from None
-    finally:
-        await conn.close()
+
+
+@dataclass(frozen=True)
+class RelayPublisher:
+    """The relay-facing publisher of the authority workflow (``scanner.snapshot.workflow.Publisher``): one
+    connection, authenticated by the authority key, per upload (:func:`publish_snapshot`)."""
+
+    url: str
+    authority_seed: bytes = field(repr=False)
+    timeout: float = 30.0
+
+    async def publish(self, data: bytes, version: int) -> int:
+        return await publish_snapshot(self.url, self.authority_seed, data, version, timeout=self.timeout)
+
+
+@dataclass(frozen=True)
+class LinkPublisher:
+    """The workflow's publisher over a running :class:`Net` link (``authority serve``'s connection)."""
+
+    net: Net
+    timeout: float = 30.0
+
+    async def publish(self, data: bytes, version: int) -> int:
+        return await self.net.call(lambda conn: conn.publish_snapshot(data, version),
+                                   what=f"publish snapshot v{version}", timeout=self.timeout)
 
 
 async def fetch_mailbox(url: str, signing_seed: bytes, *, quiet: float = 0.5,

@@ -51,22 +51,24 @@ def check_snapshot(data: bytes, public_key: bytes) -> int:
     return int(verified.header.snapshot_version)
 
 
-async def _connect(url: str, key: Signer, wait: float) -> RelayConnection:
+async def _connect(url: str, key: Signer, wait: float, open_timeout: float) -> RelayConnection:
     """Connect, retrying refused connections for up to ``wait`` seconds (a relay that is starting)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
         try:
-            return await RelayConnection.connect(url, key)
+            return await RelayConnection.connect(url, key, open_timeout=open_timeout)
         except (OSError, TimeoutError, ConnectionLost):
             if loop.time() + 0.2 > deadline:
                 raise
             await asyncio.sleep(0.2)
 
 
-async def publish(url: str, key: Signer, data: bytes, version: int, *, wait: float = 0.0) -> int:
-    """Connect as the authority, upload and publish; return the published version."""
-    conn = await _connect(url, key, wait)
+async def publish(url: str, key: Signer, data: bytes, version: int, *, wait: float = 0.0,
+                  open_timeout: float = 10.0) -> int:
+    """Connect as the authority, upload and publish; return the published version (the one upload path:
+    ``snapshot publish`` and ``client.net.publish_snapshot`` both run it)."""
+    conn = await _connect(url, key, wait, open_timeout)
     try:
         if not conn.authority:
             raise RelayError(

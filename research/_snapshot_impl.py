@@ -1,11 +1,10 @@
 """Build a real signed snapshot and load it through the device matcher (see :mod:`research.snapshot_view`).
 
-Everything goes through the scanner's public API: the hashes are imported into a real SQLite
-:class:`scanner.bank.HashBank` (which dedupes them and gates quality below 50), its snapshot hashes are
-sized by :func:`scanner.calibration.calibrate` (the parameters
-``pocketscan snapshot build`` would pick) unless parameters are given, :func:`scanner.snapshot.build_snapshot`
-signed by a throwaway :class:`scanner.authority.AuthorityKey`, written with
-:func:`scanner.snapshot.write_snapshot_file`, mapped and verified by :class:`scanner.matcher.Matcher`. The
+Everything goes through the authority workflow (:mod:`scanner.snapshot.workflow`), the steps
+``pocketscan snapshot build`` runs: the hashes are imported into a real SQLite :class:`scanner.bank.HashBank`
+(which dedupes them and gates quality), its snapshot hashes are sized by the padded calibration unless
+parameters are given, built and signed by a throwaway :class:`scanner.authority.AuthorityKey`, written
+atomically, mapped and verified by :class:`scanner.matcher.Matcher`. The
 key, the LSH position seed, the digest salt and the padding decoys' seed are derived from the research
 ``--seed`` so that verdicts are reproducible; the key file (mode 0600) and ``snapshot.bin`` are left in the
 work folder for inspection.
@@ -16,12 +15,17 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scanner.authority import AuthorityKey
+    from scanner.snapshot.workflow import SignedSnapshot, SnapshotPlan
 
 __all__ = ["ResearchMatcher", "build"]
 
-EXPIRY_S = 30 * 86400
+EXPIRY_DAYS = 30.0
 
 
 def _derive(seed: int, algo: str, what: str) -> bytes:
@@ -68,73 +72,72 @@ def build(
     seed: int = 0,
     params: dict[str, int] | None = None,
 ) -> tuple[ResearchMatcher | None, str]:
+    """Bank -> dedupe -> calibrate (padded) -> sign -> write through :mod:`scanner.snapshot.workflow`, then
+    load the file in the device matcher. Returns ``(None, why)`` when no hash passes the quality gate."""
     from scanner.authority import AuthorityKey
-    from scanner.bank import HashBank, NewEntry
-    from scanner.calibration import Params, calibrate_padded, predict, rounded_entry_count
-    from scanner.hashers.spec import PDQ, quality_gate
+    from scanner.hashers.spec import quality_gate
     from scanner.matcher import Matcher
-    from scanner.snapshot import build_snapshot, fingerprint_of, map_snapshot_file, write_snapshot_file
+    from scanner.snapshot import map_snapshot_file
+    from scanner.snapshot import workflow as wf
 
     workdir.mkdir(parents=True, exist_ok=True)
     now = int(time.time())
     bank_path = workdir / "bank.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{bank_path}{suffix}").unlink(missing_ok=True)
-    with HashBank(bank_path) as bank:  # the authority's real bank: dedupes, gates quality, feeds the snapshot
-        report = bank.add((NewEntry(algorithm=algo, hash=bytes(h).hex(), quality=int(q), source="research")
-                           for h, q in zip(hashes, qualities, strict=True)), now=now)
-        kept = [bytes(h) for h in bank.snapshot_hashes(algorithm=algo, now=now)]  # the algorithm's gate
+    # the authority's real bank: dedupes, gates quality, feeds the snapshot
+    report = wf.seed_bank(bank_path, algo, hashes, qualities, source="research", now=now)
+    kept = wf.load_bank(bank_path, wf.SnapshotPlan(algorithm=algo), now=now)  # the algorithm's gate
     if not kept:
         return None, f"no bank hash has quality >= {quality_gate(algo)}: nothing to put in a snapshot"
     bits = len(kept[0]) * 8
-    t0 = time.perf_counter()
-    if params is None:
-        from research.corpus import algo_info
-
-        # The hasher's own rule is the step to approximate (PDQ 31 of 256 bits, the learned hash 25, pHash 8).
-        p = calibrate_padded(len(kept), hash_bits=bits, target_distance=algo_info(algo).threshold).params
-        how = "calibrated default for the hasher's threshold (as `pocketscan snapshot build`)"
-    else:
-        p = Params(hash_bits=bits, **params)
-        how = "explicit"
-    t_cal = time.perf_counter() - t0
+    plan, how = _plan(algo, bits, seed, params)
     key = AuthorityKey(_derive(seed, algo, "authority-key"))
     key.save(workdir / "authority.key", force=True)
-    t1 = time.perf_counter()
-    data = build_snapshot(
-        kept,
-        params=p,
-        key=key,
-        version=1,
-        created=now,
-        expires=now + EXPIRY_S,
-        algorithm=algo,
-        seed=_derive(seed, algo, "lsh-seed"),
-        salt=_derive(seed, algo, "salt"),
-        decoy_seed=_derive(seed, algo, "decoy-seed"),  # padding decoys too, so verdicts are reproducible
-        workers=1,
-    )
-    t_build = time.perf_counter() - t1
-    path = workdir / "snapshot.bin"
-    write_snapshot_file(path, data)
+    sizing = wf.calibrate_for(kept, plan)
+    snapshot = wf.build_signed(kept, sizing, key, plan, now=now, privacy=wf.privacy_cost(sizing.params, plan))
+    path = wf.write_snapshot(workdir / "snapshot.bin", snapshot)
     matcher = Matcher(key.public_key)
     matcher.load(map_snapshot_file(path), now=now)
-    cal = predict(p, rounded_entry_count(len(kept)))  # padded tables hold the rounded count of keys
-    info = {
+    info = _info(how, snapshot, report.duplicates, bank_path, key, path)
+    return ResearchMatcher(matcher, algo, bits, info), ""
+
+
+def _plan(algo: str, bits: int, seed: int, params: dict[str, int] | None) -> tuple[SnapshotPlan, str]:
+    """The workflow plan: version 1, one build process, seeds derived from ``seed`` (reproducible verdicts,
+    padding decoys too); the hasher's own threshold as the calibration target unless ``params`` are given."""
+    from scanner.calibration import Params
+    from scanner.snapshot.workflow import BuildSeeds, SnapshotPlan
+
+    seeds = BuildSeeds(_derive(seed, algo, "lsh-seed"), _derive(seed, algo, "salt"),
+                       _derive(seed, algo, "decoy-seed"))
+    plan = SnapshotPlan(algorithm=algo, version=1, valid_days=EXPIRY_DAYS, workers=1, seeds=seeds)
+    if params is not None:
+        return replace(plan, params=Params(hash_bits=bits, **params)), "explicit"
+    from research.corpus import algo_info
+
+    # The hasher's own rule is the step to approximate (PDQ 31 of 256 bits, the learned hash 25, pHash 8).
+    how = "calibrated default for the hasher's threshold (as `pocketscan snapshot build`)"
+    return replace(plan, target_distance=algo_info(algo).threshold), how
+
+
+def _info(how: str, snapshot: SignedSnapshot, duplicates: int, bank_path: Path, key: AuthorityKey,
+          path: Path) -> dict[str, Any]:
+    from scanner.hashers.spec import PDQ
+
+    cal, bits = snapshot.sizing.calibration, snapshot.params.hash_bits
+    return {
         "params": how,
-        **p.build_options(),
-        "entries": len(kept),
+        **snapshot.params.build_options(),
+        "entries": snapshot.entries,
         "bank": str(bank_path),
-        "bank_duplicate_hashes": report.duplicates,
-        "size_bytes": len(data),
-        "fingerprint": fingerprint_of(data),
+        "bank_duplicate_hashes": duplicates,
+        "size_bytes": len(snapshot.data),
+        "fingerprint": snapshot.fingerprint,
         "public_key": key.public_hex,
-        "calibration_s": round(t_cal, 3),
-        "build_s": round(t_build, 3),
+        "calibration_s": round(snapshot.sizing.seconds, 3),
+        "build_s": round(snapshot.build_seconds, 3),
         "predicted_false_match_per_image": cal.false_match_per_image,
         "predicted_recall": {
             str(d): cal.recall_at(round(d * bits / PDQ.bits)) for d in (8, 16, 24, PDQ.match_distance)
         },
         "path": str(path),
     }
-    return ResearchMatcher(matcher, algo, bits, info), ""

@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 CHECKPOINT_VERSION = 1
+SNAPSHOT_IDENTITY_KEYS = (
+    "entries", "tables", "bits", "min_votes", "probe_radius", "bloom_bits", "bloom_hashes"
+)
 MAX_FALSE_MATCHES_LISTED = 10_000
 """results.json lists at most this many false matches (all are counted)."""
 
@@ -91,6 +94,8 @@ class AlgoBank:
     snapshot: bytes | None
     public_key: bytes | None
     snapshot_now: float
+    snapshot_params: dict[str, int] | None = None
+    """The snapshot's matching parameters (tables, bits, votes, ...): part of a checkpoint's identity."""
 
 
 @dataclass
@@ -145,18 +150,8 @@ def _votes(bank: AlgoBank, hashes: np.ndarray) -> np.ndarray:
     return out
 
 
-def process_partition(job: PartitionJob, ctx: BankContext) -> PartitionResult:
-    """Produce, hash and match the images ``[job.start, job.stop)`` (one Dask task)."""
-    from research.corpus import get_cached_hasher
-    from research.evals.common import nearest, pair_histogram
-    from research.sources import load_item
-
-    plan = ctx.plan
-    n = job.stop - job.start
-    fam_index = {f: i for i, f in enumerate(plan.families)}
-    status = np.zeros(n, np.uint8)
-    family = np.zeros(n, np.uint16)
-    digest = np.zeros(n, np.uint64)
+def _empty_columns(ctx: BankContext, n: int) -> dict[str, np.ndarray]:
+    """Hash and quality columns (and dihedral variants) of ``n`` rows for each algorithm."""
     cols: dict[str, np.ndarray] = {}
     for algo, b in ctx.algos.items():
         nb = b.bits // 8
@@ -164,10 +159,41 @@ def process_partition(job: PartitionJob, ctx: BankContext) -> PartitionResult:
         cols[f"{algo}.quality"] = np.zeros(n, np.uint8)
         if b.dihedral:
             cols[f"{algo}.dihedral"] = np.zeros((n, 8, nb), np.uint8)
+    return cols
+
+
+def _digest(path: str | None, rgb: np.ndarray) -> int:
+    """First 8 bytes of the SHA-256 of the file, or of the pixels of a produced image."""
+    if path is not None:
+        with open(path, "rb") as f:
+            return int.from_bytes(hashlib.sha256(f.read()).digest()[:8], "big")
+    return int.from_bytes(hashlib.sha256(np.ascontiguousarray(rgb).data).digest()[:8], "big")
+
+
+def _hash_row(ctx: BankContext, cols: dict[str, np.ndarray], k: int, rgb: np.ndarray) -> None:
+    """Row ``k`` of each algorithm's hash, quality and dihedral columns (ValueError: the image is refused)."""
+    from research.corpus import get_cached_hasher
+
+    for algo, b in ctx.algos.items():
+        r = get_cached_hasher(algo).hash_rgb(rgb, dihedral=b.dihedral)
+        cols[f"{algo}.hash"][k] = np.frombuffer(r.hash, np.uint8)
+        cols[f"{algo}.quality"][k] = int(r.quality)
+        if b.dihedral and r.dihedral is not None:
+            cols[f"{algo}.dihedral"][k] = np.frombuffer(b"".join(r.dihedral), np.uint8).reshape(8, -1)
+
+
+def _produce_and_hash(
+    job: PartitionJob, ctx: BankContext, cols: dict[str, np.ndarray]
+) -> tuple[list[tuple[int, str]], float, float]:
+    """Fill ``status``, ``family``, ``digest`` and the hash columns; returns (errors, load s, hash s)."""
+    from research.sources import load_item
+
+    plan = ctx.plan
+    fam_index = {f: i for i, f in enumerate(plan.families)}
+    status, family, digest = cols["status"], cols["family"], cols["digest"]
     errors: list[tuple[int, str]] = []
     t_load = t_hash = 0.0
-    cpu0 = time.process_time()
-    for k in range(n):
+    for k in range(job.stop - job.start):
         gi = job.start + k
         family[k] = fam_index[plan.family_of(gi)]
         t0 = time.perf_counter()
@@ -179,56 +205,61 @@ def process_partition(job: PartitionJob, ctx: BankContext) -> PartitionResult:
             status[k] = 2
             errors.append((gi, rgb))
             continue
-        if path is not None:
-            with open(path, "rb") as f:
-                digest[k] = int.from_bytes(hashlib.sha256(f.read()).digest()[:8], "big")
-        else:
-            digest[k] = int.from_bytes(hashlib.sha256(np.ascontiguousarray(rgb).data).digest()[:8], "big")
+        digest[k] = _digest(path, rgb)
         try:
-            for algo, b in ctx.algos.items():
-                r = get_cached_hasher(algo).hash_rgb(rgb, dihedral=b.dihedral)
-                cols[f"{algo}.hash"][k] = np.frombuffer(r.hash, np.uint8)
-                cols[f"{algo}.quality"][k] = int(r.quality)
-                if b.dihedral and r.dihedral is not None:
-                    cols[f"{algo}.dihedral"][k] = np.frombuffer(b"".join(r.dihedral), np.uint8).reshape(8, -1)
+            _hash_row(ctx, cols, k, rgb)
         except ValueError as exc:
             status[k] = 2
             errors.append((gi, f"{exc}"))
             continue
         status[k] = 1
         t_hash += time.perf_counter() - t1
+    return errors, t_load, t_hash
+
+
+def _match(algo: str, b: AlgoBank, cols: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Nearest-bank and snapshot-vote columns of one algorithm; returns its pair-distance histogram."""
+    from research.evals.common import nearest, pair_histogram
+
+    ok = (cols["status"] == 1) & (cols[f"{algo}.quality"] >= b.min_quality)
+    q = cols[f"{algo}.hash"][ok]
+    qd = cols[f"{algo}.dihedral"][ok] if b.dihedral else None
+    d_plain, i_plain = nearest(q, b.hashes)
+    d_dih, i_dih = nearest(q, b.hashes, query_dihedral=qd) if qd is not None else (d_plain, i_plain)
+    for name, values, dtype in (
+        ("d_plain", d_plain, np.int16),
+        ("i_plain", i_plain, np.int32),
+        ("d_dih", d_dih, np.int16),
+        ("i_dih", i_dih, np.int32),
+    ):
+        col = np.full(n, -1, dtype)
+        col[ok] = values
+        cols[f"{algo}.{name}"] = col
+    votes = np.full(n, -1, np.int16)
+    votes_dih = np.full(n, -1, np.int16)
+    if b.snapshot is not None and len(q):
+        votes[ok] = _votes(b, q)
+        votes_dih[ok] = _votes(b, qd) if qd is not None else votes[ok]
+    cols[f"{algo}.votes"] = votes
+    cols[f"{algo}.votes_dih"] = votes_dih
+    if len(q) and len(b.hashes):
+        return pair_histogram(q, b.hashes, b.bits)
+    return np.zeros(b.bits + 1, np.int64)
+
+
+def process_partition(job: PartitionJob, ctx: BankContext) -> PartitionResult:
+    """Produce, hash and match the images ``[job.start, job.stop)`` (one Dask task)."""
+    n = job.stop - job.start
+    cpu0 = time.process_time()
+    cols = _empty_columns(ctx, n)
+    cols["status"] = np.zeros(n, np.uint8)
+    cols["family"] = np.zeros(n, np.uint16)
+    cols["digest"] = np.zeros(n, np.uint64)
+    errors, t_load, t_hash = _produce_and_hash(job, ctx, cols)
     t2 = time.perf_counter()
-    pair_hist: dict[str, np.ndarray] = {}
-    for algo, b in ctx.algos.items():
-        ok = (status == 1) & (cols[f"{algo}.quality"] >= b.min_quality)
-        q = cols[f"{algo}.hash"][ok]
-        qd = cols[f"{algo}.dihedral"][ok] if b.dihedral else None
-        d_plain, i_plain = nearest(q, b.hashes)
-        d_dih, i_dih = nearest(q, b.hashes, query_dihedral=qd) if qd is not None else (d_plain, i_plain)
-        for name, values, dtype in (
-            ("d_plain", d_plain, np.int16),
-            ("i_plain", i_plain, np.int32),
-            ("d_dih", d_dih, np.int16),
-            ("i_dih", i_dih, np.int32),
-        ):
-            col = np.full(n, -1, dtype)
-            col[ok] = values
-            cols[f"{algo}.{name}"] = col
-        pair_hist[algo] = (
-            pair_histogram(q, b.hashes, b.bits)
-            if len(q) and len(b.hashes)
-            else np.zeros(b.bits + 1, np.int64)
-        )
-        votes = np.full(n, -1, np.int16)
-        votes_dih = np.full(n, -1, np.int16)
-        if b.snapshot is not None and len(q):
-            votes[ok] = _votes(b, q)
-            votes_dih[ok] = _votes(b, qd) if qd is not None else votes[ok]
-        cols[f"{algo}.votes"] = votes
-        cols[f"{algo}.votes_dih"] = votes_dih
-    cols["status"] = status
-    cols["family"] = family
-    cols["digest"] = digest
+    pair_hist = {algo: _match(algo, b, cols, n) for algo, b in ctx.algos.items()}
+    for name in ("status", "family", "digest"):  # the original column order: per-algorithm columns first
+        cols[name] = cols.pop(name)
     seconds = {
         "load": t_load,
         "hash": t_hash,
@@ -316,7 +347,7 @@ def _identity(cfg: StreamConfig, ctx: BankContext, seed: int) -> dict[str, Any]:
         h.update(algo.encode())
         h.update(np.ascontiguousarray(ctx.algos[algo].hashes).tobytes())
     files = hashlib.sha256("\n".join(cfg.plan.files).encode()).hexdigest()
-    return {
+    identity: dict[str, Any] = {
         "version": CHECKPOINT_VERSION,
         "seed": seed,
         "plan": cfg.plan.describe(),
@@ -327,6 +358,10 @@ def _identity(cfg: StreamConfig, ctx: BankContext, seed: int) -> dict[str, Any]:
         "partition_size": cfg.partition_size,
         "total": cfg.plan.total,
     }
+    params = {a: ctx.algos[a].snapshot_params for a in sorted(ctx.algos) if ctx.algos[a].snapshot_params}
+    if params:  # partitions matched against one snapshot never mix with another's (a recalibration)
+        identity["snapshot_params"] = params
+    return identity
 
 
 def _bank_hashes(
@@ -435,27 +470,237 @@ def _jobs(plan: Plan, size: int, skip: set[int]) -> list[PartitionJob]:
     return sorted(jobs, key=progress_key)
 
 
+@dataclass
+class _Banks:
+    """The bank of every algorithm, what the report says about it, and how long hashing it took."""
+
+    banks: dict[str, AlgoBank]
+    meta: dict[str, dict[str, Any]]
+    errors: list[tuple[str, str]]
+    seconds: float
+
+
+def _algo_bank(
+    cfg: StreamConfig, algo: str, hashes: np.ndarray, quality: np.ndarray, seed: int
+) -> tuple[AlgoBank, dict[str, Any]]:
+    """One algorithm's bank (scannable hashes, the snapshot built from all of them) and its snapshot info."""
+    from research.corpus import algo_info, cheap_dihedral
+    from research.snapshot_view import build_matcher
+
+    info = algo_info(algo)
+    ok = quality >= info.min_quality
+    snap_bytes = pub = None
+    snap_info: dict[str, Any] = {"available": False, "reason": "disabled (--no-snapshot)"}
+    if cfg.snapshot:
+        out = Path(cfg.out)
+        where = out / "snapshot" if len(cfg.algos) == 1 else out / "snapshot" / algo
+        matcher, why = build_matcher(algo, [bytes(h) for h in hashes], quality.tolist(), where, seed=seed)
+        if matcher is not None:
+            snap_info = {"available": True, **matcher.info()}
+            snap_bytes = Path(snap_info["path"]).read_bytes()
+            pub = bytes.fromhex(snap_info["public_key"])
+        else:
+            snap_info = {"available": False, "reason": why}
+    bank = AlgoBank(
+        bits=info.bits,
+        threshold=info.threshold,
+        min_quality=info.min_quality,
+        dihedral=cheap_dihedral(algo),
+        hashes=np.ascontiguousarray(hashes[ok]),
+        snapshot=snap_bytes,
+        public_key=pub,
+        snapshot_now=time.time(),
+        snapshot_params={k: int(snap_info[k]) for k in SNAPSHOT_IDENTITY_KEYS if k in snap_info} or None,
+    )
+    return bank, snap_info
+
+
+def _prepare_banks(cfg: StreamConfig, engine: Any, bank_entries: list[Any], seed: int) -> _Banks:
+    """Hash the bank on the engine and build each algorithm's :class:`AlgoBank`."""
+    t_bank = time.perf_counter()
+    bank_sets, bank_err = _bank_hashes(bank_entries, cfg.algos, engine, cfg.plan.decode)
+    unreadable = {p for p, _ in bank_err}
+    readable = [e for e in bank_entries if e.path not in unreadable]
+    banks: dict[str, AlgoBank] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    for algo in cfg.algos:
+        hashes, quality = bank_sets[algo]
+        banks[algo], snap_info = _algo_bank(cfg, algo, hashes, quality, seed)
+        ok = quality >= banks[algo].min_quality
+        meta[algo] = {
+            "images": len(hashes),
+            "scannable": int(ok.sum()),
+            "gated_out": int((~ok).sum()),
+            "paths": [e.path for e, good in zip(readable, ok, strict=True) if good],
+            "snapshot": snap_info,
+        }
+    return _Banks(banks, meta, bank_err, time.perf_counter() - t_bank)
+
+
+def _open_checkpoint(cfg: StreamConfig, store_dir: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint to resume (refused if it is another run's), or a new one written to disk."""
+    ckpt_path = store_dir / "checkpoint.json"
+    log_path = store_dir / "partitions.jsonl"
+    ckpt = None if cfg.restart else _load_checkpoint(ckpt_path, log_path)
+    if ckpt is not None and ckpt["identity"] != identity:
+        raise ValueError(
+            f"{cfg.out} holds a checkpoint of a different run (other bank, images, seed, partition size or "
+            "snapshot parameters); use another --out, or --restart to discard it"
+        )
+    if ckpt is None:
+        ckpt = {"identity": identity, "partitions": {}}
+        store_dir.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
+        _write_json_atomic(ckpt_path, {"identity": identity})
+    elif log_path.exists() and log_path.stat().st_size:
+        with log_path.open("rb+") as log:  # end a torn last line, so the next record starts its own
+            log.seek(-1, os.SEEK_END)
+            if log.read(1) != b"\n":
+                log.write(b"\n")
+    return ckpt
+
+
+def _record(res: PartitionResult) -> dict[str, Any]:
+    """A finished partition as the checkpoint keeps it."""
+    return {
+        "images": len(res.columns["status"]),
+        "errors": [[gi, msg[:300]] for gi, msg in res.errors],
+        "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
+        "max_rss_kb": res.max_rss_kb,
+    }
+
+
+def _append_record(log_path: Path, index: int, record: dict[str, Any]) -> None:
+    with log_path.open("a", encoding="utf-8") as log:  # after the columns are flushed
+        log.write(json.dumps({"partition": index, **record}) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+@dataclass
+class _Progress:
+    """What this invocation did."""
+
+    submitted: int = 0
+    completed: int = 0
+    images: int = 0
+    stopped: str = ""
+    seconds: float = 0.0
+
+
+def _run_partitions(
+    cfg: StreamConfig,
+    engine: Any,
+    ctx: BankContext,
+    store: Store,
+    jobs: list[PartitionJob],
+    ckpt: dict[str, Any],
+    t_start: float,
+) -> _Progress:
+    """Run the jobs on the engine, writing each result to the store, then to the checkpoint."""
+    from research.parallel import progress
+
+    prog = _Progress()
+    log_path = store.root / "partitions.jsonl"
+    t_run = time.perf_counter()
+
+    def should_stop() -> bool:  # asked once before each submission
+        if cfg.max_partitions is not None and prog.submitted >= cfg.max_partitions:
+            return True
+        if cfg.time_limit is not None and time.perf_counter() - t_start >= cfg.time_limit:
+            return True
+        prog.submitted += 1
+        return False
+
+    in_flight = None
+    if cfg.max_partitions is not None:
+        in_flight = max(1, min(cfg.max_partitions, 2 * max(1, engine.workers)))
+    quiet = cfg.quiet or not sys.stderr.isatty()
+    shared = engine.share(ctx)
+    try:
+        stream = engine.map_unordered(
+            process_partition, jobs, shared, in_flight=in_flight, should_stop=should_stop
+        )
+        for _job, res in progress(stream, total=len(jobs), description="partitions", quiet=quiet):
+            store.write(res)
+            record = _record(res)
+            prog.images += record["images"]
+            prog.completed += 1
+            ckpt["partitions"][str(res.index)] = record
+            _append_record(log_path, res.index, record)
+    except KeyboardInterrupt:
+        prog.stopped = "interrupted (Ctrl-C); the same command resumes from the checkpoint"
+    prog.seconds = time.perf_counter() - t_run
+    return prog
+
+
+def _stop_reason(cfg: StreamConfig, prog: _Progress, done: int, n_parts: int) -> str:
+    if prog.stopped or done >= n_parts:
+        return prog.stopped
+    by_max = cfg.max_partitions is not None and prog.submitted >= cfg.max_partitions
+    return (
+        f"stopped after {prog.completed} partition(s) by "
+        + ("--max-partitions" if by_max else "--time-limit")
+        + "; the same command resumes from the checkpoint"
+    )
+
+
+def _run_info(
+    cfg: StreamConfig,
+    prog: _Progress,
+    ckpt: dict[str, Any],
+    resumed: int,
+    images_before: int,
+    n_parts: int,
+    bank_seconds: float,
+    engine_info: dict[str, Any],
+) -> dict[str, Any]:
+    """results.json's ``run``: completeness, throughput, memory, engine, where the store is."""
+    parts = ckpt["partitions"]
+    store_dir = Path(cfg.out) / "store"
+    return {
+        "complete": len(parts) == n_parts,
+        "stopped": _stop_reason(cfg, prog, len(parts), n_parts),
+        "partitions_total": n_parts,
+        "partitions_done": len(parts),
+        "partitions_resumed": resumed,
+        "partition_size": cfg.partition_size,
+        "images_planned": cfg.plan.total,
+        "images_processed": images_before + prog.images,
+        "images_this_invocation": prog.images,
+        "seconds_this_invocation": round(prog.seconds, 3),
+        "images_per_second": round(prog.images / prog.seconds, 2)
+        if prog.seconds > 0 and prog.images
+        else None,
+        "bank_seconds": round(bank_seconds, 3),
+        "task_seconds_per_image": _task_cost(parts),
+        "peak_rss_mb_driver": round(_max_rss_kb() / 1024, 1),
+        "peak_rss_mb_worker": round(
+            max((int(v["max_rss_kb"]) for v in parts.values()), default=0) / 1024, 1
+        ),
+        "engine": engine_info,
+        "store": str(store_dir),
+        "checkpoint": str(store_dir / "checkpoint.json"),
+    }
+
+
 def run_stream(cfg: StreamConfig, seed: int = 0) -> Any:
     """Run (or resume) a streaming false-match measurement; returns :class:`research.results.Results`."""
-    from research.corpus import algo_info, cheap_dihedral, list_images
+    from research.corpus import list_images
     from research.engine import Engine
     from research.evals.fpr import _dedupe
-    from research.parallel import progress
-    from research.snapshot_view import build_matcher
+    from research.stream_report import build_results
 
     t_start = time.perf_counter()
     if cfg.partition_size < 1:
         raise ValueError("--partition-size must be at least 1")
-    out = Path(cfg.out)
-    store_dir = out / "store"
+    store_dir = Path(cfg.out) / "store"
     bank_all = list_images(cfg.bank)
     if not bank_all:
         raise ValueError(f"{cfg.bank}: no images found")
     bank_entries, bank_dups, bank_digests = _dedupe(bank_all)
     plan = cfg.plan
-    bounds = _jobs(plan, cfg.partition_size, set())
-    n_parts = len(bounds)
-    stopped = ""
+    n_parts = len(_jobs(plan, cfg.partition_size, set()))
     with Engine(
         scheduler=cfg.scheduler,
         workers=cfg.workers,
@@ -464,169 +709,35 @@ def run_stream(cfg: StreamConfig, seed: int = 0) -> Any:
         local_directory=str(store_dir / "dask-scratch"),
     ) as engine:
         engine_info = engine.describe()
-        t_bank = time.perf_counter()
-        bank_sets, bank_err = _bank_hashes(bank_entries, cfg.algos, engine, plan.decode)
-        banks: dict[str, AlgoBank] = {}
-        bank_meta: dict[str, dict[str, Any]] = {}
-        for algo in cfg.algos:
-            info = algo_info(algo)
-            hashes, quality = bank_sets[algo]
-            ok = quality >= info.min_quality
-            snap_bytes = pub = None
-            snap_info: dict[str, Any] = {"available": False, "reason": "disabled (--no-snapshot)"}
-            if cfg.snapshot:
-                where = out / "snapshot" if len(cfg.algos) == 1 else out / "snapshot" / algo
-                matcher, why = build_matcher(
-                    algo, [bytes(h) for h in hashes], quality.tolist(), where, seed=seed
-                )
-                if matcher is not None:
-                    snap_info = {"available": True, **matcher.info()}
-                    snap_bytes = Path(snap_info["path"]).read_bytes()
-                    pub = bytes.fromhex(snap_info["public_key"])
-                else:
-                    snap_info = {"available": False, "reason": why}
-            banks[algo] = AlgoBank(
-                bits=info.bits,
-                threshold=info.threshold,
-                min_quality=info.min_quality,
-                dihedral=cheap_dihedral(algo),
-                hashes=np.ascontiguousarray(hashes[ok]),
-                snapshot=snap_bytes,
-                public_key=pub,
-                snapshot_now=time.time(),
-            )
-            unreadable = {p for p, _ in bank_err}
-            readable = [e for e in bank_entries if e.path not in unreadable]
-            ok_entries = [e for e, good in zip(readable, ok, strict=True) if good]
-            bank_meta[algo] = {
-                "images": len(hashes),
-                "scannable": int(ok.sum()),
-                "gated_out": int((~ok).sum()),
-                "paths": [e.path for e in ok_entries],
-                "snapshot": snap_info,
-            }
-        bank_seconds = time.perf_counter() - t_bank
-        ctx = BankContext(plan=plan, algos=banks)
-        ckpt_path = store_dir / "checkpoint.json"
-        log_path = store_dir / "partitions.jsonl"
-        identity = _identity(cfg, ctx, seed)
-        ckpt = None if cfg.restart else _load_checkpoint(ckpt_path, log_path)
-        if ckpt is not None and ckpt["identity"] != identity:
-            raise ValueError(
-                f"{out} holds a checkpoint of a different run (other bank, images, seed or partition size); "
-                "use another --out, or --restart to discard it"
-            )
-        if ckpt is None:
-            ckpt = {"identity": identity, "partitions": {}}
-            store_dir.mkdir(parents=True, exist_ok=True)
-            log_path.unlink(missing_ok=True)
-            _write_json_atomic(ckpt_path, {"identity": identity})
-        elif log_path.exists() and log_path.stat().st_size:
-            with log_path.open("rb+") as log:  # end a torn last line, so the next record starts its own
-                log.seek(-1, os.SEEK_END)
-                if log.read(1) != b"\n":
-                    log.write(b"\n")
-        store = Store(store_dir, plan.total, n_parts, banks)
+        banks = _prepare_banks(cfg, engine, bank_entries, seed)
+        ctx = BankContext(plan=plan, algos=banks.banks)
+        ckpt = _open_checkpoint(cfg, store_dir, _identity(cfg, ctx, seed))
+        store = Store(store_dir, plan.total, n_parts, ctx.algos)
         store.open(create=not ckpt["partitions"])
         done_before = {int(k) for k in ckpt["partitions"]}
-        jobs = _jobs(plan, cfg.partition_size, done_before)
         images_before = sum(int(v["images"]) for v in ckpt["partitions"].values())
-        completed_now = [0]
-        t_run = time.perf_counter()
-
-        submitted = [0]
-
-        def should_stop() -> bool:  # asked once before each submission
-            if cfg.max_partitions is not None and submitted[0] >= cfg.max_partitions:
-                return True
-            if cfg.time_limit is not None and time.perf_counter() - t_start >= cfg.time_limit:
-                return True
-            submitted[0] += 1
-            return False
-
-        in_flight = None
-        if cfg.max_partitions is not None:
-            in_flight = max(1, min(cfg.max_partitions, 2 * max(1, engine.workers)))
-        quiet = cfg.quiet or not sys.stderr.isatty()
-        shared = engine.share(ctx)
-        images_now = 0
-        try:
-            stream = engine.map_unordered(
-                process_partition, jobs, shared, in_flight=in_flight, should_stop=should_stop
-            )
-            for _job, res in progress(stream, total=len(jobs), description="partitions", quiet=quiet):
-                store.write(res)
-                n = len(res.columns["status"])
-                images_now += n
-                completed_now[0] += 1
-                record = {
-                    "images": n,
-                    "errors": [[gi, msg[:300]] for gi, msg in res.errors],
-                    "seconds": {k: round(v, 4) for k, v in res.seconds.items()},
-                    "max_rss_kb": res.max_rss_kb,
-                }
-                ckpt["partitions"][str(res.index)] = record
-                with log_path.open("a", encoding="utf-8") as log:  # after the columns are flushed
-                    log.write(json.dumps({"partition": res.index, **record}) + "\n")
-                    log.flush()
-                    os.fsync(log.fileno())
-        except KeyboardInterrupt:
-            stopped = "interrupted (Ctrl-C); the same command resumes from the checkpoint"
-        run_seconds = time.perf_counter() - t_run
+        jobs = _jobs(plan, cfg.partition_size, done_before)
+        prog = _run_partitions(cfg, engine, ctx, store, jobs, ckpt, t_start)
         store.close()
-    done = {int(k) for k in ckpt["partitions"]}
-    if not stopped and len(done) < n_parts:
-        stopped = (
-            f"stopped after {completed_now[0]} partition(s) by "
-            + (
-                "--max-partitions"
-                if cfg.max_partitions is not None and submitted[0] >= cfg.max_partitions
-                else "--time-limit"
-            )
-            + "; the same command resumes from the checkpoint"
-        )
-    store = Store(store_dir, plan.total, n_parts, banks)
+    store = Store(store_dir, plan.total, n_parts, ctx.algos)
     store.open(create=False)
     try:
-        run_info = {
-            "complete": len(done) == n_parts,
-            "stopped": stopped,
-            "partitions_total": n_parts,
-            "partitions_done": len(done),
-            "partitions_resumed": len(done_before),
-            "partition_size": cfg.partition_size,
-            "images_planned": plan.total,
-            "images_processed": images_before + images_now,
-            "images_this_invocation": images_now,
-            "seconds_this_invocation": round(run_seconds, 3),
-            "images_per_second": round(images_now / run_seconds, 2)
-            if run_seconds > 0 and images_now
-            else None,
-            "bank_seconds": round(bank_seconds, 3),
-            "task_seconds_per_image": _task_cost(ckpt["partitions"]),
-            "peak_rss_mb_driver": round(_max_rss_kb() / 1024, 1),
-            "peak_rss_mb_worker": round(
-                max((int(v["max_rss_kb"]) for v in ckpt["partitions"].values()), default=0) / 1024, 1
-            ),
-            "engine": engine_info,
-            "store": str(store_dir),
-            "checkpoint": str(ckpt_path),
-        }
-        from research.stream_report import build_results
-
+        run_info = _run_info(
+            cfg, prog, ckpt, len(done_before), images_before, n_parts, banks.seconds, engine_info
+        )
         return build_results(
             cfg,
             seed,
             plan,
             store,
             ctx,
-            bank_meta,
+            banks.meta,
             ckpt,
             run_info,
             bank_counts={
                 "bank_files": len(bank_all),
                 "bank_byte_duplicates_removed": len(bank_dups),
-                "bank_unreadable": len(bank_err),
+                "bank_unreadable": len(banks.errors),
             },
             bank_digests=set(bank_digests),
             total_seconds=time.perf_counter() - t_start,

@@ -287,15 +287,6 @@ MAX_FUNCTION_LINES = 80
 #: Functions still longer than MAX_FUNCTION_LINES, each with the reason; remove an entry once it is split.
 LONG_FUNCTION_ALLOWLIST: dict[str, str] = {
     "client/core.py::Core._process": "split on branch i12-core (Core as a façade): drop at merge",
-    "research/evals/calibrate.py::run": "split on branch i12-research-a: drop at merge",
-    "research/evals/fpr.py::run": "split on branch i12-research-a: drop at merge",
-    "scanner/commands/snapshot.py::register": "split on branch i12-workflow: drop at merge",
-    "scanner/commands/snapshot.py::_build": "split on branch i12-workflow: drop at merge",
-    "research/evals/threshold.py::_simulate_rate": "split on branch i12-research-a: drop at merge",
-    "research/stream.py::process_partition": "split on branch i12-research-a: drop at merge",
-    "research/stream.py::run_stream": "split on branch i12-research-a: drop at merge",
-    "research/stream_report.py::build_results": "split on branch i12-research-a: drop at merge",
-    "research/stream_report.py::_algo_figures": "split on branch i12-research-a: drop at merge",
     "scanner/calibration.py::calibrate": "the LSH parameter search; no part of issue 12 owns it yet",
     "scanner/classifiers/spec.py::parse_classifier_sidecar": "one check per sidecar field; not split yet",
     "scanner/snapshot/builder.py::build_snapshot": "the snapshot encoder; not split yet",

@@ -21,9 +21,10 @@ import nacl.signing
 from client.authority.inbox import Inbox
 from client.authority.store import AuthorityStore, StoreError
 from client.authority.workflow import Built, Workflow
-from client.net import Inbound, Net, NetError, PendingEnvelope
+from client.net import Inbound, LinkPublisher, Net, NetError, PendingEnvelope
 from scanner.authority import AuthorityKey
 from scanner.errors import ScannerError
+from scanner.snapshot.workflow import publish
 
 __all__ = ["AuthorityService"]
 
@@ -130,10 +131,8 @@ class AuthorityService:
                 return
             self.workflow.record_build(built)
             self._built = built
-        started = time.perf_counter()
         try:
-            await self.net.call(lambda conn: conn.publish_snapshot(built.data, built.version),
-                                what=f"publish snapshot v{built.version}", timeout=self.publish_timeout)
+            published = await publish(built, LinkPublisher(self.net, self.publish_timeout))
         except NetError as exc:
             with self.store.transaction():
                 self.store.audit("serve", "snapshot.publish_failed", why=str(exc)[:500],
@@ -141,7 +140,7 @@ class AuthorityService:
             self._retry_later(f"publishing snapshot v{built.version} failed: {exc}")
             return
         self._retry_delay = 1.0
-        self.workflow.published(built, time.perf_counter() - started)
+        self.workflow.published(built, published.seconds)
         self.net.kick()
 
     def _retry_later(self, why: str) -> None:

@@ -129,26 +129,20 @@ class Workflow:
         """``(bank generation, lowest version the next snapshot may carry)`` (read on the store's thread)."""
         return self.store.bank_generation(), self.store.last_snapshot_version() + 1
 
-    def build(self, *, generation: int, min_version: int = 0,
-              build: Callable[..., bytes] | None = None) -> Built:
-        """Build and sign a snapshot of the bank as it is now, numbered at least ``min_version``.
+    def build(self, *, generation: int, min_version: int = 0) -> Built:
+        """Build and sign a snapshot of the bank as it is now, numbered at least ``min_version``, through
+        the authority workflow (:mod:`scanner.snapshot.workflow`: dedupe, padded calibration, signing).
 
         Touches no store (it may run in a worker thread); the bank is opened here.
         """
-        from scanner.calibration import calibrate_padded
-        from scanner.snapshot.builder import build_snapshot
+        from scanner.snapshot.workflow import SnapshotPlan, make_snapshot
 
-        now = int(self.clock())
-        with HashBank(self.bank_path, create=False) as bank:
-            hashes = list(bank.snapshot_hashes(algorithm="pdq", now=now, min_sources=self.min_sources))
-        version = max(now, min_version)
-        started = time.perf_counter()
-        params = calibrate_padded(max(1, len(hashes))).params
         # workers=1: serve builds in a thread of an asyncio process, where forking build workers is unsafe
-        data = (build or build_snapshot)(hashes, params=params, key=self.key, version=version, created=now,
-                                         expires=now + int(SNAPSHOT_VALID_DAYS * 86400), workers=1)
-        seconds = time.perf_counter() - started
-        return Built(version, generation, data, len(hashes), seconds)
+        plan = SnapshotPlan(min_sources=self.min_sources, min_version=min_version,
+                            valid_days=SNAPSHOT_VALID_DAYS, workers=1)
+        snapshot = make_snapshot(self.bank_path, self.key, plan, now=int(self.clock()))
+        seconds = snapshot.sizing.seconds + snapshot.build_seconds
+        return Built(snapshot.version, generation, snapshot.data, snapshot.entries, seconds)
 
     def record_build(self, built: Built) -> None:
         self.store.record_build(version=built.version, generation=built.generation, entries=built.entries,

@@ -20,14 +20,15 @@ from client.demo.world import (
     DEMO_BANKED,
     AuthorityIdentity,
     RelayHandle,
-    build_snapshot,
+    make_demo_snapshot,
     make_profile,
     sample_images,
     start_relay,
 )
 from client.locations import Profile
-from client.net import publish_snapshot
+from client.net import RelayPublisher
 from client.policy import PolicyName
+from scanner.snapshot.workflow import publish, write_snapshot
 
 __all__ = ["DemoInfo", "DemoRuntime"]
 
@@ -70,10 +71,10 @@ class DemoRuntime:
         banked = [p for p in samples if p.name in DEMO_BANKED]
         clean = [p for p in samples if p.name not in DEMO_BANKED]
         self.relay = await start_relay(self.root / "relay.sqlite", authorities=[self.authority.public_key])
-        snapshot = await asyncio.to_thread(build_snapshot, banked, self.authority, version=1,
+        snapshot = await asyncio.to_thread(make_demo_snapshot, banked, self.authority, version=1,
                                            work_dir=self.root)
-        (self.root / "snapshot.bin").write_bytes(snapshot)
-        await publish_snapshot(self.relay.url, self.authority.seed, snapshot, 1)
+        write_snapshot(self.root / "snapshot.bin", snapshot)
+        await publish(snapshot, RelayPublisher(self.relay.url, self.authority.seed))
         bot_core = make_profile(self.root, "bot", relay=self.relay.url, authority=self.authority,
                                 policy="block")
         await bot_core.publish_now()

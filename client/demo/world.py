@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nacl.signing
 
@@ -20,17 +20,25 @@ from client.core import Core
 from client.locations import Profile
 from client.policy import PolicyName
 
+if TYPE_CHECKING:
+    from scanner.snapshot.workflow import SignedSnapshot
+
 __all__ = [
     "DEMO_BANKED",
+    "DEMO_BANK_FILE",
     "AuthorityIdentity",
     "RelayHandle",
     "build_snapshot",
+    "make_demo_snapshot",
     "sample_images",
     "start_relay",
 ]
 
 DEMO_BANKED: tuple[str, ...] = ("rocket.jpg", "astronaut.jpg", "camera.jpg")
 """Sample photos the demo bank holds (the other five are not banked)."""
+
+DEMO_BANK_FILE = "demo-bank.sqlite"
+"""The demo authority's hash bank, rebuilt by every :func:`make_demo_snapshot`."""
 
 
 def sample_images() -> list[Path]:
@@ -59,30 +67,36 @@ class AuthorityIdentity:
         return self.public_key.hex()
 
 
-def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, version: int = 1,
-                   work_dir: Path | None = None, valid_days: float = 30.0) -> bytes:
-    """Hash ``images`` (the demo bank) and build a signed snapshot of them (the authority's job).
+def make_demo_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, version: int = 1,
+                       work_dir: Path | None = None, valid_days: float = 30.0) -> SignedSnapshot:
+    """Hash ``images`` (the demo bank) and make a signed snapshot of them through the authority workflow
+    (:mod:`scanner.snapshot.workflow`), as ``pocketscan snapshot build`` would.
 
-    Parameters come from the scanner's calibration for this bank size; only hashes that pass PDQ's
-    quality gate (``scanner.hashers.spec.PDQ``) enter the bank, as PDQ recommends.
+    The hashes go into a fresh bank, :data:`DEMO_BANK_FILE` in ``work_dir`` (a temporary folder when None),
+    which dedupes them and keeps those past PDQ's quality gate; the parameters come from the padded
+    calibration for that bank's size.
     """
+    import tempfile
     import time
 
     from scanner.authority import AuthorityKey
-    from scanner.calibration import calibrate_padded
-    from scanner.hashers.spec import PDQ
     from scanner.hashing import hash_file
-    from scanner.snapshot.builder import build_snapshot as build
+    from scanner.snapshot.workflow import SnapshotPlan, make_snapshot, seed_bank
 
-    hashes = []
-    for path in images:
-        hashed = hash_file(path, algo="pdq", mode="exact")
-        if PDQ.passes_quality(hashed.quality):
-            hashes.append(hashed.hash)
-    params = calibrate_padded(max(1, len(hashes))).params
+    hashed = [hash_file(path, algo="pdq", mode="exact") for path in images]
     now = int(time.time())
-    return build(hashes, params=params, key=AuthorityKey(authority.seed), version=version, created=now,
-                 expires=now + int(valid_days * 86400))
+    with tempfile.TemporaryDirectory(prefix="pocketscan-demo-bank-") as tmp:
+        bank = Path(tmp if work_dir is None else work_dir) / DEMO_BANK_FILE
+        seed_bank(bank, "pdq", [h.hash for h in hashed], [h.quality for h in hashed], source="demo", now=now)
+        plan = SnapshotPlan(version=version, valid_days=valid_days)
+        return make_snapshot(bank, AuthorityKey(authority.seed), plan, now=now)
+
+
+def build_snapshot(images: Sequence[Path], authority: AuthorityIdentity, *, version: int = 1,
+                   work_dir: Path | None = None, valid_days: float = 30.0) -> bytes:
+    """The bytes of :func:`make_demo_snapshot`."""
+    made = make_demo_snapshot(images, authority, version=version, work_dir=work_dir, valid_days=valid_days)
+    return made.data
 
 
 class RelayHandle:

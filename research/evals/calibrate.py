@@ -2,8 +2,9 @@
 
 A threshold picked on the images it is reported on flatters itself. ``pocketscan research calibrate``
 chooses every threshold the tools choose on ``--calibrate-on`` and measures it on ``--test-on`` (or splits
-one folder deterministically with ``--split DIR``: each file goes to calibration when the first 8 bytes of
-``sha256(seed/name)`` fall below the fraction). Byte-identical files on both sides are removed from the test
+one folder deterministically with ``--split DIR``: each near-duplicate cluster goes to calibration when the
+first 8 bytes of ``sha256(seed/key)`` fall below the fraction, the key being the path of the cluster's first
+image relative to the folder). Byte-identical files on both sides are removed from the test
 side and counted. Images PDQ rates below quality 50 are left out for every hasher (as ``eval_learned``).
 
 For each hasher and each transform of :mod:`research.transforms`, a *positive* is a transformed copy and its
@@ -34,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from research import stats
-from research.corpus import ImageEntry, algo_info, get_cached_hasher, list_images
-from research.evals.common import environment, file_digest
+from research.corpus import AlgoInfo, ImageEntry, algo_info, get_cached_hasher, list_images
+from research.evals.common import environment, file_digest, near_duplicate_clusters
 from research.results import Plot, Results, Section, Series, Table
 from scanner.hashers.spec import PDQ
 
-__all__ = ["CalibrateConfig", "precision_threshold", "run", "split_folder"]
+__all__ = ["CalibrateConfig", "precision_threshold", "run", "snapshot_halves", "split_folder", "split_keys"]
 
 PDQ_GATE = PDQ.min_quality
 NEAR_DUPLICATE_BITS = PDQ.match_distance
@@ -61,36 +62,21 @@ class CalibrateConfig:
     quiet: bool = True
 
 
-def _clusters(hashes: np.ndarray, thr: int) -> np.ndarray:
-    """Cluster id per row: connected components of PDQ distance <= thr (near-duplicates stay together)."""
-    n = len(hashes)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if n:
-        d = _dist(hashes, hashes)
-        for a, b in zip(*np.nonzero(np.triu(d <= thr, 1)), strict=True):
-            parent[find(int(a))] = find(int(b))
-    return np.array([find(i) for i in range(n)], dtype=np.int64)
-
-
 def split_folder(
     folder: str, fraction: float, seed: int, clusters: dict[str, str] | None = None
 ) -> tuple[list[ImageEntry], list[ImageEntry]]:
-    """Deterministic split by ``sha256(f"{seed}/{key}")``, the key being the image's relative path or, when
-    ``clusters`` maps paths to a cluster key, its cluster's (so near-duplicates land on the same side)."""
+    """Deterministic split by ``sha256(f"{seed}/{key}")``, the key being the image's path relative to
+    ``folder`` or, when ``clusters`` maps paths to their cluster's first path, that one's (so near-duplicates
+    land on the same side)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"--calibrate-fraction must be in (0, 1), got {fraction}")
     cal: list[ImageEntry] = []
     test: list[ImageEntry] = []
     root = Path(folder)
     for e in list_images(folder):
-        key = (clusters or {}).get(e.path) or str(Path(e.path).relative_to(root))
+        # The key is relative to the folder, so the split does not depend on where the folder is or how
+        # its path is spelled (``../shared/corpus`` and ``/abs/shared/corpus`` split alike).
+        key = str(Path((clusters or {}).get(e.path) or e.path).relative_to(root))
         u = int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big") / 2**64
         (cal if u < fraction else test).append(e)
     return cal, test
@@ -183,17 +169,34 @@ def _load_split(name: str, entries: list[ImageEntry], transforms: list[str], see
         for t in transforms
     }
     _, h = _pdq_of(kept)
-    return _Split(name, kept, rgbs, gated, copies, _clusters(h, NEAR_DUPLICATE_BITS))
+    return _Split(name, kept, rgbs, gated, copies, near_duplicate_clusters(h, NEAR_DUPLICATE_BITS))
 
 
-def _measure(algo: str, split: _Split) -> dict[str, Any]:
+@dataclass
+class _Measured:
+    """Distances of one split under one hasher."""
+
+    hashes: np.ndarray  # originals
+    pairs: np.ndarray  # distances of unrelated original pairs
+    pos: dict[str, np.ndarray]  # per transform: copy to its own original
+    wrong: dict[str, np.ndarray]  # per transform: copy to its closest incorrect original
+    copy_hashes: dict[str, np.ndarray]
+    cluster: np.ndarray
+
+    def all_pos(self) -> np.ndarray:
+        return np.concatenate(list(self.pos.values())) if self.pos else np.zeros(0, np.int64)
+
+    def all_wrong(self) -> np.ndarray:
+        return np.concatenate(list(self.wrong.values())) if self.wrong else np.zeros(0, np.int64)
+
+
+def _measure(algo: str, split: _Split) -> _Measured:
     """Distances of one split: unrelated original pairs, positives and closest incorrect per transform."""
     orig = _hash_all(algo, split.rgbs)
     n = len(orig)
     same = split.cluster[:, None] == split.cluster[None, :]  # copies of one picture (diagonal included)
     d_orig = _dist(orig, orig) if n else np.zeros((0, 0), np.int64)
     upper = np.triu(np.ones((n, n), dtype=bool), 1) & ~same
-    pairs = d_orig[upper]
     pos: dict[str, np.ndarray] = {}
     wrong: dict[str, np.ndarray] = {}
     copy_hashes: dict[str, np.ndarray] = {}
@@ -203,22 +206,14 @@ def _measure(algo: str, split: _Split) -> dict[str, Any]:
         pos[t] = np.diag(d).copy() if n else np.zeros(0, np.int64)
         d[same] = 10**6
         wrong[t] = d.min(axis=1) if n else np.zeros(0, np.int64)
-    return {
-        "hashes": orig,
-        "pairs": pairs,
-        "pos": pos,
-        "wrong": wrong,
-        "copy_hashes": copy_hashes,
-        "cluster": split.cluster,
-    }
+    return _Measured(orig, d_orig[upper], pos, wrong, copy_hashes, split.cluster)
 
 
-def _evaluate(m: dict[str, Any], t: int, bits: int) -> dict[str, Any]:
-    pos = np.concatenate(list(m["pos"].values())) if m["pos"] else np.zeros(0, np.int64)
-    wrong = np.concatenate(list(m["wrong"].values())) if m["wrong"] else np.zeros(0, np.int64)
+def _evaluate(m: _Measured, t: int, bits: int) -> dict[str, Any]:
+    pos, wrong = m.all_pos(), m.all_wrong()
     tp, fp = int((pos <= t).sum()), int((wrong <= t).sum())
     rec = stats.rate(tp, len(pos))
-    fm = stats.rate(int((m["pairs"] <= t).sum()), len(m["pairs"]))
+    fm = stats.rate(int((m.pairs <= t).sum()), len(m.pairs))
     return {
         "threshold": t,
         "recall": rec.as_dict(),
@@ -226,7 +221,7 @@ def _evaluate(m: dict[str, Any], t: int, bits: int) -> dict[str, Any]:
         "closest_incorrect_matches": fp,
         "pair_false_matches": fm.as_dict(),
         "recall_by_transform": {
-            name: stats.rate(int((d <= t).sum()), len(d)).as_dict() for name, d in m["pos"].items()
+            name: stats.rate(int((d <= t).sum()), len(d)).as_dict() for name, d in m.pos.items()
         },
     }
 
@@ -234,17 +229,32 @@ def _evaluate(m: dict[str, Any], t: int, bits: int) -> dict[str, Any]:
 PARAM_KEYS = ("tables", "bits", "min_votes", "probe_radius", "bloom_bits", "bloom_hashes")
 
 
+@dataclass
+class _Votes:
+    """Snapshot votes of positives and negatives, and the snapshot's parameters."""
+
+    pos: np.ndarray
+    neg: np.ndarray
+    tables: int
+    default_min_votes: int
+    params: dict[str, int]
+
+
+def snapshot_halves(cluster: np.ndarray) -> np.ndarray:
+    """True for the rows of half A: every other near-duplicate cluster (by sorted label), whole."""
+    return np.isin(cluster, np.unique(cluster)[::2])
+
+
 def _snapshot_votes(
-    algo: str, m: dict[str, Any], workdir: Path, seed: int, params: dict[str, int] | None = None
-) -> dict[str, Any] | None:
+    algo: str, m: _Measured, workdir: Path, seed: int, params: dict[str, int] | None = None
+) -> _Votes | None:
     """Votes of positives and negatives against a snapshot of the first half of the originals."""
     from research.snapshot_view import build_matcher
 
-    clusters = np.unique(m["cluster"])
-    in_a = np.isin(m["cluster"], clusters[::2])  # whole near-duplicate clusters go to one half
+    in_a = snapshot_halves(m.cluster)
     if not in_a.any() or in_a.all():
         return None
-    bank = m["hashes"][in_a]
+    bank = m.hashes[in_a]
     matcher, _why = build_matcher(
         algo, [bytes(h) for h in bank], [100] * len(bank), workdir, seed=seed, params=params
     )
@@ -252,17 +262,12 @@ def _snapshot_votes(
         return None
     inner = matcher.device
     info = matcher.info()
-    pos_h = [m["copy_hashes"][t][in_a] for t in m["copy_hashes"]]
-    neg_h = [m["hashes"][~in_a]] + [m["copy_hashes"][t][~in_a] for t in m["copy_hashes"]]
+    pos_h = [m.copy_hashes[t][in_a] for t in m.copy_hashes]
+    neg_h = [m.hashes[~in_a]] + [m.copy_hashes[t][~in_a] for t in m.copy_hashes]
     pos = np.concatenate([inner.votes_many(h)[0] for h in pos_h]) if pos_h else np.zeros(0, np.int64)
     neg = np.concatenate([inner.votes_many(h)[0] for h in neg_h])
-    return {
-        "pos": pos,
-        "neg": neg,
-        "tables": int(info["tables"]),
-        "default_min_votes": int(info["min_votes"]),
-        "params": {k: int(info[k]) for k in PARAM_KEYS},
-    }
+    params = {k: int(info[k]) for k in PARAM_KEYS}
+    return _Votes(pos, neg, int(info["tables"]), int(info["min_votes"]), params)
 
 
 def _votes_rule(pos: np.ndarray, neg: np.ndarray, tables: int, target: float) -> int:
@@ -274,44 +279,59 @@ def _votes_rule(pos: np.ndarray, neg: np.ndarray, tables: int, target: float) ->
     return tables + 1
 
 
-def _votes_eval(sv: dict[str, Any], v: int) -> dict[str, Any]:
-    tp, fp = int((sv["pos"] >= v).sum()), int((sv["neg"] >= v).sum())
+def _votes_eval(sv: _Votes, v: int) -> dict[str, Any]:
+    tp, fp = int((sv.pos >= v).sum()), int((sv.neg >= v).sum())
     return {
         "min_votes": v,
-        "recall": stats.rate(tp, len(sv["pos"])).as_dict(),
-        "false_matches": stats.rate(fp, len(sv["neg"])).as_dict(),
+        "recall": stats.rate(tp, len(sv.pos)).as_dict(),
+        "false_matches": stats.rate(fp, len(sv.neg)).as_dict(),
         "precision": tp / (tp + fp) if tp + fp else 1.0,
     }
 
 
-def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
-    """Fit thresholds on the calibration split and report them on the test split."""
+def _check(cfg: CalibrateConfig) -> list[str]:
+    """The transforms to apply; raises ValueError on an unknown transform or a precision out of (0, 1)."""
     from research.transforms import DEFAULT_ROBUSTNESS_SET, TRANSFORMS
 
-    t0 = time.perf_counter()
     transforms = list(cfg.transforms or DEFAULT_ROBUSTNESS_SET)
     unknown = [t for t in transforms if t not in TRANSFORMS]
     if unknown:
         raise ValueError(f"unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
     if not 0.0 < cfg.precision < 1.0:
         raise ValueError(f"--precision must be in (0, 1), got {cfg.precision}")
+    return transforms
+
+
+def split_keys(entries: list[ImageEntry], hashes: np.ndarray) -> dict[str, str]:
+    """Each image's split key: the path of the first image of its near-duplicate cluster."""
+    ids = near_duplicate_clusters(hashes, NEAR_DUPLICATE_BITS)
+    first = {int(c): entries[int(np.flatnonzero(ids == c)[0])].path for c in np.unique(ids)}
+    return {e.path: first[int(c)] for e, c in zip(entries, ids, strict=True)}
+
+
+def _choose_splits(cfg: CalibrateConfig, seed: int) -> tuple[list[ImageEntry], list[ImageEntry], str]:
+    """(calibration entries, test entries, how they were chosen)."""
     if cfg.split:
         if cfg.calibrate_on or cfg.test_on:
             raise ValueError("give either --split DIR or --calibrate-on DIR --test-on DIR, not both")
         every, every_h = _pdq_of(list_images(cfg.split))
-        ids = _clusters(every_h, NEAR_DUPLICATE_BITS)
-        first = {int(c): every[int(np.flatnonzero(ids == c)[0])].path for c in np.unique(ids)}
-        keys = {e.path: first[int(c)] for e, c in zip(every, ids, strict=True)}
+        keys = split_keys(every, every_h)
         cal_entries, test_entries = split_folder(cfg.split, cfg.calibrate_fraction, seed, clusters=keys)
         how = (
             f"deterministic split of {cfg.split} by near-duplicate cluster (PDQ d<={NEAR_DUPLICATE_BITS}; "
             f"fraction {cfg.calibrate_fraction}, seed {seed})"
         )
-    elif cfg.calibrate_on and cfg.test_on:
-        cal_entries, test_entries = list_images(cfg.calibrate_on), list_images(cfg.test_on)
+        return cal_entries, test_entries, how
+    if cfg.calibrate_on and cfg.test_on:
         how = f"calibration {cfg.calibrate_on}, test {cfg.test_on}"
-    else:
-        raise ValueError("give --calibrate-on DIR and --test-on DIR, or --split DIR")
+        return list_images(cfg.calibrate_on), list_images(cfg.test_on), how
+    raise ValueError("give --calibrate-on DIR and --test-on DIR, or --split DIR")
+
+
+def _disjoint_test(
+    cal_entries: list[ImageEntry], test_entries: list[ImageEntry]
+) -> tuple[list[ImageEntry], int, int]:
+    """The test entries without byte-identical copies and PDQ near-duplicates of calibration images."""
     cal_digests = {file_digest(e.path) for e in cal_entries}
     overlap = [e for e in test_entries if file_digest(e.path) in cal_digests]
     test_entries = [e for e in test_entries if e not in overlap]
@@ -326,14 +346,13 @@ def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
             if row <= NEAR_DUPLICATE_BITS
         ]
     )
-    test_entries = [e for e in test_entries if e not in near]
-    if not cal_entries or not test_entries:
-        raise ValueError("both splits need images (after removing test files identical to calibration ones)")
-    cal = _load_split("calibration", cal_entries, transforms, seed)
-    test = _load_split("test", test_entries, transforms, seed + 1)
-    if len(cal.rgbs) < 2 or len(test.rgbs) < 2:
-        raise ValueError(f"each split needs at least 2 images of PDQ quality >= {PDQ_GATE}")
-    data: dict[str, Any] = {
+    return [e for e in test_entries if e not in near], len(overlap), len(near)
+
+
+def _split_data(
+    cfg: CalibrateConfig, how: str, transforms: list[str], cal: _Split, test: _Split, overlap: int, near: int
+) -> dict[str, Any]:
+    return {
         "how": how,
         "precision_target": cfg.precision,
         "transforms": transforms,
@@ -346,207 +365,241 @@ def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
             "images": len(test.rgbs),
             "gated_out": test.gated_out,
             "files": [e.path for e in test.entries],
-            "removed_identical_to_calibration": len(overlap),
-            "removed_near_duplicates_of_calibration": len(near),
+            "removed_identical_to_calibration": overlap,
+            "removed_near_duplicates_of_calibration": near,
         },
         "algos": {},
     }
+
+
+def _rules(algo: str, info: AlgoInfo, mc: _Measured, pdq_rate: float, precision: float) -> dict[str, int]:
+    """Each rule's threshold, fitted on the calibration split."""
+    return {
+        "fixed": info.threshold,
+        "matched_fmr": info.threshold
+        if algo == "pdq"
+        else _matched_fmr_threshold(mc.pairs, pdq_rate, info.bits),
+        "precision": precision_threshold(mc.all_pos(), mc.all_wrong(), precision)[0],
+    }
+
+
+def _snapshot_min_votes(
+    cfg: CalibrateConfig, algo: str, mc: _Measured, mt: _Measured, seed: int
+) -> dict[str, Any] | None:
+    """The minimum votes chosen on calibration, measured on test with the same snapshot parameters."""
+    svc = _snapshot_votes(algo, mc, Path(cfg.out) / "snapshots" / algo / "calibration", seed)
+    if svc is None:
+        return None
+    # the same snapshot parameters as calibration, so only the vote count is being tested
+    svt = _snapshot_votes(algo, mt, Path(cfg.out) / "snapshots" / algo / "test", seed, svc.params)
+    if svt is None:
+        return None
+    v = _votes_rule(svc.pos, svc.neg, svc.tables, cfg.precision)
+    return {
+        "tables": svc.tables,
+        "default_min_votes": svc.default_min_votes,
+        "params": svc.params,
+        "calibrated_min_votes": v,
+        "calibration": _votes_eval(svc, v),
+        "test_at_calibrated": _votes_eval(svt, v),
+        "test_at_default": _votes_eval(svt, svt.default_min_votes),
+    }
+
+
+def _algo_figures(
+    cfg: CalibrateConfig, algo: str, mc: _Measured, mt: _Measured, pdq_rate: float, seed: int
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """One hasher's results.json fields, and the thresholds its rules chose."""
+    info = algo_info(algo)
+    rules = _rules(algo, info, mc, pdq_rate, cfg.precision)
+    oracle = precision_threshold(mt.all_pos(), mt.all_wrong(), cfg.precision)[0]
+    out: dict[str, Any] = {
+        "bits": info.bits,
+        "rules": {
+            name: {"calibration": _evaluate(mc, t, info.bits), "test": _evaluate(mt, t, info.bits)}
+            for name, t in rules.items()
+        },
+        "test_oracle_precision_threshold": oracle,
+        "test_oracle": _evaluate(mt, oracle, info.bits),
+    }
+    if cfg.snapshot:
+        votes = _snapshot_min_votes(cfg, algo, mc, mt, seed)
+        if votes is not None:
+            out["snapshot_min_votes"] = votes
+    return out, rules
+
+
+def _fmt(r: dict[str, Any]) -> str:
+    """A rate stored as ``Rate.as_dict()``, formatted."""
+    return stats.rate(r["k"], r["n"]).fmt()
+
+
+RULE_LABELS = {
+    "fixed": "fixed rule (the hasher's own)",
+    "matched_fmr": "PDQ's pair false-match rate at 31",
+    "precision": "precision {target} (perception)",
+}
+
+
+def _rules_table(algo: str, out: dict[str, Any], target_pct: str, n_transforms: int) -> Table:
+    rows: list[list[Any]] = []
+    for name, r in out["rules"].items():
+        c, t = r["calibration"], r["test"]
+        rows.append(
+            [
+                RULE_LABELS[name].format(target=target_pct),
+                c["threshold"],
+                _fmt(c["recall"]),
+                _fmt(t["recall"]),
+                f"{100 * t['precision']:.3f}%",
+                _fmt(t["pair_false_matches"]),
+            ]
+        )
+    oracle = out["test_oracle"]
+    rows.append(
+        [
+            f"oracle: precision {target_pct} chosen on test itself",
+            out["test_oracle_precision_threshold"],
+            "-",
+            _fmt(oracle["recall"]),
+            f"{100 * oracle['precision']:.3f}%",
+            _fmt(oracle["pair_false_matches"]),
+        ]
+    )
+    return Table(
+        f"{algo}: threshold rules (fitted on calibration; recall pooled over {n_transforms} transforms)",
+        [
+            "rule",
+            "threshold (bits)",
+            "calibration recall",
+            "test recall",
+            "test precision",
+            "test unrelated pairs matched",
+        ],
+        rows,
+        note="Precision: positives over positives plus queries whose closest incorrect original is within "
+        "the threshold (perception's convention). The oracle row shows how much a threshold chosen on "
+        "the reported images flatters itself.",
+    )
+
+
+def _transform_table(algo: str, out: dict[str, Any], rules: dict[str, int], transforms: list[str]) -> Table:
+    by_rule = {name: out["rules"][name]["test"]["recall_by_transform"] for name in rules}
+    return Table(
+        f"{algo}: test recall per transform",
+        [
+            "transform",
+            f"fixed d<={rules['fixed']}",
+            f"precision rule d<={rules['precision']}",
+            f"matched-FMR d<={rules['matched_fmr']}",
+        ],
+        [
+            [name, _fmt(by_rule["fixed"][name]), _fmt(by_rule["precision"][name]),
+             _fmt(by_rule["matched_fmr"][name])]
+            for name in transforms
+        ],
+    )
+
+
+def _votes_table(algo: str, s: dict[str, Any]) -> Table:
+    return Table(
+        f"{algo}: snapshot minimum votes (of {s['tables']} tables)",
+        ["setting", "min votes", "recall", "false matches", "precision"],
+        [
+            [label, r["min_votes"], _fmt(r["recall"]), _fmt(r["false_matches"]),
+             f"{100 * r['precision']:.3f}%"]
+            for label, r in (
+                ("calibration, calibrated", s["calibration"]),
+                ("test, calibrated", s["test_at_calibrated"]),
+                ("test, snapshot default", s["test_at_default"]),
+            )
+        ],
+        note="Each split's originals are halved: a snapshot of half A is queried with A's transformed "
+        "copies (positives) and with B's originals and copies (negatives).",
+    )
+
+
+def _distance_plot(algo: str, bits: int, mt: _Measured, rules: dict[str, int]) -> Plot:
+    return Plot(
+        "hist",
+        f"{algo}: test distances, positives vs closest incorrect",
+        "Hamming distance (bits)",
+        "queries",
+        [
+            Series("positive (own original)", mt.all_pos().astype(float).tolist()),
+            Series("closest incorrect original", np.minimum(mt.all_wrong(), bits).astype(float).tolist()),
+        ],
+        vlines=[
+            (rules["fixed"], f"fixed {rules['fixed']}"),
+            (rules["precision"], f"calibrated {rules['precision']}"),
+        ],
+        bins=list(np.arange(0, bits + 2, max(1, bits // 64)) - 0.5),
+        name=f"calibrate-{algo}",
+    )
+
+
+def _algo_section(
+    algo: str,
+    out: dict[str, Any],
+    rules: dict[str, int],
+    mt: _Measured,
+    transforms: list[str],
+    target_pct: str,
+) -> Section:
+    sec = Section(f"{algo}: thresholds chosen on calibration, measured on test")
+    sec.tables.append(_rules_table(algo, out, target_pct, len(transforms)))
+    sec.tables.append(_transform_table(algo, out, rules, transforms))
+    if "snapshot_min_votes" in out:
+        sec.tables.append(_votes_table(algo, out["snapshot_min_votes"]))
+    sec.plots.append(_distance_plot(algo, out["bits"], mt, rules))
+    return sec
+
+
+def _algo_summary(algo: str, out: dict[str, Any], rules: dict[str, int], target_pct: str) -> str:
+    fixed_t, prec_t = out["rules"]["fixed"]["test"], out["rules"]["precision"]["test"]
+    return (
+        f"{algo}: fixed d<={rules['fixed']}: test recall {_fmt(fixed_t['recall'])}, "
+        f"precision {100 * fixed_t['precision']:.3f}%; precision-{target_pct} threshold from calibration "
+        f"d<={rules['precision']}: test recall {_fmt(prec_t['recall'])}, "
+        f"precision {100 * prec_t['precision']:.3f}%; matched-FMR threshold d<={rules['matched_fmr']}"
+    )
+
+
+def _load_splits(
+    cfg: CalibrateConfig, transforms: list[str], seed: int
+) -> tuple[_Split, _Split, dict[str, Any]]:
+    """Both splits loaded and transformed, and results.json's description of them."""
+    cal_entries, test_entries, how = _choose_splits(cfg, seed)
+    test_entries, overlap, near = _disjoint_test(cal_entries, test_entries)
+    if not cal_entries or not test_entries:
+        raise ValueError("both splits need images (after removing test files identical to calibration ones)")
+    cal = _load_split("calibration", cal_entries, transforms, seed)
+    test = _load_split("test", test_entries, transforms, seed + 1)
+    if len(cal.rgbs) < 2 or len(test.rgbs) < 2:
+        raise ValueError(f"each split needs at least 2 images of PDQ quality >= {PDQ_GATE}")
+    return cal, test, _split_data(cfg, how, transforms, cal, test, overlap, near)
+
+
+def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
+    """Fit thresholds on the calibration split and report them on the test split."""
+    t0 = time.perf_counter()
+    transforms = _check(cfg)
+    cal, test, data = _load_splits(cfg, transforms, seed)
     measured = {(a, s.name): _measure(a, s) for a in cfg.algos for s in (cal, test)}
     pdq_cal = measured.get(("pdq", "calibration")) or _measure("pdq", cal)
-    pdq_rate = float((pdq_cal["pairs"] <= PDQ.match_distance).mean()) if len(pdq_cal["pairs"]) else 0.0
+    pdq_rate = float((pdq_cal.pairs <= PDQ.match_distance).mean()) if len(pdq_cal.pairs) else 0.0
     sections: list[Section] = []
     summary: list[str] = [
-        f"Splits: {how}; calibration {len(cal.rgbs)} images, test {len(test.rgbs)} images "
+        f"Splits: {data['how']}; calibration {len(cal.rgbs)} images, test {len(test.rgbs)} images "
         f"(PDQ quality >= {PDQ_GATE}); {len(transforms)} transforms"
     ]
     target_pct = f"{100 * cfg.precision:g}%"
     for algo in cfg.algos:
-        info = algo_info(algo)
         mc, mt = measured[(algo, "calibration")], measured[(algo, "test")]
-        rules = {
-            "fixed": info.threshold,
-            "matched_fmr": info.threshold
-            if algo == "pdq"
-            else _matched_fmr_threshold(mc["pairs"], pdq_rate, info.bits),
-            "precision": precision_threshold(
-                np.concatenate(list(mc["pos"].values())),
-                np.concatenate(list(mc["wrong"].values())),
-                cfg.precision,
-            )[0],
-        }
-        oracle = precision_threshold(
-            np.concatenate(list(mt["pos"].values())),
-            np.concatenate(list(mt["wrong"].values())),
-            cfg.precision,
-        )[0]
-        out: dict[str, Any] = {
-            "bits": info.bits,
-            "rules": {
-                name: {"calibration": _evaluate(mc, t, info.bits), "test": _evaluate(mt, t, info.bits)}
-                for name, t in rules.items()
-            },
-            "test_oracle_precision_threshold": oracle,
-            "test_oracle": _evaluate(mt, oracle, info.bits),
-        }
-        if cfg.snapshot:
-            svc = _snapshot_votes(algo, mc, Path(cfg.out) / "snapshots" / algo / "calibration", seed)
-            svt = (
-                _snapshot_votes(algo, mt, Path(cfg.out) / "snapshots" / algo / "test", seed, svc["params"])
-                if svc is not None
-                else None
-            )  # the same snapshot parameters as calibration, so only the vote count is being tested
-            if svc is not None and svt is not None:
-                v = _votes_rule(svc["pos"], svc["neg"], svc["tables"], cfg.precision)
-                out["snapshot_min_votes"] = {
-                    "tables": svc["tables"],
-                    "default_min_votes": svc["default_min_votes"],
-                    "params": svc["params"],
-                    "calibrated_min_votes": v,
-                    "calibration": _votes_eval(svc, v),
-                    "test_at_calibrated": _votes_eval(svt, v),
-                    "test_at_default": _votes_eval(svt, svt["default_min_votes"]),
-                }
+        out, rules = _algo_figures(cfg, algo, mc, mt, pdq_rate, seed)
         data["algos"][algo] = out
-        sec = Section(f"{algo}: thresholds chosen on calibration, measured on test")
-        rows = []
-        for name, r in out["rules"].items():
-            c, t = r["calibration"], r["test"]
-            rows.append(
-                [
-                    {
-                        "fixed": "fixed rule (the hasher's own)",
-                        "matched_fmr": "PDQ's pair false-match rate at 31",
-                        "precision": f"precision {target_pct} (perception)",
-                    }[name],
-                    c["threshold"],
-                    stats.rate(c["recall"]["k"], c["recall"]["n"]).fmt(),
-                    stats.rate(t["recall"]["k"], t["recall"]["n"]).fmt(),
-                    f"{100 * t['precision']:.3f}%",
-                    stats.rate(t["pair_false_matches"]["k"], t["pair_false_matches"]["n"]).fmt(),
-                ]
-            )
-        rows.append(
-            [
-                f"oracle: precision {target_pct} chosen on test itself",
-                oracle,
-                "-",
-                stats.rate(out["test_oracle"]["recall"]["k"], out["test_oracle"]["recall"]["n"]).fmt(),
-                f"{100 * out['test_oracle']['precision']:.3f}%",
-                stats.rate(
-                    out["test_oracle"]["pair_false_matches"]["k"],
-                    out["test_oracle"]["pair_false_matches"]["n"],
-                ).fmt(),
-            ]
-        )
-        sec.tables.append(
-            Table(
-                f"{algo}: threshold rules (fitted on calibration; recall pooled over {len(transforms)} "
-                "transforms)",
-                [
-                    "rule",
-                    "threshold (bits)",
-                    "calibration recall",
-                    "test recall",
-                    "test precision",
-                    "test unrelated pairs matched",
-                ],
-                rows,
-                note="Precision: positives over positives plus queries whose closest incorrect original is "
-                "within "
-                "the threshold (perception's convention). The oracle row shows how much a threshold chosen "
-                "on "
-                "the reported images flatters itself.",
-            )
-        )
-        fixed_t, prec_t = out["rules"]["fixed"]["test"], out["rules"]["precision"]["test"]
-        sec.tables.append(
-            Table(
-                f"{algo}: test recall per transform",
-                [
-                    "transform",
-                    f"fixed d<={rules['fixed']}",
-                    f"precision rule d<={rules['precision']}",
-                    f"matched-FMR d<={rules['matched_fmr']}",
-                ],
-                [
-                    [
-                        name,
-                        stats.rate(
-                            fixed_t["recall_by_transform"][name]["k"],
-                            fixed_t["recall_by_transform"][name]["n"],
-                        ).fmt(),
-                        stats.rate(
-                            prec_t["recall_by_transform"][name]["k"], prec_t["recall_by_transform"][name]["n"]
-                        ).fmt(),
-                        stats.rate(
-                            out["rules"]["matched_fmr"]["test"]["recall_by_transform"][name]["k"],
-                            out["rules"]["matched_fmr"]["test"]["recall_by_transform"][name]["n"],
-                        ).fmt(),
-                    ]
-                    for name in transforms
-                ],
-            )
-        )
-        if "snapshot_min_votes" in out:
-            s = out["snapshot_min_votes"]
-            sec.tables.append(
-                Table(
-                    f"{algo}: snapshot minimum votes (of {s['tables']} tables)",
-                    ["setting", "min votes", "recall", "false matches", "precision"],
-                    [
-                        [
-                            label,
-                            r["min_votes"],
-                            stats.rate(r["recall"]["k"], r["recall"]["n"]).fmt(),
-                            stats.rate(r["false_matches"]["k"], r["false_matches"]["n"]).fmt(),
-                            f"{100 * r['precision']:.3f}%",
-                        ]
-                        for label, r in (
-                            ("calibration, calibrated", s["calibration"]),
-                            ("test, calibrated", s["test_at_calibrated"]),
-                            ("test, snapshot default", s["test_at_default"]),
-                        )
-                    ],
-                    note="Each split's originals are halved: a snapshot of half A is queried with A's "
-                    "transformed "
-                    "copies (positives) and with B's originals and copies (negatives).",
-                )
-            )
-        sec.plots.append(
-            Plot(
-                "hist",
-                f"{algo}: test distances, positives vs closest incorrect",
-                "Hamming distance (bits)",
-                "queries",
-                [
-                    Series(
-                        "positive (own original)",
-                        np.concatenate(list(mt["pos"].values())).astype(float).tolist(),
-                    ),
-                    Series(
-                        "closest incorrect original",
-                        np.minimum(np.concatenate(list(mt["wrong"].values())), info.bits)
-                        .astype(float)
-                        .tolist(),
-                    ),
-                ],
-                vlines=[
-                    (rules["fixed"], f"fixed {rules['fixed']}"),
-                    (rules["precision"], f"calibrated {rules['precision']}"),
-                ],
-                bins=list(np.arange(0, info.bits + 2, max(1, info.bits // 64)) - 0.5),
-                name=f"calibrate-{algo}",
-            )
-        )
-        sections.append(sec)
-        summary.append(
-            f"{algo}: fixed d<={rules['fixed']}: test recall "
-            f"{stats.rate(fixed_t['recall']['k'], fixed_t['recall']['n']).fmt()}, "
-            f"precision {100 * fixed_t['precision']:.3f}%; precision-{target_pct} threshold from calibration "
-            f"d<={rules['precision']}: test recall "
-            f"{stats.rate(prec_t['recall']['k'], prec_t['recall']['n']).fmt()}, "
-            f"precision {100 * prec_t['precision']:.3f}%; matched-FMR threshold d<={rules['matched_fmr']}"
-        )
+        sections.append(_algo_section(algo, out, rules, mt, transforms, target_pct))
+        summary.append(_algo_summary(algo, out, rules, target_pct))
     meta = {
         "seed": seed,
         "algos": cfg.algos,

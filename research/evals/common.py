@@ -15,6 +15,7 @@ __all__ = [
     "PDQ_THRESHOLDS",
     "environment",
     "file_digest",
+    "near_duplicate_clusters",
     "nearest",
     "pair_histogram",
     "percentiles",
@@ -87,6 +88,30 @@ def percentiles(
     if arr.size == 0:
         return {f"p{int(q)}": float("nan") for q in qs}
     return {f"p{int(q)}": float(np.percentile(arr, q)) for q in qs}
+
+
+def near_duplicate_clusters(hashes: np.ndarray, thr: int, *, block: int = 256) -> np.ndarray:
+    """Cluster label per row: connected components of Hamming distance ``<= thr`` (union-find).
+
+    A label is the index of its cluster's root. Pairs ``a < b`` are joined in row-major order with
+    ``parent[find(a)] = find(b)``, so the labels (which ``research calibrate`` uses to halve its splits) are a
+    fixed function of the input; rows are compared ``block`` at a time, so memory stays ``block x N``.
+    """
+    n = len(hashes)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for s in range(0, n, block):
+        rows, cols = np.nonzero(_popcount_xor(hashes[s : s + block], hashes) <= thr)
+        upper = cols > rows + s
+        for a, b in zip((rows[upper] + s).tolist(), cols[upper].tolist(), strict=True):
+            parent[find(a)] = find(b)
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
 def file_digest(path: str) -> str:

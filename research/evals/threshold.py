@@ -267,11 +267,46 @@ def _looks_real(delivered: np.ndarray, at: float) -> bool:
     return bool(hi - lo == 0)
 
 
-def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, t: int,
-                   delay_rng: np.random.Generator) -> dict[str, Any]:
-    import nacl.signing
+@dataclass
+class _TimingTally:
+    """How often the relay's timing view labels a voucher right (at once, and with the voucher delay)."""
 
-    from client.vouchers.book import VoucherBook
+    right: int = 0
+    total: int = 0
+    delayed_right: int = 0
+
+
+@dataclass
+class _Authority:
+    """The authority's key and book of one simulation."""
+
+    public_key: bytes
+    seed: bytes
+    book: Any  # client.vouchers.book.VoucherBook
+
+
+def _draw_account(cfg: ThresholdConfig, rng: np.random.Generator, i: int, t: int) -> _Account:
+    """Account ``i``: its images in the period and its real matches (odd accounts match, below t)."""
+    matching = i % 2 == 1
+    per_day = float(cfg.eval_images_per_day * rng.lognormal(0.0, 1.0))
+    n = int(rng.poisson(per_day * cfg.period_days))
+    real = int(rng.integers(1, t)) if matching and t > 1 else 0
+    n = max(n, real)
+    false_matches = int(rng.binomial(n - real, cfg.p)) if cfg.p > 0 else 0
+    return _Account(f"acct{i:06d}", matching, n, real + false_matches)
+
+
+def _send_period(
+    cfg: ThresholdConfig,
+    rng: np.random.Generator,
+    delay_rng: np.random.Generator,
+    acct: _Account,
+    authority: _Authority,
+    rate: float,
+    t: int,
+    tally: _TimingTally,
+) -> None:
+    """Build, seal, open and file the account's vouchers of one period; score what timing shows."""
     from client.vouchers.voucher import (
         derive_period_key,
         make_synthetic_voucher,
@@ -281,56 +316,37 @@ def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, 
         share_index,
     )
 
-    authority = nacl.signing.SigningKey(rng.bytes(32))
-    pub, seed = bytes(authority.verify_key), bytes(authority)
-    # counts only: matching accounts stay below t by construction; an innocent account whose false matches
-    # reach t would be opened by the real book (reported as accounts_reaching_t), which decoding here would
-    # only slow down
-    book = VoucherBook(decode=False)
-    period = 1
-    period_s = cfg.period_days * 86_400
-    accounts: list[_Account] = []
-    timing_right = timing_total = delayed_right = 0
-    for i in range(cfg.eval_accounts):
-        matching = i % 2 == 1
-        per_day = float(cfg.eval_images_per_day * rng.lognormal(0.0, 1.0))
-        n = int(rng.poisson(per_day * cfg.period_days))
-        real = int(rng.integers(1, t)) if matching and t > 1 else 0
-        n = max(n, real)
-        false_matches = int(rng.binomial(n - real, cfg.p)) if cfg.p > 0 else 0
-        real += false_matches
-        acct = _Account(f"acct{i:06d}", matching, n, real)
-        secret = rng.bytes(32)
-        key = derive_period_key(secret, acct.name, period, t)
-        # image send times over the period; the first `real` images are the (blocked) matches
-        times = np.sort(rng.uniform(0, period_s, n)) if n else np.zeros(0)
-        order = rng.permutation(n)
-        is_real = np.zeros(n, bool)
-        is_real[order[:real]] = True
-        synthetic = (~is_real) & (rng.random(n) < rate)
-        delivered_times = times[~is_real]
-        for counter, j in enumerate(np.flatnonzero(is_real | synthetic)):
-            x = share_index(secret, acct.name, period, counter)
-            v = make_voucher(key, x, b"report") if is_real[j] else make_synthetic_voucher(key, x)
-            book.add(open_voucher(seal_voucher(v, pub), seed), sender=acct.name)
-            # timing: does an upload of a delivered image sit within the window of this voucher?
-            looks_real = _looks_real(delivered_times, float(times[j]))
-            acct.timing_score += int(looks_real)
-            timing_right += int(looks_real == bool(is_real[j]))
-            timing_total += 1
-            # the same with the voucher held for an exponential delay before it leaves
-            leaves = float(times[j]) + (float(delay_rng.exponential(cfg.voucher_delay))
-                                        if cfg.voucher_delay > 0 else 0.0)
-            looks_real = _looks_real(delivered_times, leaves)
-            acct.delayed_timing_score += int(looks_real)
-            delayed_right += int(looks_real == bool(is_real[j]))
-        accounts.append(acct)
-    counts = {s.account: s for s in book.status()}
-    for a in accounts:
-        a.vouchers = counts[a.name].vouchers if a.name in counts else 0
-    reaching = sum(1 for a in accounts if a.real >= t)
-    match = [a for a in accounts if a.matching]
-    clean = [a for a in accounts if not a.matching]
+    period, n = 1, acct.images
+    secret = rng.bytes(32)
+    key = derive_period_key(secret, acct.name, period, t)
+    # image send times over the period; the first `real` images are the (blocked) matches
+    times = np.sort(rng.uniform(0, cfg.period_days * 86_400, n)) if n else np.zeros(0)
+    order = rng.permutation(n)
+    is_real = np.zeros(n, bool)
+    is_real[order[: acct.real]] = True
+    synthetic = (~is_real) & (rng.random(n) < rate)
+    delivered_times = times[~is_real]
+    for counter, j in enumerate(np.flatnonzero(is_real | synthetic)):
+        x = share_index(secret, acct.name, period, counter)
+        v = make_voucher(key, x, b"report") if is_real[j] else make_synthetic_voucher(key, x)
+        sealed = seal_voucher(v, authority.public_key)
+        authority.book.add(open_voucher(sealed, authority.seed), sender=acct.name)
+        # timing: does an upload of a delivered image sit within the window of this voucher?
+        looks_real = _looks_real(delivered_times, float(times[j]))
+        acct.timing_score += int(looks_real)
+        tally.right += int(looks_real == bool(is_real[j]))
+        tally.total += 1
+        # the same with the voucher held for an exponential delay before it leaves
+        leaves = float(times[j]) + (float(delay_rng.exponential(cfg.voucher_delay))
+                                    if cfg.voucher_delay > 0 else 0.0)
+        looks_real = _looks_real(delivered_times, leaves)
+        acct.delayed_timing_score += int(looks_real)
+        tally.delayed_right += int(looks_real == bool(is_real[j]))
+
+
+def _scores(cfg: ThresholdConfig, rate: float, match: list[_Account],
+            clean: list[_Account]) -> dict[str, tuple[list[float], list[float]]]:
+    """Each distinguisher's scores of the matching and the non-matching accounts."""
 
     def vol_score(a: _Account) -> float:
         q = rate + cfg.p * (1 - rate)  # vouchers per image of an account without matches
@@ -338,35 +354,91 @@ def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, 
         sd = math.sqrt(q * (1 - q) * a.images + 1.0)
         return (a.vouchers - expected) / sd
 
-    scores = {
+    return {
         "count": ([float(a.vouchers) for a in match], [float(a.vouchers) for a in clean]),
         "count_and_volume": ([vol_score(a) for a in match], [vol_score(a) for a in clean]),
         "timing": ([float(a.timing_score) for a in match], [float(a.timing_score) for a in clean]),
         "timing_delayed": ([float(a.delayed_timing_score) for a in match],
                            [float(a.delayed_timing_score) for a in clean]),
     }
-    result: dict[str, Any] = {"synthetic_rate": rate, "threshold": t, "accounts_reaching_t": reaching,
-                              "vouchers": timing_total,
-                              "timing_voucher_accuracy": stats.rate(timing_right, timing_total).as_dict(),
+
+
+def _describe_counts(group: list[_Account]) -> dict[str, Any]:
+    v = np.asarray([a.vouchers for a in group], float)
+    return {"accounts": len(group), "mean": float(v.mean()), "median": float(np.median(v)),
+            "p10": float(np.percentile(v, 10)), "p90": float(np.percentile(v, 90)),
+            "zero": int((v == 0).sum()), "real_mean": float(np.mean([a.real for a in group])),
+            "images_mean": float(np.mean([a.images for a in group]))}
+
+
+def _simulate_rate(cfg: ThresholdConfig, rng: np.random.Generator, rate: float, t: int,
+                   delay_rng: np.random.Generator) -> dict[str, Any]:
+    import nacl.signing
+
+    from client.vouchers.book import VoucherBook
+
+    signing = nacl.signing.SigningKey(rng.bytes(32))
+    # counts only: matching accounts stay below t by construction; an innocent account whose false matches
+    # reach t would be opened by the real book (reported as accounts_reaching_t), which decoding here would
+    # only slow down
+    authority = _Authority(bytes(signing.verify_key), bytes(signing), VoucherBook(decode=False))
+    accounts: list[_Account] = []
+    tally = _TimingTally()
+    for i in range(cfg.eval_accounts):
+        acct = _draw_account(cfg, rng, i, t)
+        _send_period(cfg, rng, delay_rng, acct, authority, rate, t, tally)
+        accounts.append(acct)
+    counts = {s.account: s for s in authority.book.status()}
+    for a in accounts:
+        a.vouchers = counts[a.name].vouchers if a.name in counts else 0
+    match = [a for a in accounts if a.matching]
+    clean = [a for a in accounts if not a.matching]
+    result: dict[str, Any] = {"synthetic_rate": rate, "threshold": t,
+                              "accounts_reaching_t": sum(1 for a in accounts if a.real >= t),
+                              "vouchers": tally.total,
+                              "timing_voucher_accuracy": stats.rate(tally.right, tally.total).as_dict(),
                               "voucher_delay": cfg.voucher_delay,
-                              "delayed_timing_voucher_accuracy": stats.rate(delayed_right,
-                                                                            timing_total).as_dict()}
-    for name, (pos, neg) in scores.items():
+                              "delayed_timing_voucher_accuracy": stats.rate(tally.delayed_right,
+                                                                            tally.total).as_dict()}
+    for name, (pos, neg) in _scores(cfg, rate, match, clean).items():
         lo, hi = _auc_interval(rng, pos, neg, cfg.bootstrap)
         result[f"auc_{name}"] = {"auc": auc(pos, neg), "low": lo, "high": hi}
-
-    def describe(group: list[_Account]) -> dict[str, Any]:
-        v = np.asarray([a.vouchers for a in group], float)
-        return {"accounts": len(group), "mean": float(v.mean()), "median": float(np.median(v)),
-                "p10": float(np.percentile(v, 10)), "p90": float(np.percentile(v, 90)),
-                "zero": int((v == 0).sum()), "real_mean": float(np.mean([a.real for a in group])),
-                "images_mean": float(np.mean([a.images for a in group]))}
-
-    result["matching"] = describe(match)
-    result["non_matching"] = describe(clean)
+    result["matching"] = _describe_counts(match)
+    result["non_matching"] = _describe_counts(clean)
     result["counts_matching"] = [a.vouchers for a in match]
     result["counts_non_matching"] = [a.vouchers for a in clean]
     return result
+
+
+def _distinguish_table(cfg: ThresholdConfig, results: list[dict[str, Any]]) -> Table:
+    """Voucher counts below t and each distinguisher's AUC, one row per synthetic rate."""
+    rows = []
+    for r in results:
+        m, c = r["matching"], r["non_matching"]
+        rows.append([
+            r["synthetic_rate"],
+            f"{m['mean']:.1f} / {m['median']:g} [{m['p10']:g}, {m['p90']:g}]",
+            f"{c['mean']:.1f} / {c['median']:g} [{c['p10']:g}, {c['p90']:g}]",
+            f"{c['zero']}/{c['accounts']}",
+            *(f"{r[k]['auc']:.3f} [{r[k]['low']:.3f}, {r[k]['high']:.3f}]"
+              for k in ("auc_count", "auc_count_and_volume", "auc_timing", "auc_timing_delayed")),
+            r["accounts_reaching_t"],
+            f"{r['timing_voucher_accuracy']['k']}/{r['timing_voucher_accuracy']['n']}",
+            f"{r['delayed_timing_voucher_accuracy']['k']}/{r['delayed_timing_voucher_accuracy']['n']}",
+        ])
+    return Table(
+        "Per-account voucher counts below t and distinguisher AUC (bootstrap 95%)",
+        ["synthetic rate", "matching: mean / median [p10, p90]", "non-matching: mean / median [p10, p90]",
+         "non-matching with 0 vouchers", "AUC count", "AUC count+volume", "AUC timing",
+         f"AUC timing, delay {cfg.voucher_delay:g} s", "accounts with >= t real (would open)",
+         "vouchers labelled right by timing", "same, delayed"],
+        rows,
+        note="count: rank by vouchers held; count+volume: also knowing the account's image count "
+             "(relay collusion); timing: vouchers with no delivered-image upload within "
+             f"{TIMING_WINDOW_S:g} s (a synthetic voucher leaves during a delivered image's send); delayed: "
+             f"each voucher leaves after an exponential wait of mean {cfg.voucher_delay:g} s "
+             "(`config set voucher-delay`).",
+    )
 
 
 def _distinguish(cfg: ThresholdConfig, rng: np.random.Generator) -> tuple[list[dict[str, Any]], Section]:
@@ -389,33 +461,7 @@ def _distinguish(cfg: ThresholdConfig, rng: np.random.Generator) -> tuple[list[d
         "voucher was made, sealed, opened and filed by the project's own code; counts are the "
         "VoucherBook's. AUC 0.5 = the authority cannot tell; 1.0 = it always can."
     )
-    rows = []
-    for r in results:
-        m, c = r["matching"], r["non_matching"]
-        rows.append([
-            r["synthetic_rate"],
-            f"{m['mean']:.1f} / {m['median']:g} [{m['p10']:g}, {m['p90']:g}]",
-            f"{c['mean']:.1f} / {c['median']:g} [{c['p10']:g}, {c['p90']:g}]",
-            f"{c['zero']}/{c['accounts']}",
-            *(f"{r[k]['auc']:.3f} [{r[k]['low']:.3f}, {r[k]['high']:.3f}]"
-              for k in ("auc_count", "auc_count_and_volume", "auc_timing", "auc_timing_delayed")),
-            r["accounts_reaching_t"],
-            f"{r['timing_voucher_accuracy']['k']}/{r['timing_voucher_accuracy']['n']}",
-            f"{r['delayed_timing_voucher_accuracy']['k']}/{r['delayed_timing_voucher_accuracy']['n']}",
-        ])
-    sec.tables.append(Table(
-        "Per-account voucher counts below t and distinguisher AUC (bootstrap 95%)",
-        ["synthetic rate", "matching: mean / median [p10, p90]", "non-matching: mean / median [p10, p90]",
-         "non-matching with 0 vouchers", "AUC count", "AUC count+volume", "AUC timing",
-         f"AUC timing, delay {cfg.voucher_delay:g} s", "accounts with >= t real (would open)",
-         "vouchers labelled right by timing", "same, delayed"],
-        rows,
-        note="count: rank by vouchers held; count+volume: also knowing the account's image count "
-             "(relay collusion); timing: vouchers with no delivered-image upload within "
-             f"{TIMING_WINDOW_S:g} s (a synthetic voucher leaves during a delivered image's send); delayed: "
-             f"each voucher leaves after an exponential wait of mean {cfg.voucher_delay:g} s "
-             "(`config set voucher-delay`).",
-    ))
+    sec.tables.append(_distinguish_table(cfg, results))
     sec.plots.append(Plot(
         "line", f"How well the authority tells matching accounts below t={t} apart", "synthetic voucher rate",
         "ROC AUC (0.5 = chance)",

@@ -23,14 +23,12 @@ from scanner.calibration_defaults import (
     DEFAULT_MIN_KEY_BITS,
     DEFAULT_RECALL_FLOOR,
 )
-from scanner.hashers.spec import PDQ, match_distance_for, quality_gate
-
-#: Default lookups per variant of OPRF-keyed snapshots: 8 x 128 = 1024 OPRF evaluations per image.
-OPRF_MAX_LOOKUPS = 128
+from scanner.hashers.spec import PDQ, quality_gate
 
 if TYPE_CHECKING:
-    from scanner.calibration import Calibration, Params
+    from scanner.calibration import Calibration
     from scanner.commands.registry import CommandRegistry
+    from scanner.snapshot.workflow import SignedSnapshot, SnapshotPlan
 
 __all__ = ["register"]
 
@@ -55,6 +53,21 @@ def register(registry: CommandRegistry) -> None:
     """Add ``snapshot build``, ``snapshot verify`` and ``snapshot calibrate``."""
     snap = registry.group("snapshot")
     p = snap.command("build", _build, help="build and sign a snapshot of the bank", epilog=_BUILD_EPILOG)
+    _add_build_inputs(p)
+    _add_build_calibration(p)
+    _add_build_keys(p)
+
+    p = snap.command("verify", _verify, help="verify a snapshot; print its fingerprint and header as JSON")
+    p.add_argument("snapshot", metavar="SNAP.bin")
+    p.add_argument("--pubkey", required=True, metavar="HEX", help="pinned authority public key (64 hex)")
+    p.add_argument("--now", type=float, help="check expiry at this Unix time (default: now)")
+
+    p = snap.command("calibrate", _calibrate, help="pick L, k, minimum votes and Bloom size for a bank size")
+    _add_calibrate(p)
+
+
+def _add_build_inputs(p: argparse.ArgumentParser) -> None:
+    """``snapshot build``: bank, key, output, version, hand-given LSH parameters, what the bank gives."""
     p.add_argument("--bank", required=True, metavar="BANK.sqlite")
     p.add_argument("--key", required=True, metavar="AUTHORITY.key", help="authority private key file")
     p.add_argument("--out", required=True, metavar="SNAP.bin")
@@ -80,6 +93,10 @@ def register(registry: CommandRegistry) -> None:
         "two-organisation rule) (default: %(default)s)",
     )
     p.add_argument("--expires-days", type=float, default=30.0, help="validity (default: %(default)s days)")
+
+
+def _add_build_calibration(p: argparse.ArgumentParser) -> None:
+    """``snapshot build``: the calibration's target and budgets."""
     p.add_argument(
         "--target-distance",
         type=int,
@@ -105,6 +122,10 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument(
         "--max-size-mb", type=float, help="calibration size budget (default: 128 bytes/entry, >= 1 MiB)"
     )
+
+
+def _add_build_keys(p: argparse.ArgumentParser) -> None:
+    """``snapshot build``: offline or OPRF keys, the privacy floor, padding, ``--json``."""
     p.add_argument(
         "--keys",
         choices=("offline", "oprf"),
@@ -141,12 +162,9 @@ def register(registry: CommandRegistry) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the build report as JSON")
 
-    p = snap.command("verify", _verify, help="verify a snapshot; print its fingerprint and header as JSON")
-    p.add_argument("snapshot", metavar="SNAP.bin")
-    p.add_argument("--pubkey", required=True, metavar="HEX", help="pinned authority public key (64 hex)")
-    p.add_argument("--now", type=float, help="check expiry at this Unix time (default: now)")
 
-    p = snap.command("calibrate", _calibrate, help="pick L, k, minimum votes and Bloom size for a bank size")
+def _add_calibrate(p: argparse.ArgumentParser) -> None:
+    """``snapshot calibrate``'s arguments."""
     p.add_argument("--bank-size", required=True, type=int, metavar="N")
     p.add_argument(
         "--target-distance",
@@ -236,136 +254,101 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def explicit_params(args: argparse.Namespace, bank_size: int) -> Params:
-    """Parameters from --tables/--bits/--min-votes/--fpr (Bloom sized for the rounded bank).
+def _build_plan(args: argparse.Namespace) -> SnapshotPlan:
+    """The workflow plan of ``snapshot build``'s flags; loads the OPRF key file with ``--keys oprf``.
 
-    ``bank_size`` is the count the tables hold: the rounded count for padded snapshots.
+    Raises:
+        ScannerError: a flag combination the build refuses, or an unreadable OPRF key file.
     """
-    import math
+    from scanner.errors import ScannerError
+    from scanner.snapshot.workflow import ExplicitLsh, SnapshotPlan
 
-    from scanner.calibration import (
-        DEFAULT_FALSE_MATCH_BUDGET,
-        DIHEDRAL_VARIANTS,
-        Params,
-        bloom_geometry,
-        max_noise,
-        rounded_entry_count,
+    oprf_key = None
+    if args.keys == "oprf":
+        from scanner.oprf import OprfKey
+
+        if not args.oprf_key:
+            raise ScannerError("--keys oprf needs --oprf-key OPRF.key (authority oprf-keygen)")
+        oprf_key = OprfKey.load(args.oprf_key)
+        if args.probe_radius:
+            raise ScannerError("--keys oprf supports --probe-radius 0 only")
+    elif args.oprf_key:
+        raise ScannerError("--oprf-key is only used with --keys oprf")
+    lsh = None
+    if not (args.tables is None and args.bits is None and args.min_votes is None):
+        if None in (args.tables, args.bits, args.min_votes):
+            from scanner.errors import CalibrationError
+
+            raise CalibrationError("give all of --tables, --bits and --min-votes (or none, to calibrate)")
+        lsh = ExplicitLsh(args.tables, args.bits, args.min_votes, args.probe_radius, args.fpr)
+    return SnapshotPlan(
+        algorithm=args.algo, min_sources=args.min_sources, version=args.version, valid_days=args.expires_days,
+        pad=not args.no_padding, target_distance=args.target_distance, lsh=lsh,
+        max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
+        min_key_bits=args.min_key_bits, recall_floor=args.recall_floor, max_lookups=args.max_lookups,
+        oprf_key=oprf_key,
+        min_enumeration_core_hours=None if args.allow_weak_privacy else args.min_enumeration_core_hours,
     )
-    from scanner.errors import CalibrationError
 
-    if None in (args.tables, args.bits, args.min_votes):
-        raise CalibrationError("give all of --tables, --bits and --min-votes (or none, to calibrate)")
-    if not (1 <= args.bits <= 64 and 1 <= args.tables <= 4096 and 1 <= args.min_votes <= args.tables):
-        raise CalibrationError("need 1 <= --bits <= 64, 1 <= --tables <= 4096, 1 <= --min-votes <= --tables")
-    keys = rounded_entry_count(bank_size) * args.tables
-    fpr = args.fpr
-    probes = 1 + (args.bits if args.probe_radius else 0)
-    if fpr is None:
-        per_variant = -math.expm1(math.log1p(-DEFAULT_FALSE_MATCH_BUDGET) / DIHEDRAL_VARIANTS)
-        r_bank = -math.expm1(bank_size * math.log1p(-min(probes * 2.0**-args.bits, 1 - 1e-16)))
-        r_max = float(max_noise(args.tables, args.min_votes, per_variant))
-        fpr = 1e-3 if r_max <= r_bank else -math.expm1(math.log1p(-(1 - (1 - r_max) / (1 - r_bank))) / probes)
-        fpr = min(max(fpr, 1e-9), 0.1)
-    if not 0 < fpr < 1:
-        raise CalibrationError("--fpr must lie strictly between 0 and 1")
-    m, h = bloom_geometry(keys, fpr)
-    return Params(args.tables, args.bits, args.min_votes, args.probe_radius, m, h)
+
+def _source_plan(args: argparse.Namespace) -> SnapshotPlan:
+    from scanner.snapshot.workflow import SnapshotPlan
+
+    return SnapshotPlan(algorithm=args.algo, min_sources=args.min_sources)
 
 
 def _build(args: argparse.Namespace) -> int:
+    """bank -> dedupe -> (flags) -> calibrate -> privacy floor -> sign -> write, through the workflow."""
     from scanner.authority import AuthorityKey
-    from scanner.bank import HashBank
-    from scanner.calibration import calibrate, predict, rounded_entry_count
     from scanner.errors import ScannerError
-    from scanner.privacy import enumeration_cost
     from scanner.progress import progress_bar
-    from scanner.snapshot import build_snapshot, write_snapshot_file
+    from scanner.snapshot import workflow
 
     now = int(time.time())
     if args.min_sources < 1:
         return _err("build", "--min-sources must be at least 1")
     try:
         key = AuthorityKey.load(args.key)
-        with HashBank(args.bank, create=False) as bank:
-            hashes = list(bank.snapshot_hashes(algorithm=args.algo, now=now, min_sources=args.min_sources))
+        hashes = workflow.load_bank(args.bank, _source_plan(args), now=now)
         if not hashes:
             gate = quality_gate(args.algo)
             sources = f" with at least {args.min_sources} sources" if args.min_sources > 1 else ""
-            why = f"{args.bank} holds no {args.algo} entries of quality >= {gate} that have not expired"
-            why += sources
-            return _err("build", why)
-        hash_bits = len(hashes[0]) * 8
-        oprf_key = None
-        if args.keys == "oprf":
-            from scanner.oprf import OprfKey
-
-            if not args.oprf_key:
-                return _err("build", "--keys oprf needs --oprf-key OPRF.key (authority oprf-keygen)")
-            oprf_key = OprfKey.load(args.oprf_key)
-            if args.probe_radius:
-                return _err("build", "--keys oprf supports --probe-radius 0 only")
-        elif args.oprf_key:
-            return _err("build", "--oprf-key is only used with --keys oprf")
-        max_lookups = args.max_lookups or (OPRF_MAX_LOOKUPS if oprf_key is not None else DEFAULT_MAX_LOOKUPS)
-        # Padded tables hold the rounded count of keys: calibrate the noise for that many entries.
-        sized_for = len(hashes) if args.no_padding else rounded_entry_count(len(hashes))
-        if args.target_distance is None:  # the algorithm's spec; PDQ's rule scaled for other widths
-            args.target_distance = match_distance_for(args.algo, hash_bits)
-        if args.tables is None and args.bits is None and args.min_votes is None:
-            cal = calibrate(
-                sized_for,
-                target_distance=args.target_distance,
-                hash_bits=hash_bits,
-                max_size_bytes=None if args.max_size_mb is None else int(args.max_size_mb * 1e6),
-                min_key_bits=args.min_key_bits,
-                recall_floor=args.recall_floor,
-                max_lookups=max_lookups,
-            )
-            params = cal.params
-        else:
-            params = explicit_params(args, sized_for)
-            if hash_bits != 256:
-                from dataclasses import replace
-
-                params = replace(params, hash_bits=hash_bits)
-            cal = predict(params, sized_for, target_distance=args.target_distance)
-        cost = enumeration_cost(params.tables, params.bits, oprf=oprf_key is not None)
-        weak = cost.core_hours < args.min_enumeration_core_hours
-        if oprf_key is None and weak and not args.allow_weak_privacy:
-            return _err(
-                "build",
-                f"refused: enumerating this offline snapshot costs about {cost.core_hours:.2g} core-hours "
-                f"(floor {args.min_enumeration_core_hours:g}); anyone holding it can recover the bank. Use "
-                "--keys oprf, longer keys (--min-key-bits), or --allow-weak-privacy",
-            )
+            return _err("build", f"{args.bank} holds no {args.algo} entries of quality >= {gate} that have "
+                        f"not expired{sources}")
+        plan = _build_plan(args)
+        sizing = workflow.calibrate_for(hashes, plan)
+        try:
+            privacy = workflow.privacy_cost(sizing.params, plan)
+        except workflow.WeakPrivacyError as exc:
+            return _err("build", f"refused: {exc}; anyone holding it can recover the bank. Use "
+                        "--keys oprf, longer keys (--min-key-bits), or --allow-weak-privacy")
         started = time.perf_counter()
-        with progress_bar("building snapshot", len(hashes) * params.tables, quiet=args.json) as advance:
-            data = build_snapshot(
-                hashes,
-                params=params,
-                key=key,
-                version=now if args.version is None else args.version,
-                created=now,
-                expires=now + int(args.expires_days * 86400),
-                algorithm=args.algo,
-                progress=lambda done, total: advance(completed=done),
-                pad=not args.no_padding,
-                oprf_key=oprf_key,
-            )
-        write_snapshot_file(args.out, data)
+        work = len(hashes) * sizing.params.tables
+        with progress_bar("building snapshot", work, quiet=args.json) as advance:
+            snapshot = workflow.build_signed(hashes, sizing, key, plan, now=now, privacy=privacy,
+                                             progress=lambda done, total: advance(completed=done))
+        workflow.write_snapshot(args.out, snapshot)
         elapsed = time.perf_counter() - started
     except ScannerError as exc:
         return _err("build", str(exc))
-    from scanner.snapshot import fingerprint_of
+    _print_build(args, snapshot, elapsed)
+    return 0
 
-    report = {
+
+def _build_report(args: argparse.Namespace, snapshot: SignedSnapshot, elapsed: float) -> dict[str, object]:
+    """``snapshot build --json``'s fields."""
+    from scanner.calibration import rounded_entry_count
+
+    params, cal, cost = snapshot.params, snapshot.sizing.calibration, snapshot.privacy
+    oprf_key = snapshot.oprf_public_key
+    return {
         "out": args.out,
-        "entries": len(hashes),
+        "entries": snapshot.entries,
         "min_sources": args.min_sources,
-        "size_bytes": len(data),
+        "size_bytes": len(snapshot.data),
         "seconds": round(elapsed, 3),
-        "fingerprint": fingerprint_of(data),
-        "version": now if args.version is None else args.version,
+        "fingerprint": snapshot.fingerprint,
+        "version": snapshot.version,
         "tables": params.tables,
         "bits": params.bits,
         "min_votes": params.min_votes,
@@ -375,28 +358,32 @@ def _build(args: argparse.Namespace) -> int:
         "predicted_false_match_per_image": cal.false_match_per_image,
         "predicted_recall": {str(d): round(cal.recall_at(d), 4) for d in (8, 16, 24, PDQ.match_distance)},
         "keys": cost.keys,
-        "padded": not args.no_padding,
-        "entry_count": rounded_entry_count(len(hashes)),
+        "padded": snapshot.padded,
+        "entry_count": rounded_entry_count(snapshot.entries),
         "enumeration_digests": cost.digests,
         "enumeration_core_hours": None if oprf_key is not None else cost.core_hours,
         "enumeration_batches": cost.batches or None,
-        "oprf_public_key": oprf_key.public_key.hex() if oprf_key is not None else None,
+        "oprf_public_key": oprf_key,
         "privacy": cost.line(params.tables, params.bits),
     }
+
+
+def _print_build(args: argparse.Namespace, snapshot: SignedSnapshot, elapsed: float) -> None:
+    report = _build_report(args, snapshot, elapsed)
     if args.json:
         print(json.dumps(report))
-    else:
-        print(f"wrote {args.out}: {len(hashes)} hashes, {len(data)} bytes in {elapsed:.2f} s")
-        print(f"fingerprint {report['fingerprint']}")
-        print(
-            f"L={params.tables} k={params.bits} v={params.min_votes} m={params.bloom_bits} "
-            f"h={params.bloom_hashes}; "
-            f"predicted recall d=16 {cal.recall_at(16):.3f}, "
-            f"d={PDQ.match_distance} {cal.recall_at(PDQ.match_distance):.3f}; "
-            f"false matches per image (dihedral) {cal.false_match_per_image:.3g}"
-        )
-        print(cost.line(params.tables, params.bits))
-    return 0
+        return
+    params, cal = snapshot.params, snapshot.sizing.calibration
+    print(f"wrote {args.out}: {snapshot.entries} hashes, {len(snapshot.data)} bytes in {elapsed:.2f} s")
+    print(f"fingerprint {report['fingerprint']}")
+    print(
+        f"L={params.tables} k={params.bits} v={params.min_votes} m={params.bloom_bits} "
+        f"h={params.bloom_hashes}; "
+        f"predicted recall d=16 {cal.recall_at(16):.3f}, "
+        f"d={PDQ.match_distance} {cal.recall_at(PDQ.match_distance):.3f}; "
+        f"false matches per image (dihedral) {cal.false_match_per_image:.3g}"
+    )
+    print(report["privacy"])
 
 
 def _verify(args: argparse.Namespace) -> int:

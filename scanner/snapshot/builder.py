@@ -22,6 +22,7 @@ import numpy as np
 
 from scanner.authority import AuthorityKey
 from scanner.calibration import Params, rounded_entry_count
+from scanner.errors import CalibrationError
 from scanner.oprf import OprfDigester, OprfKey
 from scanner.snapshot.bloom import BloomWriter
 from scanner.snapshot.format import SIGNING_CONTEXT, Header
@@ -76,7 +77,7 @@ def _refuse_saturating_padding(params: Params, pad_to: int) -> None:
     probes = 1 + (params.bits if params.probe_radius else 0)
     chance_votes = params.tables * min(1.0, probes * pad_to / 2**params.bits)
     if chance_votes >= params.min_votes:
-        raise ValueError(
+        raise CalibrationError(
             f"parameters L={params.tables}, k={params.bits}, v={params.min_votes} are too coarse for a "
             f"padded snapshot of {pad_to} keys per table ({chance_votes:.1f} chance votes per image): "
             "calibrate for the padded count (scanner.calibration.calibrate_padded) or build without padding"
