@@ -18,8 +18,8 @@ class CommandRegistry(Protocol):
     def group(self, name: str, *, help: str | None = ...) -> CommandRegistry: ...
 
 
-def register(registry: CommandRegistry) -> None:
-    """Add the relay commands."""
+def _add_relay(registry: CommandRegistry) -> None:
+    """Add ``relay``: the relay server and its options."""
     parser = registry.command(
         "relay",
         _relay,
@@ -36,6 +36,30 @@ def register(registry: CommandRegistry) -> None:
             "  pocketscan relay --authority-pubkey HEX --metadata-log relay-meta.jsonl"
         ),
     )
+    _add_listen_options(parser)
+    _add_limit_options(parser)
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="ws:// or wss:// URL clients use to reach this relay (repeatable; default: the bound "
+        "host:port). Clients sign it when they authenticate; set it behind a proxy or a 0.0.0.0 bind",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        help="seconds between keepalive pings (a peer silent for two intervals is dropped)",
+    )
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="event loop: uvloop when installed (auto, the default) "
+                        "or the standard asyncio loop")
+    parser.add_argument("--quiet", action="store_true", help="print only the listening line")
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    """Where the relay listens, what it stores in, who may publish, what it logs."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     store = parser.add_mutually_exclusive_group()
@@ -64,6 +88,10 @@ def register(registry: CommandRegistry) -> None:
         default="full",
         help="SQLite synchronous mode: full survives power loss, normal only process crashes",
     )
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """Lifetimes, quotas and rate limits."""
     parser.add_argument(
         "--ttl-days", type=float, default=30.0, help="lifetime of undelivered envelopes and blobs"
     )
@@ -99,6 +127,11 @@ def register(registry: CommandRegistry) -> None:
     parser.add_argument(
         "--blob-quota-count", type=int, default=1000, help="per-account quota of live blobs (default 1000)"
     )
+    _add_prekey_limits(parser)
+
+
+def _add_prekey_limits(parser: argparse.ArgumentParser) -> None:
+    """How fast prekey bundles and one-time prekeys are handed out."""
     parser.add_argument(
         "--prekey-fetch-rate",
         type=float,
@@ -124,28 +157,10 @@ def register(registry: CommandRegistry) -> None:
         default=20.0,
         help="burst of one-time prekeys of one account handed out (default 20)",
     )
-    parser.add_argument(
-        "--public-url",
-        metavar="URL",
-        action="append",
-        default=[],
-        help="ws:// or wss:// URL clients use to reach this relay (repeatable; default: the bound "
-        "host:port). Clients sign it when they authenticate; set it behind a proxy or a 0.0.0.0 bind",
-    )
-    parser.add_argument(
-        "--ping-interval",
-        type=float,
-        default=20.0,
-        help="seconds between keepalive pings (a peer silent for two intervals is dropped)",
-    )
-    parser.add_argument(
-        "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
-        default="auto",
-        help="event loop: uvloop when installed (auto, the default) or the standard asyncio loop",
-    )
-    parser.add_argument("--quiet", action="store_true", help="print only the listening line")
 
+
+def _add_snapshot_publish(registry: CommandRegistry) -> None:
+    """Add ``snapshot publish`` (the ``snapshot`` group is shared with the scanner)."""
     snapshot = registry.group("snapshot")
     pub = snapshot.command(
         "publish",
@@ -166,6 +181,16 @@ def register(registry: CommandRegistry) -> None:
     pub.add_argument("--json", action="store_true", help="print the result as JSON")
     pub.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="keep trying to reach a relay that is still starting for up to SECONDS (default 0)")
+
+
+#: One function per command, in the order ``pocketscan --help`` lists them.
+_COMMANDS: tuple[Callable[[CommandRegistry], None], ...] = (_add_relay, _add_snapshot_publish)
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add the relay commands."""
+    for add in _COMMANDS:
+        add(registry)
 
 
 def _relay(args: argparse.Namespace) -> int:

@@ -1,35 +1,36 @@
 """`pocketscan bench overhead`: what on-device scanning adds to sending a photo.
 
-For each photo (default: the 12 MP phone photos in ``../shared/pdq-data/reg-test-input/exif-rotn``,
-else ``samples/``), in one run, through the real client against a real relay on loopback:
+A view of the one send-overhead measurement, ``research.evals.overhead`` (`pocketscan research overhead`
+is the canonical tool). For each photo (default: the 12 MP phone photos in
+``../shared/pdq-data/reg-test-input/exif-rotn``, else ``samples/``), in one run, against a real relay on
+loopback and a snapshot of the demo's bank:
 
-* ``scan``: PDQ hash of the file's bytes (fast decode, 8 dihedral variants unless
-  ``--no-dihedral``) plus the snapshot lookup, exactly the pipeline's scan step;
+* ``scan``: decode (fast) and PDQ hash of the file's bytes (8 dihedral variants unless
+  ``--no-dihedral``) plus the snapshot lookup, the pipeline's scan step;
 * ``encrypt``: ``encrypt_image`` (seam check, padding, AES-256-CBC + HMAC-SHA256);
 * ``upload``: uploading the encrypted blob to the relay (chunked, acknowledged);
-* ``send``: the whole ``Core.sender.send_image`` (read, scan, policy, encrypt, upload, envelope).
+* ``send``: the whole send (read, scan, seal the verdict, encrypt, upload, envelope).
 
 It prints median and p95 per step and the ratio scan / (encrypt + upload): the added latency of
-scanning against what sending an image costs anyway. The machine is shared and the relay runs
-in the same process: figures are noisy; the ratio is what to compare.
+scanning against what sending an image costs anyway; ``statuses`` are what policy ``block`` does with
+the scans. The machine is shared and the relay runs in the same process: figures are noisy; the ratio
+is what to compare.
 """
-
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from research.command_registry import CommandRegistry
+    from research.evals.overhead import OverheadConfig, SendTiming
 
-__all__ = ["default_images", "register", "run_bench"]
+__all__ = ["default_images", "figures", "register", "run_bench"]
 
 #: Relative to the working directory: run from a checkout's root, next to ../shared.
 PHONE_PHOTOS = Path("..") / "shared" / "pdq-data" / "reg-test-input" / "exif-rotn"
@@ -62,67 +63,40 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median_ms": 1000 * statistics.median(ordered), "p95_ms": 1000 * p95, "n": len(ordered)}
 
 
-async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) -> dict[str, Any]:
-    from client.crypto.attachments import encrypt_image
-    from client.demo.world import (
-        DEMO_BANKED,
-        AuthorityIdentity,
-        build_snapshot,
-        make_profile,
-        sample_images,
-        start_relay,
-    )
-    from client.net import publish_snapshot
-    from scanner.progress import progress_bar
+def _bench_config(out: Path, rounds: int, dihedral: bool, progress: bool) -> OverheadConfig:
+    """The shared measurement (:mod:`research.evals.overhead`) as this benchmark runs it: the demo's bank
+    (its banked samples, so that some sends match), with scanning only, ``rounds`` sends per photo."""
+    from client.demo.world import DEMO_BANKED, sample_images
+    from research.evals.overhead import OverheadConfig
 
-    tmp = Path(tempfile.mkdtemp(prefix="pocketscan-bench-"))
-    authority = AuthorityIdentity.generate()
-    relay = await start_relay(tmp / "relay.sqlite", authorities=[authority.public_key])
-    banked = [p for p in sample_images() if p.name in DEMO_BANKED]
-    snapshot = build_snapshot(banked, authority, version=1, work_dir=tmp)
-    await publish_snapshot(relay.url, authority.seed, snapshot, 1)
-    alice = make_profile(tmp, "alice", relay=relay.url, authority=authority, policy="block")
-    bob = make_profile(tmp, "bob", relay=relay.url, authority=authority, policy="block")
-    await alice.contacts.add(bob.account_id, "bob")
-    await bob.publish_now()
-    await alice.publish_now()
-    while alice.snapshot.slot.current is None:
-        await asyncio.sleep(0.05)
-    if not dihedral:
-        from dataclasses import replace
+    banked = tuple(str(p) for p in sample_images() if p.name in DEMO_BANKED)
+    return OverheadConfig(photos="", out=str(out), bank_size=0, repeats=rounds, quiet=not progress,
+                          dihedral=dihedral, banked=banked, without_scanning=False,
+                          progress_label="sending photos")
 
-        alice.settings = replace(alice.settings, dihedral=False)
-    times: dict[str, list[float]] = {"scan": [], "encrypt": [], "upload": [], "send": []}
-    outcomes: list[str] = []
-    try:
-        with progress_bar("sending photos", rounds * len(images), quiet=not progress) as advance:
-            for _ in range(rounds):
-                for path in images:
-                    data = path.read_bytes()
-                    t0 = time.perf_counter()
-                    hashed = alice.scanner.hash(data, name=path.name, dihedral=dihedral)
-                    scan = alice.scanner.match(hashed)
-                    t1 = time.perf_counter()
-                    verdict = alice.scanner.verdict(data, scan)
-                    t2 = time.perf_counter()
-                    enc = encrypt_image(data, verdict, content_type="image/jpeg")
-                    t3 = time.perf_counter()
-                    await alice.net.upload_blob(enc.blob)
-                    t4 = time.perf_counter()
-                    out = await alice.sender.send_image(bob.account_id, path)
-                    t5 = time.perf_counter()
-                    outcomes.append(out.status)
-                    times["scan"].append(t1 - t0)
-                    times["encrypt"].append(t3 - t2)
-                    times["upload"].append(t4 - t3)
-                    times["send"].append(t5 - t4)
-                    advance()
-    finally:
-        await alice.stop()
-        await bob.stop()
-        await relay.stop()
+
+def _status(send: SendTiming) -> str:
+    """What the client does with this send under policy ``block`` (``client.policy.decide``)."""
+    from client.policy import decide
+
+    if send.scan is None:
+        return "sent"
+    action = decide(send.scan, "block").action
+    return {"send": "sent", "block": "blocked"}.get(action, action)
+
+
+def figures(sends: list[SendTiming], images: list[Path], rounds: int, dihedral: bool) -> dict[str, Any]:
+    """The benchmark's figures from timed sends: steps, the scan / (encrypt + upload) ratio, statuses."""
     from PIL import Image
 
+    from research.evals.overhead import SCAN_STAGES
+
+    times: dict[str, list[float]] = {
+        "scan": [sum(s.stages[k] for k in SCAN_STAGES) for s in sends],
+        "encrypt": [s.stages["encrypt"] - s.seal for s in sends],
+        "upload": [s.stages["upload"] for s in sends],
+        "send": [s.total for s in sends],
+    }
     with Image.open(images[0]) as im:
         megapixels = im.width * im.height / 1e6
     stats = {k: _stats(v) for k, v in times.items()}
@@ -136,14 +110,20 @@ async def _run(images: list[Path], rounds: int, dihedral: bool, progress: bool) 
         "steps": stats,
         "scan_vs_encrypt_upload": stats["scan"]["median_ms"] / base if base else float("nan"),
         "scan_share_of_send": stats["scan"]["median_ms"] / stats["send"]["median_ms"],
-        "statuses": sorted(set(outcomes)),
+        "statuses": sorted({_status(s) for s in sends}),
     }
 
 
 def run_bench(images: list[Path] | None = None, *, rounds: int = 5, dihedral: bool = True,
               progress: bool = True) -> dict[str, Any]:
     """Run the benchmark on ``images`` (default: the 12 MP phone photos); return the figures."""
-    return asyncio.run(_run(images or default_images(), rounds, dihedral, progress))
+    from research.evals.overhead import measure_sends
+
+    photos = images or default_images()
+    with tempfile.TemporaryDirectory(prefix="pocketscan-bench-") as tmp:
+        cfg = _bench_config(Path(tmp), rounds, dihedral, progress)
+        session = measure_sends(cfg, [str(p) for p in photos])
+    return figures(session.sends, photos, rounds, dihedral)
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from scanner.hashers.spec import PDQ
 
 if TYPE_CHECKING:
-    from research.command_registry import CommandRegistry
+    from research.command_registry import CommandRegistry, Handler
     from research.results import Results
 
 __all__ = ["register"]
@@ -85,7 +86,9 @@ def _finish(args: argparse.Namespace, results: Results) -> int:
     return 0
 
 
-def _guard(fn: Any) -> Any:
+def _guard(fn: Handler) -> Handler:
+    """``fn`` with --json implying --quiet, and a bad input as one error line and exit status 2."""
+
     def wrapper(args: argparse.Namespace) -> int:
         if getattr(args, "json", False):
             args.quiet = True  # --json is for scripts: no progress bar
@@ -466,10 +469,8 @@ def _cmd_sensitive(args: argparse.Namespace) -> int:
     return _finish(args, results)
 
 
-def register(registry: CommandRegistry) -> None:
-    """Add the ``research`` command group."""
-    research = registry.group("research", help="measure false matches, robustness, attacks and trade-offs")
-
+def _add_generate(research: CommandRegistry) -> None:
+    """Add ``research generate``."""
     p = research.command(
         "generate",
         _cmd_generate,
@@ -495,6 +496,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
+
+def _add_fpr(research: CommandRegistry) -> None:
+    """Add ``research fpr``, its streaming options and its account arithmetic."""
     p = research.command(
         "fpr",
         _cmd_fpr,
@@ -514,12 +518,24 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument(
         "--no-snapshot", action="store_true", help="skip the snapshot verdict (raw distances only)"
     )
+    _add_fpr_streaming(p)
+    _add_fpr_accounts(p)
+
+
+def _add_fpr_streaming(p: argparse.ArgumentParser) -> None:
+    """``research fpr``'s streaming options (Dask partitions, on-disk store, checkpoint)."""
     g = p.add_argument_group(
         "streaming runs (any size; Dask tasks over partitions, on-disk store, resumable checkpoint)",
         "Any option of this group streams: the benign images are produced and hashed partition by partition "
         "on Dask workers, hashes go to OUT/store/*.npy, and a stopped run resumes from "
         "its checkpoint (OUT/store/checkpoint.json, partitions.jsonl) when the same command is given again.",
     )
+    _add_fpr_sources(g)
+    _add_fpr_execution(g)
+
+
+def _add_fpr_sources(g: argparse._ArgumentGroup) -> None:
+    """Where a streaming ``research fpr`` run takes its benign images from."""
     g.add_argument(
         "--generate",
         type=int,
@@ -552,6 +568,10 @@ def register(registry: CommandRegistry) -> None:
     )
     g.add_argument("--edit-corpus", metavar="DIR", help="images to edit for --edits")
     g.add_argument("--stream", action="store_true", help="stream a --benign folder too")
+
+
+def _add_fpr_execution(g: argparse._ArgumentGroup) -> None:
+    """How a streaming ``research fpr`` run is scheduled, bounded and resumed."""
     g.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -592,6 +612,10 @@ def register(registry: CommandRegistry) -> None:
         metavar="SECONDS",
         help="fail when no partition finishes for this long (default 3600)",
     )
+
+
+def _add_fpr_accounts(p: argparse.ArgumentParser) -> None:
+    """``research fpr``'s cross-duplicate and account-arithmetic options."""
     p.add_argument(
         "--exclude-cross-duplicates",
         action="store_true",
@@ -618,6 +642,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--report-threshold", type=int, metavar="T", default=None,
                    help="account arithmetic also uses this threshold (overrides --profile)")
 
+
+def _add_brief(research: CommandRegistry) -> None:
+    """Add ``research brief``."""
     p = research.command(
         "brief",
         _cmd_brief,
@@ -643,6 +670,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--title", metavar="TEXT", help="page title")
     p.add_argument("--json", action="store_true")
 
+
+def _add_calibrate(research: CommandRegistry) -> None:
+    """Add ``research calibrate``."""
     p = research.command(
         "calibrate",
         _cmd_calibrate,
@@ -676,6 +706,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot's minimum-votes calibration")
     _common(p)
 
+
+def _add_sensitive(research: CommandRegistry) -> None:
+    """Add ``research sensitive``."""
     p = research.command(
         "sensitive",
         _cmd_sensitive,
@@ -712,6 +745,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_robustness(research: CommandRegistry) -> None:
+    """Add ``research robustness``."""
     p = research.command(
         "robustness",
         _cmd_robustness,
@@ -729,6 +765,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N bank images")
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot verdict")
 
+
+def _add_tradeoffs(research: CommandRegistry) -> None:
+    """Add ``research tradeoffs``."""
     p = research.command(
         "tradeoffs",
         _cmd_tradeoffs,
@@ -761,7 +800,9 @@ def register(registry: CommandRegistry) -> None:
     )
     _common(p)
 
-    attacks = research.group("attacks", help="evasion, collision and bank-recovery attacks")
+
+def _add_evade(attacks: CommandRegistry) -> None:
+    """Add ``research attacks evade``."""
     p = attacks.command(
         "evade",
         _cmd_evade,
@@ -793,6 +834,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="attack only the first N bank images")
     p.add_argument("--no-snapshot", action="store_true", help="skip the snapshot verdicts")
 
+
+def _add_collide(attacks: CommandRegistry) -> None:
+    """Add ``research attacks collide``."""
     p = attacks.command(
         "collide",
         _cmd_collide,
@@ -815,6 +859,9 @@ def register(registry: CommandRegistry) -> None:
     _common(p)
     p.add_argument("--max-queries", type=int, default=40, metavar="N")
 
+
+def _add_recover(attacks: CommandRegistry) -> None:
+    """Add ``research attacks recover``."""
     p = attacks.command(
         "recover",
         _cmd_recover,
@@ -858,6 +905,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of a summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_overhead(research: CommandRegistry) -> None:
+    """Add ``research overhead``."""
     p = research.command(
         "overhead",
         _cmd_overhead,
@@ -887,6 +937,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
+
+def _add_relay_view(research: CommandRegistry) -> None:
+    """Add ``research relay-view``."""
     p = research.command(
         "relay-view",
         _cmd_relay_view,
@@ -899,6 +952,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
+
+def _add_threshold(research: CommandRegistry) -> None:
+    """Add ``research threshold``."""
     p = research.command(
         "threshold",
         _cmd_threshold,
@@ -950,6 +1006,9 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
+
+def _add_authority_view(research: CommandRegistry) -> None:
+    """Add ``research authority-view``."""
     p = research.command(
         "authority-view",
         _cmd_authority_view,
@@ -961,3 +1020,34 @@ def register(registry: CommandRegistry) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")
+
+
+def _add_attacks(research: CommandRegistry) -> None:
+    """Add the ``research attacks`` group and its commands."""
+    attacks = research.group("attacks", help="evasion, collision and bank-recovery attacks")
+    for add in (_add_evade, _add_collide, _add_recover):
+        add(attacks)
+
+
+#: One function per ``research`` subcommand, in the order ``pocketscan research --help`` lists them.
+_SUBCOMMANDS: tuple[Callable[[CommandRegistry], None], ...] = (
+    _add_generate,
+    _add_fpr,
+    _add_brief,
+    _add_calibrate,
+    _add_sensitive,
+    _add_robustness,
+    _add_tradeoffs,
+    _add_attacks,
+    _add_overhead,
+    _add_relay_view,
+    _add_threshold,
+    _add_authority_view,
+)
+
+
+def register(registry: CommandRegistry) -> None:
+    """Add the ``research`` command group."""
+    research = registry.group("research", help="measure false matches, robustness, attacks and trade-offs")
+    for add in _SUBCOMMANDS:
+        add(research)

@@ -38,18 +38,19 @@ def skin_image(index: int, tone: str, seed: int) -> Image.Image:
     w, h = (int(rng.integers(480, 961)), int(rng.integers(480, 961)))
     kind = _KINDS[index % len(_KINDS)]
     base = _jitter(rng, palette[int(rng.integers(len(palette)))])
+    bg: tuple[int, ...]
     if kind == "field":
         bg = base
     else:
         bg = tuple(int(v) for v in rng.integers(20, 236, 3)) if rng.random() < 0.5 else (235, 235, 230)
-    img = Image.new("RGB", (w, h), bg)  # type: ignore[arg-type]
+    img = Image.new("RGB", (w, h), bg)
     draw = ImageDraw.Draw(img)
     if kind == "blobs":
         for _ in range(int(rng.integers(3, 8))):
             cx, cy = rng.integers(0, w), rng.integers(0, h)
             rx, ry = rng.integers(w // 8, w // 2), rng.integers(h // 8, h // 2)
             tone_rgb = _jitter(rng, palette[int(rng.integers(len(palette)))])
-            draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=tone_rgb)
+            draw.ellipse([int(cx - rx), int(cy - ry), int(cx + rx), int(cy + ry)], fill=tone_rgb)
     elif kind == "contours":
         # two large rounded shapes side by side with a shadowed gap between them
         gap = int(rng.integers(w // 40, w // 12))

@@ -91,7 +91,7 @@ class ImageGenerator:
             if rng.random() < 0.5:
                 small = small[..., :1].repeat(3, axis=2) * rng.uniform(0.5, 1.5, size=3).astype(np.float32)
             img = Image.fromarray(np.uint8(np.clip(small * 40 + 128, 0, 255)))
-            up = np.asarray(img.resize((s, s), Image.BICUBIC), np.float32) - 128
+            up = np.asarray(img.resize((s, s), Image.Resampling.BICUBIC), np.float32) - 128
             out += up * amp
             amp *= rng.uniform(0.35, 0.7)
         out = out / (out.std() + 1e-6) * rng.uniform(25, 70) + np.array(_rand_colour(rng), np.float32)
@@ -105,7 +105,8 @@ class ImageGenerator:
         cw, ch = max(8, int(w * frac)), max(8, int(h * frac * rng.uniform(0.7, 1.3)))
         ch = min(ch, h)
         x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        arr = np.asarray(photo.crop((x0, y0, x0 + cw, y0 + ch)).resize((s, s), Image.BILINEAR), np.float32)
+        crop = photo.crop((x0, y0, x0 + cw, y0 + ch))
+        arr = np.asarray(crop.resize((s, s), Image.Resampling.BILINEAR), np.float32)
         if rng.random() < 0.5:  # recolour so photo crops do not all share one palette
             mix = np.eye(3, dtype=np.float32) + rng.normal(scale=0.35, size=(3, 3)).astype(np.float32)
             arr = arr @ mix.T + rng.normal(scale=20, size=3).astype(np.float32)
@@ -236,15 +237,15 @@ def augment(
     if rng.random() < 0.2 * strength:
         img = img.rotate(
             float(rng.uniform(-6, 6)),
-            resample=Image.BILINEAR,
+            resample=Image.Resampling.BILINEAR,
             fillcolor=(0, 0, 0) if rng.random() < 0.5 else None,
         )
     # intermediate rescale (resize 0.25-1.0 then back to model size)
     if rng.random() < 0.3 * strength:
         f = rng.uniform(0.3, 1.0)
-        img = img.resize((max(8, int(img.width * f)), max(8, int(img.height * f))), Image.BILINEAR)
-    img = img.resize((size, size), Image.BILINEAR)
-    arr = np.asarray(img, np.float32)
+        img = img.resize((max(8, int(img.width * f)), max(8, int(img.height * f))), Image.Resampling.BILINEAR)
+    img = img.resize((size, size), Image.Resampling.BILINEAR)
+    arr: np.ndarray = np.asarray(img, np.float32)
     if rng.random() < 0.6 * strength:  # brightness / contrast / gamma / saturation / small hue mix
         arr = arr * rng.uniform(0.75, 1.25) + rng.uniform(-25, 25)
         if rng.random() < 0.5:
@@ -455,7 +456,7 @@ def _eval_bits(emb_a: np.ndarray, emb_b: np.ndarray, planes: np.ndarray) -> dict
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -490,27 +491,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip training: load these torch weights and only evaluate and export",
     )
     parser.add_argument("--checkpoint", type=Path, default=None, help="also save the torch weights here")
-    args = parser.parse_args(argv)
-    args.steps_given = args.steps is not None
-    if args.steps is None:
-        args.steps = 1_000_000
+    return parser
 
+
+def _train(model: Any, gen: ImageGenerator, user: list[Image.Image], rng: np.random.Generator,
+           args: argparse.Namespace) -> tuple[int, list[float], float]:
+    """Contrastive training within ``--steps`` and ``--minutes``: (steps taken, losses, seconds)."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    from client.samples import sample_paths
-
-    photos = [Image.open(p).convert("RGB") for p in sample_paths()]
-    user: list[Image.Image] = []
-    for folder in args.images:
-        user += _folder_images(folder)
-    gen = ImageGenerator(rng, photos)
-    model = build_model()
-    if args.from_checkpoint:
-        model.load_state_dict(torch.load(args.from_checkpoint, weights_only=True))
-        args.steps = 0
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     t0 = time.monotonic()
@@ -536,11 +524,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"t {time.monotonic() - t0:.0f}s",
                 flush=True,
             )
-    train_seconds = time.monotonic() - t0
+    return step, losses, time.monotonic() - t0
 
-    # held-out generated images: centring vector and bit statistics
+
+def _evaluate(model: Any, photos: list[Image.Image],
+              seed: int) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """Held-out generated images: (clean batch, its embeddings, centring vector, seed planes, bit metrics)."""
+    import torch
+
     model.eval()
-    eval_rng = np.random.default_rng(args.seed + 1)
+    eval_rng = np.random.default_rng(seed + 1)
     eval_gen = ImageGenerator(eval_rng, photos)
     with torch.no_grad():
         imgs = [eval_gen.image() for _ in range(600)]
@@ -549,9 +542,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ea = model.embed(clean).double().numpy()
         eb = model.embed(edited).double().numpy()
     centre = ea.mean(axis=0)
-    planes = np.random.default_rng(args.seed).standard_normal((SEED_BITS, EMBED_DIM)).astype(np.float32)
+    planes = np.random.default_rng(seed).standard_normal((SEED_BITS, EMBED_DIM)).astype(np.float32)
     metrics = {f"heldout_{k}": v for k, v in _eval_bits(ea - centre, eb - centre, planes).items()}
+    return clean, ea, centre, planes, metrics
 
+
+def _export(model: Any, args: argparse.Namespace, clean: Any, ea: np.ndarray, centre: np.ndarray,
+            planes: np.ndarray) -> float:
+    """Write the ONNX model, its seed planes and sidecar; the export's max abs difference from torch."""
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / f"{MODEL_NAME}.onnx"
     export_onnx(model, model_path, centre=centre)
@@ -562,7 +560,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": clean[:16].numpy()})[0]
-    parity = float(np.abs(got - (ea[:16] - centre)).max())
+    return float(np.abs(got - (ea[:16] - centre)).max())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.steps_given = args.steps is not None
+    if args.steps is None:
+        args.steps = 1_000_000
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    from client.samples import sample_paths
+
+    photos = [Image.open(p).convert("RGB") for p in sample_paths()]
+    user: list[Image.Image] = []
+    for folder in args.images:
+        user += _folder_images(folder)
+    gen = ImageGenerator(rng, photos)
+    model = build_model()
+    if args.from_checkpoint:
+        model.load_state_dict(torch.load(args.from_checkpoint, weights_only=True))
+        args.steps = 0
+    step, losses, train_seconds = _train(model, gen, user, rng, args)
+    clean, ea, centre, planes, metrics = _evaluate(model, photos, args.seed)
+    parity = _export(model, args, clean, ea, centre, planes)
     info = {
         "steps": step,
         "train_seconds": round(train_seconds),

@@ -24,13 +24,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from research.evals.common import environment
 from research.results import Results, Section, Table
 from scanner.hashers.spec import PDQ
 
-__all__ = ["AuthorityViewConfig", "envelope_sizes", "run"]
+if TYPE_CHECKING:
+    from client.authority.store import Decision, Item
+
+__all__ = ["AuthorityViewConfig", "cross_account_links", "envelope_sizes", "item_fact", "run"]
 
 LINK_DISTANCE = PDQ.match_distance
 LEARNED: dict[str, list[str]] = {
@@ -99,23 +102,10 @@ def envelope_sizes(reason_lengths: tuple[int, ...] = (0, 200)) -> dict[str, int]
     me = IdentityKeyPair.generate()
     pdq = "5a" * 32
     hashes = {"pdq": pdq, "pdq_dihedral": [pdq] * 8, "onnx": "11" * 32}
+    report = Report(me.account_id, me.account_id, time.time(), "ab" * 32, int(time.time()), 5, 100, pdq,
+                    "00" * 32)
     sizes = {
-        "report": len(
-            seal_report(
-                Report(
-                    me.account_id,
-                    me.account_id,
-                    time.time(),
-                    "ab" * 32,
-                    int(time.time()),
-                    5,
-                    100,
-                    pdq,
-                    "00" * 32,
-                ),
-                key,
-            )
-        ),
+        "report": len(seal_report(report, key)),
         "submission": len(
             seal_item(
                 "submission",
@@ -146,32 +136,41 @@ def envelope_sizes(reason_lengths: tuple[int, ...] = (0, 200)) -> dict[str, int]
     return sizes
 
 
-def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
-    from client.authority.store import AuthorityStore
+def item_fact(item: Item) -> str:
+    """What one item tells the authority, in a sentence (accounts shortened)."""
+    b = item.body
+    return {
+        "report": f"{_short(item.sender)} tried to send a banked-looking image to "
+        f"{_short(b.get('recipient'))}"
+        f" (votes {b.get('votes')}, snapshot v{b.get('snapshot_version')})",
+        "submission": f"{_short(item.sender)} holds a private photo; {len(_pdq_set(b))} PDQ hashes of it",
+        "appeal": f"{_short(item.sender)} was blocked by snapshot v{b.get('snapshot_version')}"
+        f"{' and sent the image' if item.has_attachment else ''}; reason: "
+        f"{str(b.get('reason', ''))[:60]!r}",
+        "voucher": f"{_short(item.sender)} sent a voucher (real or synthetic) in key period "
+        f"{b.get('period')} (t = {b.get('threshold')}); unreadable below t",
+    }.get(item.kind, f"{item.kind} from {_short(item.sender)}")
 
-    t0 = time.perf_counter()
-    if not Path(cfg.store).is_file():
-        raise FileNotFoundError(f"{cfg.store}: no such authority store")
-    with AuthorityStore(cfg.store) as store:
-        items = store.items(status=None)
-        refused = store.refused()
-        decisions = {i.id: store.decision_of(i.id) for i in items}
-    kinds = Counter(i.kind for i in items)
-    per_item = Section("What each item told the authority")
+
+def cross_account_links(items: list[Item]) -> list[list[Any]]:
+    """Pairs of items from different accounts whose PDQ hashes are within :data:`LINK_DISTANCE` bits."""
+    links = []
+    hashed = [(i, _pdq_set(i.body)) for i in items]
+    for a_index, (a, ha) in enumerate(hashed):
+        for other, hb in hashed[a_index + 1 :]:
+            if not ha or not hb or a.sender == other.sender:
+                continue
+            distance = min(bin(x ^ y).count("1") for x in ha for y in hb)
+            if distance <= LINK_DISTANCE:
+                links.append([a.id, a.kind, _short(a.sender), other.id, other.kind, _short(other.sender),
+                              distance])
+    return links
+
+
+def _per_item_section(items: list[Item], decisions: dict[str, Decision | None],
+                      kinds: Counter[str]) -> Section:
     rows = []
     for item in items:
-        b = item.body
-        fact = {
-            "report": f"{_short(item.sender)} tried to send a banked-looking image to "
-            f"{_short(b.get('recipient'))}"
-            f" (votes {b.get('votes')}, snapshot v{b.get('snapshot_version')})",
-            "submission": f"{_short(item.sender)} holds a private photo; {len(_pdq_set(b))} PDQ hashes of it",
-            "appeal": f"{_short(item.sender)} was blocked by snapshot v{b.get('snapshot_version')}"
-            f"{' and sent the image' if item.has_attachment else ''}; reason: "
-            f"{str(b.get('reason', ''))[:60]!r}",
-            "voucher": f"{_short(item.sender)} sent a voucher (real or synthetic) in key period "
-            f"{b.get('period')} (t = {b.get('threshold')}); unreadable below t",
-        }.get(item.kind, f"{item.kind} from {_short(item.sender)}")
         decision = decisions.get(item.id)
         rows.append(
             [
@@ -179,10 +178,11 @@ def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
                 item.kind,
                 _short(item.sender),
                 time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(item.received_at)),
-                fact,
+                item_fact(item),
                 decision.decision if decision else "waiting",
             ]
         )
+    per_item = Section("What each item told the authority")
     per_item.tables.append(
         Table(
             "Items (UTC)", ["id", "kind", "from", "received", "what the authority learns", "decision"], rows
@@ -195,16 +195,10 @@ def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
             [[k, kinds.get(k, 0), "; ".join(v)] for k, v in LEARNED.items()],
         )
     )
+    return per_item
 
-    links = []
-    hashed = [(i, _pdq_set(i.body)) for i in items]
-    for a_index, (a, ha) in enumerate(hashed):
-        for b, hb in hashed[a_index + 1 :]:
-            if not ha or not hb or a.sender == b.sender:
-                continue
-            distance = min(bin(x ^ y).count("1") for x in ha for y in hb)
-            if distance <= LINK_DISTANCE:
-                links.append([a.id, a.kind, _short(a.sender), b.id, b.kind, _short(b.sender), distance])
+
+def _linked_section(links: list[list[Any]]) -> Section:
     linked = Section("Linked across accounts (the same picture, PDQ distance <= 31)")
     linked.text.append(
         "Each row is an inference the authority can draw without any image: two accounts hold near-identical "
@@ -213,18 +207,39 @@ def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
     linked.tables.append(
         Table("Links", ["item", "kind", "account", "item", "kind", "account", "distance"], links)
     )
+    return linked
 
-    sizes = envelope_sizes()
+
+def _relay_section(sizes: dict[str, int], refused: int) -> Section:
     relay = Section("What the relay learns about traffic to the authority")
     relay.text.append(
         "The relay sees only a sealed envelope from an authenticated account to the authority's account, "
         "its size and time. The kinds have different sizes, so size alone tells a report from a submission, "
         "and an appeal's size grows with its reason. Appeals with --attach-image also upload a blob of about "
-        "the image's size. Refused envelopes: " + str(len(refused)) + "."
+        "the image's size. Refused envelopes: " + str(refused) + "."
     )
     relay.tables.append(
         Table("Sealed envelope sizes (bytes)", ["kind", "bytes"], [[k, v] for k, v in sizes.items()])
     )
+    return relay
+
+
+_LINK_FIELDS = ("item_a", "kind_a", "account_a", "item_b", "kind_b", "account_b", "distance")
+
+
+def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
+    from client.authority.store import AuthorityStore
+
+    t0 = time.perf_counter()
+    if not Path(cfg.store).is_file():
+        raise FileNotFoundError(f"{cfg.store}: no such authority store")
+    with AuthorityStore(cfg.store) as store:
+        items = store.items(status=None)
+        refused = store.refused()
+        decisions = {i.id: store.decision_of(i.id) for i in items}
+    kinds = Counter(i.kind for i in items)
+    links = cross_account_links(items)
+    sizes = envelope_sizes()
     summary = [
         f"{len(items)} items ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items())) or 'none'}), "
         f"{len(refused)} refused envelopes",
@@ -236,25 +251,18 @@ def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
         "items": len(items),
         "kinds": dict(kinds),
         "refused": len(refused),
-        "links": [
-            dict(
-                zip(
-                    ["item_a", "kind_a", "account_a", "item_b", "kind_b", "account_b", "distance"],
-                    row,
-                    strict=True,
-                )
-            )
-            for row in links
-        ],
+        "links": [dict(zip(_LINK_FIELDS, row, strict=True)) for row in links],
         "envelope_sizes": sizes,
         "learned_fields": LEARNED,
     }
     meta = {"seed": seed, "timings": {"total_s": time.perf_counter() - t0}, **environment()}
+    sections = [_per_item_section(items, decisions, kinds), _linked_section(links),
+                _relay_section(sizes, len(refused))]
     return Results(
         "authority-view",
         "pocketscan research authority-view: what the authority learns",
         summary,
         data,
-        [per_item, linked, relay],
+        sections,
         meta,
     )
