@@ -186,7 +186,14 @@ def _cmd_fpr_stream(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         connect_timeout=args.connect_timeout,
         task_timeout=args.task_timeout,
+        configured_threshold=_configured_threshold(args),
     )
+    if args.images_per_year:
+        cfg.images_per_year = args.images_per_year
+    if args.account_threshold:
+        cfg.account_thresholds = args.account_threshold
+    if args.accounts:
+        cfg.accounts = args.accounts
     try:
         results = run_stream(cfg, seed=args.seed)
     except EngineError as exc:

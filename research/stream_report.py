@@ -454,7 +454,8 @@ def _snapshot_out(fig_snap: dict[str, Any], t: _Tally, n: int, min_votes: int | 
 
 
 def _measure(
-    plan: Plan, store: Store, algo: str, bank: AlgoBank, meta: dict[str, Any], counted: np.ndarray
+    cfg: StreamConfig, plan: Plan, store: Store, algo: str, bank: AlgoBank, meta: dict[str, Any],
+    counted: np.ndarray,
 ) -> _AlgoFigures:
     """Tally the store, then derive the rates, the account table and the listed false matches."""
     bits, thr, snap = bank.bits, bank.threshold, meta["snapshot"]
@@ -471,8 +472,9 @@ def _measure(
         base, basis = r_dih, "snapshot verdict, dihedral on"
     else:
         base, basis = stats.rate(int(np.cumsum(t.hist_dih)[thr]), n), f"raw distance <= {thr}, dihedral"
-    acct = stats.account_table(base.p, base.wilson_high, images_per_year=[1_000, 10_000, 100_000],
-                               thresholds=[1, 2, 5, 10, 30], accounts=1_000_000_000)
+    extra = {cfg.configured_threshold} if cfg.configured_threshold else set()
+    acct = stats.account_table(base.p, base.wilson_high, images_per_year=cfg.images_per_year,
+                               thresholds=sorted(set(cfg.account_thresholds) | extra), accounts=cfg.accounts)
     return _AlgoFigures(algo, bank, meta, t, min_votes, rates, pairs_hist, acct, base, basis,
                         _false_matches(plan, store, algo, meta["paths"], t, min_votes), _families(plan, t),
                         _sources(t), _snapshot_out(snap, t, n, min_votes))
@@ -620,7 +622,7 @@ def _section(cfg: StreamConfig, plan: Plan, f: _AlgoFigures, figures: dict[str, 
     )
     sec.tables.extend(_rate_tables(f, figures))
     sec.tables.extend(_breakdown_tables(f, figures))
-    sec.tables.append(account_table(f.algo, f.base, f.basis, f.accounts, 1_000_000_000))
+    sec.tables.append(account_table(f.algo, f.base, f.basis, f.accounts, cfg.accounts))
     sec.plots.extend(_plots(f))
     sec.galleries.append(_gallery(plan, f))
     return sec
@@ -656,7 +658,7 @@ def _algo_figures(
     counted: np.ndarray,
 ) -> tuple[dict[str, Any], Section, list[str]]:
     """One algorithm's results.json fields, report section and summary lines."""
-    f = _measure(plan, store, algo, bank, meta, counted)
+    f = _measure(cfg, plan, store, algo, bank, meta, counted)
     figures = _figures(f, counted)
     return figures, _section(cfg, plan, f, figures), _summary_lines(f)
 

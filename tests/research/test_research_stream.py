@@ -185,10 +185,13 @@ def test_a_checkpoint_of_another_run_is_refused(
 def test_a_streamed_folder_agrees_with_the_in_memory_run(
     tmp_path: Path, bank_dir: Path, benign_dir: Path
 ) -> None:
-    mem = _fpr(tmp_path / "mem", bank_dir, "--benign", str(benign_dir), "--workers", "1")
+    accounts = ["--images-per-year", "500", "--account-threshold", "3", "--accounts", "1000",
+                "--report-threshold", "4"]
+    mem = _fpr(tmp_path / "mem", bank_dir, "--benign", str(benign_dir), "--workers", "1", *accounts)
     st = _fpr(
         tmp_path / "st",
         bank_dir,
+        *accounts,
         "--benign",
         str(benign_dir),
         "--stream",
@@ -208,6 +211,9 @@ def test_a_streamed_folder_agrees_with_the_in_memory_run(
     assert a["snapshot"]["per_query_dihedral"]["k"] == b["snapshot"]["per_query_dihedral"]["k"]
     assert a["pair_distance_histogram"] == b["pair_distance_histogram"]
     assert set(a["families"]) == set(b["families"])
+    rows = [(r["images_per_year"], r["threshold"]) for r in b["account"]["rows"]]
+    assert rows == [(500, 3), (500, 4)]  # the account flags reach the streaming run too
+    assert a["account"]["rows"] == b["account"]["rows"]
 
 
 def test_a_file_list_streams_its_images_and_counts_unreadable_ones(tmp_path: Path, bank_dir: Path) -> None:
