@@ -28,6 +28,7 @@ banks) and puts the curve's soft edge above it; otherwise it fits the curve to t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -367,6 +368,165 @@ def _floor_votes(tables: np.ndarray, q_target: float, recall_floor: float) -> np
     return np.asarray(binom.ppf(1.0 - recall_floor, tables, q_target), dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class _Search:
+    """The fixed settings of one :func:`calibrate` search, shared by its steps."""
+
+    bank_size: int
+    target_distance: int
+    hash_bits: int
+    budget_bytes: int
+    per_variant: float
+    n_rounded: int
+    max_lookups: int
+    max_votes: int
+    window: np.ndarray
+    ideal: np.ndarray
+    floor_index: int
+    floor_recall: float
+    recall_floor: float
+
+
+#: (score, parameters with a placeholder Bloom geometry, Bloom false-positive rate) of one candidate.
+_Scored = tuple[tuple[bool, bool, float, int, int], Params, float]
+
+
+def _check_calibration_inputs(
+    bank_size: int, target_distance: int, hash_bits: int, false_match_budget: float, recall_floor: float
+) -> None:
+    """Raise :class:`CalibrationError` for a negative bank, a target outside ``0..hash_bits`` or a budget
+    or recall floor outside (0, 1)."""
+    if bank_size < 0:
+        raise CalibrationError("the bank size cannot be negative")
+    if not 0 <= target_distance <= hash_bits:
+        raise CalibrationError(f"the target distance must lie in 0..{hash_bits}")
+    if not 0.0 < false_match_budget < 1.0:
+        raise CalibrationError("the false-match budget must lie strictly between 0 and 1")
+    if not 0.0 < recall_floor < 1.0:
+        raise CalibrationError("the recall floor must lie strictly between 0 and 1")
+
+
+def _new_search(
+    bank_size: int, target_distance: int, hash_bits: int, budget_bytes: int, false_match_budget: float,
+    max_lookups: int, max_votes: int, floor_distance: int, floor_recall: float, recall_floor: float,
+) -> _Search:
+    """The search settings, deriving the per-variant budget, rounded bank, distance window and step."""
+    window = np.arange(0, min(hash_bits, 2 * target_distance + 1) + 1)
+    return _Search(
+        bank_size=bank_size,
+        target_distance=target_distance,
+        hash_bits=hash_bits,
+        budget_bytes=budget_bytes,
+        per_variant=-math.expm1(math.log1p(-false_match_budget) / DIHEDRAL_VARIANTS),
+        n_rounded=rounded_entry_count(bank_size),
+        max_lookups=max_lookups,
+        max_votes=max_votes,
+        window=window,
+        ideal=(window <= target_distance).astype(np.float64),
+        floor_index=int(np.searchsorted(window, floor_distance)) if floor_distance <= window[-1] else -1,
+        floor_recall=floor_recall,
+        recall_floor=recall_floor,
+    )
+
+
+def _vote_candidates(
+    grid: np.ndarray, floor_votes: np.ndarray, max_votes: int
+) -> tuple[list[int], list[int]]:
+    """(tables, votes) pairs to try: votes 1..``max_votes`` per table count, then each count's floor votes
+    where they exceed ``max_votes``."""
+    cand_tables: list[int] = []
+    cand_votes: list[int] = []
+    for votes in range(1, max_votes + 1):
+        keep = grid >= votes
+        cand_tables += grid[keep].tolist()
+        cand_votes += [votes] * int(keep.sum())
+    keep = floor_votes > max_votes
+    cand_tables += grid[keep].tolist()
+    cand_votes += floor_votes[keep].tolist()
+    return cand_tables, cand_votes
+
+
+def _bloom_options(
+    search: _Search, cand_tables: list[int], cand_votes: list[int], probes: int, r_bank: float
+) -> list[tuple[int, int, int, float]]:
+    """(tables, votes, Bloom bits, Bloom rate) for each candidate whose noise budget leaves room for a
+    Bloom filter that fits the file budget; the least noisy such filter."""
+    r_max = max_noise(np.array(cand_tables), np.array(cand_votes), search.per_variant)
+    options: list[tuple[int, int, int, float]] = []
+    for tables, votes, r in zip(cand_tables, cand_votes, r_max.tolist(), strict=True):
+        if r <= r_bank:
+            continue
+        r_bloom = 1.0 - (1.0 - r) / (1.0 - r_bank)
+        p_max = min(0.5, -math.expm1(math.log1p(-r_bloom) / probes))
+        keys = search.n_rounded * tables
+        # The least noisy filter that fits the file budget (noise votes shift the curve right).
+        for shrink in _BLOOM_SHRINK:
+            p = p_max * shrink
+            if p <= 1e-12:
+                continue
+            m, _ = bloom_geometry(keys, p)
+            if (m + 7) // 8 + OVERHEAD_BYTES <= search.budget_bytes:
+                options.append((tables, votes, m, p))
+                break
+    return options
+
+
+def _scored_options(
+    search: _Search, options: list[tuple[int, int, int, float]], q: np.ndarray, k: int, radius: int,
+    probes: int, r_bank: float,
+) -> Iterator[_Scored]:
+    """Each option with its score: recall floor at ``floor_distance`` met, recall floor at the target kept,
+    minus the overshoot (kept) or the gap to the step (not kept), minus lookups, minus Bloom bits."""
+    from scipy.stats import binom
+
+    t_arr = np.array([o[0] for o in options], dtype=np.int64)
+    v_arr = np.array([o[1] for o in options], dtype=np.int64)
+    r_bloom_arr = -np.expm1(probes * np.log1p(-np.array([o[3] for o in options])))
+    noise = 1.0 - (1.0 - r_bank) * (1.0 - r_bloom_arr)
+    hit = 1.0 - (1.0 - q[None, :]) * (1.0 - noise[:, None])
+    curves = binom.sf(v_arr[:, None] - 1, t_arr[:, None], hit)
+    at_target = curves[:, search.target_distance]
+    beyond = curves[:, search.target_distance + 1 :]
+    overshoot = beyond.mean(axis=1) if beyond.shape[1] else np.zeros(len(options))
+    gaps = np.abs(curves - search.ideal[None, :]).mean(axis=1)
+    for i, (tables, votes, m, p) in enumerate(options):
+        floor_ok = search.floor_index < 0 or bool(curves[i, search.floor_index] >= search.floor_recall)
+        kept = bool(at_target[i] >= search.recall_floor)
+        metric = float(overshoot[i] if kept else gaps[i])
+        score = (floor_ok, kept, -round(metric, 5), -tables * probes, -m)
+        yield score, Params(tables, k, votes, radius, m, 0, search.hash_bits), p
+
+
+def _candidates(search: _Search, k: int, radius: int) -> Iterator[_Scored]:
+    """The scored candidates with ``k``-bit keys and probe radius ``radius`` (none when they cannot fit)."""
+    probes = 1 + (k if radius else 0)
+    if probes * 2.0**-k >= 1.0 or search.max_lookups // probes < 1:
+        return
+    r_bank = -math.expm1(search.bank_size * math.log1p(-probes * 2.0**-k))
+    q = np.array(
+        [table_hit_probability(int(d), k, probe_radius=radius, hash_bits=search.hash_bits)
+         for d in search.window]
+    )
+    grid = np.array(_table_grid(search.max_lookups // probes), dtype=np.int64)
+    floor_votes = _floor_votes(grid, float(q[search.target_distance]), search.recall_floor)
+    cand_tables, cand_votes = _vote_candidates(grid, floor_votes, search.max_votes)
+    if not cand_tables:
+        return
+    options = _bloom_options(search, cand_tables, cand_votes, probes, r_bank)
+    if options:
+        yield from _scored_options(search, options, q, k, radius, probes, r_bank)
+
+
+def _finish(search: _Search, chosen: Params, p: float) -> Calibration:
+    """The chosen parameters with their Bloom geometry fitted to the noise budget, and their predictions."""
+    probes = chosen.probes_per_table
+    r_bank = -math.expm1(search.bank_size * math.log1p(-probes * 2.0**-chosen.bits))
+    keys = search.n_rounded * chosen.tables
+    m, h = _fit_bloom(keys, p, chosen.tables, chosen.min_votes, probes, r_bank, search.per_variant)
+    chosen = Params(chosen.tables, chosen.bits, chosen.min_votes, chosen.probe_radius, m, h, search.hash_bits)
+    return predict(chosen, search.bank_size, target_distance=search.target_distance)
+
+
 @lru_cache(maxsize=64)
 def calibrate(
     bank_size: int,
@@ -405,83 +565,18 @@ def calibrate(
     Raises:
         CalibrationError: when no parameters fit the budgets.
     """
-    from scipy.stats import binom
-
-    if bank_size < 0:
-        raise CalibrationError("the bank size cannot be negative")
-    if not 0 <= target_distance <= hash_bits:
-        raise CalibrationError(f"the target distance must lie in 0..{hash_bits}")
-    if not 0.0 < false_match_budget < 1.0:
-        raise CalibrationError("the false-match budget must lie strictly between 0 and 1")
-    if not 0.0 < recall_floor < 1.0:
-        raise CalibrationError("the recall floor must lie strictly between 0 and 1")
+    _check_calibration_inputs(bank_size, target_distance, hash_bits, false_match_budget, recall_floor)
     budget_bytes = default_max_size_bytes(bank_size) if max_size_bytes is None else max_size_bytes
-    per_variant = -math.expm1(math.log1p(-false_match_budget) / DIHEDRAL_VARIANTS)
-    n_rounded = rounded_entry_count(bank_size)
-    window = np.arange(0, min(hash_bits, 2 * target_distance + 1) + 1)
-    ideal = (window <= target_distance).astype(np.float64)
-    floor_index = int(np.searchsorted(window, floor_distance)) if floor_distance <= window[-1] else -1
-    best: tuple[tuple[bool, bool, float, int, int], Params, float] | None = None
+    search = _new_search(
+        bank_size, target_distance, hash_bits, budget_bytes, false_match_budget, max_lookups, max_votes,
+        floor_distance, floor_recall, recall_floor,
+    )
+    best: _Scored | None = None
     for radius in (0, 1) if allow_multiprobe else (0,):
         for k in range(max(4, min_key_bits), min(64, hash_bits // 2) + 1):
-            probes = 1 + (k if radius else 0)
-            if probes * 2.0**-k >= 1.0 or max_lookups // probes < 1:
-                continue
-            r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0**-k))
-            q = np.array(
-                [table_hit_probability(int(d), k, probe_radius=radius, hash_bits=hash_bits) for d in window]
-            )
-            grid = np.array(_table_grid(max_lookups // probes), dtype=np.int64)
-            floor_votes = _floor_votes(
-                grid, float(q[target_distance]), recall_floor
-            )
-            cand_tables: list[int] = []
-            cand_votes: list[int] = []
-            for votes in range(1, max_votes + 1):
-                keep = grid >= votes
-                cand_tables += grid[keep].tolist()
-                cand_votes += [votes] * int(keep.sum())
-            keep = floor_votes > max_votes
-            cand_tables += grid[keep].tolist()
-            cand_votes += floor_votes[keep].tolist()
-            if not cand_tables:
-                continue
-            r_max = max_noise(np.array(cand_tables), np.array(cand_votes), per_variant)
-            options: list[tuple[int, int, int, float]] = []
-            for tables, votes, r in zip(cand_tables, cand_votes, r_max.tolist(), strict=True):
-                if r <= r_bank:
-                    continue
-                r_bloom = 1.0 - (1.0 - r) / (1.0 - r_bank)
-                p_max = min(0.5, -math.expm1(math.log1p(-r_bloom) / probes))
-                keys = n_rounded * tables
-                # The least noisy filter that fits the file budget (noise votes shift the curve right).
-                for shrink in _BLOOM_SHRINK:
-                    p = p_max * shrink
-                    if p <= 1e-12:
-                        continue
-                    m, _ = bloom_geometry(keys, p)
-                    if (m + 7) // 8 + OVERHEAD_BYTES <= budget_bytes:
-                        options.append((tables, votes, m, p))
-                        break
-            if not options:
-                continue
-            t_arr = np.array([o[0] for o in options], dtype=np.int64)
-            v_arr = np.array([o[1] for o in options], dtype=np.int64)
-            r_bloom_arr = -np.expm1(probes * np.log1p(-np.array([o[3] for o in options])))
-            noise = 1.0 - (1.0 - r_bank) * (1.0 - r_bloom_arr)
-            hit = 1.0 - (1.0 - q[None, :]) * (1.0 - noise[:, None])
-            curves = binom.sf(v_arr[:, None] - 1, t_arr[:, None], hit)
-            at_target = curves[:, target_distance]
-            beyond = curves[:, target_distance + 1 :]
-            overshoot = beyond.mean(axis=1) if beyond.shape[1] else np.zeros(len(options))
-            gaps = np.abs(curves - ideal[None, :]).mean(axis=1)
-            for i, (tables, votes, m, p) in enumerate(options):
-                floor_ok = floor_index < 0 or bool(curves[i, floor_index] >= floor_recall)
-                kept = bool(at_target[i] >= recall_floor)
-                metric = float(overshoot[i] if kept else gaps[i])
-                score = (floor_ok, kept, -round(metric, 5), -tables * probes, -m)
-                if best is None or score > best[0]:
-                    best = (score, Params(tables, k, votes, radius, m, 0, hash_bits), p)
+            for candidate in _candidates(search, k, radius):
+                if best is None or candidate[0] > best[0]:
+                    best = candidate
     if best is None:
         raise CalibrationError(
             f"no parameters fit a bank of {bank_size} hashes within {budget_bytes} bytes, "
@@ -489,13 +584,7 @@ def calibrate(
             "raise --max-size-mb or the false-match budget"
         )
     _, chosen, p = best
-    probes = chosen.probes_per_table
-    r_bank = -math.expm1(bank_size * math.log1p(-probes * 2.0**-chosen.bits))
-    m, h = _fit_bloom(
-        n_rounded * chosen.tables, p, chosen.tables, chosen.min_votes, probes, r_bank, per_variant
-    )
-    chosen = Params(chosen.tables, chosen.bits, chosen.min_votes, chosen.probe_radius, m, h, hash_bits)
-    return predict(chosen, bank_size, target_distance=target_distance)
+    return _finish(search, chosen, p)
 
 
 def _fit_bloom(

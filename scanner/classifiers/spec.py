@@ -150,12 +150,8 @@ def _labels(value: Any, key: str, where: str, *, limit: int = MAX_LABELS) -> lis
     return list(value)
 
 
-def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> ClassifierSpec:
-    """Parse and validate sidecar JSON text (see the module docstring for the schema).
-
-    Raises:
-        ClassifierError: one message naming ``where`` and the first problem found.
-    """
+def _load_object(text: str | bytes, where: str) -> dict[str, Any]:
+    """The sidecar's JSON object: bounded in size, no duplicate keys, NaN or infinities, no unknown keys."""
     if len(text) > MAX_SIDECAR_BYTES:
         raise ClassifierError(f"{where}: sidecar larger than {MAX_SIDECAR_BYTES} bytes")
     try:
@@ -168,16 +164,32 @@ def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> 
     if unknown:
         shown = ", ".join(repr(k[:40]) for k in unknown[:5])
         raise ClassifierError(f"{where}: unknown key(s) {shown}; known: {', '.join(sorted(_KEYS))}")
+    return raw
+
+
+def _model_name(raw: dict[str, Any], where: str) -> str:
+    """The required ``name``: 1-64 characters of ``[A-Za-z0-9._-]``."""
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ClassifierError(f"{where}: 'name' must be 1-64 characters of letters, digits, '.', '_' or '-'")
-    kind = _choice(raw, "kind", "", ("detector", "classifier"), where)
+    return name
+
+
+def _input_size(raw: dict[str, Any], where: str) -> tuple[int, int]:
+    """The required ``input_size`` as (height, width), one integer meaning a square; sides 8..2048."""
     size = raw.get("input_size")
     if isinstance(size, int) and not isinstance(size, bool):
         size = [size, size]
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 2048 for v in size)):
         raise ClassifierError(f"{where}: 'input_size' must be [height, width] with sides of 8..2048 pixels")
+    return int(size[0]), int(size[1])
+
+
+def _pixel_transform(
+    raw: dict[str, Any], where: str
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(offset, channel_scale) from either ``mean``/``std`` or ``range`` (default ``[0, 1]``)."""
     if "range" in raw and ("mean" in raw or "std" in raw):
         raise ClassifierError(f"{where}: give either 'range' or 'mean'/'std', not both")
     if "mean" in raw or "std" in raw:
@@ -186,42 +198,74 @@ def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> 
         if any(abs(s) < 1e-6 for s in std):
             raise ClassifierError(f"{where}: 'std' must not contain zero")
         scale = (1 / (255 * std[0]), 1 / (255 * std[1]), 1 / (255 * std[2]))
-        offset = (-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2])
-    else:
-        rng = raw.get("range", [0, 1])
-        if (not isinstance(rng, list) or len(rng) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-                           and abs(v) <= 1e6 for v in rng) or rng[0] == rng[1]):
-            raise ClassifierError(f"{where}: 'range' must be [low, high], two different numbers")
-        lo, hi = float(rng[0]), float(rng[1])
-        scale = ((hi - lo) / 255, (hi - lo) / 255, (hi - lo) / 255)
-        offset = (lo, lo, lo)
+        return (-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2]), scale
+    rng = raw.get("range", [0, 1])
+    if (not isinstance(rng, list) or len(rng) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                       and abs(v) <= 1e6 for v in rng) or rng[0] == rng[1]):
+        raise ClassifierError(f"{where}: 'range' must be [low, high], two different numbers")
+    lo, hi = float(rng[0]), float(rng[1])
+    return (lo, lo, lo), ((hi - lo) / 255, (hi - lo) / 255, (hi - lo) / 255)
+
+
+def _label_sets(raw: dict[str, Any], where: str) -> tuple[list[str], list[str]]:
+    """The required ``labels`` and ``sensitive_labels``, the second a subset of the first."""
     labels = _labels(raw.get("labels"), "labels", where)
     sensitive = _labels(raw.get("sensitive_labels"), "sensitive_labels", where)
     missing = [s for s in sensitive if s not in labels]
     if missing:
         raise ClassifierError(f"{where}: 'sensitive_labels' not in 'labels': {', '.join(missing[:5])}")
-    pad = raw.get("pad_value", 0)
-    if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad <= 255:
-        raise ClassifierError(f"{where}: 'pad_value' must be an integer 0..255")
-    max_det = raw.get("max_detections", 100)
-    if isinstance(max_det, bool) or not isinstance(max_det, int) or not 1 <= max_det <= 1000:
-        raise ClassifierError(f"{where}: 'max_detections' must be an integer 1..1000")
+    return labels, sensitive
+
+
+def _integer(raw: dict[str, Any], key: str, default: int, lo: int, hi: int, where: str) -> int:
+    """An optional integer key (booleans refused) in ``lo..hi``."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ClassifierError(f"{where}: '{key}' must be an integer {lo}..{hi}")
+    return value
+
+
+def _check_optional_strings(raw: dict[str, Any], where: str) -> None:
+    """``input_name``, ``output_name`` (up to 256 characters) and ``comment`` (2000): strings or null."""
     for key in ("input_name", "output_name", "comment"):
         value = raw.get(key)
         longest = 2000 if key == "comment" else 256
         if value is not None and (not isinstance(value, str) or len(value) > longest):
             raise ClassifierError(f"{where}: '{key}' must be a string (or null)")
+
+
+def _threshold(raw: dict[str, Any], where: str) -> float:
+    """The required ``threshold``, in (0, 1]."""
+    if "threshold" not in raw:
+        raise ClassifierError(f"{where}: 'threshold' is required")
+    return _number(raw, "threshold", math.nan, 0.0, 1.0, where, lo_open=True)
+
+
+def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> ClassifierSpec:
+    """Parse and validate sidecar JSON text (see the module docstring for the schema).
+
+    Raises:
+        ClassifierError: one message naming ``where`` and the first problem found.
+    """
+    raw = _load_object(text, where)
+    name = _model_name(raw, where)
+    kind = _choice(raw, "kind", "", ("detector", "classifier"), where)
+    input_size = _input_size(raw, where)
+    offset, scale = _pixel_transform(raw, where)
+    labels, sensitive = _label_sets(raw, where)
+    pad = _integer(raw, "pad_value", 0, 0, 255, where)
+    max_det = _integer(raw, "max_detections", 100, 1, 1000, where)
+    _check_optional_strings(raw, where)
     return ClassifierSpec(
         name=name,
         kind=kind,
-        input_size=(int(size[0]), int(size[1])),
+        input_size=input_size,
         offset=offset,
         channel_scale=scale,
         labels=tuple(labels),
         sensitive_labels=frozenset(sensitive),
-        threshold=_number(raw, "threshold", math.nan, 0.0, 1.0, where, lo_open=True)
-        if "threshold" in raw else _missing(where, "threshold"),
+        threshold=_threshold(raw, where),
         layout=_choice(raw, "layout", "NCHW", ("NCHW", "NHWC"), where),
         channels=_choice(raw, "channels", "RGB", ("RGB", "BGR"), where),
         resize=_choice(raw, "resize", "letterbox", ("letterbox", "stretch"), where),
@@ -233,10 +277,6 @@ def parse_classifier_sidecar(text: str | bytes, *, where: str = "<sidecar>") -> 
         input_name=raw.get("input_name"),
         output_name=raw.get("output_name"),
     )
-
-
-def _missing(where: str, key: str) -> float:
-    raise ClassifierError(f"{where}: '{key}' is required")
 
 
 def load_classifier_sidecar(path: str | os.PathLike[str]) -> ClassifierSpec:

@@ -211,6 +211,70 @@ def _parallel_body(
             region.close()
 
 
+def _bloom_body(
+    packed: np.ndarray,
+    positions: np.ndarray,
+    salt: bytes,
+    params: Params,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+    pad_to: int,
+    decoy_seed: bytes,
+    oprf_key: OprfKey | None,
+) -> bytes:
+    """The Bloom body: split across forked workers for large banks, in this process otherwise; reports
+    (keys done, keys total) to ``progress``."""
+    total = packed.shape[0] * params.tables
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers > 1 and total >= _PARALLEL_MIN_KEYS and "fork" in multiprocessing.get_all_start_methods():
+        return _parallel_body(
+            packed, positions, salt, params, min(workers, params.tables), progress, pad_to, decoy_seed,
+            oprf_key,
+        )
+    writer = BloomWriter(params.bloom_bits, params.bloom_hashes)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    _fill(
+        writer, packed, positions, _digester(salt, params.tables, oprf_key), range(params.tables), tick,
+        pad_to, decoy_seed,
+    )
+    return writer.body()
+
+
+def _signed_file(
+    body: bytes,
+    *,
+    params: Params,
+    key: AuthorityKey,
+    version: int,
+    created: int,
+    expires: int,
+    algorithm: str,
+    entry_count: int,
+    seed: bytes,
+    salt: bytes,
+    oprf_key: OprfKey | None,
+) -> bytes:
+    """Header, ``body`` and the authority's signature over the header, as one snapshot file."""
+    header = Header(
+        snapshot_version=version, created=created, expires=expires, algorithm=algorithm,
+        hash_bits=params.hash_bits, tables=params.tables, bits=params.bits, min_votes=params.min_votes,
+        probe_radius=params.probe_radius, bloom_bits=params.bloom_bits, bloom_hashes=params.bloom_hashes,
+        entry_count=entry_count, key_id=key.key_id, seed=seed, salt=salt,
+        body_length=len(body), body_sha256=hashlib.sha256(body).digest(),
+        oprf_public_key=oprf_key.public_key if oprf_key is not None else b"",
+    ).pack()
+    signature = key.sign(SIGNING_CONTEXT + header)
+    return header + body + signature
+
+
 def build_snapshot(
     hashes: Sequence[bytes] | np.ndarray,
     *,
@@ -255,50 +319,10 @@ def build_snapshot(
     salt = os.urandom(32) if salt is None else salt
     packed = pack_bank_hashes(hashes, params.hash_bits)
     positions = table_positions(seed, params.tables, params.bits, params.hash_bits)
-    total = packed.shape[0] * params.tables
     pad_to = rounded_entry_count(packed.shape[0]) if pad else 0
     _refuse_saturating_padding(params, pad_to)
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    if workers > 1 and total >= _PARALLEL_MIN_KEYS and "fork" in multiprocessing.get_all_start_methods():
-        body = _parallel_body(
-            packed, positions, salt, params, min(workers, params.tables), progress, pad_to, decoy_seed,
-            oprf_key,
-        )
-    else:
-        writer = BloomWriter(params.bloom_bits, params.bloom_hashes)
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, total)
-
-        _fill(
-            writer, packed, positions, _digester(salt, params.tables, oprf_key), range(params.tables), tick,
-            pad_to, decoy_seed,
-        )
-        body = writer.body()
-    header = Header(
-        snapshot_version=version,
-        created=created,
-        expires=expires,
-        algorithm=algorithm,
-        hash_bits=params.hash_bits,
-        tables=params.tables,
-        bits=params.bits,
-        min_votes=params.min_votes,
-        probe_radius=params.probe_radius,
-        bloom_bits=params.bloom_bits,
-        bloom_hashes=params.bloom_hashes,
-        entry_count=rounded_entry_count(packed.shape[0]),
-        key_id=key.key_id,
-        seed=seed,
-        salt=salt,
-        body_length=len(body),
-        body_sha256=hashlib.sha256(body).digest(),
-        oprf_public_key=oprf_key.public_key if oprf_key is not None else b"",
-    ).pack()
-    signature = key.sign(SIGNING_CONTEXT + header)
-    return header + body + signature
+    body = _bloom_body(packed, positions, salt, params, workers, progress, pad_to, decoy_seed, oprf_key)
+    return _signed_file(
+        body, params=params, key=key, version=version, created=created, expires=expires, algorithm=algorithm,
+        entry_count=rounded_entry_count(packed.shape[0]), seed=seed, salt=salt, oprf_key=oprf_key,
+    )
