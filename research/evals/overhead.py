@@ -147,16 +147,18 @@ def _bank(cfg: OverheadConfig, seed: int) -> np.ndarray:
 
 
 def _signed_snapshot(bank: np.ndarray, authority: Any, seed: int) -> tuple[bytes, Any, float]:
-    """The signed snapshot of ``bank``, its parameters and the seconds building it took."""
-    from scanner.calibration import calibrate_padded
-    from scanner.snapshot import build_snapshot
+    """The signed snapshot of ``bank`` (through the authority workflow's calibrate and sign steps), its
+    parameters and the seconds building it took."""
+    from scanner.snapshot.workflow import BuildSeeds, SnapshotPlan, build_signed, calibrate_for, privacy_cost
 
+    hashes = [bytes(row) for row in bank]
+    seeds = BuildSeeds(seed=_key(seed, "lsh"), salt=_key(seed, "salt"), decoy_seed=_key(seed, "decoys"))
+    plan = SnapshotPlan(version=1, valid_days=1.0, seeds=seeds)
     t = time.perf_counter()
-    params = calibrate_padded(max(1, len(bank))).params
-    now = int(time.time())
-    snap = build_snapshot(bank, params=params, key=authority, version=1, created=now, expires=now + 86400,
-                          seed=_key(seed, "lsh"), salt=_key(seed, "salt"))
-    return snap, params, time.perf_counter() - t
+    sizing = calibrate_for(hashes, plan)
+    snap = build_signed(hashes, sizing, authority, plan, now=int(time.time()),
+                        privacy=privacy_cost(sizing.params, plan))
+    return snap.data, sizing.params, time.perf_counter() - t
 
 
 async def _fetch_snapshot(bob: RelayConnection, authority_public: bytes, params: Any,
