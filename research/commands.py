@@ -23,6 +23,7 @@ from scanner.hashers.spec import PDQ
 if TYPE_CHECKING:
     from research.command_registry import CommandRegistry, Handler
     from research.results import Results
+    from research.stats import AccountOptions
 
 __all__ = ["register"]
 
@@ -186,14 +187,8 @@ def _cmd_fpr_stream(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         connect_timeout=args.connect_timeout,
         task_timeout=args.task_timeout,
-        configured_threshold=_configured_threshold(args),
+        account=_account_options(args),
     )
-    if args.images_per_year:
-        cfg.images_per_year = args.images_per_year
-    if args.account_threshold:
-        cfg.account_thresholds = args.account_threshold
-    if args.accounts:
-        cfg.accounts = args.accounts
     try:
         results = run_stream(cfg, seed=args.seed)
     except EngineError as exc:
@@ -219,15 +214,23 @@ def _cmd_fpr(args: argparse.Namespace) -> int:
         keep_cross_duplicates=not args.exclude_cross_duplicates,
         snapshot=not args.no_snapshot,
         quiet=args.quiet,
+        account=_account_options(args),
     )
-    if args.images_per_year:
-        cfg.images_per_year = args.images_per_year
-    if args.account_threshold:
-        cfg.account_thresholds = args.account_threshold
-    if args.accounts:
-        cfg.accounts = args.accounts
-    cfg.configured_threshold = _configured_threshold(args)
     return _finish(args, run(cfg, seed=args.seed))
+
+
+def _account_options(args: argparse.Namespace) -> AccountOptions:
+    """``research fpr``'s account-arithmetic flags (each unset one keeps its default)."""
+    from research.stats import AccountOptions
+
+    opts = AccountOptions(configured_threshold=_configured_threshold(args))
+    if args.images_per_year:
+        opts.images_per_year = args.images_per_year
+    if args.account_threshold:
+        opts.thresholds = args.account_threshold
+    if args.accounts:
+        opts.accounts = args.accounts
+    return opts
 
 
 def _configured_threshold(args: argparse.Namespace) -> int | None:

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
@@ -153,6 +153,24 @@ class AccountRow:
     prob_flagged_upper: float
     expected_flagged_accounts: float
     expected_flagged_accounts_upper: float
+
+
+@dataclass
+class AccountOptions:
+    """The account arithmetic's settings (``research fpr --images-per-year``, ``--account-threshold``,
+    ``--accounts``)."""
+
+    images_per_year: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
+    thresholds: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 30])
+    accounts: int = 1_000_000_000
+    configured_threshold: int | None = None
+    """The client's ``report-threshold`` (``--profile`` or ``--report-threshold``): always in the table."""
+
+    def table(self, p: float, p_upper: float) -> list[AccountRow]:
+        """:func:`account_table` over these settings (the configured threshold added to the thresholds)."""
+        extra = {self.configured_threshold} if self.configured_threshold else set()
+        return account_table(p, p_upper, images_per_year=self.images_per_year,
+                             thresholds=sorted(set(self.thresholds) | extra), accounts=self.accounts)
 
 
 def account_table(

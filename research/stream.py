@@ -72,11 +72,7 @@ class StreamConfig:
     quiet: bool = True
     task_timeout: float = 3600.0
     connect_timeout: float = 60.0
-    images_per_year: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
-    account_thresholds: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 30])
-    accounts: int = 1_000_000_000
-    configured_threshold: int | None = None
-    """The client's report-threshold (``--report-threshold`` or the profile's): added to the account table."""
+    account: stats.AccountOptions = field(default_factory=stats.AccountOptions)
 
 
 @dataclass(frozen=True)

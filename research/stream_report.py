@@ -472,9 +472,7 @@ def _measure(
         base, basis = r_dih, "snapshot verdict, dihedral on"
     else:
         base, basis = stats.rate(int(np.cumsum(t.hist_dih)[thr]), n), f"raw distance <= {thr}, dihedral"
-    extra = {cfg.configured_threshold} if cfg.configured_threshold else set()
-    acct = stats.account_table(base.p, base.wilson_high, images_per_year=cfg.images_per_year,
-                               thresholds=sorted(set(cfg.account_thresholds) | extra), accounts=cfg.accounts)
+    acct = cfg.account.table(base.p, base.wilson_high)
     return _AlgoFigures(algo, bank, meta, t, min_votes, rates, pairs_hist, acct, base, basis,
                         _false_matches(plan, store, algo, meta["paths"], t, min_votes), _families(plan, t),
                         _sources(t), _snapshot_out(snap, t, n, min_votes))
@@ -622,7 +620,7 @@ def _section(cfg: StreamConfig, plan: Plan, f: _AlgoFigures, figures: dict[str, 
     )
     sec.tables.extend(_rate_tables(f, figures))
     sec.tables.extend(_breakdown_tables(f, figures))
-    sec.tables.append(account_table(f.algo, f.base, f.basis, f.accounts, cfg.accounts))
+    sec.tables.append(account_table(f.algo, f.base, f.basis, f.accounts, cfg.account.accounts))
     sec.plots.extend(_plots(f))
     sec.galleries.append(_gallery(plan, f))
     return sec

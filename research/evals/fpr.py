@@ -67,11 +67,7 @@ class FprConfig:
     decode: str = "fast"
     keep_cross_duplicates: bool = True
     snapshot: bool = True
-    images_per_year: list[int] = field(default_factory=lambda: [1_000, 10_000, 100_000])
-    account_thresholds: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 30])
-    accounts: int = 1_000_000_000
-    configured_threshold: int | None = None
-    """The client's ``report-threshold`` (``--profile`` or ``--report-threshold``): always in the table."""
+    account: stats.AccountOptions = field(default_factory=stats.AccountOptions)
     max_gallery: int = 40
     quiet: bool = True
 
@@ -297,16 +293,7 @@ def _accounts(cfg: FprConfig, dist: _Distances, snap: _Snapshot) -> _Accounts:
         base, basis = snap.rate_dihedral, "snapshot verdict, dihedral on"
     else:
         base, basis = stats.rate(int((dist.d_dih <= thr).sum()), dist.n), f"raw distance <= {thr}, dihedral"
-    thresholds = sorted(set(cfg.account_thresholds) | (
-        {cfg.configured_threshold} if cfg.configured_threshold else set()))
-    rows = stats.account_table(
-        base.p,
-        base.wilson_high,
-        images_per_year=cfg.images_per_year,
-        thresholds=thresholds,
-        accounts=cfg.accounts,
-    )
-    return _Accounts(base, basis, rows)
+    return _Accounts(base, basis, cfg.account.table(base.p, base.wilson_high))
 
 
 def _measure_algo(cfg: FprConfig, algo: str, bank: HashSet, ben: HashSet, seed: int,
@@ -371,7 +358,7 @@ def _algo_data(cfg: FprConfig, r: _AlgoRun) -> dict[str, Any]:
             "p": r.accounts.base.p,
             "p_upper": r.accounts.base.wilson_high,
             "rows": r.accounts.rows,
-            "configured_threshold": cfg.configured_threshold,
+            "configured_threshold": cfg.account.configured_threshold,
             "assumptions": list(stats.ACCOUNT_ASSUMPTIONS),
         },
     }
@@ -386,8 +373,9 @@ def _algo_summary(cfg: FprConfig, r: _AlgoRun) -> list[str]:
     if r.snap.rate_dihedral is not None:
         line += f"; snapshot verdict {r.snap.rate_dihedral.fmt()}"
     lines = [line, readable.account_note(r.algo, acct.basis, acct.base, acct.rows)]
-    if cfg.configured_threshold:  # the client's report-threshold, at the least busy account of the table
-        row = min((a for a in acct.rows if a.threshold == cfg.configured_threshold),
+    configured = cfg.account.configured_threshold
+    if configured:  # the client's report-threshold, at the least busy account of the table
+        row = min((a for a in acct.rows if a.threshold == configured),
                   key=lambda a: a.images_per_year)
         lines.append(
             f"{r.algo} at the configured report-threshold t={row.threshold}: an innocent account sending "
@@ -503,7 +491,7 @@ def _algo_section(cfg: FprConfig, inputs: _Inputs, r: _AlgoRun) -> Section:
         sec.text.append("Innocent accounts: " + readable.account_note(r.algo, acct.basis, acct.base,
                                                                        acct.rows) + ".")
     else:
-        sec.tables.append(account_table(r.algo, acct.base, acct.basis, acct.rows, cfg.accounts))
+        sec.tables.append(account_table(r.algo, acct.base, acct.basis, acct.rows, cfg.account.accounts))
     sec.plots.extend(_algo_plots(r))
     sec.galleries.append(_algo_gallery(cfg, r))
     return sec

@@ -112,8 +112,8 @@ def test_robustness_help_states_the_real_default(capsys: pytest.CaptureFixture[s
     from research.evals.fpr import FprConfig
 
     cfg = FprConfig(bank="b", benign="n", out="o")
-    assert f"default {', '.join(map(str, cfg.images_per_year))})" in fpr_help
-    assert f"default {', '.join(map(str, cfg.account_thresholds))})" in fpr_help
+    assert f"default {', '.join(map(str, cfg.account.images_per_year))})" in fpr_help
+    assert f"default {', '.join(map(str, cfg.account.thresholds))})" in fpr_help
     from research.evals import robustness
 
     assert "cfg.algos or [\"pdq\", \"phash\", \"dhash\", \"ahash\"]" in Path(robustness.__file__).read_text()
