@@ -223,14 +223,10 @@ def _account_options(args: argparse.Namespace) -> AccountOptions:
     """``research fpr``'s account-arithmetic flags (each unset one keeps its default)."""
     from research.stats import AccountOptions
 
-    opts = AccountOptions(configured_threshold=_configured_threshold(args))
-    if args.images_per_year:
-        opts.images_per_year = args.images_per_year
-    if args.account_threshold:
-        opts.thresholds = args.account_threshold
-    if args.accounts:
-        opts.accounts = args.accounts
-    return opts
+    given = {"images_per_year": args.images_per_year, "thresholds": args.account_threshold,
+             "accounts": args.accounts}
+    return AccountOptions(configured_threshold=_configured_threshold(args),
+                          **{k: v for k, v in given.items() if v is not None})
 
 
 def _configured_threshold(args: argparse.Namespace) -> int | None:

@@ -166,11 +166,27 @@ class AccountOptions:
     configured_threshold: int | None = None
     """The client's ``report-threshold`` (``--profile`` or ``--report-threshold``): always in the table."""
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would print a meaningless table (ValueError, one line for the CLI)."""
+        _check_counts("--images-per-year", self.images_per_year, 1, 10**9)
+        _check_counts("--account-threshold", self.thresholds, 1, 10**4)
+        _check_counts("--accounts", [self.accounts], 1, 10**12)
+        if self.configured_threshold is not None:
+            _check_counts("the report-threshold", [self.configured_threshold], 1, 10**4)
+
     def table(self, p: float, p_upper: float) -> list[AccountRow]:
         """:func:`account_table` over these settings (the configured threshold added to the thresholds)."""
         extra = {self.configured_threshold} if self.configured_threshold else set()
         return account_table(p, p_upper, images_per_year=self.images_per_year,
                              thresholds=sorted(set(self.thresholds) | extra), accounts=self.accounts)
+
+
+def _check_counts(flag: str, values: list[int], low: int, high: int) -> None:
+    if not values or len(values) > 100:
+        raise ValueError(f"{flag}: give 1 to 100 values")
+    bad = [v for v in values if not low <= v <= high]
+    if bad:
+        raise ValueError(f"{flag} must be between {low:,} and {high:,}, got {bad[0]}")
 
 
 def account_table(

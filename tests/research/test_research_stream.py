@@ -288,3 +288,18 @@ def test_batch_votes_equal_the_matcher_one_by_one(tmp_path: Path) -> None:
     assert [int(v) for v in plain[:5]] == [
         inner.match(HashResult("pdq", 256, bytes(q), 100)).votes for q in queries[:5]
     ]
+
+
+@pytest.mark.parametrize("flags", [["--account-threshold", "-1"], ["--images-per-year", "0"],
+                                   ["--accounts", "-3"]])
+@pytest.mark.parametrize("mode", [["--stream"], []])
+def test_nonsense_account_settings_are_one_clear_error(
+    tmp_path: Path, bank_dir: Path, benign_dir: Path, capsys: pytest.CaptureFixture[str],
+    flags: list[str], mode: list[str],
+) -> None:
+    out = tmp_path / "o"
+    code = main(["research", "fpr", "--bank", str(bank_dir), "--benign", str(benign_dir), "--out", str(out),
+                 "--quiet", *mode, *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and flags[0] in err[0] and "Traceback" not in err[0]
+    assert not (out / "results.json").exists()  # refused before any work
