@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from research.evals.common import environment
+from research.evals.common import run_meta
 from research.results import Results, Section, Table
 from scanner.hashers.spec import PDQ
 
@@ -255,7 +255,7 @@ def run(cfg: AuthorityViewConfig, seed: int = 0) -> Results:
         "envelope_sizes": sizes,
         "learned_fields": LEARNED,
     }
-    meta = {"seed": seed, "timings": {"total_s": time.perf_counter() - t0}, **environment()}
+    meta = run_meta(seed, t0)
     sections = [_per_item_section(items, decisions, kinds), _linked_section(links),
                 _relay_section(sizes, len(refused))]
     return Results(

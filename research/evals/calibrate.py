@@ -36,7 +36,7 @@ import numpy as np
 
 from research import stats
 from research.corpus import AlgoInfo, ImageEntry, algo_info, get_cached_hasher, list_images
-from research.evals.common import environment, file_digest, near_duplicate_clusters
+from research.evals.common import file_digest, near_duplicate_clusters, run_meta
 from research.results import Plot, Results, Section, Series, Table
 from scanner.hashers.spec import PDQ
 
@@ -608,12 +608,7 @@ def run(cfg: CalibrateConfig, seed: int = 0) -> Results:
         data["algos"][algo] = out
         sections.append(_algo_section(algo, out, rules, mt, transforms, target_pct))
         summary.append(_algo_summary(algo, out, rules, target_pct))
-    meta = {
-        "seed": seed,
-        "algos": cfg.algos,
-        "timings": {"total_s": time.perf_counter() - t0},
-        **environment(),
-    }
+    meta = run_meta(seed, t0, algos=cfg.algos)
     return Results(
         "calibrate",
         "pocketscan research calibrate: thresholds on a calibration split, measured on a test split",

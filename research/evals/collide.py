@@ -21,7 +21,7 @@ import numpy as np
 
 from research import stats
 from research.corpus import algo_info, get_cached_hasher
-from research.evals.common import environment
+from research.evals.common import run_meta
 from research.render import match_word
 from research.results import Gallery, GalleryItem, Results, Section, Table
 
@@ -211,13 +211,7 @@ def run(cfg: CollideConfig, seed: int = 0) -> Results:
         data["algos"][algo] = _collide_data(collisions)
         summary.extend(_summary_lines(algo, collisions))
         sections.append(_section(algo, collisions))
-    meta = {
-        "seed": seed,
-        "algos": cfg.algos,
-        "decode": cfg.decode,
-        "timings": {"total_s": time.perf_counter() - t0},
-        **environment(),
-    }
+    meta = run_meta(seed, t0, algos=cfg.algos, decode=cfg.decode)
     return Results(
         "collide",
         "pocketscan research attacks collide: false-positive injection",

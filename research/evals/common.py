@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -136,3 +137,9 @@ def environment() -> dict[str, Any]:
         "ThreatExchange C++ via the pdqhash bindings)",
         "decoder": f"Pillow {PIL.__version__}",
     }
+
+
+def run_meta(seed: int, started: float, **fields: Any) -> dict[str, Any]:
+    """An evaluation's ``meta``: its seed, its own ``fields``, the seconds since ``started``
+    (``time.perf_counter()``) and the :func:`environment`, in that order."""
+    return {"seed": seed, **fields, "timings": {"total_s": time.perf_counter() - started}, **environment()}

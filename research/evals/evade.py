@@ -24,7 +24,7 @@ import numpy as np
 
 from research import stats
 from research.corpus import algo_info, get_cached_hasher, hash_corpus, list_bank
-from research.evals.common import environment, percentiles
+from research.evals.common import percentiles, run_meta
 from research.render import match_word
 from research.results import Gallery, GalleryItem, Plot, Results, Section, Series, Table
 
@@ -491,14 +491,7 @@ def run(cfg: EvadeConfig, seed: int = 0) -> Results:
         "algos": {ev.algo: _algo_data(ev) for ev in outcomes},
     }
     sections = [_overview_section(outcomes), *(_algo_section(ev) for ev in outcomes)]
-    meta = {
-        "seed": seed,
-        "algos": algos,
-        "decode": cfg.decode,
-        "workers": cfg.workers,
-        "timings": {"total_s": time.perf_counter() - t0},
-        **environment(),
-    }
+    meta = run_meta(seed, t0, algos=algos, decode=cfg.decode, workers=cfg.workers)
     return Results(
         "evade",
         "pocketscan research attacks evade: removing matches imperceptibly",

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from research.corpus import list_images
-from research.evals.common import environment
+from research.evals.common import run_meta
 from research.results import Plot, Results, Section, Series, Table
 
 if TYPE_CHECKING:
@@ -423,8 +423,7 @@ def run(cfg: OverheadConfig, seed: int = 0) -> Results:
         "metadata_log": session.metadata_log,
         "accounts": {"alice": session.alice, "bob": session.bob},
     }
-    meta = {"seed": seed, "bank_size": cfg.bank_size, "timings": {"total_s": time.perf_counter() - t0},
-            **environment()}
+    meta = run_meta(seed, t0, bank_size=cfg.bank_size)
     sections = [_cost_section(stages, by_image, rows), _snapshot_section(cfg, snap, session.metadata_log)]
     return Results("overhead", "pocketscan research overhead: the cost of scanning per image",
                    _summary(cfg, stages, len(by_image), snap), data, sections, meta)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from research.evals.common import environment
+from research.evals.common import run_meta
 from research.results import Plot, Results, Section, Series, Table
 
 __all__ = ["CONTENT_FIELDS", "RelayView", "RelayViewConfig", "analyse", "read_log", "run"]
@@ -389,7 +389,7 @@ def run(cfg: RelayViewConfig, seed: int = 0) -> Results:
     t0 = time.perf_counter()
     path = Path(cfg.log)
     view = analyse(*read_log(path))
-    meta = {"seed": seed, "timings": {"total_s": time.perf_counter() - t0}, **environment()}
+    meta = run_meta(seed, t0)
     return Results(
         "relay-view",
         "pocketscan research relay-view: what the relay operator sees",

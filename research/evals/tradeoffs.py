@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from research import stats
-from research.evals.common import environment
+from research.evals.common import run_meta
 from research.results import Plot, Results, Section, Series, Table
 from scanner.hashers.spec import PDQ
 
@@ -386,12 +386,7 @@ def run(cfg: TradeoffsConfig, seed: int = 0) -> Results:
         sections.append(psec)
         data["privacy"] = pdata
         summary.append(pline)
-    meta = {
-        "seed": seed,
-        "algos": cfg.algos,
-        "timings": {"total_s": time.perf_counter() - t0},
-        **environment(),
-    }
+    meta = run_meta(seed, t0, algos=cfg.algos)
     return Results(
         "tradeoffs",
         "pocketscan research tradeoffs: snapshot size, recall, false matches",
